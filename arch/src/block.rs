@@ -102,10 +102,7 @@ impl FromStr for BlockPattern {
                 "3" => kernels.push(3),
                 "" => return Err(syntax()),
                 other => {
-                    return Err(ParseBlockError::Kernel {
-                        pattern: s.to_string(),
-                        kernel: other.to_string(),
-                    });
+                    return Err(ParseBlockError::Kernel { pattern: s.to_string(), kernel: other.to_string() });
                 }
             }
         }

@@ -28,13 +28,7 @@ pub enum ConfigError {
     #[error(
         "depth {depth} does not divide into whole {block} blocks (depth = 3 * N * {l} + 4); nearest valid depths: {below}, {above}"
     )]
-    Depth {
-        depth: usize,
-        block: BlockPattern,
-        l: usize,
-        below: String,
-        above: usize,
-    },
+    Depth { depth: usize, block: BlockPattern, l: usize, below: String, above: usize },
     #[error("in_channels = {0} and num_classes = {1} must both be at least 1")]
     Io(usize, usize),
 }

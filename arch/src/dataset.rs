@@ -72,10 +72,7 @@ impl FromStr for Dataset {
     type Err = ParseDatasetError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Dataset::ALL
-            .into_iter()
-            .find(|d| d.name() == s)
-            .ok_or_else(|| ParseDatasetError(s.to_string()))
+        Dataset::ALL.into_iter().find(|d| d.name() == s).ok_or_else(|| ParseDatasetError(s.to_string()))
     }
 }
 

@@ -20,7 +20,7 @@ mod dataset;
 mod plan;
 
 pub use block::{BlockPattern, ParseBlockError};
-pub use config::{ConfigError, WrnConfig};
+pub use config::{ConfigError, MAX_BLOCKS_PER_GROUP, MAX_WIDTH, WrnConfig};
 pub use dataset::{Dataset, ParseDatasetError};
 pub use plan::{BlockPlan, ConvSpec, GroupPlan, HeadSpec, NetworkPlan};
 

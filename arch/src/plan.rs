@@ -140,8 +140,7 @@ impl NetworkPlan {
 
     /// Every convolution, stem and shortcuts included.
     pub fn convs(&self) -> impl Iterator<Item = &ConvSpec> {
-        std::iter::once(&self.stem)
-            .chain(self.blocks().flat_map(|b| b.convs.iter().chain(b.shortcut.iter())))
+        std::iter::once(&self.stem).chain(self.blocks().flat_map(|b| b.convs.iter().chain(b.shortcut.iter())))
     }
 
     /// Trainable parameters: conv weights, BN gamma and beta, shortcut
@@ -263,9 +262,6 @@ mod tests {
     fn greyscale_networks_have_one_input_channel() {
         let cfg = WrnConfig::wrn(16, 4, Dataset::FashionMnist).unwrap();
         assert_eq!(cfg.plan().stem.in_channels, 1);
-        assert_eq!(
-            WrnConfig::wrn_16_4(Dataset::Cifar10).plan().param_count() - cfg.plan().param_count(),
-            2 * 16 * 9
-        );
+        assert_eq!(WrnConfig::wrn_16_4(Dataset::Cifar10).plan().param_count() - cfg.plan().param_count(), 2 * 16 * 9);
     }
 }

@@ -1,0 +1,4 @@
+pub mod bench;
+pub mod plan;
+pub mod serve;
+pub mod sweeps;

@@ -1,0 +1,193 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use tokio_stream::StreamExt;
+use widesweep_coordinator::service::DEFAULT_MAX_ATTEMPTS;
+use widesweep_proto::v1 as pb;
+
+use super::plan::read_spec;
+use crate::connection::{CoordinatorArgs, explain};
+
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    /// Sweep spec (TOML).
+    pub spec: PathBuf,
+    #[command(flatten)]
+    pub coordinator: CoordinatorArgs,
+    /// Accept a spec that expands to more than 100,000 jobs.
+    #[arg(long)]
+    pub allow_large: bool,
+    /// Priority relative to other sweeps; higher is leased first.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i32,
+    /// Attempts per job before it is marked failed.
+    #[arg(long, default_value_t = DEFAULT_MAX_ATTEMPTS, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+}
+
+pub async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    // Validate here first: errors then name the file, and nothing is sent.
+    let (text, spec) = read_spec(&args.spec)?;
+    spec.expand(args.allow_large).with_context(|| format!("invalid spec {}", args.spec.display()))?;
+    let url = &args.coordinator.coordinator;
+    let mut clients = args.coordinator.connect()?;
+    let outcome = clients
+        .sweeps
+        .submit_sweep(pb::SubmitSweepRequest {
+            spec_toml: text,
+            allow_large: args.allow_large,
+            priority: args.priority,
+            max_attempts: args.max_attempts,
+        })
+        .await
+        .map_err(|s| explain(s, url))?
+        .into_inner();
+    println!(
+        "sweep {} (id {}): {} new jobs, {} already queued, {} no longer in the spec; {} jobs in all",
+        outcome.name,
+        outcome.sweep_id,
+        outcome.new_cells,
+        outcome.existing_cells,
+        outcome.dropped_cells,
+        outcome.total_cells
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// A sweep's name or id; all sweeps when left out.
+    pub sweep: Option<String>,
+    #[command(flatten)]
+    pub coordinator: CoordinatorArgs,
+    /// Follow the sweep's progress until it finishes.
+    #[arg(long, requires = "sweep")]
+    pub watch: bool,
+}
+
+fn format_duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn describe(s: &pb::SweepStatus) -> String {
+    let eta = match s.eta_seconds {
+        Some(eta) if s.pending + s.running > 0 => format!(", ETA {}", format_duration(eta)),
+        _ => String::new(),
+    };
+    format!(
+        "sweep {} (id {}, {}, {}): {} jobs: {} pending, {} running, {} succeeded, {} failed, {} cancelled; epochs {}/{}{}",
+        s.name,
+        s.sweep_id,
+        s.state,
+        s.dataset,
+        s.total,
+        s.pending,
+        s.running,
+        s.succeeded,
+        s.failed,
+        s.cancelled,
+        s.epochs_done,
+        s.epochs_total,
+        eta
+    )
+}
+
+pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let url = &args.coordinator.coordinator;
+    let mut clients = args.coordinator.connect()?;
+    let Some(sweep) = args.sweep else {
+        let sweeps =
+            clients.sweeps.list_sweeps(pb::ListSweepsRequest {}).await.map_err(|s| explain(s, url))?.into_inner();
+        if sweeps.sweeps.is_empty() {
+            println!("no sweeps yet: submit one with `widesweep submit SPEC`");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+            "id",
+            "sweep",
+            "state",
+            "dataset",
+            "jobs",
+            "pending",
+            "running",
+            "succeeded",
+            "failed",
+            "cancelled",
+            "ETA",
+        ]);
+        for s in &sweeps.sweeps {
+            let eta = match s.eta_seconds {
+                Some(eta) if s.pending + s.running > 0 => format_duration(eta),
+                _ => "-".to_string(),
+            };
+            table.add_row(vec![
+                s.sweep_id.to_string(),
+                s.name.clone(),
+                s.state.clone(),
+                s.dataset.clone(),
+                s.total.to_string(),
+                s.pending.to_string(),
+                s.running.to_string(),
+                s.succeeded.to_string(),
+                s.failed.to_string(),
+                s.cancelled.to_string(),
+                eta,
+            ]);
+        }
+        println!("{table}");
+        return Ok(ExitCode::SUCCESS);
+    };
+    if args.watch {
+        let mut stream = clients
+            .sweeps
+            .watch_sweep(pb::WatchSweepRequest { sweep, interval_ms: 1000 })
+            .await
+            .map_err(|s| explain(s, url))?
+            .into_inner();
+        while let Some(update) = stream.next().await {
+            println!("{}", describe(&update.map_err(|s| explain(s, url))?));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let s = clients.sweeps.get_sweep(pb::GetSweepRequest { sweep }).await.map_err(|s| explain(s, url))?.into_inner();
+    println!("{}", describe(&s));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub struct SteerArgs {
+    /// The sweep's name or id.
+    pub sweep: String,
+    #[command(flatten)]
+    pub coordinator: CoordinatorArgs,
+}
+
+pub enum Steer {
+    Cancel,
+    Pause,
+    Resume,
+}
+
+pub async fn steer(args: SteerArgs, action: Steer) -> anyhow::Result<ExitCode> {
+    let url = &args.coordinator.coordinator;
+    let mut clients = args.coordinator.connect()?;
+    let request = pb::SweepRef { sweep: args.sweep };
+    let status = match action {
+        Steer::Cancel => clients.sweeps.cancel_sweep(request).await,
+        Steer::Pause => clients.sweeps.pause_sweep(request).await,
+        Steer::Resume => clients.sweeps.resume_sweep(request).await,
+    }
+    .map_err(|s| explain(s, url))?
+    .into_inner();
+    println!("{}", describe(&status));
+    Ok(ExitCode::SUCCESS)
+}

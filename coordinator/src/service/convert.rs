@@ -1,0 +1,118 @@
+//! Conversions between prost types and the store's domain types. Prost
+//! types stop here.
+
+use tonic::Status;
+use widesweep_proto::v1 as pb;
+
+use super::error::missing;
+use crate::store::{CheckpointRef, EpochMetrics, JobConfig, LeasedJob, SweepSummary};
+
+pub(crate) fn sweep_status(s: &SweepSummary) -> pb::SweepStatus {
+    pb::SweepStatus {
+        sweep_id: s.id,
+        name: s.name.clone(),
+        state: s.state.name().to_string(),
+        priority: s.priority,
+        dataset: s.dataset.clone(),
+        pending: s.counts.pending,
+        running: s.counts.running,
+        succeeded: s.counts.succeeded,
+        failed: s.counts.failed,
+        cancelled: s.counts.cancelled,
+        total: s.counts.total(),
+        epochs_done: s.epochs_done,
+        epochs_total: s.epochs_total,
+        mean_epoch_seconds: s.mean_epoch_seconds.unwrap_or(0.0),
+        eta_seconds: s.eta_seconds(),
+        created_at_ms: s.created_at_ms,
+    }
+}
+
+pub(crate) fn checkpoint_ref(c: &CheckpointRef) -> pb::CheckpointRef {
+    pb::CheckpointRef {
+        checkpoint_id: c.checkpoint_id,
+        job_id: c.job_id,
+        attempt: c.attempt,
+        epoch: c.epoch,
+        size_bytes: c.size_bytes,
+        sha256: c.sha256.clone(),
+    }
+}
+
+fn cell_config(c: &JobConfig) -> pb::CellConfig {
+    let r = &c.recipe;
+    pb::CellConfig {
+        block: c.block.clone(),
+        deepening: c.deepening,
+        blocks_per_group: c.blocks_per_group,
+        depth: c.depth,
+        width: c.width,
+        dropout: c.dropout,
+        dataset: c.dataset.clone(),
+        seed: c.seed,
+        recipe: Some(pb::Recipe {
+            epochs: r.epochs,
+            batch_size: r.batch_size,
+            lr: r.lr,
+            lr_milestones: r.lr_milestones.clone(),
+            lr_gamma: r.lr_gamma,
+            momentum: r.momentum,
+            nesterov: r.nesterov,
+            weight_decay: r.weight_decay,
+            train_subset: r.train_subset,
+            checkpoint_every: r.checkpoint_every,
+            reset_momentum_on_drop: r.reset_momentum_on_drop,
+        }),
+    }
+}
+
+pub(crate) fn leased_job(job: &LeasedJob) -> pb::Job {
+    pb::Job {
+        job_id: job.job_id,
+        attempt: job.attempt,
+        max_attempts: job.max_attempts,
+        sweep_name: job.sweep_name.clone(),
+        cell_hash: job.cell_hash.clone(),
+        config: Some(cell_config(&job.config)),
+        lease_expires_at_ms: job.lease_expires_at_ms,
+        checkpoint: job.checkpoint.as_ref().map(checkpoint_ref),
+    }
+}
+
+/// Checks the ranges a worker could get wrong; a bad report changes nothing.
+pub(crate) fn epoch_metrics(m: Option<pb::EpochMetrics>, field: &str) -> Result<EpochMetrics, Status> {
+    let m = m.ok_or_else(|| missing(field))?;
+    if m.epoch == 0 {
+        return Err(Status::invalid_argument(format!("{field}.epoch is 0: epochs count from 1")));
+    }
+    for (name, value) in [("train_error", m.train_error), ("test_error", m.test_error)] {
+        if !(0.0..=1.0).contains(&value) {
+            return Err(Status::invalid_argument(format!(
+                "{field}.{name} = {value} is out of range: errors are fractions in [0, 1]"
+            )));
+        }
+    }
+    for (name, value) in [
+        ("train_loss", m.train_loss),
+        ("test_loss", m.test_loss),
+        ("lr", m.lr),
+        ("epoch_seconds", m.epoch_seconds),
+        ("images_per_second", m.images_per_second),
+    ] {
+        if !value.is_finite() || value < 0.0 {
+            return Err(Status::invalid_argument(format!(
+                "{field}.{name} = {value} is invalid: use a finite value >= 0"
+            )));
+        }
+    }
+    Ok(EpochMetrics {
+        epoch: m.epoch,
+        train_loss: m.train_loss,
+        train_error: m.train_error,
+        test_loss: m.test_loss,
+        test_error: m.test_error,
+        lr: m.lr,
+        epoch_seconds: m.epoch_seconds,
+        images_per_second: m.images_per_second,
+    })
+}

@@ -1,0 +1,127 @@
+//! The coordinator's gRPC server: `SweepService` for users, `WorkerService`
+//! for worker slots, both behind the bearer-token check, plus the reaper
+//! that returns expired leases to the queue.
+//!
+//! [`serve`] takes its listener and its shutdown future as arguments: the
+//! binary passes a bound address and Ctrl-C, tests pass port 0 and their
+//! own signal.
+
+mod artifacts;
+mod auth;
+mod convert;
+mod error;
+mod sweeps;
+mod workers;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+use widesweep_proto::client::MAX_MESSAGE_BYTES;
+use widesweep_proto::v1::sweep_service_server::SweepServiceServer;
+use widesweep_proto::v1::worker_service_server::WorkerServiceServer;
+
+pub use artifacts::{ArtifactError, ArtifactStore};
+pub use auth::RequireToken;
+pub use sweeps::DEFAULT_MAX_ATTEMPTS;
+
+use crate::store::{Store, now_ms};
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// How long a lease lasts without a report or heartbeat.
+    pub lease: Duration,
+    /// How often the reaper looks for expired leases.
+    pub reap_interval: Duration,
+    /// Where checkpoint files are stored.
+    pub artifacts_dir: PathBuf,
+    /// Largest checkpoint upload accepted.
+    pub max_checkpoint_bytes: u64,
+    /// Bearer token required on every call; `None` accepts any caller.
+    pub token: Option<String>,
+    /// PEM certificate chain and key: serve TLS (rustls) when set.
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(120),
+            reap_interval: Duration::from_secs(5),
+            artifacts_dir: PathBuf::from("widesweep-artifacts"),
+            max_checkpoint_bytes: 2 * 1024 * 1024 * 1024,
+            token: None,
+            tls: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("TLS configuration: {0}")]
+    Tls(tonic::transport::Error),
+    #[error("gRPC server: {0}")]
+    Transport(tonic::transport::Error),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves both services on `listener` until `shutdown` resolves, with the
+/// reaper running beside them.
+pub async fn serve(
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let local: SocketAddr = listener.local_addr()?;
+    let auth = RequireToken::new(config.token.as_deref());
+    let sweeps = SweepServiceServer::new(sweeps::Sweeps { store: Arc::clone(&store) })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let workers = WorkerServiceServer::new(workers::Workers {
+        store: Arc::clone(&store),
+        artifacts: ArtifactStore::new(&config.artifacts_dir, config.max_checkpoint_bytes),
+        lease: config.lease,
+    })
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
+    let mut builder = Server::builder();
+    if let Some((cert, key)) = &config.tls {
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+            .map_err(ServeError::Tls)?;
+    }
+    let reaper = tokio::spawn(reap_forever(Arc::clone(&store), config.reap_interval));
+    tracing::info!(%local, backend = ?store.backend(), lease_s = config.lease.as_secs(), tls = config.tls.is_some(), auth = config.token.is_some(), "coordinator serving");
+    let result = builder
+        .add_service(InterceptedService::new(sweeps, auth.clone()))
+        .add_service(InterceptedService::new(workers, auth))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(ServeError::Transport);
+    reaper.abort();
+    result
+}
+
+/// Returns expired leases to pending at a fixed interval. Errors are
+/// logged and retried: a database blip must not stop the reaper for good.
+async fn reap_forever(store: Arc<dyn Store>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match store.reap_expired(now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(jobs = n, "expired leases returned to the queue"),
+            Err(error) => tracing::error!(%error, "reaper failed"),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! `SweepService`: submit, inspect and steer sweeps.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use widesweep_proto::v1 as pb;
+use widesweep_proto::v1::sweep_service_server::SweepService;
+
+use super::convert::sweep_status;
+use crate::spec::Spec;
+use crate::store::{NewSweep, Store, SweepAction, now_ms};
+
+/// Attempts per job when the submitter does not say.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// Upper bound on attempts, so a typo cannot make a job retry forever.
+const MAX_ATTEMPTS_LIMIT: u32 = 100;
+/// Largest spec text accepted.
+const MAX_SPEC_BYTES: usize = 1024 * 1024;
+
+pub struct Sweeps {
+    pub(super) store: Arc<dyn Store>,
+}
+
+#[tonic::async_trait]
+impl SweepService for Sweeps {
+    #[tracing::instrument(skip_all)]
+    async fn submit_sweep(
+        &self,
+        request: Request<pb::SubmitSweepRequest>,
+    ) -> Result<Response<pb::SubmitSweepResponse>, Status> {
+        let request = request.into_inner();
+        if request.spec_toml.len() > MAX_SPEC_BYTES {
+            return Err(Status::invalid_argument(format!("spec_toml is larger than {MAX_SPEC_BYTES} bytes")));
+        }
+        let max_attempts = match request.max_attempts {
+            0 => DEFAULT_MAX_ATTEMPTS,
+            n if n > MAX_ATTEMPTS_LIMIT => {
+                return Err(Status::invalid_argument(format!(
+                    "max_attempts = {n} is invalid: use 1 to {MAX_ATTEMPTS_LIMIT}"
+                )));
+            }
+            n => n,
+        };
+        let spec =
+            Spec::parse(&request.spec_toml).map_err(|e| Status::invalid_argument(format!("invalid spec: {e}")))?;
+        // Expansion hashes every job: CPU work kept off the async workers.
+        let allow_large = request.allow_large;
+        let spec_for_expansion = spec.clone();
+        let expansion = tokio::task::spawn_blocking(move || spec_for_expansion.expand(allow_large))
+            .await
+            .map_err(|e| Status::internal(format!("expansion task failed: {e}")))?
+            .map_err(|e| Status::invalid_argument(format!("invalid spec: {e}")))?;
+        let outcome = self
+            .store
+            .submit_sweep(
+                &NewSweep {
+                    name: &spec.name,
+                    dataset: spec.dataset.name(),
+                    spec_toml: &request.spec_toml,
+                    priority: request.priority,
+                    max_attempts,
+                    jobs: &expansion.jobs,
+                },
+                now_ms(),
+            )
+            .await?;
+        tracing::info!(sweep = %spec.name, new = outcome.new, existing = outcome.existing, dropped = outcome.dropped, "sweep submitted");
+        Ok(Response::new(pb::SubmitSweepResponse {
+            sweep_id: outcome.sweep_id,
+            name: spec.name,
+            new_cells: outcome.new,
+            existing_cells: outcome.existing,
+            dropped_cells: outcome.dropped,
+            total_cells: outcome.new + outcome.existing,
+        }))
+    }
+
+    async fn get_sweep(&self, request: Request<pb::GetSweepRequest>) -> Result<Response<pb::SweepStatus>, Status> {
+        let summary = self.store.sweep(&request.into_inner().sweep).await?;
+        Ok(Response::new(sweep_status(&summary)))
+    }
+
+    async fn list_sweeps(
+        &self,
+        _request: Request<pb::ListSweepsRequest>,
+    ) -> Result<Response<pb::ListSweepsResponse>, Status> {
+        let sweeps = self.store.list_sweeps().await?;
+        Ok(Response::new(pb::ListSweepsResponse { sweeps: sweeps.iter().map(sweep_status).collect() }))
+    }
+
+    async fn cancel_sweep(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::SweepStatus>, Status> {
+        self.steer(request, SweepAction::Cancel).await
+    }
+
+    async fn pause_sweep(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::SweepStatus>, Status> {
+        self.steer(request, SweepAction::Pause).await
+    }
+
+    async fn resume_sweep(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::SweepStatus>, Status> {
+        self.steer(request, SweepAction::Resume).await
+    }
+
+    type WatchSweepStream = Pin<Box<dyn Stream<Item = Result<pb::SweepStatus, Status>> + Send>>;
+
+    async fn watch_sweep(
+        &self,
+        request: Request<pb::WatchSweepRequest>,
+    ) -> Result<Response<Self::WatchSweepStream>, Status> {
+        let request = request.into_inner();
+        let interval = Duration::from_millis(match request.interval_ms {
+            0 => 1000,
+            ms => u64::from(ms.clamp(100, 60_000)),
+        });
+        let first = self.store.sweep(&request.sweep).await?;
+        let store = Arc::clone(&self.store);
+        // A small buffer: a slow client makes the poller wait, not pile up.
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut last = sweep_status(&first);
+            if tx.send(Ok(last.clone())).await.is_err() {
+                return;
+            }
+            let sweep = first.id.to_string();
+            loop {
+                if last.pending == 0 && last.running == 0 && last.total > 0 {
+                    return;
+                }
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+                let next = match store.sweep(&sweep).await {
+                    Ok(summary) => sweep_status(&summary),
+                    Err(error) => {
+                        let _ = tx.send(Err(error.into())).await;
+                        return;
+                    }
+                };
+                if next != last {
+                    if tx.send(Ok(next.clone())).await.is_err() {
+                        return;
+                    }
+                    last = next;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+impl Sweeps {
+    async fn steer(
+        &self,
+        request: Request<pb::SweepRef>,
+        action: SweepAction,
+    ) -> Result<Response<pb::SweepStatus>, Status> {
+        let sweep = request.into_inner().sweep;
+        let summary = self.store.steer_sweep(&sweep, action, now_ms()).await?;
+        tracing::info!(sweep = %summary.name, ?action, "sweep steered");
+        Ok(Response::new(sweep_status(&summary)))
+    }
+}

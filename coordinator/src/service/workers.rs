@@ -1,0 +1,238 @@
+//! `WorkerService`: leases, progress reports, results and checkpoints.
+//! Every call about a job is fenced by its attempt in the store.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use tokio::io::AsyncReadExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use widesweep_proto::v1 as pb;
+use widesweep_proto::v1::checkpoint_chunk::Chunk;
+use widesweep_proto::v1::worker_service_server::WorkerService;
+
+use super::artifacts::{ArtifactError, ArtifactStore};
+use super::convert::{checkpoint_ref, epoch_metrics, leased_job};
+use super::error::missing;
+use crate::store::{Fence, JobResult, NewCheckpoint, Store, now_ms};
+
+/// Size of the pieces a checkpoint is streamed in.
+const CHUNK_BYTES: usize = 1024 * 1024;
+/// How long an idle worker waits before asking again.
+const EMPTY_QUEUE_RETRY_MS: u32 = 1000;
+/// Longest error text stored for a failed attempt.
+const MAX_ERROR_CHARS: usize = 4000;
+
+pub struct Workers {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) artifacts: ArtifactStore,
+    pub(super) lease: Duration,
+}
+
+impl Workers {
+    fn lease_ms(&self) -> i64 {
+        self.lease.as_millis() as i64
+    }
+}
+
+fn artifact_status(error: ArtifactError) -> Status {
+    match error {
+        ArtifactError::TooLarge { .. } => Status::resource_exhausted(error.to_string()),
+        ArtifactError::Io { .. } => {
+            tracing::error!(%error, "artifact storage failed");
+            Status::internal("checkpoint storage failed (see the coordinator's log)")
+        }
+        _ => Status::invalid_argument(error.to_string()),
+    }
+}
+
+#[tonic::async_trait]
+impl WorkerService for Workers {
+    async fn register_worker(
+        &self,
+        request: Request<pb::RegisterWorkerRequest>,
+    ) -> Result<Response<pb::RegisterWorkerResponse>, Status> {
+        let request = request.into_inner();
+        if request.hostname.is_empty() || request.hostname.len() > 255 {
+            return Err(Status::invalid_argument("hostname must be 1 to 255 characters"));
+        }
+        let worker_id =
+            self.store.register_worker(&request.hostname, &request.devices, &request.version, now_ms()).await?;
+        tracing::info!(worker_id, hostname = %request.hostname, devices = ?request.devices, "worker registered");
+        Ok(Response::new(pb::RegisterWorkerResponse { worker_id, lease_seconds: self.lease.as_secs() as u32 }))
+    }
+
+    #[tracing::instrument(skip_all, fields(worker_id = request.get_ref().worker_id))]
+    async fn lease_job(&self, request: Request<pb::LeaseJobRequest>) -> Result<Response<pb::LeaseJobResponse>, Status> {
+        let request = request.into_inner();
+        let job = self.store.lease_job(request.worker_id, &request.device, self.lease_ms(), now_ms()).await?;
+        if let Some(job) = &job {
+            tracing::debug!(job_id = job.job_id, attempt = job.attempt, "job leased");
+        }
+        Ok(Response::new(pb::LeaseJobResponse {
+            job: job.as_ref().map(leased_job),
+            retry_after_ms: if job.is_some() { 0 } else { EMPTY_QUEUE_RETRY_MS },
+        }))
+    }
+
+    async fn report_epoch(
+        &self,
+        request: Request<pb::ReportEpochRequest>,
+    ) -> Result<Response<pb::LeaseRenewal>, Status> {
+        let request = request.into_inner();
+        let metrics = epoch_metrics(request.metrics, "metrics")?;
+        let fence = Fence { job_id: request.job_id, attempt: request.attempt };
+        let expires = self.store.report_epoch(fence, &metrics, self.lease_ms(), now_ms()).await?;
+        Ok(Response::new(pb::LeaseRenewal { lease_expires_at_ms: expires }))
+    }
+
+    async fn heartbeat(&self, request: Request<pb::HeartbeatRequest>) -> Result<Response<pb::LeaseRenewal>, Status> {
+        let request = request.into_inner();
+        let fence = Fence { job_id: request.job_id, attempt: request.attempt };
+        let expires = self.store.heartbeat(fence, self.lease_ms(), now_ms()).await?;
+        Ok(Response::new(pb::LeaseRenewal { lease_expires_at_ms: expires }))
+    }
+
+    #[tracing::instrument(skip_all, fields(job_id = request.get_ref().job_id, attempt = request.get_ref().attempt))]
+    async fn complete_job(
+        &self,
+        request: Request<pb::CompleteJobRequest>,
+    ) -> Result<Response<pb::CompleteJobResponse>, Status> {
+        let request = request.into_inner();
+        let final_metrics = epoch_metrics(request.final_metrics, "final_metrics")?;
+        if !(0.0..=1.0).contains(&request.best_test_error) {
+            return Err(Status::invalid_argument(format!(
+                "best_test_error = {} is out of range: errors are fractions in [0, 1]",
+                request.best_test_error
+            )));
+        }
+        if !request.train_seconds.is_finite() || request.train_seconds < 0.0 {
+            return Err(Status::invalid_argument("train_seconds must be a finite value >= 0"));
+        }
+        let fence = Fence { job_id: request.job_id, attempt: request.attempt };
+        let result =
+            JobResult { final_metrics, best_test_error: request.best_test_error, train_seconds: request.train_seconds };
+        let orphans = self.store.complete_job(fence, &result, now_ms()).await?;
+        for sha in orphans {
+            self.artifacts.remove(&sha).await;
+        }
+        tracing::info!("job succeeded");
+        Ok(Response::new(pb::CompleteJobResponse {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(job_id = request.get_ref().job_id, attempt = request.get_ref().attempt))]
+    async fn fail_job(&self, request: Request<pb::FailJobRequest>) -> Result<Response<pb::FailJobResponse>, Status> {
+        let request = request.into_inner();
+        let fence = Fence { job_id: request.job_id, attempt: request.attempt };
+        let error: String = request.error.chars().take(MAX_ERROR_CHARS).collect();
+        let requeued = self.store.fail_job(fence, &error, request.retryable, now_ms()).await?;
+        tracing::warn!(%error, requeued, "job attempt failed");
+        Ok(Response::new(pb::FailJobResponse { requeued }))
+    }
+
+    async fn release_job(
+        &self,
+        request: Request<pb::ReleaseJobRequest>,
+    ) -> Result<Response<pb::ReleaseJobResponse>, Status> {
+        let request = request.into_inner();
+        let fence = Fence { job_id: request.job_id, attempt: request.attempt };
+        self.store.release_job(fence, now_ms()).await?;
+        tracing::info!(job_id = fence.job_id, attempt = fence.attempt, "job released");
+        Ok(Response::new(pb::ReleaseJobResponse {}))
+    }
+
+    async fn upload_checkpoint(
+        &self,
+        request: Request<Streaming<pb::CheckpointChunk>>,
+    ) -> Result<Response<pb::CheckpointRef>, Status> {
+        let mut stream = request.into_inner();
+        let header = match stream.next().await {
+            Some(Ok(pb::CheckpointChunk { chunk: Some(Chunk::Header(header)) })) => header,
+            Some(Err(status)) => return Err(status),
+            _ => return Err(missing("header (the first message of an upload)")),
+        };
+        let fence = Fence { job_id: header.job_id, attempt: header.attempt };
+        // Refuse a stale attempt before receiving megabytes from it.
+        self.store.heartbeat(fence, self.lease_ms(), now_ms()).await?;
+        let mut upload = self.artifacts.begin(header.size_bytes, &header.sha256).await.map_err(artifact_status)?;
+        while let Some(message) = stream.next().await {
+            let chunk = match message {
+                Ok(pb::CheckpointChunk { chunk: Some(Chunk::Data(data)) }) => data,
+                Ok(_) => {
+                    upload.abort().await;
+                    return Err(Status::invalid_argument("only data may follow the header of an upload"));
+                }
+                Err(status) => {
+                    upload.abort().await;
+                    return Err(status);
+                }
+            };
+            upload.write(&chunk).await.map_err(artifact_status)?;
+        }
+        self.artifacts.commit(upload).await.map_err(artifact_status)?;
+        let new = NewCheckpoint { epoch: header.epoch, sha256: header.sha256.clone(), size_bytes: header.size_bytes };
+        let (stored, orphans) = match self.store.add_checkpoint(fence, &new, now_ms()).await {
+            Ok(done) => done,
+            Err(error) => {
+                // The attempt lost its lease while uploading; its file is
+                // unreferenced unless another row shares the digest.
+                tracing::warn!(%error, "checkpoint upload refused after transfer");
+                return Err(error.into());
+            }
+        };
+        for sha in orphans.iter().filter(|sha| **sha != stored.sha256) {
+            self.artifacts.remove(sha).await;
+        }
+        tracing::info!(job_id = fence.job_id, epoch = header.epoch, bytes = header.size_bytes, "checkpoint stored");
+        Ok(Response::new(checkpoint_ref(&stored)))
+    }
+
+    type DownloadCheckpointStream = Pin<Box<dyn Stream<Item = Result<pb::CheckpointChunk, Status>> + Send>>;
+
+    async fn download_checkpoint(
+        &self,
+        request: Request<pb::DownloadCheckpointRequest>,
+    ) -> Result<Response<Self::DownloadCheckpointStream>, Status> {
+        let request = request.into_inner();
+        let fence = Fence { job_id: request.job_id, attempt: request.attempt };
+        let checkpoint = self.store.checkpoint(fence, request.checkpoint_id).await?;
+        let path = self.artifacts.path_of(&checkpoint.sha256).map_err(artifact_status)?;
+        let mut file = tokio::fs::File::open(&path).await.map_err(|error| {
+            tracing::error!(path = %path.display(), %error, "stored checkpoint is missing");
+            Status::data_loss(format!("checkpoint {} is recorded but its file is missing", checkpoint.checkpoint_id))
+        })?;
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            let header = pb::CheckpointHeader {
+                job_id: checkpoint.job_id,
+                attempt: checkpoint.attempt,
+                epoch: checkpoint.epoch,
+                size_bytes: checkpoint.size_bytes,
+                sha256: checkpoint.sha256.clone(),
+            };
+            if tx.send(Ok(pb::CheckpointChunk { chunk: Some(Chunk::Header(header)) })).await.is_err() {
+                return;
+            }
+            let mut buffer = vec![0u8; CHUNK_BYTES];
+            loop {
+                match file.read(&mut buffer).await {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        let chunk = pb::CheckpointChunk { chunk: Some(Chunk::Data(buffer[..n].to_vec())) };
+                        if tx.send(Ok(chunk)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "reading a checkpoint failed");
+                        let _ = tx.send(Err(Status::data_loss("reading the checkpoint failed"))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

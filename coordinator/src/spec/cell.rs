@@ -1,0 +1,109 @@
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use widesweep_arch::{BlockPattern, ConfigError, Dataset, WrnConfig};
+
+use super::{DepthConvention, Recipe};
+
+/// One cell of a sweep: a network configuration, trained once per seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellConfig {
+    pub block: BlockPattern,
+    pub blocks_per_group: u32,
+    /// Depth in the spec's convention: 3*N*l + 4 for conv-layers, the
+    /// nominal depth for the paper's Table 2 convention.
+    pub depth: u32,
+    pub width: u32,
+    pub dropout: f64,
+}
+
+impl CellConfig {
+    pub fn wrn(&self, dataset: Dataset) -> Result<WrnConfig, ConfigError> {
+        WrnConfig::new(
+            self.block.clone(),
+            self.blocks_per_group as usize,
+            self.width as usize,
+            self.dropout,
+            dataset.in_channels(),
+            dataset.num_classes(),
+        )
+    }
+
+    /// Depth as convolution layers are counted (3*N*l + 4), whatever the
+    /// spec's convention.
+    pub fn conv_depth(&self) -> u32 {
+        3 * self.blocks_per_group * self.block.deepening() as u32 + 4
+    }
+}
+
+/// One job: a cell, a seed, and everything else that defines the run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobSpec {
+    pub cell: CellConfig,
+    pub dataset: Dataset,
+    pub seed: u64,
+    pub recipe: Recipe,
+    pub depth_convention: DepthConvention,
+    /// Parameter count of the network (analytic, from the shared plan).
+    pub params: u64,
+    /// Forward multiply-accumulates per image.
+    pub forward_macs: u64,
+    /// Hex SHA-256 of [`JobSpec::canonical_json`].
+    pub cell_hash: String,
+}
+
+/// The hashed form. Keys are serialised in sorted order (serde_json's map
+/// is a BTreeMap), so the hash does not depend on the order of fields in
+/// the spec. `format` versions the canonical form itself.
+#[derive(Serialize)]
+struct Canonical<'a> {
+    format: u32,
+    block: String,
+    blocks_per_group: u32,
+    width: u32,
+    dropout: f64,
+    dataset: &'a str,
+    seed: u64,
+    recipe: &'a Recipe,
+}
+
+impl JobSpec {
+    pub fn new(
+        cell: CellConfig,
+        dataset: Dataset,
+        seed: u64,
+        recipe: Recipe,
+        depth_convention: DepthConvention,
+    ) -> Result<Self, ConfigError> {
+        let plan = cell.wrn(dataset)?.plan();
+        let mut job = Self {
+            params: plan.param_count(),
+            forward_macs: plan.forward_macs(),
+            cell,
+            dataset,
+            seed,
+            recipe,
+            depth_convention,
+            cell_hash: String::new(),
+        };
+        job.cell_hash = hex::encode(Sha256::digest(job.canonical_json().as_bytes()));
+        Ok(job)
+    }
+
+    /// Every hyperparameter that changes the training run, as JSON with
+    /// sorted keys. The depth convention is not part of it: it only names
+    /// the depth, while blocks_per_group fixes the network.
+    pub fn canonical_json(&self) -> String {
+        let canonical = Canonical {
+            format: 1,
+            block: self.cell.block.to_string(),
+            blocks_per_group: self.cell.blocks_per_group,
+            width: self.cell.width,
+            dropout: self.cell.dropout,
+            dataset: self.dataset.name(),
+            seed: self.seed,
+            recipe: &self.recipe,
+        };
+        let value = serde_json::to_value(&canonical).expect("canonical config serialises");
+        serde_json::to_string(&value).expect("JSON value serialises")
+    }
+}

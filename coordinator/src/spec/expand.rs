@@ -1,0 +1,202 @@
+use std::collections::HashSet;
+
+use widesweep_arch::{BlockPattern, WrnConfig};
+
+use super::{CellConfig, JobSpec, Spec, SpecError};
+
+/// How `depth` in a spec maps to blocks per group N.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DepthConvention {
+    /// depth = 3 * N * l + 4: the paper's count of layers (Tables 3 to 6).
+    ConvLayers,
+    /// N = (depth - 4) / 6 for every block type: the nominal depth of the
+    /// paper's block-type study (Table 2).
+    Nominal,
+}
+
+impl DepthConvention {
+    pub fn name(self) -> &'static str {
+        match self {
+            DepthConvention::ConvLayers => "conv-layers",
+            DepthConvention::Nominal => "nominal",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(super) enum DepthAxis {
+    Depth(Vec<u64>),
+    BlocksPerGroup(Vec<u64>),
+}
+
+/// A set of axes; in a grid or a case every present axis multiplies.
+#[derive(Clone, Debug)]
+pub(super) struct Grid {
+    pub blocks: Option<Vec<BlockPattern>>,
+    pub depth: Option<DepthAxis>,
+    pub widths: Option<Vec<u64>>,
+    pub dropouts: Option<Vec<f64>>,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Case(pub Grid);
+
+#[derive(Clone, Debug)]
+pub(super) struct Exclusion(pub Grid);
+
+/// The cells and jobs of a spec.
+#[derive(Clone, Debug)]
+pub struct Expansion {
+    /// Distinct cells in spec order: grid cells, then cases.
+    pub cells: Vec<CellConfig>,
+    /// One job per cell and seed, cell-major.
+    pub jobs: Vec<JobSpec>,
+}
+
+impl Grid {
+    fn product(&self) -> Option<u64> {
+        let blocks = self.blocks.as_ref().map_or(1, Vec::len) as u64;
+        let depths = match &self.depth {
+            Some(DepthAxis::Depth(d)) | Some(DepthAxis::BlocksPerGroup(d)) => d.len() as u64,
+            None => 1,
+        };
+        let widths = self.widths.as_ref().map_or(1, Vec::len) as u64;
+        let dropouts = self.dropouts.as_ref().map_or(1, Vec::len) as u64;
+        blocks.checked_mul(depths)?.checked_mul(widths)?.checked_mul(dropouts)
+    }
+
+    fn cells(&self, section: &str, convention: DepthConvention) -> Result<Vec<CellConfig>, SpecError> {
+        let default_blocks = vec![BlockPattern::basic()];
+        let blocks = self.blocks.as_ref().unwrap_or(&default_blocks);
+        let widths = self.widths.as_deref().unwrap_or_default();
+        let default_dropouts = vec![0.0];
+        let dropouts = self.dropouts.as_ref().unwrap_or(&default_dropouts);
+        let mut cells = Vec::new();
+        for block in blocks {
+            let depths: Vec<(u32, u32)> = match &self.depth {
+                Some(DepthAxis::Depth(depths)) => depths
+                    .iter()
+                    .map(|&d| blocks_for(d, block, convention, section).map(|n| (n, d as u32)))
+                    .collect::<Result<_, _>>()?,
+                Some(DepthAxis::BlocksPerGroup(ns)) => ns
+                    .iter()
+                    .map(|&n| {
+                        let n = u32::try_from(n).unwrap_or(u32::MAX);
+                        let depth = match convention {
+                            DepthConvention::ConvLayers => 3 * n * block.deepening() as u32 + 4,
+                            DepthConvention::Nominal => 6 * n + 4,
+                        };
+                        (n, depth)
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            for &(blocks_per_group, depth) in &depths {
+                for &width in widths {
+                    for &dropout in dropouts {
+                        cells.push(CellConfig {
+                            block: block.clone(),
+                            blocks_per_group,
+                            depth,
+                            width: width as u32,
+                            dropout,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(cells)
+    }
+
+    /// Whether an exclusion (a partial grid) covers `cell`.
+    fn matches(&self, cell: &CellConfig) -> bool {
+        self.blocks.as_ref().is_none_or(|b| b.contains(&cell.block))
+            && match &self.depth {
+                Some(DepthAxis::Depth(d)) => d.contains(&(cell.depth as u64)),
+                Some(DepthAxis::BlocksPerGroup(n)) => n.contains(&(cell.blocks_per_group as u64)),
+                None => true,
+            }
+            && self.widths.as_ref().is_none_or(|w| w.contains(&(cell.width as u64)))
+            && self.dropouts.as_ref().is_none_or(|d| d.contains(&cell.dropout))
+    }
+}
+
+fn blocks_for(depth: u64, block: &BlockPattern, convention: DepthConvention, section: &str) -> Result<u32, SpecError> {
+    let field = format!("{section}.depth");
+    let depth_usize = usize::try_from(depth).unwrap_or(usize::MAX);
+    match convention {
+        DepthConvention::ConvLayers => WrnConfig::blocks_for_depth(depth_usize, block)
+            .map(|n| n as u32)
+            .map_err(|e| SpecError::field(field, e.to_string())),
+        DepthConvention::Nominal => {
+            if depth > 4 && (depth - 4) % 6 == 0 {
+                Ok(((depth - 4) / 6) as u32)
+            } else {
+                let below = depth.saturating_sub(4) / 6 * 6 + 4;
+                let below = if below > 4 { below.to_string() } else { "none".to_string() };
+                Err(SpecError::field(
+                    field,
+                    format!(
+                        "nominal depth {depth} is not 6N + 4; nearest valid depths: {below}, {}",
+                        (depth.saturating_sub(4) / 6 + 1) * 6 + 4
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// Upper bound of the cell count (grid product plus cases, before
+/// exclusions), computed without materialising anything.
+pub(super) fn count_cells(spec: &Spec) -> Result<u64, SpecError> {
+    let overflow = || SpecError::TooLarge { jobs: u64::MAX, limit: super::MAX_SWEEP_JOBS };
+    let mut total = spec.grid.as_ref().map_or(Some(0), Grid::product).ok_or_else(overflow)?;
+    for case in &spec.cases {
+        total = total.checked_add(case.0.product().ok_or_else(overflow)?).ok_or_else(overflow)?;
+    }
+    Ok(total)
+}
+
+pub(super) fn expand(spec: &Spec) -> Result<Expansion, SpecError> {
+    let mut cells = Vec::new();
+    if let Some(grid) = &spec.grid {
+        let mut grid_cells = grid.cells("grid", spec.depth_convention)?;
+        for (i, exclusion) in spec.exclusions.iter().enumerate() {
+            let before = grid_cells.len();
+            grid_cells.retain(|cell| !exclusion.0.matches(cell));
+            if grid_cells.len() == before {
+                return Err(SpecError::field(
+                    format!("exclude[{i}]"),
+                    "matches no cell of the grid; check its values against the grid's axes",
+                ));
+            }
+        }
+        cells.extend(grid_cells.into_iter().map(|c| (c, "grid".to_string())));
+    }
+    for (i, case) in spec.cases.iter().enumerate() {
+        let section = format!("case[{i}]");
+        cells.extend(case.0.cells(&section, spec.depth_convention)?.into_iter().map(|c| (c, section.clone())));
+    }
+
+    let mut seen = HashSet::new();
+    let mut distinct = Vec::with_capacity(cells.len());
+    let mut jobs = Vec::with_capacity(cells.len() * spec.seeds.len());
+    for (cell, section) in cells {
+        for &seed in &spec.seeds {
+            let job = JobSpec::new(cell.clone(), spec.dataset, seed, spec.recipe.clone(), spec.depth_convention)
+                .map_err(|e| SpecError::field(section.clone(), e.to_string()))?;
+            if !seen.insert(job.cell_hash.clone()) {
+                return Err(SpecError::field(
+                    section,
+                    format!(
+                        "repeats the cell {} N={} k={} dropout={} already in the spec",
+                        cell.block, cell.blocks_per_group, cell.width, cell.dropout
+                    ),
+                ));
+            }
+            jobs.push(job);
+        }
+        distinct.push(cell);
+    }
+    Ok(Expansion { cells: distinct, jobs })
+}

@@ -1,0 +1,76 @@
+//! Sweep specs: parse the user's TOML strictly, validate every field once,
+//! and expand the grid, the explicit cases and the exclusions into cells.
+//!
+//! Parsing happens in two layers, as in ripgrep: [`raw`] holds what the user
+//! typed (serde, unknown fields refused), [`Spec::parse`] turns it into what
+//! it means (validated domain values). A cell's identity is the SHA-256 of
+//! its canonical config, so the same cell hashes the same whatever the
+//! order of fields in the file.
+
+mod cell;
+mod error;
+mod expand;
+mod raw;
+mod recipe;
+
+pub use cell::{CellConfig, JobSpec};
+pub use error::SpecError;
+pub use expand::{DepthConvention, Expansion};
+pub use recipe::Recipe;
+
+use widesweep_arch::Dataset;
+
+/// Submitting more jobs than this needs `--allow-large`: a typo in an axis
+/// should not silently fill the queue with millions of jobs.
+pub const LARGE_SWEEP_JOBS: u64 = 100_000;
+
+/// Hard ceiling even with `--allow-large`, to keep one submission bounded
+/// in memory and in transaction size.
+pub const MAX_SWEEP_JOBS: u64 = 5_000_000;
+
+/// A validated sweep spec.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub name: String,
+    pub dataset: Dataset,
+    pub seeds: Vec<u64>,
+    pub recipe: Recipe,
+    pub depth_convention: DepthConvention,
+    grid: Option<expand::Grid>,
+    cases: Vec<expand::Case>,
+    exclusions: Vec<expand::Exclusion>,
+}
+
+impl Spec {
+    /// Parses and validates a spec; `origin` (a file name) prefixes errors.
+    pub fn parse(text: &str) -> Result<Self, SpecError> {
+        let raw: raw::RawSpec = toml::from_str(text).map_err(|e| SpecError::Toml(e.to_string()))?;
+        raw.validate()
+    }
+
+    /// Number of cells (configs without the seed) and of jobs (cells x
+    /// seeds), computed without materialising the cells.
+    pub fn count(&self) -> Result<(u64, u64), SpecError> {
+        let cells = expand::count_cells(self)?;
+        let jobs = cells
+            .checked_mul(self.seeds.len() as u64)
+            .ok_or(SpecError::TooLarge { jobs: u64::MAX, limit: MAX_SWEEP_JOBS })?;
+        Ok((cells, jobs))
+    }
+
+    /// Expands the spec into cells and jobs. `allow_large` lifts the
+    /// [`LARGE_SWEEP_JOBS`] limit (not [`MAX_SWEEP_JOBS`]).
+    pub fn expand(&self, allow_large: bool) -> Result<Expansion, SpecError> {
+        let (_, jobs) = self.count()?;
+        if jobs > MAX_SWEEP_JOBS {
+            return Err(SpecError::TooLarge { jobs, limit: MAX_SWEEP_JOBS });
+        }
+        if jobs > LARGE_SWEEP_JOBS && !allow_large {
+            return Err(SpecError::NeedsAllowLarge { jobs, limit: LARGE_SWEEP_JOBS });
+        }
+        expand::expand(self)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,221 @@
+use proptest::prelude::*;
+
+use super::*;
+
+const DEPTH_WIDTH: &str = r#"
+name = "depth-width"
+dataset = "cifar10"
+seeds = [1, 2]
+
+[recipe]
+epochs = 10
+lr_milestones = [5]
+
+[grid]
+depth = [16, 28]
+width = [4, 10]
+dropout = [0.0, 0.3]
+"#;
+
+fn err(text: &str) -> String {
+    match Spec::parse(text).and_then(|s| s.expand(false)) {
+        Ok(expansion) => panic!("accepted, {} jobs:\n{text}", expansion.jobs.len()),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn with_grid(grid: &str) -> String {
+    format!(
+        "name = \"s\"\ndataset = \"cifar10\"\nseeds = [1]\n[recipe]\nepochs = 2\nlr_milestones = []\n[grid]\n{grid}\n"
+    )
+}
+
+#[test]
+fn expands_the_grid_times_seeds() {
+    let spec = Spec::parse(DEPTH_WIDTH).unwrap();
+    let expansion = spec.expand(false).unwrap();
+    assert_eq!(expansion.cells.len(), 8);
+    assert_eq!(expansion.jobs.len(), 16);
+    let first = &expansion.jobs[0];
+    assert_eq!(first.cell.blocks_per_group, 2);
+    assert_eq!(first.params, 2_748_890);
+    assert_eq!(first.recipe.epochs, 10);
+    assert_eq!(first.recipe.momentum, 0.9, "recipe defaults are the paper's");
+}
+
+#[test]
+fn table_2_block_types_at_nominal_depth() {
+    let text = r#"
+name = "table2"
+dataset = "cifar10"
+seeds = [1]
+depth_convention = "nominal"
+[[case]]
+block = ["B(1,3,1)", "B(3,1)", "B(1,3)", "B(3,1,1)"]
+depth = 40
+width = 2
+[[case]]
+block = "B(3,3)"
+depth = 28
+width = 2
+[[case]]
+block = "B(3,1,3)"
+depth = 22
+width = 2
+"#;
+    let jobs = Spec::parse(text).unwrap().expand(false).unwrap().jobs;
+    let params: Vec<u64> = jobs.iter().map(|j| j.params).collect();
+    assert_eq!(params, [1_429_082, 1_211_354, 1_297_370, 1_343_066, 1_467_610, 1_145_498]);
+    assert_eq!(jobs[0].cell.depth, 40);
+    assert_eq!(jobs[0].cell.conv_depth(), 58);
+}
+
+#[test]
+fn table_3_deepening_at_depth_40() {
+    let text = with_grid("l = [1, 2, 3, 4]\ndepth = 40\nwidth = 2");
+    let jobs = Spec::parse(&text).unwrap().expand(false).unwrap().jobs;
+    let n: Vec<u32> = jobs.iter().map(|j| j.cell.blocks_per_group).collect();
+    assert_eq!(n, [12, 6, 4, 3]);
+    assert!(jobs.iter().all(|j| j.params == 2_243_546));
+}
+
+#[test]
+fn exclusions_remove_matching_grid_cells() {
+    let text = with_grid("depth = [16, 28]\nwidth = [4, 10]\n[[exclude]]\ndepth = 28\nwidth = 4");
+    assert_eq!(Spec::parse(&text).unwrap().expand(false).unwrap().cells.len(), 3);
+}
+
+#[test]
+fn bad_input_names_the_field() {
+    let cases = [
+        (with_grid("block = [\"B(3,5)\"]\ndepth = [16]\nwidth = [4]"), "grid.block"),
+        (with_grid("depth = [30]\nwidth = [4]"), "grid.depth"),
+        (with_grid("depth = [16]\nwidth = [0]"), "grid.width"),
+        (with_grid("depth = [16]\nwidth = [4]\ndropout = [1.0]"), "grid.dropout"),
+        (with_grid("depth = [16]\nwidth = []"), "grid.width"),
+        (with_grid("depth = [16]\nwidth = [4]\nwidth = [8]"), "width"),
+        (with_grid("depth = [16]\nwidth = [4, 4]"), "grid.width"),
+        (with_grid("depth = [16]\nwidth = [4]\ncolour = [1]"), "colour"),
+        (with_grid("depth = [16]\nwidth = [4]\n[[exclude]]\nwidth = 8"), "exclude[0]"),
+        (with_grid("l = [2]\nblock = [\"B(3,3)\"]\ndepth = [16]\nwidth = [4]"), "grid.l"),
+        (
+            "name = \"s\"\ndataset = \"svhn\"\nseeds = [1]\n[grid]\ndepth = [16]\nwidth = [4]".to_string(),
+            "dataset",
+        ),
+        ("name = \"s\"\ndataset = \"cifar10\"\nseeds = []\n[grid]\ndepth = [16]\nwidth = [4]".to_string(), "seeds"),
+        (
+            "name = \"s\"\ndataset = \"cifar10\"\nseeds = [1]\n[recipe]\nepochs = 10\n[grid]\ndepth = [16]\nwidth = [4]".to_string(),
+            "recipe.lr_milestones",
+        ),
+    ];
+    for (text, field) in cases {
+        let message = err(&text);
+        assert!(message.contains(field), "expected {field:?} in {message:?}");
+    }
+}
+
+#[test]
+fn depth_error_names_the_nearest_valid_depths() {
+    let message = err(&with_grid("depth = [30]\nwidth = [4]"));
+    assert!(message.contains("28") && message.contains("34"), "{message}");
+}
+
+#[test]
+fn large_sweeps_need_allow_large() {
+    let seeds: Vec<String> = (0..2001).map(|s| s.to_string()).collect();
+    let text = format!(
+        "name = \"big\"\ndataset = \"cifar10\"\nseeds = [{}]\n[recipe]\nepochs = 2\nlr_milestones = []\n[grid]\ndepth = [10, 16, 22, 28, 34, 40, 46, 52, 58, 64]\nwidth = [1, 2, 3, 4, 5]\n",
+        seeds.join(",")
+    );
+    let spec = Spec::parse(&text).unwrap();
+    let message = spec.expand(false).map(|e| e.jobs.len()).unwrap_err().to_string();
+    assert!(message.contains("--allow-large") && message.contains("100050"), "{message}");
+    assert_eq!(spec.expand(true).unwrap().jobs.len(), 100_050);
+}
+
+#[test]
+fn a_case_repeating_a_grid_cell_is_refused() {
+    let text = with_grid("depth = [16]\nwidth = [4]\n[[case]]\ndepth = 16\nwidth = 4");
+    assert!(err(&text).contains("case[0]"));
+}
+
+fn spec_text(
+    depths: &[u64],
+    widths: &[u64],
+    dropouts: &[f64],
+    seeds: &[u64],
+    cases: usize,
+    exclude_first_width: bool,
+) -> String {
+    let list = |v: Vec<String>| v.join(", ");
+    let mut text = format!(
+        "name = \"p\"\ndataset = \"cifar100\"\nseeds = [{}]\n[recipe]\nepochs = 3\nlr_milestones = [1]\n[grid]\ndepth = [{}]\nwidth = [{}]\ndropout = [{}]\n",
+        list(seeds.iter().map(|s| s.to_string()).collect()),
+        list(depths.iter().map(|s| s.to_string()).collect()),
+        list(widths.iter().map(|s| s.to_string()).collect()),
+        list(dropouts.iter().map(|d| format!("{d:?}")).collect()),
+    );
+    for i in 0..cases {
+        // Cases use B(1,3,1) blocks, which the grid never has.
+        text.push_str(&format!("[[case]]\nblock = \"B(1,3,1)\"\nblocks_per_group = {}\nwidth = 1\n", i + 1));
+    }
+    if exclude_first_width {
+        text.push_str(&format!("[[exclude]]\nwidth = {}\n", widths[0]));
+    }
+    text
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn cell_count_is_product_plus_cases_minus_exclusions(
+        depths in proptest::sample::subsequence(vec![10u64, 16, 22, 28, 34], 1..4),
+        widths in proptest::sample::subsequence(vec![1u64, 2, 3, 4, 8], 1..4),
+        dropouts in proptest::sample::subsequence(vec![0.0f64, 0.1, 0.3, 0.5], 1..3),
+        seeds in proptest::sample::subsequence(vec![1u64, 2, 3, 7, 11], 1..5),
+        cases in 0usize..4,
+        exclude in any::<bool>(),
+    ) {
+        let text = spec_text(&depths, &widths, &dropouts, &seeds, cases, exclude);
+        let expansion = Spec::parse(&text).unwrap().expand(false).unwrap();
+        let excluded = if exclude { depths.len() * dropouts.len() } else { 0 };
+        let cells = depths.len() * widths.len() * dropouts.len() + cases - excluded;
+        prop_assert_eq!(expansion.cells.len(), cells);
+        prop_assert_eq!(expansion.jobs.len(), cells * seeds.len());
+    }
+
+    #[test]
+    fn hashes_are_stable_across_runs_and_field_order(
+        depths in proptest::sample::subsequence(vec![10u64, 16, 22], 1..3),
+        widths in proptest::sample::subsequence(vec![1u64, 2, 4], 1..3),
+        seeds in proptest::sample::subsequence(vec![1u64, 2, 3], 1..3),
+    ) {
+        let text = spec_text(&depths, &widths, &[0.0], &seeds, 1, false);
+        let hashes = |t: &str| -> Vec<String> {
+            let mut h: Vec<String> = Spec::parse(t).unwrap().expand(false).unwrap().jobs.into_iter().map(|j| j.cell_hash).collect();
+            h.sort();
+            h
+        };
+        // The same document with its tables and keys in another order.
+        let mut lines: Vec<&str> = text.lines().collect();
+        let grid_start = lines.iter().position(|l| *l == "[grid]").unwrap();
+        lines[grid_start + 1..grid_start + 4].reverse();
+        let reordered = lines.join("\n");
+        prop_assert_eq!(hashes(&text), hashes(&reordered));
+        prop_assert_eq!(hashes(&text), hashes(&text));
+    }
+}
+
+#[test]
+fn hash_of_a_known_cell_never_changes() {
+    // Guards the canonical form: changing it would make every stored sweep
+    // look new on resubmission and rerun finished cells.
+    let text = with_grid("depth = [16]\nwidth = [4]");
+    let job = &Spec::parse(&text).unwrap().expand(false).unwrap().jobs[0];
+    assert_eq!(
+        job.canonical_json(),
+        r#"{"block":"B(3,3)","blocks_per_group":2,"dataset":"cifar10","dropout":0.0,"format":1,"recipe":{"batch_size":128,"checkpoint_every":1,"epochs":2,"lr":0.1,"lr_gamma":0.2,"lr_milestones":[],"momentum":0.9,"nesterov":true,"reset_momentum_on_drop":true,"train_subset":0,"weight_decay":0.0005},"seed":1,"width":4}"#
+    );
+    assert_eq!(job.cell_hash.len(), 64);
+}

@@ -1,0 +1,716 @@
+//! The SQL both dialects share. SQLite accepts Postgres-style `$N`
+//! placeholders, `RETURNING`, `ON CONFLICT ... DO UPDATE` and the casts used
+//! here, so each statement is written once; only the claim (SKIP LOCKED
+//! versus an immediate transaction) and the way a write transaction begins
+//! differ. [`impl_store!`] stamps the shared statements onto a backend,
+//! which provides `reader`, `writer`, `begin_write` and `claim_next`.
+
+pub(super) const JOB_SELECT: &str = "
+SELECT j.*, s.name AS sweep_name,
+       c.id AS ckpt_id, c.attempt AS ckpt_attempt, c.epoch AS ckpt_epoch,
+       c.sha256 AS ckpt_sha256, c.size_bytes AS ckpt_size
+FROM jobs j
+JOIN sweeps s ON s.id = j.sweep_id
+LEFT JOIN checkpoints c ON c.id = (SELECT MAX(id) FROM checkpoints WHERE job_id = j.id)
+WHERE j.id = $1";
+
+pub(super) const SWEEP_SUMMARY: &str = "
+SELECT s.id, s.name, s.state, s.priority, s.dataset, s.created_at_ms,
+       CAST(COALESCE(SUM(CASE WHEN j.status = 'pending' THEN 1 ELSE 0 END), 0) AS BIGINT) AS pending,
+       CAST(COALESCE(SUM(CASE WHEN j.status = 'running' THEN 1 ELSE 0 END), 0) AS BIGINT) AS running,
+       CAST(COALESCE(SUM(CASE WHEN j.status = 'succeeded' THEN 1 ELSE 0 END), 0) AS BIGINT) AS succeeded,
+       CAST(COALESCE(SUM(CASE WHEN j.status = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS failed,
+       CAST(COALESCE(SUM(CASE WHEN j.status = 'cancelled' THEN 1 ELSE 0 END), 0) AS BIGINT) AS cancelled,
+       CAST(COALESCE(SUM(CASE WHEN j.status = 'succeeded' THEN j.epochs ELSE j.epochs_done END), 0) AS BIGINT)
+           AS epochs_done,
+       CAST(COALESCE(SUM(j.epochs), 0) AS BIGINT) AS epochs_total
+FROM sweeps s
+LEFT JOIN jobs j ON j.sweep_id = s.id AND j.in_spec = 1";
+
+pub(super) const SWEEP_EPOCH_SECONDS: &str = "
+SELECT CAST(AVG(e.epoch_seconds) AS DOUBLE PRECISION) AS mean_epoch_seconds
+FROM epochs e JOIN jobs j ON j.id = e.job_id
+WHERE j.sweep_id = $1";
+
+pub(super) const SWEEP_GROUP_BY: &str = "GROUP BY s.id, s.name, s.state, s.priority, s.dataset, s.created_at_ms";
+
+/// The job columns of a submission, in insertion order.
+pub(super) const JOB_INSERT: &str = "INSERT INTO jobs (sweep_id, cell_hash, block, deepening, blocks_per_group, depth, \
+     depth_convention, width, dropout, dataset, seed, epochs, batch_size, lr, lr_milestones, lr_gamma, momentum, \
+     nesterov, weight_decay, reset_momentum_on_drop, train_subset, checkpoint_every, config_json, params, \
+     forward_macs, priority, max_attempts, created_at_ms) ";
+
+/// Rows per INSERT: 28 binds each stays under both dialects' bind limits.
+pub(super) const INSERT_CHUNK: usize = 500;
+
+/// Generates `impl Store` for a backend type whose inherent methods are
+/// `reader()`, `writer()`, `begin_write()` and `claim_next(...)`.
+macro_rules! impl_store {
+    ($store:ty, $db:ty, $row:ty) => {
+        use std::collections::HashMap;
+
+        use sqlx::Row as _;
+
+        use crate::spec::Recipe;
+        use crate::store::common::*;
+        use crate::store::*;
+
+        fn int<T: TryFrom<i64>>(row: &$row, column: &str) -> Result<T> {
+            let value: i64 = row.try_get(column)?;
+            T::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} = {value} is out of range")))
+        }
+
+        fn opt_int<T: TryFrom<i64>>(row: &$row, column: &str) -> Result<Option<T>> {
+            let value: Option<i64> = row.try_get(column)?;
+            value
+                .map(|v| T::try_from(v).map_err(|_| StoreError::Corrupt(format!("{column} = {v} is out of range"))))
+                .transpose()
+        }
+
+        fn summary_from_row(row: &$row, mean_epoch_seconds: Option<f64>) -> Result<SweepSummary> {
+            let state: String = row.try_get("state")?;
+            Ok(SweepSummary {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                state: SweepState::parse(&state)
+                    .ok_or_else(|| StoreError::Corrupt(format!("sweep state {state:?}")))?,
+                priority: int(row, "priority")?,
+                dataset: row.try_get("dataset")?,
+                counts: JobCounts {
+                    pending: int(row, "pending")?,
+                    running: int(row, "running")?,
+                    succeeded: int(row, "succeeded")?,
+                    failed: int(row, "failed")?,
+                    cancelled: int(row, "cancelled")?,
+                },
+                epochs_done: int(row, "epochs_done")?,
+                epochs_total: int(row, "epochs_total")?,
+                mean_epoch_seconds,
+                created_at_ms: row.try_get("created_at_ms")?,
+            })
+        }
+
+        fn job_row_from_row(row: &$row) -> Result<JobRow> {
+            Ok(JobRow {
+                job_id: row.try_get("id")?,
+                sweep_id: row.try_get("sweep_id")?,
+                cell_hash: row.try_get("cell_hash")?,
+                seed: int(row, "seed")?,
+                status: row.try_get("status")?,
+                in_spec: row.try_get::<i64, _>("in_spec")? != 0,
+                attempt: int(row, "attempt")?,
+                attempts_spent: int(row, "attempts_spent")?,
+                max_attempts: int(row, "max_attempts")?,
+                worker_id: row.try_get("worker_id")?,
+                lease_expires_at_ms: row.try_get("lease_expires_at_ms")?,
+                epochs_done: int(row, "epochs_done")?,
+                final_test_error: row.try_get("final_test_error")?,
+                last_error: row.try_get("last_error")?,
+            })
+        }
+
+        fn leased_from_row(row: &$row) -> Result<LeasedJob> {
+            let milestones: String = row.try_get("lr_milestones")?;
+            let lr_milestones: Vec<u32> = serde_json::from_str(&milestones)
+                .map_err(|e| StoreError::Corrupt(format!("lr_milestones {milestones:?}: {e}")))?;
+            let checkpoint = match opt_int::<i64>(row, "ckpt_id")? {
+                Some(checkpoint_id) => Some(CheckpointRef {
+                    checkpoint_id,
+                    job_id: row.try_get("id")?,
+                    attempt: int(row, "ckpt_attempt")?,
+                    epoch: int(row, "ckpt_epoch")?,
+                    size_bytes: int(row, "ckpt_size")?,
+                    sha256: row.try_get("ckpt_sha256")?,
+                }),
+                None => None,
+            };
+            Ok(LeasedJob {
+                job_id: row.try_get("id")?,
+                attempt: int(row, "attempt")?,
+                max_attempts: int(row, "max_attempts")?,
+                sweep_name: row.try_get("sweep_name")?,
+                cell_hash: row.try_get("cell_hash")?,
+                config: JobConfig {
+                    block: row.try_get("block")?,
+                    deepening: int(row, "deepening")?,
+                    blocks_per_group: int(row, "blocks_per_group")?,
+                    depth: int(row, "depth")?,
+                    width: int(row, "width")?,
+                    dropout: row.try_get("dropout")?,
+                    dataset: row.try_get("dataset")?,
+                    seed: int(row, "seed")?,
+                    recipe: Recipe {
+                        epochs: int(row, "epochs")?,
+                        batch_size: int(row, "batch_size")?,
+                        lr: row.try_get("lr")?,
+                        lr_milestones,
+                        lr_gamma: row.try_get("lr_gamma")?,
+                        momentum: row.try_get("momentum")?,
+                        nesterov: row.try_get::<i64, _>("nesterov")? != 0,
+                        weight_decay: row.try_get("weight_decay")?,
+                        reset_momentum_on_drop: row.try_get::<i64, _>("reset_momentum_on_drop")? != 0,
+                        train_subset: int(row, "train_subset")?,
+                        checkpoint_every: int(row, "checkpoint_every")?,
+                    },
+                },
+                lease_expires_at_ms: row.try_get("lease_expires_at_ms")?,
+                checkpoint,
+            })
+        }
+
+        fn sweep_filter(sweep: &str) -> (&'static str, Option<i64>) {
+            match sweep.parse::<i64>() {
+                Ok(id) => (" WHERE s.id = $1 ", Some(id)),
+                Err(_) => (" WHERE s.name = $1 ", None),
+            }
+        }
+
+        impl $store {
+            /// Explains why a fenced write matched no row: unknown job,
+            /// cancelled job, or an attempt that no longer holds the lease.
+            async fn fence_error<'e, E>(executor: E, fence: Fence) -> StoreError
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                let row = sqlx::query(
+                    "SELECT j.status, j.attempt, s.state, s.name FROM jobs j JOIN sweeps s ON s.id = j.sweep_id WHERE j.id = $1",
+                )
+                .bind(fence.job_id)
+                .fetch_optional(executor)
+                .await;
+                let row = match row {
+                    Ok(Some(row)) => row,
+                    Ok(None) => return StoreError::JobNotFound(fence.job_id),
+                    Err(e) => return e.into(),
+                };
+                let status: String = row.try_get("status").unwrap_or_default();
+                let state: String = row.try_get("state").unwrap_or_default();
+                if status == "cancelled" || state == "cancelled" {
+                    return StoreError::Cancelled {
+                        job_id: fence.job_id,
+                        sweep: row.try_get("name").unwrap_or_default(),
+                    };
+                }
+                StoreError::StaleAttempt {
+                    job_id: fence.job_id,
+                    attempt: fence.attempt,
+                    current: row.try_get::<i64, _>("attempt").unwrap_or_default() as u32,
+                    status,
+                }
+            }
+
+            /// Renews the lease of a fenced job, refusing stale attempts.
+            async fn touch<'e, E>(executor: E, fence: Fence, expires: Millis) -> Result<()>
+            where
+                E: sqlx::Executor<'e, Database = $db> + Copy,
+            {
+                let updated = sqlx::query(
+                    "UPDATE jobs SET lease_expires_at_ms = $3 WHERE id = $1 AND attempt = $2 AND status = 'running'",
+                )
+                .bind(fence.job_id)
+                .bind(fence.attempt as i64)
+                .bind(expires)
+                .execute(executor)
+                .await?;
+                if updated.rows_affected() == 0 {
+                    return Err(Self::fence_error(executor, fence).await);
+                }
+                Ok(())
+            }
+
+            async fn summary(&self, sweep: &str) -> Result<SweepSummary> {
+                let (filter, id) = sweep_filter(sweep);
+                let sql = format!("{SWEEP_SUMMARY}{filter}{SWEEP_GROUP_BY}");
+                let query = sqlx::query(&sql);
+                let query = match id {
+                    Some(id) => query.bind(id),
+                    None => query.bind(sweep),
+                };
+                let row = query
+                    .fetch_optional(self.reader())
+                    .await?
+                    .ok_or_else(|| StoreError::SweepNotFound(sweep.to_string()))?;
+                let sweep_id: i64 = row.try_get("id")?;
+                let mean: Option<f64> =
+                    sqlx::query_scalar(SWEEP_EPOCH_SECONDS).bind(sweep_id).fetch_one(self.reader()).await?;
+                summary_from_row(&row, mean)
+            }
+
+            /// Deletes the job's checkpoints older than `keep_id` and returns
+            /// the digests no row references any more.
+            async fn prune_checkpoints(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                job_id: i64,
+                keep_id: Option<i64>,
+            ) -> Result<Vec<String>> {
+                let keep = keep_id.unwrap_or(i64::MAX);
+                let old: Vec<String> =
+                    sqlx::query_scalar("DELETE FROM checkpoints WHERE job_id = $1 AND id < $2 RETURNING sha256")
+                        .bind(job_id)
+                        .bind(keep)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                let mut orphans = Vec::new();
+                for sha in old {
+                    let refs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM checkpoints WHERE sha256 = $1")
+                        .bind(&sha)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                    if refs == 0 && !orphans.contains(&sha) {
+                        orphans.push(sha);
+                    }
+                }
+                Ok(orphans)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            fn backend(&self) -> Backend {
+                Self::BACKEND
+            }
+
+            async fn submit_sweep(&self, sweep: &NewSweep<'_>, now: Millis) -> Result<SubmitOutcome> {
+                let mut tx = self.begin_write().await?;
+                let existing_sweep = sqlx::query("SELECT id, state FROM sweeps WHERE name = $1")
+                    .bind(sweep.name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let sweep_id: i64 = match existing_sweep {
+                    Some(row) => {
+                        let state: String = row.try_get("state")?;
+                        if state == "cancelled" {
+                            return Err(StoreError::SweepConflict {
+                                sweep: sweep.name.to_string(),
+                                message: "was cancelled; submit the spec under a new name".to_string(),
+                            });
+                        }
+                        row.try_get("id")?
+                    }
+                    None => sqlx::query_scalar(
+                        "INSERT INTO sweeps (name, dataset, priority, max_attempts, spec_toml, created_at_ms, updated_at_ms) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+                    )
+                    .bind(sweep.name)
+                    .bind(sweep.dataset)
+                    .bind(sweep.priority as i64)
+                    .bind(sweep.max_attempts as i64)
+                    .bind(sweep.spec_toml)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?,
+                };
+                let stored: HashMap<String, bool> = sqlx::query("SELECT cell_hash, in_spec FROM jobs WHERE sweep_id = $1")
+                    .bind(sweep_id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|row| Ok((row.try_get("cell_hash")?, row.try_get::<i64, _>("in_spec")? != 0)))
+                    .collect::<Result<_>>()?;
+                let mut in_spec = std::collections::HashSet::with_capacity(sweep.jobs.len());
+                let mut new_jobs = Vec::new();
+                let mut readded = Vec::new();
+                for job in sweep.jobs {
+                    in_spec.insert(job.cell_hash.as_str());
+                    match stored.get(&job.cell_hash) {
+                        None => new_jobs.push(job),
+                        Some(false) => readded.push(job.cell_hash.as_str()),
+                        Some(true) => {}
+                    }
+                }
+                let dropped: Vec<&str> = stored
+                    .iter()
+                    .filter(|(hash, in_spec_now)| **in_spec_now && !in_spec.contains(hash.as_str()))
+                    .map(|(hash, _)| hash.as_str())
+                    .collect();
+
+                let priority = sweep.priority as i64;
+                for chunk in new_jobs.chunks(INSERT_CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(JOB_INSERT);
+                    insert.push_values(chunk, |mut row, job| {
+                        let recipe = &job.recipe;
+                        row.push_bind(sweep_id)
+                            .push_bind(job.cell_hash.clone())
+                            .push_bind(job.cell.block.to_string())
+                            .push_bind(job.cell.block.deepening() as i64)
+                            .push_bind(job.cell.blocks_per_group as i64)
+                            .push_bind(job.cell.depth as i64)
+                            .push_bind(job.depth_convention.name())
+                            .push_bind(job.cell.width as i64)
+                            .push_bind(job.cell.dropout)
+                            .push_bind(job.dataset.name())
+                            .push_bind(job.seed as i64)
+                            .push_bind(recipe.epochs as i64)
+                            .push_bind(recipe.batch_size as i64)
+                            .push_bind(recipe.lr)
+                            .push_bind(serde_json::to_string(&recipe.lr_milestones).expect("milestones serialise"))
+                            .push_bind(recipe.lr_gamma)
+                            .push_bind(recipe.momentum)
+                            .push_bind(recipe.nesterov as i64)
+                            .push_bind(recipe.weight_decay)
+                            .push_bind(recipe.reset_momentum_on_drop as i64)
+                            .push_bind(recipe.train_subset as i64)
+                            .push_bind(recipe.checkpoint_every as i64)
+                            .push_bind(job.canonical_json())
+                            .push_bind(job.params as i64)
+                            .push_bind(job.forward_macs as i64)
+                            .push_bind(priority)
+                            .push_bind(sweep.max_attempts as i64)
+                            .push_bind(now);
+                    });
+                    insert.build().execute(&mut *tx).await?;
+                }
+                for (hash, flag) in dropped.iter().map(|h| (*h, 0i64)).chain(readded.iter().map(|h| (*h, 1i64))) {
+                    sqlx::query("UPDATE jobs SET in_spec = $3 WHERE sweep_id = $1 AND cell_hash = $2")
+                        .bind(sweep_id)
+                        .bind(hash)
+                        .bind(flag)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if !new_jobs.is_empty() || !dropped.is_empty() || !readded.is_empty() {
+                    sqlx::query("UPDATE sweeps SET spec_toml = $2, updated_at_ms = $3 WHERE id = $1")
+                        .bind(sweep_id)
+                        .bind(sweep.spec_toml)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(SubmitOutcome {
+                    sweep_id,
+                    new: new_jobs.len() as u64,
+                    existing: (sweep.jobs.len() - new_jobs.len()) as u64,
+                    dropped: dropped.len() as u64,
+                })
+            }
+
+            async fn sweep(&self, sweep: &str) -> Result<SweepSummary> {
+                self.summary(sweep).await
+            }
+
+            async fn list_sweeps(&self) -> Result<Vec<SweepSummary>> {
+                let names: Vec<String> =
+                    sqlx::query_scalar("SELECT name FROM sweeps ORDER BY id DESC").fetch_all(self.reader()).await?;
+                let mut sweeps = Vec::with_capacity(names.len());
+                for name in names {
+                    sweeps.push(self.summary(&name).await?);
+                }
+                Ok(sweeps)
+            }
+
+            async fn steer_sweep(&self, sweep: &str, action: SweepAction, now: Millis) -> Result<SweepSummary> {
+                let current = self.summary(sweep).await?;
+                let conflict = |message: &str| StoreError::SweepConflict {
+                    sweep: current.name.clone(),
+                    message: message.to_string(),
+                };
+                let target = match (current.state, action) {
+                    (SweepState::Cancelled, SweepAction::Cancel) => return Ok(current),
+                    (SweepState::Cancelled, _) => return Err(conflict("is cancelled; a cancelled sweep stays cancelled")),
+                    (_, SweepAction::Pause) => SweepState::Paused,
+                    (_, SweepAction::Resume) => SweepState::Active,
+                    (_, SweepAction::Cancel) => SweepState::Cancelled,
+                };
+                let mut tx = self.begin_write().await?;
+                sqlx::query("UPDATE sweeps SET state = $2, updated_at_ms = $3 WHERE id = $1")
+                    .bind(current.id)
+                    .bind(target.name())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                if target == SweepState::Cancelled {
+                    sqlx::query(
+                        "UPDATE jobs SET status = 'cancelled', worker_id = NULL, lease_expires_at_ms = NULL, \
+                         finished_at_ms = $2 WHERE sweep_id = $1 AND status IN ('pending', 'running')",
+                    )
+                    .bind(current.id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                self.summary(&current.id.to_string()).await
+            }
+
+            async fn register_worker(&self, hostname: &str, devices: &[String], version: &str, now: Millis) -> Result<i64> {
+                let id = sqlx::query_scalar(
+                    "INSERT INTO workers (hostname, devices, version, registered_at_ms, last_seen_at_ms) \
+                     VALUES ($1, $2, $3, $4, $4) RETURNING id",
+                )
+                .bind(hostname)
+                .bind(devices.join(","))
+                .bind(version)
+                .bind(now)
+                .fetch_one(self.writer())
+                .await?;
+                Ok(id)
+            }
+
+            async fn lease_job(&self, worker_id: i64, device: &str, lease_ms: i64, now: Millis) -> Result<Option<LeasedJob>> {
+                let Some(job_id) = self.claim_next(worker_id, device, now + lease_ms, now).await? else {
+                    return Ok(None);
+                };
+                let row = sqlx::query(JOB_SELECT).bind(job_id).fetch_one(self.reader()).await?;
+                leased_from_row(&row).map(Some)
+            }
+
+            async fn report_epoch(&self, fence: Fence, metrics: &EpochMetrics, lease_ms: i64, now: Millis) -> Result<Millis> {
+                let expires = now + lease_ms;
+                let mut tx = self.begin_write().await?;
+                let updated = sqlx::query(
+                    "UPDATE jobs SET lease_expires_at_ms = $3, epochs_done = $4 \
+                     WHERE id = $1 AND attempt = $2 AND status = 'running'",
+                )
+                .bind(fence.job_id)
+                .bind(fence.attempt as i64)
+                .bind(expires)
+                .bind(metrics.epoch as i64)
+                .execute(&mut *tx)
+                .await?;
+                if updated.rows_affected() == 0 {
+                    return Err(Self::fence_error(&mut *tx, fence).await);
+                }
+                upsert_epoch(&mut tx, fence, metrics, now).await?;
+                tx.commit().await?;
+                Ok(expires)
+            }
+
+            async fn heartbeat(&self, fence: Fence, lease_ms: i64, now: Millis) -> Result<Millis> {
+                let expires = now + lease_ms;
+                Self::touch(self.writer(), fence, expires).await?;
+                Ok(expires)
+            }
+
+            async fn complete_job(&self, fence: Fence, result: &JobResult, now: Millis) -> Result<Vec<String>> {
+                let m = &result.final_metrics;
+                let mut tx = self.begin_write().await?;
+                let updated = sqlx::query(
+                    "UPDATE jobs SET status = 'succeeded', lease_expires_at_ms = NULL, finished_at_ms = $3, \
+                     epochs_done = $4, final_train_loss = $5, final_train_error = $6, final_test_loss = $7, \
+                     final_test_error = $8, best_test_error = $9, train_seconds = $10, last_error = NULL \
+                     WHERE id = $1 AND attempt = $2 AND status = 'running'",
+                )
+                .bind(fence.job_id)
+                .bind(fence.attempt as i64)
+                .bind(now)
+                .bind(m.epoch as i64)
+                .bind(m.train_loss)
+                .bind(m.train_error)
+                .bind(m.test_loss)
+                .bind(m.test_error)
+                .bind(result.best_test_error)
+                .bind(result.train_seconds)
+                .execute(&mut *tx)
+                .await?;
+                if updated.rows_affected() == 0 {
+                    return Err(Self::fence_error(&mut *tx, fence).await);
+                }
+                upsert_epoch(&mut tx, fence, m, now).await?;
+                let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM checkpoints WHERE job_id = $1")
+                    .bind(fence.job_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let orphans = Self::prune_checkpoints(&mut tx, fence.job_id, last).await?;
+                tx.commit().await?;
+                Ok(orphans)
+            }
+
+            async fn fail_job(&self, fence: Fence, error: &str, retryable: bool, now: Millis) -> Result<bool> {
+                let status: Option<String> = sqlx::query_scalar(
+                    "UPDATE jobs SET \
+                       status = CASE WHEN $3 = 1 AND attempts_spent < max_attempts THEN 'pending' ELSE 'failed' END, \
+                       finished_at_ms = CASE WHEN $3 = 1 AND attempts_spent < max_attempts THEN NULL ELSE $4 END, \
+                       last_error = $5, worker_id = NULL, lease_expires_at_ms = NULL \
+                     WHERE id = $1 AND attempt = $2 AND status = 'running' RETURNING status",
+                )
+                .bind(fence.job_id)
+                .bind(fence.attempt as i64)
+                .bind(retryable as i64)
+                .bind(now)
+                .bind(error)
+                .fetch_optional(self.writer())
+                .await?;
+                match status {
+                    Some(status) => Ok(status == "pending"),
+                    None => Err(Self::fence_error(self.reader(), fence).await),
+                }
+            }
+
+            async fn release_job(&self, fence: Fence, _now: Millis) -> Result<()> {
+                let updated = sqlx::query(
+                    "UPDATE jobs SET status = 'pending', attempts_spent = attempts_spent - 1, worker_id = NULL, \
+                     lease_expires_at_ms = NULL WHERE id = $1 AND attempt = $2 AND status = 'running'",
+                )
+                .bind(fence.job_id)
+                .bind(fence.attempt as i64)
+                .execute(self.writer())
+                .await?;
+                if updated.rows_affected() == 0 {
+                    return Err(Self::fence_error(self.reader(), fence).await);
+                }
+                Ok(())
+            }
+
+            async fn reap_expired(&self, now: Millis) -> Result<u64> {
+                let updated = sqlx::query(
+                    "UPDATE jobs SET \
+                       status = CASE WHEN attempts_spent < max_attempts THEN 'pending' ELSE 'failed' END, \
+                       finished_at_ms = CASE WHEN attempts_spent < max_attempts THEN NULL ELSE $1 END, \
+                       last_error = 'lease of attempt ' || attempt || ' expired', \
+                       worker_id = NULL, lease_expires_at_ms = NULL \
+                     WHERE status = 'running' AND lease_expires_at_ms < $1",
+                )
+                .bind(now)
+                .execute(self.writer())
+                .await?;
+                Ok(updated.rows_affected())
+            }
+
+            async fn add_checkpoint(&self, fence: Fence, checkpoint: &NewCheckpoint, now: Millis) -> Result<(CheckpointRef, Vec<String>)> {
+                let mut tx = self.begin_write().await?;
+                let held: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM jobs WHERE id = $1 AND attempt = $2 AND status = 'running'",
+                )
+                .bind(fence.job_id)
+                .bind(fence.attempt as i64)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if held.is_none() {
+                    return Err(Self::fence_error(&mut *tx, fence).await);
+                }
+                let checkpoint_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO checkpoints (job_id, attempt, epoch, sha256, size_bytes, created_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(fence.job_id)
+                .bind(fence.attempt as i64)
+                .bind(checkpoint.epoch as i64)
+                .bind(&checkpoint.sha256)
+                .bind(checkpoint.size_bytes as i64)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                let orphans = Self::prune_checkpoints(&mut tx, fence.job_id, Some(checkpoint_id)).await?;
+                tx.commit().await?;
+                let stored = CheckpointRef {
+                    checkpoint_id,
+                    job_id: fence.job_id,
+                    attempt: fence.attempt,
+                    epoch: checkpoint.epoch,
+                    size_bytes: checkpoint.size_bytes,
+                    sha256: checkpoint.sha256.clone(),
+                };
+                Ok((stored, orphans))
+            }
+
+            async fn checkpoint(&self, fence: Fence, checkpoint_id: i64) -> Result<CheckpointRef> {
+                let held: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM jobs WHERE id = $1 AND attempt = $2 AND status = 'running'",
+                )
+                .bind(fence.job_id)
+                .bind(fence.attempt as i64)
+                .fetch_optional(self.reader())
+                .await?;
+                if held.is_none() {
+                    return Err(Self::fence_error(self.reader(), fence).await);
+                }
+                let row = sqlx::query("SELECT * FROM checkpoints WHERE id = $1 AND job_id = $2")
+                    .bind(checkpoint_id)
+                    .bind(fence.job_id)
+                    .fetch_optional(self.reader())
+                    .await?
+                    .ok_or(StoreError::CheckpointNotFound { job_id: fence.job_id, checkpoint_id })?;
+                Ok(CheckpointRef {
+                    checkpoint_id,
+                    job_id: fence.job_id,
+                    attempt: int(&row, "attempt")?,
+                    epoch: int(&row, "epoch")?,
+                    size_bytes: int(&row, "size_bytes")?,
+                    sha256: row.try_get("sha256")?,
+                })
+            }
+
+            async fn job(&self, job_id: i64) -> Result<JobRow> {
+                let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
+                    .bind(job_id)
+                    .fetch_optional(self.reader())
+                    .await?
+                    .ok_or(StoreError::JobNotFound(job_id))?;
+                job_row_from_row(&row)
+            }
+
+            async fn sweep_jobs(&self, sweep: &str) -> Result<Vec<JobRow>> {
+                let summary = self.summary(sweep).await?;
+                sqlx::query("SELECT * FROM jobs WHERE sweep_id = $1 ORDER BY id")
+                    .bind(summary.id)
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(job_row_from_row)
+                    .collect()
+            }
+
+            async fn job_epochs(&self, job_id: i64) -> Result<Vec<EpochMetrics>> {
+                sqlx::query("SELECT * FROM epochs WHERE job_id = $1 ORDER BY epoch")
+                    .bind(job_id)
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        Ok(EpochMetrics {
+                            epoch: int(row, "epoch")?,
+                            train_loss: row.try_get("train_loss")?,
+                            train_error: row.try_get("train_error")?,
+                            test_loss: row.try_get("test_loss")?,
+                            test_error: row.try_get("test_error")?,
+                            lr: row.try_get("lr")?,
+                            epoch_seconds: row.try_get("epoch_seconds")?,
+                            images_per_second: row.try_get("images_per_second")?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+
+        /// Stores an epoch's metrics, replacing an earlier attempt's row for
+        /// the same epoch and dropping its rows beyond it, so that a job's
+        /// curve runs 1..E without a gap or a repeat after a resume.
+        async fn upsert_epoch(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            fence: Fence,
+            m: &EpochMetrics,
+            now: Millis,
+        ) -> Result<()> {
+            sqlx::query("DELETE FROM epochs WHERE job_id = $1 AND epoch > $2")
+                .bind(fence.job_id)
+                .bind(m.epoch as i64)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO epochs (job_id, epoch, attempt, train_loss, train_error, test_loss, test_error, lr, \
+                 epoch_seconds, images_per_second, recorded_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (job_id, epoch) DO UPDATE SET attempt = excluded.attempt, train_loss = excluded.train_loss, \
+                 train_error = excluded.train_error, test_loss = excluded.test_loss, test_error = excluded.test_error, \
+                 lr = excluded.lr, epoch_seconds = excluded.epoch_seconds, \
+                 images_per_second = excluded.images_per_second, recorded_at_ms = excluded.recorded_at_ms",
+            )
+            .bind(fence.job_id)
+            .bind(m.epoch as i64)
+            .bind(fence.attempt as i64)
+            .bind(m.train_loss)
+            .bind(m.train_error)
+            .bind(m.test_loss)
+            .bind(m.test_error)
+            .bind(m.lr)
+            .bind(m.epoch_seconds)
+            .bind(m.images_per_second)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+    };
+}
+
+pub(super) use impl_store;

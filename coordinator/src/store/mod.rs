@@ -1,0 +1,125 @@
+//! The durable job queue: one [`Store`] trait, two implementations
+//! (SQLite, the embedded default; PostgreSQL, for many machines), one
+//! schema in two dialects under `migrations/`.
+//!
+//! Correctness rests on two rules. A job's identity is its cell hash,
+//! unique within its sweep, so no cell can be stored twice. Every write
+//! about a leased job is fenced: it names the attempt that holds the lease
+//! and is refused unless that attempt is still the job's running attempt.
+//!
+//! Every method takes `now` (milliseconds since the Unix epoch) from the
+//! caller, so that lease expiry is tested by moving a number rather than by
+//! sleeping.
+
+mod common;
+mod model;
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+pub use model::*;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// The default database: a file in the current directory.
+pub const DEFAULT_DB_URL: &str = "sqlite://widesweep.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sweep {0:?} not found")]
+    SweepNotFound(String),
+    #[error("job {0} not found")]
+    JobNotFound(i64),
+    #[error("checkpoint {checkpoint_id} of job {job_id} not found")]
+    CheckpointNotFound { job_id: i64, checkpoint_id: i64 },
+    #[error("job {job_id}: attempt {attempt} no longer holds the lease (the job is {status} at attempt {current})")]
+    StaleAttempt { job_id: i64, attempt: u32, current: u32, status: String },
+    #[error("job {job_id} was cancelled (sweep {sweep:?})")]
+    Cancelled { job_id: i64, sweep: String },
+    #[error("sweep {sweep:?}: {message}")]
+    SweepConflict { sweep: String, message: String },
+    #[error(
+        "unsupported database URL {0:?}: use sqlite://PATH (e.g. sqlite://widesweep.db) or postgres://USER@HOST/DB"
+    )]
+    BadUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt row in the database: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The queue's operations. Implementations must be safe to share between
+/// tasks and, for Postgres, between several coordinator processes.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Creates the sweep or adds the spec's new cells to it, in one
+    /// transaction. Cells the sweep has but the spec lacks are marked out of
+    /// spec (kept with their results, no longer leased).
+    async fn submit_sweep(&self, sweep: &NewSweep<'_>, now: Millis) -> Result<SubmitOutcome>;
+    /// A sweep by name, or by id written as digits.
+    async fn sweep(&self, sweep: &str) -> Result<SweepSummary>;
+    async fn list_sweeps(&self) -> Result<Vec<SweepSummary>>;
+    async fn steer_sweep(&self, sweep: &str, action: SweepAction, now: Millis) -> Result<SweepSummary>;
+
+    async fn register_worker(&self, hostname: &str, devices: &[String], version: &str, now: Millis) -> Result<i64>;
+    /// Claims the next pending job of the highest-priority active sweep
+    /// atomically; `None` when there is none.
+    async fn lease_job(&self, worker_id: i64, device: &str, lease_ms: i64, now: Millis) -> Result<Option<LeasedJob>>;
+    /// Records an epoch (replacing an earlier attempt's row for the same
+    /// epoch and dropping its later ones) and renews the lease.
+    async fn report_epoch(&self, fence: Fence, metrics: &EpochMetrics, lease_ms: i64, now: Millis) -> Result<Millis>;
+    async fn heartbeat(&self, fence: Fence, lease_ms: i64, now: Millis) -> Result<Millis>;
+    /// Marks the job succeeded; returns checkpoint digests no longer
+    /// referenced (all of the job's checkpoints but the last).
+    async fn complete_job(&self, fence: Fence, result: &JobResult, now: Millis) -> Result<Vec<String>>;
+    /// Returns whether the job went back to pending.
+    async fn fail_job(&self, fence: Fence, error: &str, retryable: bool, now: Millis) -> Result<bool>;
+    /// Hands the job back to pending without spending an attempt.
+    async fn release_job(&self, fence: Fence, now: Millis) -> Result<()>;
+    /// Returns expired leases to pending (or failed past max_attempts).
+    async fn reap_expired(&self, now: Millis) -> Result<u64>;
+
+    /// Records a stored checkpoint; returns it and the digests of the
+    /// job's older checkpoints that are no longer referenced.
+    async fn add_checkpoint(
+        &self,
+        fence: Fence,
+        checkpoint: &NewCheckpoint,
+        now: Millis,
+    ) -> Result<(CheckpointRef, Vec<String>)>;
+    /// A checkpoint of a job the caller holds.
+    async fn checkpoint(&self, fence: Fence, checkpoint_id: i64) -> Result<CheckpointRef>;
+
+    async fn job(&self, job_id: i64) -> Result<JobRow>;
+    async fn sweep_jobs(&self, sweep: &str) -> Result<Vec<JobRow>>;
+    async fn job_epochs(&self, job_id: i64) -> Result<Vec<EpochMetrics>>;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Opens (creating when needed) and migrates the database named by `url`.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open(url).await?))
+    } else {
+        Err(StoreError::BadUrl(url.to_string()))
+    }
+}
+
+/// Milliseconds since the Unix epoch, from the system clock.
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

@@ -1,0 +1,197 @@
+//! The store's domain types: what goes in and out of the queue.
+
+use crate::spec::{JobSpec, Recipe};
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// The proof a worker gives that it holds a job's lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fence {
+    pub job_id: i64,
+    pub attempt: u32,
+}
+
+pub struct NewSweep<'a> {
+    pub name: &'a str,
+    pub dataset: &'a str,
+    pub spec_toml: &'a str,
+    pub priority: i32,
+    pub max_attempts: u32,
+    pub jobs: &'a [JobSpec],
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubmitOutcome {
+    pub sweep_id: i64,
+    pub new: u64,
+    pub existing: u64,
+    pub dropped: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SweepState {
+    Active,
+    Paused,
+    Cancelled,
+}
+
+impl SweepState {
+    pub fn name(self) -> &'static str {
+        match self {
+            SweepState::Active => "active",
+            SweepState::Paused => "paused",
+            SweepState::Cancelled => "cancelled",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(SweepState::Active),
+            "paused" => Some(SweepState::Paused),
+            "cancelled" => Some(SweepState::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SweepAction {
+    Pause,
+    Resume,
+    Cancel,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    pub pending: u64,
+    pub running: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+}
+
+impl JobCounts {
+    pub fn total(&self) -> u64 {
+        self.pending + self.running + self.succeeded + self.failed + self.cancelled
+    }
+
+    pub fn finished(&self) -> bool {
+        self.pending == 0 && self.running == 0
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepSummary {
+    pub id: i64,
+    pub name: String,
+    pub state: SweepState,
+    pub priority: i32,
+    pub dataset: String,
+    pub counts: JobCounts,
+    pub epochs_done: u64,
+    pub epochs_total: u64,
+    /// Mean over reported epochs; `None` before the first report.
+    pub mean_epoch_seconds: Option<f64>,
+    pub created_at_ms: Millis,
+}
+
+impl SweepSummary {
+    /// Seconds until every remaining epoch has run at the observed epoch
+    /// time, spread over the jobs running now (at least one).
+    pub fn eta_seconds(&self) -> Option<f64> {
+        let per_epoch = self.mean_epoch_seconds?;
+        if self.counts.finished() {
+            return Some(0.0);
+        }
+        let remaining = self.epochs_total.saturating_sub(self.epochs_done) as f64;
+        Some(remaining * per_epoch / self.counts.running.max(1) as f64)
+    }
+}
+
+/// What a worker needs to train a job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobConfig {
+    pub block: String,
+    pub deepening: u32,
+    pub blocks_per_group: u32,
+    pub depth: u32,
+    pub width: u32,
+    pub dropout: f64,
+    pub dataset: String,
+    pub seed: u64,
+    pub recipe: Recipe,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeasedJob {
+    pub job_id: i64,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub sweep_name: String,
+    pub cell_hash: String,
+    pub config: JobConfig,
+    pub lease_expires_at_ms: Millis,
+    pub checkpoint: Option<CheckpointRef>,
+}
+
+impl LeasedJob {
+    pub fn fence(&self) -> Fence {
+        Fence { job_id: self.job_id, attempt: self.attempt }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: u32,
+    pub train_loss: f64,
+    pub train_error: f64,
+    pub test_loss: f64,
+    pub test_error: f64,
+    pub lr: f64,
+    pub epoch_seconds: f64,
+    pub images_per_second: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobResult {
+    pub final_metrics: EpochMetrics,
+    pub best_test_error: f64,
+    pub train_seconds: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewCheckpoint {
+    pub epoch: u32,
+    pub sha256: String,
+    pub size_bytes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointRef {
+    pub checkpoint_id: i64,
+    pub job_id: i64,
+    pub attempt: u32,
+    pub epoch: u32,
+    pub size_bytes: u64,
+    pub sha256: String,
+}
+
+/// A job's queue state and results, for status views and tests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRow {
+    pub job_id: i64,
+    pub sweep_id: i64,
+    pub cell_hash: String,
+    pub seed: u64,
+    pub status: String,
+    pub in_spec: bool,
+    pub attempt: u32,
+    pub attempts_spent: u32,
+    pub max_attempts: u32,
+    pub worker_id: Option<i64>,
+    pub lease_expires_at_ms: Option<Millis>,
+    pub epochs_done: u32,
+    pub final_test_error: Option<f64>,
+    pub last_error: Option<String>,
+}

@@ -1,0 +1,14 @@
+//! The widesweep gRPC API, package `widesweep.v1`.
+//!
+//! - `SweepService`: what users and the CLI call (submit, inspect, steer sweeps).
+//! - `WorkerService`: what worker slots call (register, lease, report, complete).
+//!
+//! The `.proto` files under `widesweep/v1/` are the source of truth and
+//! document every field. These generated types stop at the gRPC layer: the
+//! coordinator and the worker convert them to their own domain types.
+
+pub mod v1 {
+    tonic::include_proto!("widesweep.v1");
+}
+
+pub mod client;
