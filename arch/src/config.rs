@@ -79,7 +79,7 @@ impl WrnConfig {
     /// error names the nearest valid depths.
     pub fn blocks_for_depth(depth: usize, block: &BlockPattern) -> Result<usize, ConfigError> {
         let per_block = 3 * block.deepening();
-        if depth > 4 && (depth - 4) % per_block == 0 {
+        if depth > 4 && (depth - 4).is_multiple_of(per_block) {
             return Ok((depth - 4) / per_block);
         }
         let n_below = depth.saturating_sub(4) / per_block;

@@ -1,0 +1,345 @@
+//! The training engine's subcommands: `train`, `model`, `data fetch` and
+//! `bench train`. They parse what the user typed (validated by clap), turn
+//! it into the worker's types, and print; the work is in `widesweep-worker`.
+
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use widesweep_arch::{BlockPattern, Dataset, WrnConfig};
+use widesweep_worker::candle;
+use widesweep_worker::data::fetch::{FetchOptions, fetch};
+use widesweep_worker::data::{self, LoadOptions};
+use widesweep_worker::device::DeviceSpec;
+use widesweep_worker::train::bench::{BenchOptions, bench_train};
+use widesweep_worker::train::{EpochMetrics, Recipe, RunSpec, TrainError, Trainer};
+use widesweep_worker::wrn::Wrn;
+
+/// One network, with the same fields as a cell of a sweep spec.
+#[derive(Args, Debug, Clone)]
+pub struct CellArgs {
+    /// Block pattern, e.g. B(3,3), B(1,3,1), B(3,1,3).
+    #[arg(long, conflicts_with = "l")]
+    pub block: Option<BlockPattern>,
+    /// Deepening factor: blocks of l 3x3 convolutions (l = 2 is B(3,3)).
+    #[arg(long)]
+    pub l: Option<usize>,
+    /// Total depth (3 * N * l + 4); must divide exactly into blocks.
+    #[arg(long, conflicts_with = "blocks_per_group", required_unless_present = "blocks_per_group")]
+    pub depth: Option<usize>,
+    /// Blocks per group N, given directly (e.g. for the block-type study's nominal depth).
+    #[arg(long)]
+    pub blocks_per_group: Option<usize>,
+    /// Width factor k: groups have 16k, 32k and 64k channels.
+    #[arg(long, short = 'k')]
+    pub width: usize,
+    /// Dropout between the convolutions of a block.
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f64,
+    /// cifar10, cifar100, fashion-mnist or mnist.
+    #[arg(long, default_value = "cifar10")]
+    pub dataset: Dataset,
+}
+
+impl CellArgs {
+    pub fn config(&self) -> anyhow::Result<WrnConfig> {
+        let block = match (&self.block, self.l) {
+            (Some(block), _) => block.clone(),
+            (None, Some(l)) => BlockPattern::deepened(l)?,
+            (None, None) => BlockPattern::basic(),
+        };
+        let n = match (self.depth, self.blocks_per_group) {
+            (_, Some(n)) => n,
+            (Some(depth), None) => WrnConfig::blocks_for_depth(depth, &block)?,
+            (None, None) => bail!("give --depth or --blocks-per-group"),
+        };
+        let d = self.dataset;
+        Ok(WrnConfig::new(block, n, self.width, self.dropout, d.in_channels(), d.num_classes())?)
+    }
+}
+
+/// The training recipe; defaults are the paper's CIFAR recipe.
+#[derive(Args, Debug, Clone)]
+pub struct RecipeArgs {
+    #[arg(long, default_value_t = 200)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 0.1)]
+    pub lr: f64,
+    /// Epochs at which the learning rate is multiplied by --lr-gamma.
+    #[arg(long, value_delimiter = ',', default_value = "60,120,160")]
+    pub lr_milestones: Vec<usize>,
+    #[arg(long, default_value_t = 0.2)]
+    pub lr_gamma: f64,
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// Plain momentum instead of Nesterov's.
+    #[arg(long)]
+    pub no_nesterov: bool,
+    #[arg(long, default_value_t = 5e-4)]
+    pub weight_decay: f64,
+    /// Keep the momentum buffers across learning-rate drops (the official
+    /// code resets them).
+    #[arg(long)]
+    pub keep_momentum_on_drop: bool,
+    /// No random crops and flips.
+    #[arg(long)]
+    pub no_augment: bool,
+}
+
+impl RecipeArgs {
+    pub fn recipe(&self) -> anyhow::Result<Recipe> {
+        let recipe = Recipe {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            lr_milestones: self.lr_milestones.clone(),
+            lr_gamma: self.lr_gamma,
+            momentum: self.momentum,
+            nesterov: !self.no_nesterov,
+            weight_decay: self.weight_decay,
+            reset_momentum_on_drop: !self.keep_momentum_on_drop,
+            augment: !self.no_augment,
+        };
+        recipe.validate()?;
+        Ok(recipe)
+    }
+}
+
+/// `widesweep train`: train one cell directly, printing every epoch.
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub cell: CellArgs,
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// cpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// Where `widesweep data fetch` put the datasets.
+    #[arg(long, env = "WIDESWEEP_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Train on this many training images only (the same ones for every seed).
+    #[arg(long)]
+    pub train_subset: Option<usize>,
+    /// Evaluate on this many test images only (the first ones).
+    #[arg(long)]
+    pub test_subset: Option<usize>,
+    /// Save the whole training state here after every --checkpoint-every epochs.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    #[arg(long, default_value_t = 1, requires = "checkpoint")]
+    pub checkpoint_every: usize,
+    /// Continue from --checkpoint when the file exists.
+    #[arg(long, requires = "checkpoint")]
+    pub resume: bool,
+    /// Accept datasets whose record counts differ from the official ones.
+    #[arg(long)]
+    pub allow_unofficial: bool,
+}
+
+/// `widesweep model`: the size and cost of one network.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    #[command(flatten)]
+    pub cell: CellArgs,
+}
+
+/// `widesweep data ...`
+#[derive(Subcommand, Debug, Clone)]
+pub enum DataCommand {
+    /// Download a dataset (or import a local copy) into the data directory and verify it.
+    Fetch(FetchArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FetchArgs {
+    /// cifar10, cifar100, fashion-mnist or mnist.
+    pub dataset: Dataset,
+    #[arg(long, env = "WIDESWEEP_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Import this archive (.tar.gz), IDX .gz file or directory instead of downloading.
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+    /// Accept files that differ from the official ones (checksums, record
+    /// counts); they must still be well formed.
+    #[arg(long)]
+    pub allow_unofficial: bool,
+}
+
+/// `widesweep bench ...`
+#[derive(Subcommand, Debug, Clone)]
+pub enum BenchCommand {
+    /// Steady-state training images/s and peak memory of one config.
+    Train(BenchTrainArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchTrainArgs {
+    #[command(flatten)]
+    pub cell: CellArgs,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// Timed steps.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Untimed steps before them.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+}
+
+pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
+    let config = args.cell.config()?;
+    let recipe = args.recipe.recipe()?;
+    let dataset = args.cell.dataset;
+    let device = args.device.open()?;
+    let options = LoadOptions { official_sizes: !args.allow_unofficial };
+    let mut splits = data::load(dataset, &args.data_dir, options)?;
+    if let Some(n) = args.test_subset {
+        let first: Vec<usize> = (0..n.min(splits.test.len())).collect();
+        splits.test = splits.test.subset(&first);
+    }
+    let spec = RunSpec { config: config.clone(), dataset, recipe, seed: args.seed, train_subset: args.train_subset };
+    let splits = Arc::new(splits);
+    let mut trainer = match &args.checkpoint {
+        Some(path) if args.resume && path.exists() => {
+            let t = Trainer::resume(spec, splits.clone(), &device, path)?;
+            println!("resumed {} after epoch {}", path.display(), t.epochs_done());
+            t
+        }
+        _ => Trainer::new(spec, splits.clone(), &device)?,
+    };
+    println!(
+        "{} on {dataset} ({} train / {} test images), {} parameters, seed {}, {}",
+        config.name(),
+        trainer.train_images(),
+        splits.test.len(),
+        group_digits(trainer.model().param_count()),
+        args.seed,
+        args.device
+    );
+    println!(
+        "{:>5} {:>8} {:>10} {:>9} {:>9} {:>9} {:>8}",
+        "epoch", "lr", "train loss", "train err", "test err", "img/s", "seconds"
+    );
+    let mut observer = |m: &EpochMetrics, t: &Trainer| -> Result<ControlFlow<()>, TrainError> {
+        println!(
+            "{:>5} {:>8.5} {:>10.4} {:>8.2}% {:>8.2}% {:>9.1} {:>8.1}",
+            m.epoch,
+            m.lr,
+            m.train_loss,
+            100.0 * m.train_error,
+            100.0 * m.test_error,
+            m.images_per_sec,
+            m.seconds
+        );
+        let _ = std::io::stdout().flush();
+        if let Some(path) = &args.checkpoint {
+            let last = m.epoch == t.spec().recipe.epochs;
+            if last || m.epoch.is_multiple_of(args.checkpoint_every.max(1)) {
+                t.save_checkpoint(path)?;
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    };
+    trainer.run(&mut observer)?;
+    if let Some(m) = trainer.history().last() {
+        println!("final test error {:.2}% after {} epochs", 100.0 * m.test_error, m.epoch);
+    }
+    Ok(())
+}
+
+pub fn run_model(args: &ModelArgs) -> anyhow::Result<()> {
+    let config = args.cell.config()?;
+    let plan = config.plan();
+    // Counted from the instantiated candle model, and checked against the plan.
+    let model = Wrn::new(&config, 0, candle::DType::F32, &candle::Device::Cpu).context("instantiating the model")?;
+    let params = model.param_count();
+    if params != plan.param_count() {
+        bail!("instantiated model has {params} parameters but the plan says {}", plan.param_count());
+    }
+    let macs = plan.forward_macs();
+    let activations = plan.activation_elems();
+    println!("network      {}", config.name());
+    println!(
+        "dataset      {} ({} input channels, {} classes)",
+        args.cell.dataset, config.in_channels, config.num_classes
+    );
+    println!("blocks/group {}", config.blocks_per_group);
+    println!("dropout      {}", config.dropout);
+    println!("parameters   {} ({:.1}M)", group_digits(params), params as f64 / 1e6);
+    println!("forward MACs {:.3} G per image (training step ~3x)", macs as f64 / 1e9);
+    println!(
+        "activations  {:.1} MiB per training image (f32, lower bound: {} elements)",
+        activations as f64 * 4.0 / (1 << 20) as f64,
+        group_digits(activations)
+    );
+    Ok(())
+}
+
+pub fn run_data(command: &DataCommand) -> anyhow::Result<()> {
+    match command {
+        DataCommand::Fetch(args) => {
+            let options =
+                FetchOptions { from: args.from.clone(), allow_unofficial: args.allow_unofficial, progress: true };
+            let report =
+                fetch(args.dataset, &args.data_dir, &options).with_context(|| format!("fetching {}", args.dataset))?;
+            println!(
+                "{}: {} training and {} test images verified in {} (from {})",
+                args.dataset,
+                report.train_images,
+                report.test_images,
+                report.dir.display(),
+                report.source
+            );
+            Ok(())
+        }
+    }
+}
+
+pub fn run_bench(command: &BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Train(args) => {
+            let config = args.cell.config()?;
+            let device = args.device.open()?;
+            let options = BenchOptions { batch_size: args.batch_size, warmup_steps: args.warmup, steps: args.steps };
+            let report = bench_train(&config, &options, &device)?;
+            let memory = report
+                .peak_memory_bytes
+                .map_or("unknown".to_string(), |b| format!("{:.0} MiB", b as f64 / (1 << 20) as f64));
+            println!(
+                "{} batch {} on {}: {:.1} images/s, {:.1} ms/step, peak memory {} ({} timed steps after {} warm-up)",
+                config.name(),
+                args.batch_size,
+                args.device,
+                report.images_per_sec,
+                report.ms_per_step,
+                memory,
+                args.steps,
+                args.warmup
+            );
+            Ok(())
+        }
+    }
+}
+
+/// 36479194 -> "36,479,194".
+fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,71 @@
+//! The compute device a run trains on: `cpu` or `cuda:N`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use candle_core::Device;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeviceSpec {
+    #[default]
+    Cpu,
+    Cuda(usize),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("invalid device {0:?}: use cpu or cuda:N (e.g. cuda:0)")]
+    Parse(String),
+    #[error("cannot open {spec}: {source}")]
+    Open { spec: DeviceSpec, source: candle_core::Error },
+}
+
+impl DeviceSpec {
+    /// Opens the device. On a build without the `cuda` feature, candle
+    /// reports that CUDA support is not compiled in.
+    pub fn open(self) -> Result<Device, DeviceError> {
+        match self {
+            DeviceSpec::Cpu => Ok(Device::Cpu),
+            DeviceSpec::Cuda(ordinal) => {
+                Device::new_cuda(ordinal).map_err(|source| DeviceError::Open { spec: self, source })
+            }
+        }
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Cpu => f.write_str("cpu"),
+            DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl FromStr for DeviceSpec {
+    type Err = DeviceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceSpec::Cuda)
+                .ok_or_else(|| DeviceError::Parse(s.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cpu_and_cuda_ordinals() {
+        assert_eq!("cpu".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cpu);
+        assert_eq!("cuda:1".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(1));
+        assert!("gpu".parse::<DeviceSpec>().unwrap_err().to_string().contains("cuda:N"));
+    }
+}

@@ -1,0 +1,98 @@
+//! `widesweep bench train`: steady-state training throughput of one config
+//! on synthetic data, with the same step as real training (forward,
+//! cross-entropy, backward, SGD update), so the figure is comparable with
+//! bench/pytorch_reference.py.
+
+use std::time::Instant;
+
+use candle_core::{D, DType, Device, ModuleT, Tensor};
+use rand::Rng;
+use widesweep_arch::{IMAGE_SIZE, WrnConfig};
+
+use super::optimizer::Sgd;
+use super::{Recipe, TrainError};
+use crate::rng::{self, Purpose};
+use crate::wrn::Wrn;
+
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub batch_size: usize,
+    /// Untimed steps first (allocator and kernel warm-up).
+    pub warmup_steps: usize,
+    pub steps: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct BenchReport {
+    pub images_per_sec: f64,
+    pub ms_per_step: f64,
+    /// Peak memory: resident set of the process on the CPU (VmHWM), device
+    /// memory in use sampled after every step on CUDA. `None` where unknown.
+    pub peak_memory_bytes: Option<u64>,
+}
+
+pub fn bench_train(config: &WrnConfig, options: &BenchOptions, device: &Device) -> Result<BenchReport, TrainError> {
+    let recipe = Recipe::default();
+    let model = Wrn::new(config, 0, DType::F32, device)?;
+    let mut optimizer = Sgd::new(model.store().params(), recipe.momentum, recipe.nesterov, recipe.weight_decay);
+    let b = options.batch_size;
+    let mut stream = rng::stream(0, 0, 0, Purpose::Augment);
+    let pixels: Vec<f32> =
+        (0..b * config.in_channels * IMAGE_SIZE * IMAGE_SIZE).map(|_| stream.random::<f32>() - 0.5).collect();
+    let labels: Vec<u32> = (0..b).map(|_| stream.random_range(0..config.num_classes as u32)).collect();
+    let mut peak = 0u64;
+    let mut step = |step: usize| -> Result<(), TrainError> {
+        // Host-to-device copies each step, as in training.
+        let images = Tensor::from_slice(&pixels, (b, config.in_channels, IMAGE_SIZE, IMAGE_SIZE), &Device::Cpu)?
+            .to_device(device)?;
+        let targets = Tensor::from_slice(&labels, b, &Device::Cpu)?.to_device(device)?;
+        model.reseed_dropout(0, 0, step as u64);
+        let logits = model.forward_t(&images, true)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
+        let grads = loss.backward()?;
+        optimizer.step(&grads, recipe.lr)?;
+        // Reading one value waits for the device, so steps are timed end to end.
+        logits.argmax(D::Minus1)?.get(0)?.to_scalar::<u32>()?;
+        if let Some(used) = device_memory_in_use(device) {
+            peak = peak.max(used);
+        }
+        Ok(())
+    };
+    for s in 0..options.warmup_steps {
+        step(s)?;
+    }
+    let started = Instant::now();
+    for s in 0..options.steps {
+        step(options.warmup_steps + s)?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let peak_memory_bytes = if device.is_cpu() { peak_rss_bytes() } else { (peak > 0).then_some(peak) };
+    Ok(BenchReport {
+        images_per_sec: (options.steps * b) as f64 / seconds,
+        ms_per_step: 1e3 * seconds / options.steps.max(1) as f64,
+        peak_memory_bytes,
+    })
+}
+
+/// Peak resident set size of this process (Linux), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(feature = "cuda")]
+fn device_memory_in_use(device: &Device) -> Option<u64> {
+    let Device::Cuda(cuda) = device else {
+        return None;
+    };
+    let _ = cuda;
+    let (free, total) = candle_core::cuda_backend::cudarc::driver::result::mem_get_info().ok()?;
+    Some((total - free) as u64)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn device_memory_in_use(_: &Device) -> Option<u64> {
+    None
+}

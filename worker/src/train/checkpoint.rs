@@ -1,0 +1,222 @@
+//! The whole state of a run in one safetensors file: weights, BN running
+//! statistics, SGD momentum buffers, and in the metadata the cell (config,
+//! dataset, seed, recipe), the epochs done, the metrics so far and the RNG
+//! position. The RNG needs no tensor: every stream is keyed by (seed, epoch,
+//! step), so the epoch counter is its whole state.
+//!
+//! Tensor keys: `model.<name>` for every model tensor (names mirror the
+//! module tree, e.g. `model.group1.block0.conv0.weight`) and
+//! `momentum.<name>` for each parameter's momentum buffer.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::safetensors::Load;
+use candle_core::{Device, Tensor};
+use safetensors::SafeTensors;
+use serde::{Deserialize, Serialize};
+
+use super::Recipe;
+use super::optimizer::Sgd;
+use super::trainer::{EpochMetrics, RunSpec};
+use crate::wrn::Wrn;
+
+pub const FORMAT: &str = "widesweep-checkpoint";
+pub const FORMAT_VERSION: u32 = 1;
+/// How the RNG position is recorded; bump if the stream keys ever change.
+pub const RNG_SCHEME: &str = "chacha8 streams keyed by (seed, epoch, step, purpose)";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("cannot read checkpoint {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write checkpoint {path}: {message}")]
+    Write { path: PathBuf, message: String },
+    #[error("checkpoint {path} is corrupt or not a safetensors file: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("{path} is not a widesweep checkpoint: {message}")]
+    NotACheckpoint { path: PathBuf, message: String },
+    #[error("checkpoint {path} has format version {found}; this build reads version {FORMAT_VERSION}")]
+    Version { path: PathBuf, found: String },
+    #[error("checkpoint {path} belongs to another cell: its {field} is {found}, this run's is {expected}")]
+    Mismatch { path: PathBuf, field: &'static str, found: String, expected: String },
+}
+
+/// The cell a checkpoint was written for, as stored in its metadata.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct CellRecord {
+    network: String,
+    block: String,
+    blocks_per_group: usize,
+    width: usize,
+    dropout: f64,
+    in_channels: usize,
+    num_classes: usize,
+    dataset: String,
+    seed: u64,
+    train_subset: Option<usize>,
+    recipe: Recipe,
+}
+
+impl CellRecord {
+    fn of(spec: &RunSpec) -> Self {
+        let c = &spec.config;
+        Self {
+            network: c.name(),
+            block: c.block.to_string(),
+            blocks_per_group: c.blocks_per_group,
+            width: c.width,
+            dropout: c.dropout,
+            in_channels: c.in_channels,
+            num_classes: c.num_classes,
+            dataset: spec.dataset.to_string(),
+            seed: spec.seed,
+            train_subset: spec.train_subset,
+            recipe: spec.recipe.clone(),
+        }
+    }
+
+    fn architecture(&self) -> String {
+        format!(
+            "{} (N = {}, dropout {}, {} input channels, {} classes)",
+            self.network, self.blocks_per_group, self.dropout, self.in_channels, self.num_classes
+        )
+    }
+
+    /// The first field in which `self` (the checkpoint's) differs from
+    /// `run` (this run's). The number of epochs may differ: a run can be
+    /// extended.
+    fn first_difference(&self, run: &CellRecord) -> Option<(&'static str, String, String)> {
+        if self.architecture() != run.architecture() {
+            return Some(("architecture", self.architecture(), run.architecture()));
+        }
+        let pairs: [(&'static str, String, String); 3] = [
+            ("dataset", self.dataset.clone(), run.dataset.clone()),
+            ("seed", self.seed.to_string(), run.seed.to_string()),
+            ("train_subset", format!("{:?}", self.train_subset), format!("{:?}", run.train_subset)),
+        ];
+        if let Some(diff) = pairs.into_iter().find(|(_, a, b)| a != b) {
+            return Some(diff);
+        }
+        let same_epochs = Recipe { epochs: run.recipe.epochs, ..self.recipe.clone() };
+        (same_epochs != run.recipe).then(|| {
+            let json = |r: &Recipe| serde_json::to_string(r).unwrap_or_default();
+            ("recipe", json(&self.recipe), json(&run.recipe))
+        })
+    }
+}
+
+/// The non-tensor part of a run's state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointState {
+    pub epochs_done: usize,
+    pub history: Vec<EpochMetrics>,
+}
+
+fn model_key(name: &str) -> String {
+    format!("model.{name}")
+}
+
+fn momentum_key(name: &str) -> String {
+    format!("momentum.{name}")
+}
+
+/// Writes the state atomically (a temporary file renamed over `path`), so a
+/// crash mid-write never leaves a truncated checkpoint behind.
+pub fn save(
+    path: &Path,
+    spec: &RunSpec,
+    model: &Wrn,
+    optimizer: &Sgd,
+    state: &CheckpointState,
+) -> Result<(), CheckpointError> {
+    let write_err = |message: String| CheckpointError::Write { path: path.into(), message };
+    let mut tensors: Vec<(String, Tensor)> = Vec::new();
+    for (name, var) in model.store().all() {
+        tensors
+            .push((model_key(&name), var.as_tensor().to_device(&Device::Cpu).map_err(|e| write_err(e.to_string()))?));
+    }
+    for (name, buffer) in optimizer.momentum_buffers() {
+        tensors.push((momentum_key(name), buffer.to_device(&Device::Cpu).map_err(|e| write_err(e.to_string()))?));
+    }
+    let metadata: HashMap<String, String> = [
+        ("format", FORMAT.to_string()),
+        ("format_version", FORMAT_VERSION.to_string()),
+        ("cell", json(&CellRecord::of(spec))),
+        ("epochs_done", state.epochs_done.to_string()),
+        ("history", json(&state.history)),
+        ("rng", RNG_SCHEME.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| write_err(e.to_string()))?;
+    }
+    let tmp = path.with_extension("safetensors.tmp");
+    safetensors::serialize_to_file(tensors, Some(metadata), &tmp).map_err(|e| write_err(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| write_err(e.to_string()))
+}
+
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("metadata serialises to JSON")
+}
+
+/// Loads the state at `path` into `model` and `optimizer` after checking
+/// that it was written for the same cell.
+pub fn load(path: &Path, spec: &RunSpec, model: &Wrn, optimizer: &mut Sgd) -> Result<CheckpointState, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Read { path: path.into(), source })?;
+    let corrupt = |message: String| CheckpointError::Corrupt { path: path.into(), message };
+    let not_ours = |message: &str| CheckpointError::NotACheckpoint { path: path.into(), message: message.to_string() };
+    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let meta = header.metadata().clone().ok_or_else(|| not_ours("it has no metadata"))?;
+    let field = |key: &str| meta.get(key).cloned().ok_or_else(|| not_ours(&format!("metadata lacks {key:?}")));
+    if field("format")? != FORMAT {
+        return Err(not_ours("its format is not widesweep-checkpoint"));
+    }
+    let version = field("format_version")?;
+    if version != FORMAT_VERSION.to_string() {
+        return Err(CheckpointError::Version { path: path.into(), found: version });
+    }
+    let cell: CellRecord =
+        serde_json::from_str(&field("cell")?).map_err(|e| corrupt(format!("unreadable cell metadata: {e}")))?;
+    if let Some((field, found, expected)) = cell.first_difference(&CellRecord::of(spec)) {
+        return Err(CheckpointError::Mismatch { path: path.into(), field, found, expected });
+    }
+    let epochs_done: usize = field("epochs_done")?.parse().map_err(|e| corrupt(format!("bad epochs_done: {e}")))?;
+    let history: Vec<EpochMetrics> =
+        serde_json::from_str(&field("history")?).map_err(|e| corrupt(format!("bad history: {e}")))?;
+
+    // Read every tensor before changing any, so a refused file leaves the model untouched.
+    let read = |key: &str, var: &candle_core::Var| -> Result<Tensor, CheckpointError> {
+        let view = tensors.tensor(key).map_err(|e| corrupt(format!("tensor {key}: {e}")))?;
+        let tensor = view.load(var.device()).map_err(|e| corrupt(format!("tensor {key}: {e}")))?;
+        if tensor.dims() != var.dims() || tensor.dtype() != var.dtype() {
+            return Err(corrupt(format!(
+                "tensor {key} is {:?} {:?}, the model's is {:?} {:?}",
+                tensor.dtype(),
+                tensor.dims(),
+                var.dtype(),
+                var.dims()
+            )));
+        }
+        Ok(tensor)
+    };
+    let mut loaded = Vec::new();
+    for (name, var) in model.store().all() {
+        loaded.push((read(&model_key(&name), &var)?, var));
+    }
+    let mut momentum = HashMap::new();
+    for (name, var) in model.store().params() {
+        let key = momentum_key(&name);
+        if tensors.names().iter().any(|n| **n == key) {
+            momentum.insert(name, read(&key, &var)?);
+        }
+    }
+    for (tensor, var) in loaded {
+        var.set(&tensor).map_err(|e| corrupt(e.to_string()))?;
+    }
+    optimizer.load_momentum(|name, _| Ok(momentum.remove(name))).map_err(|e| corrupt(e.to_string()))?;
+    Ok(CheckpointState { epochs_done, history })
+}

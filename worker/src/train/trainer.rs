@@ -1,0 +1,267 @@
+//! One training run of one cell: a WRN, a dataset, a recipe and a seed.
+//!
+//! Randomness per epoch e and step s (see [`crate::rng`]): the data order
+//! comes from stream (seed, e, 0, DataOrder), the crops and flips of batch s
+//! from (seed, e, s, Augment), its dropout masks from (seed, e, s, Dropout).
+//! The run's state after an epoch is therefore its tensors plus the epoch
+//! counter, which is exactly what a checkpoint holds.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::{D, DType, Device, ModuleT, Tensor};
+use serde::{Deserialize, Serialize};
+use widesweep_arch::{Dataset, WrnConfig};
+
+use super::checkpoint::{self, CheckpointState};
+use super::optimizer::Sgd;
+use super::{Recipe, TrainError};
+use crate::data::batch::{HostBatch, make_batch};
+use crate::data::{ImageSet, Normalisation, Splits};
+use crate::rng::{self, Purpose};
+use crate::wrn::Wrn;
+
+/// Batch size of evaluation passes (no gradients, so larger than training's).
+const EVAL_BATCH: usize = 500;
+
+/// One cell as the trainer needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSpec {
+    pub config: WrnConfig,
+    pub dataset: Dataset,
+    pub recipe: Recipe,
+    pub seed: u64,
+    /// Train on this many images of the training set (the same images for
+    /// every seed), for quick runs; `None` uses all of it.
+    pub train_subset: Option<usize>,
+}
+
+/// What one epoch measured. Errors are fractions in [0, 1].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based: the number of epochs completed.
+    pub epoch: usize,
+    pub lr: f64,
+    /// Mean cross-entropy of the training batches (with augmentation and dropout).
+    pub train_loss: f64,
+    /// Error on the training batches as they were trained on.
+    pub train_error: f64,
+    pub test_loss: f64,
+    pub test_error: f64,
+    /// Training images per second (the training pass only, not evaluation).
+    pub images_per_sec: f64,
+    /// Wall-clock seconds of the whole epoch, evaluation included.
+    pub seconds: f64,
+}
+
+/// Told about every finished epoch; the future job agent reports epochs over
+/// gRPC and checkpoints through it. `Break` stops the run after this epoch.
+pub trait EpochObserver {
+    fn epoch_finished(&mut self, metrics: &EpochMetrics, trainer: &Trainer) -> Result<ControlFlow<()>, TrainError>;
+}
+
+/// An observer that does nothing.
+pub struct Silent;
+
+impl EpochObserver for Silent {
+    fn epoch_finished(&mut self, _: &EpochMetrics, _: &Trainer) -> Result<ControlFlow<()>, TrainError> {
+        Ok(ControlFlow::Continue(()))
+    }
+}
+
+impl<F: FnMut(&EpochMetrics, &Trainer) -> Result<ControlFlow<()>, TrainError>> EpochObserver for F {
+    fn epoch_finished(&mut self, metrics: &EpochMetrics, trainer: &Trainer) -> Result<ControlFlow<()>, TrainError> {
+        self(metrics, trainer)
+    }
+}
+
+pub struct Trainer {
+    spec: RunSpec,
+    model: Wrn,
+    optimizer: Sgd,
+    device: Device,
+    /// The training images after `train_subset`; shared, never copied per run.
+    train: Arc<ImageSet>,
+    splits: Arc<Splits>,
+    norm: Normalisation,
+    epochs_done: usize,
+    history: Vec<EpochMetrics>,
+}
+
+impl Trainer {
+    /// A fresh run: weights initialised from the spec's seed.
+    pub fn new(spec: RunSpec, splits: Arc<Splits>, device: &Device) -> Result<Self, TrainError> {
+        spec.recipe.validate()?;
+        if splits.train.channels != spec.config.in_channels {
+            return Err(TrainError::Channels {
+                dataset: spec.dataset.to_string(),
+                found: splits.train.channels,
+                expected: spec.config.in_channels,
+            });
+        }
+        let train = match spec.train_subset {
+            Some(n) if n < splits.train.len() => {
+                let order = rng::permutation(&mut rng::stream(0, 0, 0, Purpose::Subset), splits.train.len());
+                Arc::new(splits.train.subset(&order[..n]))
+            }
+            _ => Arc::new(splits.train.clone()),
+        };
+        if train.len() < spec.recipe.batch_size {
+            return Err(TrainError::TooFewImages { images: train.len(), batch: spec.recipe.batch_size });
+        }
+        let model = Wrn::new(&spec.config, spec.seed, DType::F32, device)?;
+        let r = &spec.recipe;
+        let optimizer = Sgd::new(model.store().params(), r.momentum, r.nesterov, r.weight_decay);
+        let norm = Normalisation::of(spec.dataset);
+        Ok(Self {
+            spec,
+            model,
+            optimizer,
+            device: device.clone(),
+            train,
+            splits,
+            norm,
+            epochs_done: 0,
+            history: Vec::new(),
+        })
+    }
+
+    /// Continues the run saved at `path`; refuses a checkpoint of another
+    /// cell (architecture, dataset, seed, recipe) or a corrupt file.
+    pub fn resume(spec: RunSpec, splits: Arc<Splits>, device: &Device, path: &Path) -> Result<Self, TrainError> {
+        let mut trainer = Self::new(spec, splits, device)?;
+        let state = checkpoint::load(path, &trainer.spec, &trainer.model, &mut trainer.optimizer)?;
+        trainer.epochs_done = state.epochs_done;
+        trainer.history = state.history;
+        Ok(trainer)
+    }
+
+    pub fn save_checkpoint(&self, path: &Path) -> Result<(), TrainError> {
+        let state = CheckpointState { epochs_done: self.epochs_done, history: self.history.clone() };
+        checkpoint::save(path, &self.spec, &self.model, &self.optimizer, &state)?;
+        Ok(())
+    }
+
+    pub fn spec(&self) -> &RunSpec {
+        &self.spec
+    }
+
+    pub fn model(&self) -> &Wrn {
+        &self.model
+    }
+
+    pub fn epochs_done(&self) -> usize {
+        self.epochs_done
+    }
+
+    /// Metrics of every epoch so far, those before a resume included.
+    pub fn history(&self) -> &[EpochMetrics] {
+        &self.history
+    }
+
+    pub fn train_images(&self) -> usize {
+        self.train.len()
+    }
+
+    /// Trains the remaining epochs of the recipe, telling `observer` after each.
+    pub fn run(&mut self, observer: &mut dyn EpochObserver) -> Result<(), TrainError> {
+        while self.epochs_done < self.spec.recipe.epochs {
+            let metrics = self.train_epoch()?;
+            if observer.epoch_finished(&metrics, self)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Trains one epoch and evaluates on the test set.
+    pub fn train_epoch(&mut self) -> Result<EpochMetrics, TrainError> {
+        let started = Instant::now();
+        let epoch = self.epochs_done;
+        let recipe = &self.spec.recipe;
+        let (seed, batch) = (self.spec.seed, recipe.batch_size);
+        if recipe.reset_momentum_on_drop && recipe.drops_at(epoch) {
+            self.optimizer.reset_momentum();
+        }
+        let lr = recipe.lr_at(epoch);
+        let order = rng::permutation(&mut rng::stream(seed, epoch as u64, 0, Purpose::DataOrder), self.train.len());
+        let steps = self.train.len() / batch;
+        // Sums stay on the device so that a step never waits for the host.
+        let mut loss_sum = Tensor::zeros((), DType::F32, &self.device)?;
+        let mut wrong_sum = Tensor::zeros((), DType::F32, &self.device)?;
+        for step in 0..steps {
+            let indices = &order[step * batch..(step + 1) * batch];
+            let mut augment = rng::stream(seed, epoch as u64, step as u64, Purpose::Augment);
+            let host = make_batch(&self.train, indices, &self.norm, recipe.augment.then_some(&mut augment));
+            let (images, labels) = self.to_device(&host)?;
+            self.model.reseed_dropout(seed, epoch as u64, step as u64);
+            let logits = self.model.forward_t(&images, true)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
+            let grads = loss.backward()?;
+            self.optimizer.step(&grads, lr)?;
+            loss_sum = (loss_sum + loss.detach())?;
+            wrong_sum = (wrong_sum + count_wrong(&logits.detach(), &labels)?)?;
+        }
+        let train_loss = loss_sum.to_scalar::<f32>()? as f64 / steps as f64;
+        let train_error = wrong_sum.to_scalar::<f32>()? as f64 / (steps * batch) as f64;
+        let train_seconds = started.elapsed().as_secs_f64();
+        if !train_loss.is_finite() {
+            return Err(TrainError::Diverged { epoch: epoch + 1, loss: train_loss });
+        }
+        let (test_loss, test_error) = self.evaluate(&self.splits.test)?;
+        self.epochs_done += 1;
+        let metrics = EpochMetrics {
+            epoch: self.epochs_done,
+            lr,
+            train_loss,
+            train_error,
+            test_loss,
+            test_error,
+            images_per_sec: (steps * batch) as f64 / train_seconds,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        tracing::info!(
+            epoch = metrics.epoch,
+            train_loss,
+            train_error,
+            test_error,
+            images_per_sec = metrics.images_per_sec,
+            "epoch finished"
+        );
+        self.history.push(metrics.clone());
+        Ok(metrics)
+    }
+
+    /// Mean loss and error of the model in evaluation mode over `set`.
+    pub fn evaluate(&self, set: &ImageSet) -> Result<(f64, f64), TrainError> {
+        let mut loss_sum = Tensor::zeros((), DType::F32, &self.device)?;
+        let mut wrong_sum = Tensor::zeros((), DType::F32, &self.device)?;
+        let all: Vec<usize> = (0..set.len()).collect();
+        for chunk in all.chunks(EVAL_BATCH) {
+            let host = make_batch(set, chunk, &self.norm, None);
+            let (images, labels) = self.to_device(&host)?;
+            let logits = self.model.forward_t(&images, false)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
+            loss_sum = (loss_sum + (loss * chunk.len() as f64)?)?;
+            wrong_sum = (wrong_sum + count_wrong(&logits, &labels)?)?;
+        }
+        let n = set.len().max(1) as f64;
+        Ok((loss_sum.to_scalar::<f32>()? as f64 / n, wrong_sum.to_scalar::<f32>()? as f64 / n))
+    }
+
+    fn to_device(&self, host: &HostBatch) -> candle_core::Result<(Tensor, Tensor)> {
+        let side = widesweep_arch::IMAGE_SIZE;
+        let images = Tensor::from_slice(&host.pixels, (host.len(), host.channels, side, side), &Device::Cpu)?
+            .to_device(&self.device)?;
+        let labels = Tensor::from_slice(&host.labels, host.len(), &Device::Cpu)?.to_device(&self.device)?;
+        Ok((images, labels))
+    }
+}
+
+/// Misclassified samples of a batch, as an f32 scalar on the device.
+fn count_wrong(logits: &Tensor, labels: &Tensor) -> candle_core::Result<Tensor> {
+    let predicted = logits.argmax(D::Minus1)?;
+    predicted.ne(labels)?.to_dtype(DType::F32)?.sum_all()
+}

@@ -1,0 +1,53 @@
+//! One pre-activation residual block of any pattern B(k1, k2, ...).
+
+use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_nn::VarBuilder;
+use widesweep_arch::BlockPlan;
+
+use super::layers::{BatchNorm, Conv, Dropout, MaskSource};
+
+/// Convolution i is preceded by BN_i -> ReLU, with dropout after the ReLU of
+/// every convolution but the first (dropout sits between convolutions, never
+/// on the shortcut). When the block changes the channel count, the first
+/// BN -> ReLU is applied once, before the split, and feeds both the residual
+/// branch and the 1x1 shortcut projection; otherwise the shortcut is the raw
+/// input.
+pub struct Block {
+    bns: Vec<BatchNorm>,
+    convs: Vec<Conv>,
+    dropout: Dropout,
+    shortcut: Option<Conv>,
+}
+
+impl Block {
+    pub fn new(plan: &BlockPlan, dropout: f64, masks: MaskSource, vb: VarBuilder) -> Result<Self> {
+        let mut bns = Vec::with_capacity(plan.convs.len());
+        let mut convs = Vec::with_capacity(plan.convs.len());
+        for (conv_idx, spec) in plan.convs.iter().enumerate() {
+            bns.push(BatchNorm::new(spec.in_channels, vb.pp(format!("bn{conv_idx}")))?);
+            convs.push(Conv::new(*spec, vb.pp(format!("conv{conv_idx}")))?);
+        }
+        let shortcut = plan.shortcut.map(|spec| Conv::new(spec, vb.pp("shortcut"))).transpose()?;
+        Ok(Self { bns, convs, dropout: Dropout::new(dropout, masks), shortcut })
+    }
+}
+
+impl ModuleT for Block {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let mut residual = xs.clone();
+        let mut shortcut = None;
+        for (conv_idx, (bn, conv)) in self.bns.iter().zip(&self.convs).enumerate() {
+            let mut activated = bn.forward_t(&residual, train)?.relu()?;
+            if conv_idx == 0 {
+                shortcut = Some(match &self.shortcut {
+                    Some(projection) => projection.forward(&activated)?,
+                    None => xs.clone(),
+                });
+            } else {
+                activated = self.dropout.forward_t(&activated, train)?;
+            }
+            residual = conv.forward(&activated)?;
+        }
+        residual + shortcut.expect("a block has at least one convolution")
+    }
+}

@@ -1,0 +1,168 @@
+//! The layers of a WRN with the official initialisation
+//! (github.com/szagoruyko/wide-residual-networks, `utils.py`): convolutions
+//! He-normal over their fan-in, BN gamma U(0, 1) and beta 0, classifier bias 0.
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{D, DType, Device, ModuleT, Result, Tensor, Var};
+use candle_nn::{Init, VarBuilder};
+use rand_chacha::ChaCha8Rng;
+use widesweep_arch::{ConvSpec, HeadSpec};
+
+/// BN epsilon and running-statistics momentum of the official code.
+pub const BN_EPS: f64 = 1e-5;
+pub const BN_MOMENTUM: f64 = 0.1;
+
+/// A convolution without bias, padding kernel / 2, weights
+/// N(0, sqrt(2 / (kh * kw * C_in))).
+pub struct Conv {
+    weight: Tensor,
+    spec: ConvSpec,
+}
+
+impl Conv {
+    pub fn new(spec: ConvSpec, vb: VarBuilder) -> Result<Self> {
+        let fan_in = (spec.kernel * spec.kernel * spec.in_channels) as f64;
+        let init = Init::Randn { mean: 0.0, stdev: (2.0 / fan_in).sqrt() };
+        let weight = vb.get_with_hints(spec.weight_shape().to_vec(), "weight", init)?;
+        Ok(Self { weight, spec })
+    }
+}
+
+impl candle_core::Module for Conv {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        xs.conv2d(&self.weight, self.spec.padding(), self.spec.stride, 1, 1)
+    }
+}
+
+/// Spatial batch normalisation over (N, H, W) with affine gamma and beta.
+/// In training it normalises with the batch statistics and updates the
+/// running ones as PyTorch does (unbiased variance, momentum 0.1).
+pub struct BatchNorm {
+    gamma: Tensor,
+    beta: Tensor,
+    running_mean: Var,
+    running_var: Var,
+}
+
+impl BatchNorm {
+    pub fn new(channels: usize, vb: VarBuilder) -> Result<Self> {
+        let gamma = vb.get_with_hints(channels, "weight", Init::Uniform { lo: 0.0, up: 1.0 })?;
+        let beta = vb.get_with_hints(channels, "bias", Init::Const(0.0))?;
+        let running_mean = Var::from_tensor(&vb.get_with_hints(channels, "running_mean", Init::Const(0.0))?)?;
+        let running_var = Var::from_tensor(&vb.get_with_hints(channels, "running_var", Init::Const(1.0))?)?;
+        Ok(Self { gamma, beta, running_mean, running_var })
+    }
+
+    /// `x * scale + shift` with per-channel scale and shift: two passes over
+    /// the activation instead of four.
+    fn affine(&self, xs: &Tensor, mean: &Tensor, var: &Tensor) -> Result<Tensor> {
+        let scale = (&self.gamma / (var + BN_EPS)?.sqrt()?)?;
+        let shift = (&self.beta - (mean * &scale)?)?;
+        let c = scale.dim(0)?;
+        xs.broadcast_mul(&scale.reshape((1, c, 1, 1))?)?.broadcast_add(&shift.reshape((1, c, 1, 1))?)
+    }
+}
+
+impl ModuleT for BatchNorm {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        if !train {
+            return self.affine(xs, self.running_mean.as_tensor(), self.running_var.as_tensor());
+        }
+        let c = xs.dim(1)?;
+        // Channels first and flattened, so that the statistics are reductions
+        // over the contiguous last dimension (candle's fast path).
+        let per_channel = xs.transpose(0, 1)?.flatten_from(1)?.contiguous()?;
+        let count = per_channel.dim(1)?;
+        let mean = per_channel.mean_keepdim(1)?;
+        let var = per_channel.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?;
+        let (mean, var) = (mean.reshape(c)?, var.reshape(c)?);
+        let unbiased = count as f64 / (count.max(2) - 1) as f64;
+        let m = BN_MOMENTUM;
+        self.running_mean.set(&((self.running_mean.as_tensor() * (1.0 - m))? + (mean.detach() * m)?)?)?;
+        self.running_var.set(&((self.running_var.as_tensor() * (1.0 - m))? + (var.detach() * (m * unbiased))?)?)?;
+        self.affine(xs, &mean, &var)
+    }
+}
+
+/// Where dropout masks come from: a stream the trainer re-seeds before each
+/// step from (seed, epoch, step). Shared by every dropout layer of a model so
+/// that masks are drawn in forward order from one stream.
+#[derive(Clone, Default)]
+pub struct MaskSource {
+    stream: Arc<Mutex<Option<ChaCha8Rng>>>,
+}
+
+impl MaskSource {
+    pub fn reseed(&self, stream: ChaCha8Rng) {
+        *self.stream.lock().expect("mask stream lock poisoned") = Some(stream);
+    }
+
+    /// A keep mask scaled by 1 / (1 - p) (inverted dropout), drawn on the CPU
+    /// and moved to `device`.
+    fn mask(&self, shape: &[usize], p: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+        use rand::Rng;
+        let mut guard = self.stream.lock().expect("mask stream lock poisoned");
+        let Some(stream) = guard.as_mut() else {
+            candle_core::bail!("dropout in training needs a seeded mask stream (call Wrn::reseed_dropout)");
+        };
+        let n: usize = shape.iter().product();
+        let keep = (1.0 / (1.0 - p)) as f32;
+        let threshold = p as f32;
+        let values: Vec<f32> = (0..n).map(|_| if stream.random::<f32>() < threshold { 0.0 } else { keep }).collect();
+        Tensor::from_vec(values, shape, &Device::Cpu)?.to_dtype(dtype)?.to_device(device)
+    }
+}
+
+/// Inverted dropout with masks from a [`MaskSource`]; identity in evaluation.
+pub struct Dropout {
+    p: f64,
+    masks: MaskSource,
+}
+
+impl Dropout {
+    pub fn new(p: f64, masks: MaskSource) -> Self {
+        Self { p, masks }
+    }
+}
+
+impl ModuleT for Dropout {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        if !train || self.p == 0.0 {
+            return Ok(xs.clone());
+        }
+        let mask = self.masks.mask(xs.dims(), self.p, xs.dtype(), xs.device())?;
+        xs * mask
+    }
+}
+
+/// BN -> ReLU -> global average pool -> Linear with bias.
+///
+/// The classifier's weight is He-normal over its fan-in, N(0, sqrt(2 / C)),
+/// as in the official PyTorch code (`linear_params` uses kaiming_normal_);
+/// its bias starts at 0.
+pub struct Head {
+    bn: BatchNorm,
+    fc_weight: Tensor,
+    fc_bias: Tensor,
+}
+
+impl Head {
+    pub fn new(spec: HeadSpec, vb: VarBuilder) -> Result<Self> {
+        let bn = BatchNorm::new(spec.channels, vb.pp("bn"))?;
+        let fc = vb.pp("fc");
+        let init = Init::Randn { mean: 0.0, stdev: (2.0 / spec.channels as f64).sqrt() };
+        let fc_weight = fc.get_with_hints((spec.num_classes, spec.channels), "weight", init)?;
+        let fc_bias = fc.get_with_hints(spec.num_classes, "bias", Init::Const(0.0))?;
+        Ok(Self { bn, fc_weight, fc_bias })
+    }
+}
+
+impl ModuleT for Head {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        // Global average pooling: at the 32x32 input the last feature map is
+        // 8x8, so this is the paper's 8x8 average pool.
+        let pooled = self.bn.forward_t(xs, train)?.relu()?.flatten_from(2)?.mean(D::Minus1)?;
+        pooled.matmul(&self.fc_weight.t()?)?.broadcast_add(&self.fc_bias)
+    }
+}

@@ -1,0 +1,233 @@
+//! The candle model against the shared architecture plan and
+//! shared/reference/wrn-facts.md.
+
+use candle_core::{DType, Device, Module, ModuleT, Tensor, Var};
+use candle_nn::VarBuilder;
+use widesweep_arch::{BlockPattern, Dataset, WrnConfig};
+use widesweep_worker::wrn::Wrn;
+use widesweep_worker::wrn::block::Block;
+use widesweep_worker::wrn::init::{SeededInit, TensorStore};
+use widesweep_worker::wrn::layers::MaskSource;
+
+fn instantiated(cfg: &WrnConfig) -> u64 {
+    let model = Wrn::new(cfg, 0, DType::F32, &Device::Cpu).unwrap();
+    let count = model.param_count();
+    assert_eq!(count, cfg.plan().param_count(), "{} instantiated vs planned", cfg.name());
+    count
+}
+
+/// Exact counts of wrn-facts.md: (depth, k, CIFAR-10, CIFAR-100).
+const BASIC: &[(usize, usize, u64, Option<u64>)] = &[
+    (16, 4, 2_748_890, Some(2_772_020)),
+    (16, 8, 10_961_370, None),
+    (16, 10, 17_116_634, None),
+    (22, 8, 17_158_106, None),
+    (22, 10, 26_797_914, None),
+    (28, 10, 36_479_194, Some(36_536_884)),
+    (28, 12, 52_517_850, None),
+    (40, 1, 563_930, Some(569_780)),
+    (40, 2, 2_243_546, Some(2_255_156)),
+    (40, 4, 8_949_210, Some(8_972_340)),
+    (40, 8, 35_748_314, None),
+    (40, 10, 55_841_754, None),
+    (52, 1, 758_362, None),
+];
+
+#[test]
+fn instantiated_parameter_counts_match_the_reference() {
+    for &(depth, k, c10, c100) in BASIC {
+        assert_eq!(instantiated(&WrnConfig::wrn(depth, k, Dataset::Cifar10).unwrap()), c10, "WRN-{depth}-{k}");
+        if let Some(c100) = c100 {
+            assert_eq!(
+                instantiated(&WrnConfig::wrn(depth, k, Dataset::Cifar100).unwrap()),
+                c100,
+                "WRN-{depth}-{k} C100"
+            );
+        }
+    }
+}
+
+#[test]
+fn block_type_and_deepening_counts_match_tables_2_and_3() {
+    for (block, n, exact) in [
+        ("B(1,3,1)", 6, 1_429_082),
+        ("B(3,1)", 6, 1_211_354),
+        ("B(1,3)", 6, 1_297_370),
+        ("B(3,1,1)", 6, 1_343_066),
+        ("B(3,3)", 4, 1_467_610),
+        ("B(3,1,3)", 3, 1_145_498),
+    ] {
+        let cfg = WrnConfig::new(block.parse().unwrap(), n, 2, 0.0, 3, 10).unwrap();
+        assert_eq!(instantiated(&cfg), exact, "{block}");
+    }
+    for (l, n) in [(1, 12), (3, 4), (4, 3)] {
+        let cfg = WrnConfig::new(BlockPattern::deepened(l).unwrap(), n, 2, 0.3, 3, 10).unwrap();
+        assert_eq!(instantiated(&cfg), 2_243_546, "l = {l}");
+    }
+}
+
+#[test]
+fn every_block_type_and_dataset_gives_logits_of_the_right_shape() {
+    let blocks = ["B(3,3)", "B(3,1,3)", "B(1,3,1)", "B(1,3)", "B(3,1)", "B(3,1,1)", "B(3)", "B(3,3,3,3)"];
+    for dataset in Dataset::ALL {
+        for block in blocks {
+            let cfg = WrnConfig::new(block.parse().unwrap(), 1, 1, 0.3, dataset.in_channels(), dataset.num_classes())
+                .unwrap();
+            let model = Wrn::new(&cfg, 1, DType::F32, &Device::Cpu).unwrap();
+            model.reseed_dropout(1, 0, 0);
+            let x = Tensor::ones((2, dataset.in_channels(), 32, 32), DType::F32, &Device::Cpu).unwrap();
+            for train in [true, false] {
+                let logits = model.forward_t(&x, train).unwrap();
+                assert_eq!(logits.dims(), &[2, dataset.num_classes()], "{block} {dataset} train={train}");
+            }
+        }
+    }
+}
+
+#[test]
+fn checkpoint_names_mirror_the_module_tree() {
+    let cfg = WrnConfig::wrn(10, 2, Dataset::Cifar10).unwrap();
+    let model = Wrn::new(&cfg, 0, DType::F32, &Device::Cpu).unwrap();
+    let names: Vec<String> = model.store().all().into_iter().map(|(n, _)| n).collect();
+    for expected in [
+        "stem.weight",
+        "group1.block0.bn0.weight",
+        "group1.block0.bn0.running_var",
+        "group1.block0.conv1.weight",
+        "group1.block0.shortcut.weight",
+        "group2.block0.shortcut.weight",
+        "head.bn.running_mean",
+        "head.fc.weight",
+        "head.fc.bias",
+    ] {
+        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+    }
+    assert_eq!(model.store().buffers().len(), 2 * (3 * 2 + 1), "two running statistics per BN");
+}
+
+#[test]
+fn initialisation_follows_the_official_code_and_the_seed() {
+    let cfg = WrnConfig::wrn(16, 4, Dataset::Cifar10).unwrap();
+    let a = Wrn::new(&cfg, 5, DType::F32, &Device::Cpu).unwrap();
+    let b = Wrn::new(&cfg, 5, DType::F32, &Device::Cpu).unwrap();
+    let c = Wrn::new(&cfg, 6, DType::F32, &Device::Cpu).unwrap();
+    let get =
+        |m: &Wrn, name: &str| m.store().get(name).unwrap().as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let w = get(&a, "group2.block1.conv0.weight");
+    assert_eq!(w, get(&b, "group2.block1.conv0.weight"), "same seed, same weights");
+    assert_ne!(w, get(&c, "group2.block1.conv0.weight"), "another seed, other weights");
+    let std = (w.iter().map(|x| x * x).sum::<f32>() / w.len() as f32).sqrt();
+    let expected = (2.0f32 / (9.0 * 128.0)).sqrt();
+    assert!((std / expected - 1.0).abs() < 0.02, "conv std {std} vs {expected}");
+    let gamma = get(&a, "group1.block0.bn1.weight");
+    assert!(gamma.iter().all(|g| (0.0..1.0).contains(g)) && gamma.iter().any(|g| *g > 0.5));
+    assert!(get(&a, "group1.block0.bn1.bias").iter().all(|b| *b == 0.0));
+    assert!(get(&a, "head.fc.bias").iter().all(|b| *b == 0.0));
+}
+
+fn build_block(plan: &widesweep_arch::BlockPlan, dtype: DType) -> (Block, TensorStore) {
+    let store = TensorStore::default();
+    let vb = VarBuilder::from_backend(Box::new(SeededInit { seed: 3, store: store.clone() }), dtype, Device::Cpu);
+    let block = Block::new(plan, 0.0, MaskSource::default(), vb).unwrap();
+    (block, store)
+}
+
+/// The pre-activation wiring: with zeroed residual convolutions a block
+/// returns its shortcut, the raw input when channels match and the 1x1
+/// projection of BN-ReLU(input) when they do not.
+#[test]
+fn shortcut_takes_the_raw_input_or_the_preactivated_one() {
+    let plan = WrnConfig::wrn(16, 2, Dataset::Cifar10).unwrap().plan();
+    let x = Tensor::randn(0f32, 1.0, (2, 32, 16, 16), &Device::Cpu).unwrap();
+    // Group 2 block 0 of WRN-16-2: 32 -> 64 channels, stride 2.
+    let (block, store) = build_block(&plan.groups[1].blocks[0], DType::F32);
+    let zero = |name: &str| {
+        let v = store.get(name).unwrap();
+        v.set(&v.zeros_like().unwrap()).unwrap();
+    };
+    zero("conv1.weight");
+    let out = block.forward_t(&x, false).unwrap();
+    // Eval BN with fresh statistics is gamma * x / sqrt(1 + eps) + beta.
+    let gamma = store.get("bn0.weight").unwrap().as_tensor().reshape((1, 32, 1, 1)).unwrap();
+    let pre = (x.broadcast_mul(&gamma).unwrap() / (1.0 + 1e-5f64).sqrt()).unwrap().relu().unwrap();
+    let w = store.get("shortcut.weight").unwrap();
+    let expected = pre.conv2d(w.as_tensor(), 0, 2, 1, 1).unwrap();
+    let diff = (out - expected).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(diff < 1e-5, "projection shortcut differs by {diff}");
+    // Group 2 block 1: 64 -> 64, identity on the raw input.
+    let (block, store) = build_block(&plan.groups[1].blocks[1], DType::F32);
+    let v = store.get("conv1.weight").unwrap();
+    v.set(&v.zeros_like().unwrap()).unwrap();
+    let x = Tensor::randn(0f32, 1.0, (2, 64, 8, 8), &Device::Cpu).unwrap();
+    let out = block.forward_t(&x, true).unwrap();
+    let diff = (out - &x).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert_eq!(diff, 0.0);
+}
+
+/// Central differences against candle's backward pass through BN (training
+/// mode), ReLU, convolutions and the projection shortcut, in f64.
+#[test]
+fn block_gradients_match_finite_differences() {
+    let cfg = WrnConfig::new("B(3,1)".parse().unwrap(), 1, 1, 0.0, 3, 10).unwrap();
+    let plan = cfg.plan();
+    let block_plan = &plan.groups[1].blocks[0]; // 16 -> 32, stride 2, with shortcut
+    let (block, store) = build_block(block_plan, DType::F64);
+    let x = Var::from_tensor(&Tensor::randn(0f64, 1.0, (3, 16, 6, 6), &Device::Cpu).unwrap()).unwrap();
+    let probe = Tensor::randn(0f64, 1.0, (3, 32, 3, 3), &Device::Cpu).unwrap();
+    let objective = || -> f64 {
+        let out = block.forward_t(x.as_tensor(), true).unwrap();
+        (out * &probe).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
+    };
+    let out = block.forward_t(x.as_tensor(), true).unwrap();
+    let grads = (out * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    let mut checked = 0;
+    let mut vars: Vec<(String, Var)> = store.params();
+    vars.push(("input".into(), x.clone()));
+    for (name, var) in vars {
+        let analytic = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let n = analytic.len();
+        for idx in [0, n / 3, n - 1] {
+            let base = var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let eps = 1e-5;
+            let at = |delta: f64| {
+                let mut v = base.clone();
+                v[idx] += delta;
+                var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap()).unwrap();
+                objective()
+            };
+            let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
+            var.set(&Tensor::from_vec(base, var.shape(), &Device::Cpu).unwrap()).unwrap();
+            let err = (numeric - analytic[idx]).abs() / (1.0 + numeric.abs());
+            assert!(err < 1e-5, "{name}[{idx}]: numeric {numeric} vs analytic {}", analytic[idx]);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3 * 8, "checked {checked} entries");
+}
+
+#[test]
+fn evaluation_mode_is_deterministic_and_uses_running_statistics() {
+    let cfg = WrnConfig::wrn(10, 1, Dataset::Cifar10).unwrap();
+    let model = Wrn::new(&cfg, 0, DType::F32, &Device::Cpu).unwrap();
+    let x = Tensor::randn(0f32, 1.0, (4, 3, 32, 32), &Device::Cpu).unwrap();
+    let a = model.forward_t(&x, false).unwrap().to_vec2::<f32>().unwrap();
+    model.reseed_dropout(0, 0, 0);
+    model.forward_t(&x, true).unwrap(); // updates the running statistics
+    let b = model.forward_t(&x, false).unwrap().to_vec2::<f32>().unwrap();
+    assert_ne!(a, b, "a training pass moves the running statistics");
+    let rm = model.store().get("head.bn.running_mean").unwrap().as_tensor().to_vec1::<f32>().unwrap();
+    assert!(rm.iter().any(|m| *m != 0.0));
+}
+
+#[test]
+fn module_forward_of_a_conv_matches_its_spec() {
+    // Guards the stride and padding of strided 3x3 and 1x1 convolutions.
+    let plan = WrnConfig::new("B(1,3)".parse().unwrap(), 1, 1, 0.0, 3, 10).unwrap().plan();
+    let spec = plan.groups[2].blocks[0].convs[0];
+    let store = TensorStore::default();
+    let vb = VarBuilder::from_backend(Box::new(SeededInit { seed: 0, store }), DType::F32, Device::Cpu);
+    let conv = widesweep_worker::wrn::layers::Conv::new(spec, vb).unwrap();
+    let x = Tensor::zeros((1, spec.in_channels, spec.input_size, spec.input_size), DType::F32, &Device::Cpu).unwrap();
+    let y = conv.forward(&x).unwrap();
+    assert_eq!(y.dims(), &[1, spec.out_channels, spec.output_size(), spec.output_size()]);
+}

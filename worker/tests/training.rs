@@ -1,0 +1,147 @@
+//! The training loop: learning, determinism, checkpoint-resume bit identity
+//! and refusal of foreign or corrupt checkpoints.
+
+mod common;
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::Device;
+use widesweep_arch::{Dataset, WrnConfig};
+use widesweep_worker::data::{ImageSet, Splits, cifar};
+use widesweep_worker::train::trainer::Silent;
+use widesweep_worker::train::{EpochMetrics, Recipe, RunSpec, TrainError, Trainer};
+
+fn synthetic(train: usize, test: usize) -> Arc<Splits> {
+    let set = |n, seed| -> ImageSet {
+        cifar::parse(Path::new("synthetic"), &common::cifar10_bytes(n, seed), cifar::CIFAR10, None).unwrap()
+    };
+    Arc::new(Splits { dataset: Dataset::Cifar10, train: set(train, 1), test: set(test, 2) })
+}
+
+fn tiny_spec(dropout: f64, epochs: usize, batch: usize) -> RunSpec {
+    let config = WrnConfig::new("B(3,3)".parse().unwrap(), 1, 1, dropout, 3, 10).unwrap();
+    let recipe = Recipe { epochs, batch_size: batch, lr: 0.05, lr_milestones: vec![1, 2], ..Recipe::default() };
+    RunSpec { config, dataset: Dataset::Cifar10, recipe, seed: 7, train_subset: None }
+}
+
+fn weights(trainer: &Trainer) -> Vec<(String, Vec<f32>)> {
+    trainer
+        .model()
+        .store()
+        .all()
+        .into_iter()
+        .map(|(n, v)| (n, v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect()
+}
+
+/// Metrics without the wall-clock fields, for exact comparison.
+fn curve(history: &[EpochMetrics]) -> Vec<[u64; 6]> {
+    history
+        .iter()
+        .map(|m| {
+            [
+                m.epoch as u64,
+                m.lr.to_bits(),
+                m.train_loss.to_bits(),
+                m.train_error.to_bits(),
+                m.test_loss.to_bits(),
+                m.test_error.to_bits(),
+            ]
+        })
+        .collect()
+}
+
+#[test]
+fn a_tiny_wrn_learns_a_learnable_synthetic_set() {
+    let splits = synthetic(320, 100);
+    let mut spec = tiny_spec(0.0, 15, 16);
+    spec.recipe.lr_milestones = vec![10];
+    let mut trainer = Trainer::new(spec, splits, &Device::Cpu).unwrap();
+    trainer.run(&mut Silent).unwrap();
+    let last = trainer.history().last().unwrap();
+    // 15 epochs of 20 steps = 300 steps; chance is 90% error.
+    assert!(last.train_error < 0.1, "train error {} after 300 steps: {:?}", last.train_error, trainer.history());
+    assert!(last.test_error < 0.2, "test error {}", last.test_error);
+    assert!(last.train_loss < trainer.history()[0].train_loss);
+}
+
+#[test]
+fn the_same_seed_gives_a_bit_identical_run() {
+    let splits = synthetic(96, 40);
+    let run = || {
+        let mut t = Trainer::new(tiny_spec(0.3, 3, 32), splits.clone(), &Device::Cpu).unwrap();
+        t.run(&mut Silent).unwrap();
+        t
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(curve(a.history()), curve(b.history()));
+    assert_eq!(weights(&a), weights(&b));
+    let mut other = tiny_spec(0.3, 3, 32);
+    other.seed = 8;
+    let mut c = Trainer::new(other, splits, &Device::Cpu).unwrap();
+    c.run(&mut Silent).unwrap();
+    assert_ne!(curve(a.history()), curve(c.history()), "another seed, another run");
+}
+
+#[test]
+fn resuming_from_a_checkpoint_is_bit_identical_to_an_uninterrupted_run() {
+    let splits = synthetic(96, 40);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.safetensors");
+    // Milestones at 1 and 2: the resumed epochs cross a learning-rate drop
+    // with its momentum reset.
+    let mut full = Trainer::new(tiny_spec(0.3, 3, 32), splits.clone(), &Device::Cpu).unwrap();
+    full.run(&mut Silent).unwrap();
+
+    let mut first = Trainer::new(tiny_spec(0.3, 3, 32), splits.clone(), &Device::Cpu).unwrap();
+    let mut stop_after_one = |_: &EpochMetrics, t: &Trainer| -> Result<ControlFlow<()>, TrainError> {
+        t.save_checkpoint(&path)?;
+        Ok(ControlFlow::Break(()))
+    };
+    first.run(&mut stop_after_one).unwrap();
+    assert_eq!(first.epochs_done(), 1);
+    drop(first);
+
+    let mut resumed = Trainer::resume(tiny_spec(0.3, 3, 32), splits, &Device::Cpu, &path).unwrap();
+    assert_eq!(resumed.epochs_done(), 1);
+    resumed.run(&mut Silent).unwrap();
+    assert_eq!(curve(resumed.history()), curve(full.history()));
+    assert_eq!(weights(&resumed), weights(&full));
+}
+
+#[test]
+fn foreign_and_corrupt_checkpoints_are_refused() {
+    let splits = synthetic(64, 20);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.safetensors");
+    let mut t = Trainer::new(tiny_spec(0.0, 1, 32), splits.clone(), &Device::Cpu).unwrap();
+    t.run(&mut Silent).unwrap();
+    t.save_checkpoint(&path).unwrap();
+
+    let mut wider = tiny_spec(0.0, 1, 32);
+    wider.config = WrnConfig::new("B(3,3)".parse().unwrap(), 1, 2, 0.0, 3, 10).unwrap();
+    let err = Trainer::resume(wider, splits.clone(), &Device::Cpu, &path).err().unwrap().to_string();
+    assert!(err.contains("another cell") && err.contains("architecture") && err.contains("WRN-10-2"), "{err}");
+
+    let mut reseeded = tiny_spec(0.0, 1, 32);
+    reseeded.seed = 99;
+    let err = Trainer::resume(reseeded, splits.clone(), &Device::Cpu, &path).err().unwrap().to_string();
+    assert!(err.contains("seed is 7, this run's is 99"), "{err}");
+
+    // More epochs is allowed: a run can be extended.
+    Trainer::resume(tiny_spec(0.0, 4, 32), splits.clone(), &Device::Cpu, &path).unwrap();
+
+    let bytes = std::fs::read(&path).unwrap();
+    let truncated = dir.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
+    let err =
+        Trainer::resume(tiny_spec(0.0, 1, 32), splits.clone(), &Device::Cpu, &truncated).err().unwrap().to_string();
+    assert!(err.contains("truncated.safetensors") && err.contains("corrupt"), "{err}");
+
+    let garbage = dir.path().join("garbage.safetensors");
+    std::fs::write(&garbage, b"not a checkpoint at all").unwrap();
+    let err = Trainer::resume(tiny_spec(0.0, 1, 32), splits, &Device::Cpu, &garbage).err().unwrap().to_string();
+    assert!(err.contains("garbage.safetensors") && err.contains("corrupt"), "{err}");
+}
