@@ -3,16 +3,16 @@
 //! here, so each statement is written once; only the claim (SKIP LOCKED
 //! versus an immediate transaction) and the way a write transaction begins
 //! differ. [`impl_store!`] stamps the shared statements onto a backend,
-//! which provides `reader`, `writer`, `begin_write` and `claim_next`.
+//! which provides `reader`, `writer`, `begin_write` and the three operations
+//! whose statements differ: `lease_impl`, `report_epoch_impl`, `complete_job_impl`.
 
-pub(super) const JOB_SELECT: &str = "
-SELECT j.*, s.name AS sweep_name,
-       c.id AS ckpt_id, c.attempt AS ckpt_attempt, c.epoch AS ckpt_epoch,
-       c.sha256 AS ckpt_sha256, c.size_bytes AS ckpt_size
-FROM jobs j
-JOIN sweeps s ON s.id = j.sweep_id
-LEFT JOIN checkpoints c ON c.id = (SELECT MAX(id) FROM checkpoints WHERE job_id = j.id)
-WHERE j.id = $1";
+/// What a leased job's row is read with: the job, its sweep's name and its
+/// latest checkpoint. Followed by `FROM <jobs as j>` and [`JOB_JOINS`].
+pub(super) const JOB_COLUMNS: &str = "SELECT j.*, s.name AS sweep_name, c.id AS ckpt_id, c.attempt AS ckpt_attempt, \
+     c.epoch AS ckpt_epoch, c.sha256 AS ckpt_sha256, c.size_bytes AS ckpt_size";
+
+pub(super) const JOB_JOINS: &str = "JOIN sweeps s ON s.id = j.sweep_id \
+     LEFT JOIN checkpoints c ON c.id = (SELECT MAX(id) FROM checkpoints WHERE job_id = j.id)";
 
 pub(super) const SWEEP_SUMMARY: &str = "
 SELECT s.id, s.name, s.state, s.priority, s.dataset, s.created_at_ms,
@@ -34,6 +34,17 @@ WHERE j.sweep_id = $1";
 
 pub(super) const SWEEP_GROUP_BY: &str = "GROUP BY s.id, s.name, s.state, s.priority, s.dataset, s.created_at_ms";
 
+/// An epoch row from binds $1 (job_id) .. $11 (recorded_at_ms).
+pub(super) const EPOCH_VALUES: &str = "(job_id, epoch, attempt, train_loss, train_error, test_loss, test_error, lr, \
+     epoch_seconds, images_per_second, recorded_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+/// The upsert of an epoch row: a resumed attempt replaces the earlier
+/// attempt's row for the same epoch.
+pub(super) const EPOCH_UPDATE: &str = "attempt = excluded.attempt, train_loss = excluded.train_loss, \
+     train_error = excluded.train_error, test_loss = excluded.test_loss, test_error = excluded.test_error, \
+     lr = excluded.lr, epoch_seconds = excluded.epoch_seconds, images_per_second = excluded.images_per_second, \
+     recorded_at_ms = excluded.recorded_at_ms";
+
 /// The job columns of a submission, in insertion order.
 pub(super) const JOB_INSERT: &str = "INSERT INTO jobs (sweep_id, cell_hash, block, deepening, blocks_per_group, depth, \
      depth_convention, width, dropout, dataset, seed, epochs, batch_size, lr, lr_milestones, lr_gamma, momentum, \
@@ -44,7 +55,8 @@ pub(super) const JOB_INSERT: &str = "INSERT INTO jobs (sweep_id, cell_hash, bloc
 pub(super) const INSERT_CHUNK: usize = 500;
 
 /// Generates `impl Store` for a backend type whose inherent methods are
-/// `reader()`, `writer()`, `begin_write()` and `claim_next(...)`.
+/// `reader()`, `writer()`, `begin_write()`, `lease_impl`, `report_epoch_impl`
+/// and `complete_job_impl`.
 macro_rules! impl_store {
     ($store:ty, $db:ty, $row:ty) => {
         use std::collections::HashMap;
@@ -109,7 +121,7 @@ macro_rules! impl_store {
             })
         }
 
-        fn leased_from_row(row: &$row) -> Result<LeasedJob> {
+        pub(super) fn leased_from_row(row: &$row) -> Result<LeasedJob> {
             let milestones: String = row.try_get("lr_milestones")?;
             let lr_milestones: Vec<u32> = serde_json::from_str(&milestones)
                 .map_err(|e| StoreError::Corrupt(format!("lr_milestones {milestones:?}: {e}")))?;
@@ -168,7 +180,7 @@ macro_rules! impl_store {
         impl $store {
             /// Explains why a fenced write matched no row: unknown job,
             /// cancelled job, or an attempt that no longer holds the lease.
-            async fn fence_error<'e, E>(executor: E, fence: Fence) -> StoreError
+            pub(super) async fn fence_error<'e, E>(executor: E, fence: Fence) -> StoreError
             where
                 E: sqlx::Executor<'e, Database = $db>,
             {
@@ -238,7 +250,7 @@ macro_rules! impl_store {
 
             /// Deletes the job's checkpoints older than `keep_id` and returns
             /// the digests no row references any more.
-            async fn prune_checkpoints(
+            pub(super) async fn prune_checkpoints(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 job_id: i64,
                 keep_id: Option<i64>,
@@ -448,31 +460,12 @@ macro_rules! impl_store {
             }
 
             async fn lease_job(&self, worker_id: i64, device: &str, lease_ms: i64, now: Millis) -> Result<Option<LeasedJob>> {
-                let Some(job_id) = self.claim_next(worker_id, device, now + lease_ms, now).await? else {
-                    return Ok(None);
-                };
-                let row = sqlx::query(JOB_SELECT).bind(job_id).fetch_one(self.reader()).await?;
-                leased_from_row(&row).map(Some)
+                self.lease_impl(worker_id, device, now + lease_ms, now).await
             }
 
             async fn report_epoch(&self, fence: Fence, metrics: &EpochMetrics, lease_ms: i64, now: Millis) -> Result<Millis> {
                 let expires = now + lease_ms;
-                let mut tx = self.begin_write().await?;
-                let updated = sqlx::query(
-                    "UPDATE jobs SET lease_expires_at_ms = $3, epochs_done = $4 \
-                     WHERE id = $1 AND attempt = $2 AND status = 'running'",
-                )
-                .bind(fence.job_id)
-                .bind(fence.attempt as i64)
-                .bind(expires)
-                .bind(metrics.epoch as i64)
-                .execute(&mut *tx)
-                .await?;
-                if updated.rows_affected() == 0 {
-                    return Err(Self::fence_error(&mut *tx, fence).await);
-                }
-                upsert_epoch(&mut tx, fence, metrics, now).await?;
-                tx.commit().await?;
+                self.report_epoch_impl(fence, metrics, expires, now).await?;
                 Ok(expires)
             }
 
@@ -483,37 +476,7 @@ macro_rules! impl_store {
             }
 
             async fn complete_job(&self, fence: Fence, result: &JobResult, now: Millis) -> Result<Vec<String>> {
-                let m = &result.final_metrics;
-                let mut tx = self.begin_write().await?;
-                let updated = sqlx::query(
-                    "UPDATE jobs SET status = 'succeeded', lease_expires_at_ms = NULL, finished_at_ms = $3, \
-                     epochs_done = $4, final_train_loss = $5, final_train_error = $6, final_test_loss = $7, \
-                     final_test_error = $8, best_test_error = $9, train_seconds = $10, last_error = NULL \
-                     WHERE id = $1 AND attempt = $2 AND status = 'running'",
-                )
-                .bind(fence.job_id)
-                .bind(fence.attempt as i64)
-                .bind(now)
-                .bind(m.epoch as i64)
-                .bind(m.train_loss)
-                .bind(m.train_error)
-                .bind(m.test_loss)
-                .bind(m.test_error)
-                .bind(result.best_test_error)
-                .bind(result.train_seconds)
-                .execute(&mut *tx)
-                .await?;
-                if updated.rows_affected() == 0 {
-                    return Err(Self::fence_error(&mut *tx, fence).await);
-                }
-                upsert_epoch(&mut tx, fence, m, now).await?;
-                let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM checkpoints WHERE job_id = $1")
-                    .bind(fence.job_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let orphans = Self::prune_checkpoints(&mut tx, fence.job_id, last).await?;
-                tx.commit().await?;
-                Ok(orphans)
+                self.complete_job_impl(fence, result, now).await
             }
 
             async fn fail_job(&self, fence: Fence, error: &str, retryable: bool, now: Millis) -> Result<bool> {
@@ -673,43 +636,6 @@ macro_rules! impl_store {
             }
         }
 
-        /// Stores an epoch's metrics, replacing an earlier attempt's row for
-        /// the same epoch and dropping its rows beyond it, so that a job's
-        /// curve runs 1..E without a gap or a repeat after a resume.
-        async fn upsert_epoch(
-            tx: &mut sqlx::Transaction<'static, $db>,
-            fence: Fence,
-            m: &EpochMetrics,
-            now: Millis,
-        ) -> Result<()> {
-            sqlx::query("DELETE FROM epochs WHERE job_id = $1 AND epoch > $2")
-                .bind(fence.job_id)
-                .bind(m.epoch as i64)
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO epochs (job_id, epoch, attempt, train_loss, train_error, test_loss, test_error, lr, \
-                 epoch_seconds, images_per_second, recorded_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                 ON CONFLICT (job_id, epoch) DO UPDATE SET attempt = excluded.attempt, train_loss = excluded.train_loss, \
-                 train_error = excluded.train_error, test_loss = excluded.test_loss, test_error = excluded.test_error, \
-                 lr = excluded.lr, epoch_seconds = excluded.epoch_seconds, \
-                 images_per_second = excluded.images_per_second, recorded_at_ms = excluded.recorded_at_ms",
-            )
-            .bind(fence.job_id)
-            .bind(m.epoch as i64)
-            .bind(fence.attempt as i64)
-            .bind(m.train_loss)
-            .bind(m.train_error)
-            .bind(m.test_loss)
-            .bind(m.test_error)
-            .bind(m.lr)
-            .bind(m.epoch_seconds)
-            .bind(m.images_per_second)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-            Ok(())
-        }
     };
 }
 

@@ -4,10 +4,13 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use std::sync::LazyLock;
+
+use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Transaction};
 
-use super::common::impl_store;
+use super::common::{EPOCH_UPDATE, JOB_COLUMNS, JOB_JOINS, impl_store};
+use super::{EpochMetrics, Fence, JobResult, LeasedJob, Millis};
 
 /// Connections per coordinator: enough for hundreds of workers' short
 /// statements without exhausting the server's max_connections.
@@ -42,26 +45,125 @@ impl PostgresStore {
         Ok(self.pool.begin().await?)
     }
 
-    async fn claim_next(&self, worker_id: i64, device: &str, expires: i64, now: i64) -> super::Result<Option<i64>> {
-        let id = sqlx::query_scalar(
-            "WITH next AS ( \
-               SELECT j.id FROM jobs j JOIN sweeps s ON s.id = j.sweep_id \
-               WHERE j.status = 'pending' AND j.in_spec = 1 AND s.state = 'active' \
-               ORDER BY j.priority DESC, j.id LIMIT 1 \
-               FOR UPDATE OF j SKIP LOCKED) \
-             UPDATE jobs SET status = 'running', attempt = jobs.attempt + 1, \
-               attempts_spent = jobs.attempts_spent + 1, worker_id = $1, device = $2, \
-               lease_expires_at_ms = $3, started_at_ms = COALESCE(jobs.started_at_ms, $4) \
-             FROM next WHERE jobs.id = next.id RETURNING jobs.id",
-        )
-        .bind(worker_id)
-        .bind(device)
-        .bind(expires)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(id)
+    /// Claims and returns the job in one statement: the CTE locks the
+    /// next pending row (skipping rows other claimers hold), the update
+    /// takes it, and the final select joins what the worker needs.
+    async fn lease_impl(
+        &self,
+        worker_id: i64,
+        device: &str,
+        expires: Millis,
+        now: Millis,
+    ) -> super::Result<Option<LeasedJob>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "WITH next AS ( \
+                   SELECT j.id FROM jobs j JOIN sweeps s ON s.id = j.sweep_id \
+                   WHERE j.status = 'pending' AND j.in_spec = 1 AND s.state = 'active' \
+                   ORDER BY j.priority DESC, j.id LIMIT 1 \
+                   FOR UPDATE OF j SKIP LOCKED), \
+                 claimed AS ( \
+                   UPDATE jobs SET status = 'running', attempt = jobs.attempt + 1, \
+                     attempts_spent = jobs.attempts_spent + 1, worker_id = $1, device = $2, \
+                     lease_expires_at_ms = $3, started_at_ms = COALESCE(jobs.started_at_ms, $4) \
+                   FROM next WHERE jobs.id = next.id RETURNING jobs.*) \
+                 {JOB_COLUMNS} FROM claimed j {JOB_JOINS}"
+            )
+        });
+        let row =
+            sqlx::query(&SQL).bind(worker_id).bind(device).bind(expires).bind(now).fetch_optional(&self.pool).await?;
+        row.as_ref().map(leased_from_row).transpose()
     }
+
+    /// Fence, epoch row and lease renewal in one statement: one round trip
+    /// per report, which is what bounds throughput with many workers.
+    async fn report_epoch_impl(
+        &self,
+        fence: Fence,
+        m: &EpochMetrics,
+        expires: Millis,
+        now: Millis,
+    ) -> super::Result<()> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "WITH fenced AS ( \
+                   UPDATE jobs SET lease_expires_at_ms = $12, epochs_done = $2 \
+                   WHERE id = $1 AND attempt = $3 AND status = 'running' RETURNING id), \
+                 later AS (DELETE FROM epochs WHERE job_id IN (SELECT id FROM fenced) AND epoch > $2) \
+                 {EPOCH_FROM_FENCED}{EPOCH_UPDATE} RETURNING job_id"
+            )
+        });
+        let stored = bind_epoch(sqlx::query(&SQL), fence, m, now).bind(expires).fetch_optional(&self.pool).await?;
+        if stored.is_none() {
+            return Err(Self::fence_error(&self.pool, fence).await);
+        }
+        Ok(())
+    }
+
+    async fn complete_job_impl(&self, fence: Fence, result: &JobResult, now: Millis) -> super::Result<Vec<String>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "WITH fenced AS ( \
+                   UPDATE jobs SET status = 'succeeded', lease_expires_at_ms = NULL, finished_at_ms = $11, \
+                     epochs_done = $2, final_train_loss = $4, final_train_error = $5, final_test_loss = $6, \
+                     final_test_error = $7, best_test_error = $12, train_seconds = $13, last_error = NULL \
+                   WHERE id = $1 AND attempt = $3 AND status = 'running' RETURNING id), \
+                 later AS (DELETE FROM epochs WHERE job_id IN (SELECT id FROM fenced) AND epoch > $2), \
+                 final_epoch AS ({EPOCH_FROM_FENCED}{EPOCH_UPDATE} RETURNING job_id), \
+                 pruned AS ( \
+                   DELETE FROM checkpoints WHERE job_id IN (SELECT id FROM fenced) \
+                   AND id < (SELECT MAX(id) FROM checkpoints WHERE job_id = $1) RETURNING sha256) \
+                 SELECT (SELECT COUNT(*) FROM fenced) AS done, ARRAY(SELECT sha256 FROM pruned) AS pruned"
+            )
+        });
+        let row = bind_epoch(sqlx::query(&SQL), fence, &result.final_metrics, now)
+            .bind(result.best_test_error)
+            .bind(result.train_seconds)
+            .fetch_one(&self.pool)
+            .await?;
+        if row.try_get::<i64, _>("done")? == 0 {
+            return Err(Self::fence_error(&self.pool, fence).await);
+        }
+        let pruned: Vec<String> = row.try_get("pruned")?;
+        let mut orphans = Vec::new();
+        for sha in pruned {
+            let refs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM checkpoints WHERE sha256 = $1")
+                .bind(&sha)
+                .fetch_one(&self.pool)
+                .await?;
+            if refs == 0 && !orphans.contains(&sha) {
+                orphans.push(sha);
+            }
+        }
+        Ok(orphans)
+    }
+}
+
+/// Inserts (or replaces) the epoch row from binds $1..$11 for the fenced
+/// job only: when the fence matched no row, nothing is written.
+const EPOCH_FROM_FENCED: &str = "INSERT INTO epochs (job_id, epoch, attempt, train_loss, train_error, test_loss, \
+     test_error, lr, epoch_seconds, images_per_second, recorded_at_ms) \
+     SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM fenced \
+     ON CONFLICT (job_id, epoch) DO UPDATE SET ";
+
+fn bind_epoch<'q>(
+    query: sqlx::query::Query<'q, Postgres, PgArguments>,
+    fence: Fence,
+    m: &EpochMetrics,
+    now: Millis,
+) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+    query
+        .bind(fence.job_id)
+        .bind(m.epoch as i64)
+        .bind(fence.attempt as i64)
+        .bind(m.train_loss)
+        .bind(m.train_error)
+        .bind(m.test_loss)
+        .bind(m.test_error)
+        .bind(m.lr)
+        .bind(m.epoch_seconds)
+        .bind(m.images_per_second)
+        .bind(now)
 }
 
 impl_store!(PostgresStore, Postgres, PgRow);

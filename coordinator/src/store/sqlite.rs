@@ -5,6 +5,7 @@
 //! timeout makes other processes wait for the lock instead of failing.
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -12,7 +13,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use super::common::impl_store;
+use super::common::{EPOCH_UPDATE, EPOCH_VALUES, JOB_COLUMNS, JOB_JOINS, impl_store};
+use super::{EpochMetrics, Fence, JobResult, LeasedJob, Millis};
 
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,7 +59,13 @@ impl SqliteStore {
 
     /// Claims one job in an immediate transaction: the subquery picks the
     /// next pending job and the update takes it, under the write lock.
-    async fn claim_next(&self, worker_id: i64, device: &str, expires: i64, now: i64) -> super::Result<Option<i64>> {
+    async fn lease_impl(
+        &self,
+        worker_id: i64,
+        device: &str,
+        expires: Millis,
+        now: Millis,
+    ) -> super::Result<Option<LeasedJob>> {
         let mut tx = self.begin_write().await?;
         let id: Option<i64> = sqlx::query_scalar(
             "UPDATE jobs SET status = 'running', attempt = attempt + 1, attempts_spent = attempts_spent + 1, \
@@ -74,8 +82,105 @@ impl SqliteStore {
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(id)
+        let Some(job_id) = id else { return Ok(None) };
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| format!("{JOB_COLUMNS} FROM jobs j {JOB_JOINS} WHERE j.id = $1"));
+        let row = sqlx::query(&SQL).bind(job_id).fetch_one(self.reader()).await?;
+        leased_from_row(&row).map(Some)
     }
+
+    /// SQLite runs in-process, so several short statements in one
+    /// immediate transaction cost little.
+    async fn report_epoch_impl(
+        &self,
+        fence: Fence,
+        metrics: &EpochMetrics,
+        expires: Millis,
+        now: Millis,
+    ) -> super::Result<()> {
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE jobs SET lease_expires_at_ms = $3, epochs_done = $4 \
+             WHERE id = $1 AND attempt = $2 AND status = 'running'",
+        )
+        .bind(fence.job_id)
+        .bind(fence.attempt as i64)
+        .bind(expires)
+        .bind(metrics.epoch as i64)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(Self::fence_error(&mut *tx, fence).await);
+        }
+        upsert_epoch(&mut tx, fence, metrics, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn complete_job_impl(&self, fence: Fence, result: &JobResult, now: Millis) -> super::Result<Vec<String>> {
+        let m = &result.final_metrics;
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE jobs SET status = 'succeeded', lease_expires_at_ms = NULL, finished_at_ms = $3, \
+             epochs_done = $4, final_train_loss = $5, final_train_error = $6, final_test_loss = $7, \
+             final_test_error = $8, best_test_error = $9, train_seconds = $10, last_error = NULL \
+             WHERE id = $1 AND attempt = $2 AND status = 'running'",
+        )
+        .bind(fence.job_id)
+        .bind(fence.attempt as i64)
+        .bind(now)
+        .bind(m.epoch as i64)
+        .bind(m.train_loss)
+        .bind(m.train_error)
+        .bind(m.test_loss)
+        .bind(m.test_error)
+        .bind(result.best_test_error)
+        .bind(result.train_seconds)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(Self::fence_error(&mut *tx, fence).await);
+        }
+        upsert_epoch(&mut tx, fence, m, now).await?;
+        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM checkpoints WHERE job_id = $1")
+            .bind(fence.job_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let orphans = Self::prune_checkpoints(&mut tx, fence.job_id, last).await?;
+        tx.commit().await?;
+        Ok(orphans)
+    }
+}
+
+/// Stores an epoch's metrics, replacing an earlier attempt's row for the
+/// same epoch and dropping its rows beyond it, so that a job's curve runs
+/// 1..E without a gap or a repeat after a resume.
+async fn upsert_epoch(
+    tx: &mut Transaction<'static, Sqlite>,
+    fence: Fence,
+    m: &EpochMetrics,
+    now: Millis,
+) -> super::Result<()> {
+    sqlx::query("DELETE FROM epochs WHERE job_id = $1 AND epoch > $2")
+        .bind(fence.job_id)
+        .bind(m.epoch as i64)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(&format!("INSERT INTO epochs {EPOCH_VALUES} ON CONFLICT (job_id, epoch) DO UPDATE SET {EPOCH_UPDATE}"))
+        .bind(fence.job_id)
+        .bind(m.epoch as i64)
+        .bind(fence.attempt as i64)
+        .bind(m.train_loss)
+        .bind(m.train_error)
+        .bind(m.test_loss)
+        .bind(m.test_error)
+        .bind(m.lr)
+        .bind(m.epoch_seconds)
+        .bind(m.images_per_second)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 impl_store!(SqliteStore, Sqlite, SqliteRow);
