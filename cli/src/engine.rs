@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use widesweep_arch::{BlockPattern, Dataset, WrnConfig};
+use widesweep_coordinator::plan::group_thousands;
 use widesweep_worker::candle;
 use widesweep_worker::data::fetch::{FetchOptions, fetch};
 use widesweep_worker::data::{self, LoadOptions};
@@ -173,13 +174,6 @@ pub struct FetchArgs {
     pub allow_unofficial: bool,
 }
 
-/// `widesweep bench ...`
-#[derive(Subcommand, Debug, Clone)]
-pub enum BenchCommand {
-    /// Steady-state training images/s and peak memory of one config.
-    Train(BenchTrainArgs),
-}
-
 #[derive(Args, Debug, Clone)]
 pub struct BenchTrainArgs {
     #[command(flatten)]
@@ -222,7 +216,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         config.name(),
         trainer.train_images(),
         splits.test.len(),
-        group_digits(trainer.model().param_count()),
+        group_thousands(trainer.model().param_count()),
         args.seed,
         args.device
     );
@@ -275,12 +269,12 @@ pub fn run_model(args: &ModelArgs) -> anyhow::Result<()> {
     );
     println!("blocks/group {}", config.blocks_per_group);
     println!("dropout      {}", config.dropout);
-    println!("parameters   {} ({:.1}M)", group_digits(params), params as f64 / 1e6);
+    println!("parameters   {} ({:.1}M)", group_thousands(params), params as f64 / 1e6);
     println!("forward MACs {:.3} G per image (training step ~3x)", macs as f64 / 1e9);
     println!(
         "activations  {:.1} MiB per training image (f32, lower bound: {} elements)",
         activations as f64 * 4.0 / (1 << 20) as f64,
-        group_digits(activations)
+        group_thousands(activations)
     );
     Ok(())
 }
@@ -305,41 +299,24 @@ pub fn run_data(command: &DataCommand) -> anyhow::Result<()> {
     }
 }
 
-pub fn run_bench(command: &BenchCommand) -> anyhow::Result<()> {
-    match command {
-        BenchCommand::Train(args) => {
-            let config = args.cell.config()?;
-            let device = args.device.open()?;
-            let options = BenchOptions { batch_size: args.batch_size, warmup_steps: args.warmup, steps: args.steps };
-            let report = bench_train(&config, &options, &device)?;
-            let memory = report
-                .peak_memory_bytes
-                .map_or("unknown".to_string(), |b| format!("{:.0} MiB", b as f64 / (1 << 20) as f64));
-            println!(
-                "{} batch {} on {}: {:.1} images/s, {:.1} ms/step, peak memory {} ({} timed steps after {} warm-up)",
-                config.name(),
-                args.batch_size,
-                args.device,
-                report.images_per_sec,
-                report.ms_per_step,
-                memory,
-                args.steps,
-                args.warmup
-            );
-            Ok(())
-        }
-    }
-}
-
-/// 36479194 -> "36,479,194".
-fn group_digits(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+/// `widesweep bench train`.
+pub fn run_bench_train(args: &BenchTrainArgs) -> anyhow::Result<()> {
+    let config = args.cell.config()?;
+    let device = args.device.open()?;
+    let options = BenchOptions { batch_size: args.batch_size, warmup_steps: args.warmup, steps: args.steps };
+    let report = bench_train(&config, &options, &device)?;
+    let memory =
+        report.peak_memory_bytes.map_or("unknown".to_string(), |b| format!("{:.0} MiB", b as f64 / (1 << 20) as f64));
+    println!(
+        "{} batch {} on {}: {:.1} images/s, {:.1} ms/step, peak memory {} ({} timed steps after {} warm-up)",
+        config.name(),
+        args.batch_size,
+        args.device,
+        report.images_per_sec,
+        report.ms_per_step,
+        memory,
+        args.steps,
+        args.warmup
+    );
+    Ok(())
 }

@@ -5,6 +5,7 @@
 
 mod commands;
 mod connection;
+mod engine;
 
 use std::process::ExitCode;
 
@@ -33,7 +34,14 @@ enum Command {
     Resume(commands::sweeps::SteerArgs),
     /// Validate and expand a spec without a database: cells, parameters, costs.
     Plan(commands::plan::PlanArgs),
-    /// Benchmarks.
+    /// Train one cell directly and print every epoch.
+    Train(engine::TrainArgs),
+    /// Size and cost of one network: parameters, MACs, activation memory.
+    Model(engine::ModelArgs),
+    /// Datasets: fetch and verify.
+    #[command(subcommand)]
+    Data(engine::DataCommand),
+    /// Benchmarks of the coordinator and of training.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
 }
@@ -57,6 +65,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// Training is CPU- or GPU-bound synchronous work: it runs on a blocking
+/// thread so that the runtime stays responsive.
+async fn blocking(work: impl FnOnce() -> anyhow::Result<()> + Send + 'static) -> anyhow::Result<ExitCode> {
+    tokio::task::spawn_blocking(work).await??;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -69,6 +84,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Resume(args) => commands::sweeps::steer(args, commands::sweeps::Steer::Resume).await,
             Command::Plan(args) => commands::plan::run(args),
             Command::Bench(command) => commands::bench::run(command).await,
+            Command::Train(args) => blocking(move || engine::run_train(&args)).await,
+            Command::Model(args) => blocking(move || engine::run_model(&args)).await,
+            Command::Data(command) => blocking(move || engine::run_data(&command)).await,
         }
     })
 }

@@ -109,7 +109,7 @@ impl PlanReport {
                 Cell::new(cell.depth),
                 Cell::new(cell.conv_depth),
                 Cell::new(cell.width),
-                Cell::new(cell.dropout),
+                Cell::new(format!("{:.2}", cell.dropout)),
                 Cell::new(group_thousands(cell.params)).set_alignment(CellAlignment::Right),
                 Cell::new(format!("{:.3}", cell.forward_macs as f64 / 1e9)).set_alignment(CellAlignment::Right),
                 Cell::new(cell.seeds),
@@ -137,7 +137,7 @@ pub fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

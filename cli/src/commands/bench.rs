@@ -12,6 +12,8 @@ use widesweep_proto::client::ClientOptions;
 pub enum BenchCommand {
     /// Drive an in-process coordinator with simulated workers over real gRPC.
     Coordinator(CoordinatorBenchArgs),
+    /// Steady-state training images/s and peak memory of one config.
+    Train(crate::engine::BenchTrainArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -44,6 +46,10 @@ pub struct CoordinatorBenchArgs {
 pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Coordinator(args) => coordinator(args).await,
+        BenchCommand::Train(args) => {
+            tokio::task::spawn_blocking(move || crate::engine::run_bench_train(&args)).await??;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
