@@ -7,7 +7,7 @@ use widesweep_arch::{BlockPattern, Dataset, WrnConfig};
 use widesweep_worker::wrn::Wrn;
 use widesweep_worker::wrn::block::Block;
 use widesweep_worker::wrn::init::{SeededInit, TensorStore};
-use widesweep_worker::wrn::layers::MaskSource;
+use widesweep_worker::wrn::layers::{Layout, MaskSource};
 
 fn instantiated(cfg: &WrnConfig) -> u64 {
     let model = Wrn::new(cfg, 0, DType::F32, &Device::Cpu).unwrap();
@@ -125,10 +125,10 @@ fn initialisation_follows_the_official_code_and_the_seed() {
     assert!(get(&a, "head.fc.bias").iter().all(|b| *b == 0.0));
 }
 
-fn build_block(plan: &widesweep_arch::BlockPlan, dtype: DType) -> (Block, TensorStore) {
+fn build_block(plan: &widesweep_arch::BlockPlan, dtype: DType, layout: Layout) -> (Block, TensorStore) {
     let store = TensorStore::default();
     let vb = VarBuilder::from_backend(Box::new(SeededInit { seed: 3, store: store.clone() }), dtype, Device::Cpu);
-    let block = Block::new(plan, 0.0, MaskSource::default(), vb).unwrap();
+    let block = Block::new(plan, 0.0, MaskSource::default(), layout, vb).unwrap();
     (block, store)
 }
 
@@ -140,7 +140,7 @@ fn shortcut_takes_the_raw_input_or_the_preactivated_one() {
     let plan = WrnConfig::wrn(16, 2, Dataset::Cifar10).unwrap().plan();
     let x = Tensor::randn(0f32, 1.0, (2, 32, 16, 16), &Device::Cpu).unwrap();
     // Group 2 block 0 of WRN-16-2: 32 -> 64 channels, stride 2.
-    let (block, store) = build_block(&plan.groups[1].blocks[0], DType::F32);
+    let (block, store) = build_block(&plan.groups[1].blocks[0], DType::F32, Layout::Nchw);
     let zero = |name: &str| {
         let v = store.get(name).unwrap();
         v.set(&v.zeros_like().unwrap()).unwrap();
@@ -155,7 +155,7 @@ fn shortcut_takes_the_raw_input_or_the_preactivated_one() {
     let diff = (out - expected).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(diff < 1e-5, "projection shortcut differs by {diff}");
     // Group 2 block 1: 64 -> 64, identity on the raw input.
-    let (block, store) = build_block(&plan.groups[1].blocks[1], DType::F32);
+    let (block, store) = build_block(&plan.groups[1].blocks[1], DType::F32, Layout::Nchw);
     let v = store.get("conv1.weight").unwrap();
     v.set(&v.zeros_like().unwrap()).unwrap();
     let x = Tensor::randn(0f32, 1.0, (2, 64, 8, 8), &Device::Cpu).unwrap();
@@ -165,44 +165,65 @@ fn shortcut_takes_the_raw_input_or_the_preactivated_one() {
 }
 
 /// Central differences against candle's backward pass through BN (training
-/// mode), ReLU, convolutions and the projection shortcut, in f64.
+/// mode), ReLU, convolutions and the projection shortcut, in f64, in both
+/// activation layouts (CNHW is the CPU's im2col path).
 #[test]
 fn block_gradients_match_finite_differences() {
     let cfg = WrnConfig::new("B(3,1)".parse().unwrap(), 1, 1, 0.0, 3, 10).unwrap();
     let plan = cfg.plan();
     let block_plan = &plan.groups[1].blocks[0]; // 16 -> 32, stride 2, with shortcut
-    let (block, store) = build_block(block_plan, DType::F64);
-    let x = Var::from_tensor(&Tensor::randn(0f64, 1.0, (3, 16, 6, 6), &Device::Cpu).unwrap()).unwrap();
-    let probe = Tensor::randn(0f64, 1.0, (3, 32, 3, 3), &Device::Cpu).unwrap();
-    let objective = || -> f64 {
+    for (layout, input, output) in
+        [(Layout::Nchw, (3, 16, 6, 6), (3, 32, 3, 3)), (Layout::Cnhw, (16, 3, 6, 6), (32, 3, 3, 3))]
+    {
+        let (block, store) = build_block(block_plan, DType::F64, layout);
+        let x = Var::from_tensor(&Tensor::randn(0f64, 1.0, input, &Device::Cpu).unwrap()).unwrap();
+        let probe = Tensor::randn(0f64, 1.0, output, &Device::Cpu).unwrap();
+        let objective = || -> f64 {
+            let out = block.forward_t(x.as_tensor(), true).unwrap();
+            (out * &probe).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
+        };
         let out = block.forward_t(x.as_tensor(), true).unwrap();
-        (out * &probe).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
-    };
-    let out = block.forward_t(x.as_tensor(), true).unwrap();
-    let grads = (out * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-    let mut checked = 0;
-    let mut vars: Vec<(String, Var)> = store.params();
-    vars.push(("input".into(), x.clone()));
-    for (name, var) in vars {
-        let analytic = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
-        let n = analytic.len();
-        for idx in [0, n / 3, n - 1] {
-            let base = var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
-            let eps = 1e-5;
-            let at = |delta: f64| {
-                let mut v = base.clone();
-                v[idx] += delta;
-                var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap()).unwrap();
-                objective()
-            };
-            let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
-            var.set(&Tensor::from_vec(base, var.shape(), &Device::Cpu).unwrap()).unwrap();
-            let err = (numeric - analytic[idx]).abs() / (1.0 + numeric.abs());
-            assert!(err < 1e-5, "{name}[{idx}]: numeric {numeric} vs analytic {}", analytic[idx]);
-            checked += 1;
+        let grads = (out * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut checked = 0;
+        let mut vars: Vec<(String, Var)> = store.params();
+        vars.push(("input".into(), x.clone()));
+        for (name, var) in vars {
+            let analytic = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let n = analytic.len();
+            for idx in [0, n / 3, n - 1] {
+                let base = var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+                let eps = 1e-5;
+                let at = |delta: f64| {
+                    let mut v = base.clone();
+                    v[idx] += delta;
+                    var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap()).unwrap();
+                    objective()
+                };
+                let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
+                var.set(&Tensor::from_vec(base, var.shape(), &Device::Cpu).unwrap()).unwrap();
+                let err = (numeric - analytic[idx]).abs() / (1.0 + numeric.abs());
+                assert!(err < 1e-5, "{layout:?} {name}[{idx}]: numeric {numeric} vs analytic {}", analytic[idx]);
+                checked += 1;
+            }
         }
+        assert!(checked >= 3 * 8, "checked {checked} entries");
     }
-    assert!(checked >= 3 * 8, "checked {checked} entries");
+}
+
+/// The CPU's CNHW/im2col model computes the same function as candle's
+/// NCHW conv2d, for every kernel size and stride a WRN uses.
+#[test]
+fn both_activation_layouts_compute_the_same_network() {
+    let cfg = WrnConfig::new("B(1,3,1)".parse().unwrap(), 2, 1, 0.0, 3, 10).unwrap();
+    let nchw = Wrn::with_layout(&cfg, 4, DType::F64, &Device::Cpu, Layout::Nchw).unwrap();
+    let cnhw = Wrn::with_layout(&cfg, 4, DType::F64, &Device::Cpu, Layout::Cnhw).unwrap();
+    let x = Tensor::randn(0f64, 1.0, (3, 3, 32, 32), &Device::Cpu).unwrap();
+    for train in [true, false] {
+        let a = nchw.forward_t(&x, train).unwrap();
+        let b = cnhw.forward_t(&x, train).unwrap();
+        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+        assert!(diff < 1e-9, "train={train}: layouts differ by {diff}");
+    }
 }
 
 #[test]
@@ -226,7 +247,7 @@ fn module_forward_of_a_conv_matches_its_spec() {
     let spec = plan.groups[2].blocks[0].convs[0];
     let store = TensorStore::default();
     let vb = VarBuilder::from_backend(Box::new(SeededInit { seed: 0, store }), DType::F32, Device::Cpu);
-    let conv = widesweep_worker::wrn::layers::Conv::new(spec, vb).unwrap();
+    let conv = widesweep_worker::wrn::layers::Conv::new(spec, Layout::Nchw, vb).unwrap();
     let x = Tensor::zeros((1, spec.in_channels, spec.input_size, spec.input_size), DType::F32, &Device::Cpu).unwrap();
     let y = conv.forward(&x).unwrap();
     assert_eq!(y.dims(), &[1, spec.out_channels, spec.output_size(), spec.output_size()]);

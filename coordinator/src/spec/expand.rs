@@ -129,7 +129,7 @@ fn blocks_for(depth: u64, block: &BlockPattern, convention: DepthConvention, sec
             .map(|n| n as u32)
             .map_err(|e| SpecError::field(field, e.to_string())),
         DepthConvention::Nominal => {
-            if depth > 4 && (depth - 4) % 6 == 0 {
+            if depth > 4 && (depth - 4).is_multiple_of(6) {
                 Ok(((depth - 4) / 6) as u32)
             } else {
                 let below = depth.saturating_sub(4) / 6 * 6 + 4;

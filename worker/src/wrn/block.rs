@@ -4,7 +4,7 @@ use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 use widesweep_arch::BlockPlan;
 
-use super::layers::{BatchNorm, Conv, Dropout, MaskSource};
+use super::layers::{BatchNorm, Conv, Dropout, Layout, MaskSource};
 
 /// Convolution i is preceded by BN_i -> ReLU, with dropout after the ReLU of
 /// every convolution but the first (dropout sits between convolutions, never
@@ -20,14 +20,14 @@ pub struct Block {
 }
 
 impl Block {
-    pub fn new(plan: &BlockPlan, dropout: f64, masks: MaskSource, vb: VarBuilder) -> Result<Self> {
+    pub fn new(plan: &BlockPlan, dropout: f64, masks: MaskSource, layout: Layout, vb: VarBuilder) -> Result<Self> {
         let mut bns = Vec::with_capacity(plan.convs.len());
         let mut convs = Vec::with_capacity(plan.convs.len());
         for (conv_idx, spec) in plan.convs.iter().enumerate() {
-            bns.push(BatchNorm::new(spec.in_channels, vb.pp(format!("bn{conv_idx}")))?);
-            convs.push(Conv::new(*spec, vb.pp(format!("conv{conv_idx}")))?);
+            bns.push(BatchNorm::new(spec.in_channels, layout, vb.pp(format!("bn{conv_idx}")))?);
+            convs.push(Conv::new(*spec, layout, vb.pp(format!("conv{conv_idx}")))?);
         }
-        let shortcut = plan.shortcut.map(|spec| Conv::new(spec, vb.pp("shortcut"))).transpose()?;
+        let shortcut = plan.shortcut.map(|spec| Conv::new(spec, layout, vb.pp("shortcut"))).transpose()?;
         Ok(Self { bns, convs, dropout: Dropout::new(dropout, masks), shortcut })
     }
 }

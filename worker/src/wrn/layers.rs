@@ -13,32 +13,101 @@ use widesweep_arch::{ConvSpec, HeadSpec};
 pub const BN_EPS: f64 = 1e-5;
 pub const BN_MOMENTUM: f64 = 0.1;
 
+/// How activations are laid out in memory.
+///
+/// On CUDA the model runs NCHW through candle's `conv2d`. On the CPU candle
+/// differentiates `conv2d` through a direct `conv_transpose2d` loop that
+/// takes most of a training step, so there the model runs CNHW (channels,
+/// batch, height, width) and every convolution is shifted views of the
+/// padded input and one matrix product (im2col): forward and backward are
+/// then matrix products and copies, and batch norm reduces over contiguous
+/// memory. The model's input and output are NCHW and `[batch, classes]`
+/// either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    Nchw,
+    Cnhw,
+}
+
+impl Layout {
+    pub fn for_device(device: &Device) -> Self {
+        if device.is_cpu() { Layout::Cnhw } else { Layout::Nchw }
+    }
+
+    /// The dimension holding the channels.
+    pub fn channel_dim(self) -> usize {
+        match self {
+            Layout::Nchw => 1,
+            Layout::Cnhw => 0,
+        }
+    }
+}
+
 /// A convolution without bias, padding kernel / 2, weights
 /// N(0, sqrt(2 / (kh * kw * C_in))).
 pub struct Conv {
     weight: Tensor,
     spec: ConvSpec,
+    layout: Layout,
 }
 
 impl Conv {
-    pub fn new(spec: ConvSpec, vb: VarBuilder) -> Result<Self> {
+    pub fn new(spec: ConvSpec, layout: Layout, vb: VarBuilder) -> Result<Self> {
         let fan_in = (spec.kernel * spec.kernel * spec.in_channels) as f64;
         let init = Init::Randn { mean: 0.0, stdev: (2.0 / fan_in).sqrt() };
         let weight = vb.get_with_hints(spec.weight_shape().to_vec(), "weight", init)?;
-        Ok(Self { weight, spec })
+        Ok(Self { weight, spec, layout })
     }
 }
 
 impl candle_core::Module for Conv {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.conv2d(&self.weight, self.spec.padding(), self.spec.stride, 1, 1)
+        let (k, stride, padding) = (self.spec.kernel, self.spec.stride, self.spec.padding());
+        match self.layout {
+            Layout::Nchw => xs.conv2d(&self.weight, padding, stride, 1, 1),
+            Layout::Cnhw => im2col_conv_cnhw(xs, &self.weight, k, stride, padding),
+        }
     }
+}
+
+/// A CNHW convolution as one matrix product: `[c_out, c*k*k]` weights times
+/// `[c*k*k, b*oh*ow]` shifted views of the padded input.
+fn im2col_conv_cnhw(xs: &Tensor, weight: &Tensor, k: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    let (c, b, h, w) = xs.dims4()?;
+    let c_out = weight.dim(0)?;
+    let (oh, ow) = ((h + 2 * padding - k) / stride + 1, (w + 2 * padding - k) / stride + 1);
+    let weight = weight.reshape((c_out, c * k * k))?;
+    if k == 1 && stride == 1 {
+        return weight.matmul(&xs.reshape((c, b * h * w))?)?.reshape((c_out, b, oh, ow));
+    }
+    // Pad enough that every tap can read `stride * out` rows and columns.
+    let (extra_h, extra_w) = (
+        (k - 1 + stride * oh).saturating_sub(h + 2 * padding),
+        (k - 1 + stride * ow).saturating_sub(w + 2 * padding),
+    );
+    let padded = xs.pad_with_zeros(2, padding, padding + extra_h)?.pad_with_zeros(3, padding, padding + extra_w)?;
+    let mut taps = Vec::with_capacity(k * k);
+    for dy in 0..k {
+        for dx in 0..k {
+            let window = padded.narrow(2, dy, stride * oh)?.narrow(3, dx, stride * ow)?;
+            let window = if stride == 1 {
+                window
+            } else {
+                window.reshape((c, b, oh, stride, ow, stride))?.narrow(3, 0, 1)?.narrow(5, 0, 1)?.reshape((c, b, oh, ow))?
+            };
+            taps.push(window);
+        }
+    }
+    // [c, k*k, b, oh, ow] matches the weight's [c_out, c, kh, kw] layout.
+    let cols = Tensor::stack(&taps, 1)?.reshape((c * k * k, b * oh * ow))?;
+    weight.matmul(&cols)?.reshape((c_out, b, oh, ow))
 }
 
 /// Spatial batch normalisation over (N, H, W) with affine gamma and beta.
 /// In training it normalises with the batch statistics and updates the
 /// running ones as PyTorch does (unbiased variance, momentum 0.1).
 pub struct BatchNorm {
+    layout: Layout,
     gamma: Tensor,
     beta: Tensor,
     running_mean: Var,
@@ -46,12 +115,12 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
-    pub fn new(channels: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn new(channels: usize, layout: Layout, vb: VarBuilder) -> Result<Self> {
         let gamma = vb.get_with_hints(channels, "weight", Init::Uniform { lo: 0.0, up: 1.0 })?;
         let beta = vb.get_with_hints(channels, "bias", Init::Const(0.0))?;
         let running_mean = Var::from_tensor(&vb.get_with_hints(channels, "running_mean", Init::Const(0.0))?)?;
         let running_var = Var::from_tensor(&vb.get_with_hints(channels, "running_var", Init::Const(1.0))?)?;
-        Ok(Self { gamma, beta, running_mean, running_var })
+        Ok(Self { layout, gamma, beta, running_mean, running_var })
     }
 
     /// `x * scale + shift` with per-channel scale and shift: two passes over
@@ -59,8 +128,11 @@ impl BatchNorm {
     fn affine(&self, xs: &Tensor, mean: &Tensor, var: &Tensor) -> Result<Tensor> {
         let scale = (&self.gamma / (var + BN_EPS)?.sqrt()?)?;
         let shift = (&self.beta - (mean * &scale)?)?;
-        let c = scale.dim(0)?;
-        xs.broadcast_mul(&scale.reshape((1, c, 1, 1))?)?.broadcast_add(&shift.reshape((1, c, 1, 1))?)
+        let shape = match self.layout {
+            Layout::Nchw => (1, scale.dim(0)?, 1, 1),
+            Layout::Cnhw => (scale.dim(0)?, 1, 1, 1),
+        };
+        xs.broadcast_mul(&scale.reshape(shape)?)?.broadcast_add(&shift.reshape(shape)?)
     }
 }
 
@@ -69,10 +141,13 @@ impl ModuleT for BatchNorm {
         if !train {
             return self.affine(xs, self.running_mean.as_tensor(), self.running_var.as_tensor());
         }
-        let c = xs.dim(1)?;
+        let c = xs.dim(self.layout.channel_dim())?;
         // Channels first and flattened, so that the statistics are reductions
-        // over the contiguous last dimension (candle's fast path).
-        let per_channel = xs.transpose(0, 1)?.flatten_from(1)?.contiguous()?;
+        // over the contiguous last dimension (candle's fast path); a view in CNHW.
+        let per_channel = match self.layout {
+            Layout::Nchw => xs.transpose(0, 1)?.flatten_from(1)?.contiguous()?,
+            Layout::Cnhw => xs.flatten_from(1)?,
+        };
         let count = per_channel.dim(1)?;
         let mean = per_channel.mean_keepdim(1)?;
         let var = per_channel.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?;
@@ -142,19 +217,20 @@ impl ModuleT for Dropout {
 /// as in the official PyTorch code (`linear_params` uses kaiming_normal_);
 /// its bias starts at 0.
 pub struct Head {
+    layout: Layout,
     bn: BatchNorm,
     fc_weight: Tensor,
     fc_bias: Tensor,
 }
 
 impl Head {
-    pub fn new(spec: HeadSpec, vb: VarBuilder) -> Result<Self> {
-        let bn = BatchNorm::new(spec.channels, vb.pp("bn"))?;
+    pub fn new(spec: HeadSpec, layout: Layout, vb: VarBuilder) -> Result<Self> {
+        let bn = BatchNorm::new(spec.channels, layout, vb.pp("bn"))?;
         let fc = vb.pp("fc");
         let init = Init::Randn { mean: 0.0, stdev: (2.0 / spec.channels as f64).sqrt() };
         let fc_weight = fc.get_with_hints((spec.num_classes, spec.channels), "weight", init)?;
         let fc_bias = fc.get_with_hints(spec.num_classes, "bias", Init::Const(0.0))?;
-        Ok(Self { bn, fc_weight, fc_bias })
+        Ok(Self { layout, bn, fc_weight, fc_bias })
     }
 }
 
@@ -163,6 +239,10 @@ impl ModuleT for Head {
         // Global average pooling: at the 32x32 input the last feature map is
         // 8x8, so this is the paper's 8x8 average pool.
         let pooled = self.bn.forward_t(xs, train)?.relu()?.flatten_from(2)?.mean(D::Minus1)?;
+        let pooled = match self.layout {
+            Layout::Nchw => pooled,
+            Layout::Cnhw => pooled.t()?,
+        };
         pooled.matmul(&self.fc_weight.t()?)?.broadcast_add(&self.fc_bias)
     }
 }

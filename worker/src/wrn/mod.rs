@@ -22,7 +22,7 @@ use widesweep_arch::{NetworkPlan, WrnConfig};
 use crate::rng::{self, Purpose};
 use block::Block;
 use init::{SeededInit, TensorStore};
-use layers::{Conv, Head, MaskSource};
+use layers::{Conv, Head, Layout, MaskSource};
 
 /// A WRN ready to train: its layers and the store holding its tensors.
 pub struct Wrn {
@@ -31,28 +31,34 @@ pub struct Wrn {
     blocks: Vec<Block>,
     head: Head,
     masks: MaskSource,
+    layout: Layout,
     store: TensorStore,
 }
 
 impl Wrn {
     /// Builds `config` with the official initialisation drawn from `seed`.
     pub fn new(config: &WrnConfig, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
+        Self::with_layout(config, seed, dtype, device, Layout::for_device(device))
+    }
+
+    /// As [`Wrn::new`] with an explicit activation layout (tests compare the two).
+    pub fn with_layout(config: &WrnConfig, seed: u64, dtype: DType, device: &Device, layout: Layout) -> Result<Self> {
         let store = TensorStore::default();
         let backend = SeededInit { seed, store: store.clone() };
         let vb = VarBuilder::from_backend(Box::new(backend), dtype, device.clone());
         let plan = config.plan();
         let masks = MaskSource::default();
-        let stem = Conv::new(plan.stem, vb.pp("stem"))?;
+        let stem = Conv::new(plan.stem, layout, vb.pp("stem"))?;
         let mut blocks = Vec::new();
         for (group_idx, group) in plan.groups.iter().enumerate() {
             let group_vb = vb.pp(format!("group{}", group_idx + 1));
             for (block_idx, block) in group.blocks.iter().enumerate() {
                 let block_vb = group_vb.pp(format!("block{block_idx}"));
-                blocks.push(Block::new(block, config.dropout, masks.clone(), block_vb)?);
+                blocks.push(Block::new(block, config.dropout, masks.clone(), layout, block_vb)?);
             }
         }
-        let head = Head::new(plan.head, vb.pp("head"))?;
-        Ok(Self { config: config.clone(), stem, blocks, head, masks, store })
+        let head = Head::new(plan.head, layout, vb.pp("head"))?;
+        Ok(Self { config: config.clone(), stem, blocks, head, masks, layout, store })
     }
 
     pub fn config(&self) -> &WrnConfig {
@@ -83,7 +89,11 @@ impl Wrn {
 impl ModuleT for Wrn {
     /// Images `[batch, in_channels, 32, 32]` to logits `[batch, classes]`.
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let mut hidden = self.stem.forward(xs)?;
+        let xs = match self.layout {
+            Layout::Nchw => xs.clone(),
+            Layout::Cnhw => xs.transpose(0, 1)?.contiguous()?,
+        };
+        let mut hidden = self.stem.forward(&xs)?;
         for block in &self.blocks {
             hidden = block.forward_t(&hidden, train)?;
         }
