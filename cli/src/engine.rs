@@ -18,6 +18,7 @@ use widesweep_worker::device::DeviceSpec;
 use widesweep_worker::train::bench::{BenchOptions, bench_train};
 use widesweep_worker::train::{EpochMetrics, Recipe, RunSpec, TrainError, Trainer};
 use widesweep_worker::wrn::Wrn;
+use widesweep_worker::wrn::layers::Layout;
 
 /// One network, with the same fields as a cell of a sweep spec.
 #[derive(Args, Debug, Clone)]
@@ -188,6 +189,10 @@ pub struct BenchTrainArgs {
     /// Untimed steps before them.
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
+    /// Activation layout: cnhw (im2col matrix products, the CPU default) or
+    /// nchw (candle's conv2d, the CUDA default).
+    #[arg(long)]
+    pub layout: Option<Layout>,
 }
 
 pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
@@ -303,7 +308,8 @@ pub fn run_data(command: &DataCommand) -> anyhow::Result<()> {
 pub fn run_bench_train(args: &BenchTrainArgs) -> anyhow::Result<()> {
     let config = args.cell.config()?;
     let device = args.device.open()?;
-    let options = BenchOptions { batch_size: args.batch_size, warmup_steps: args.warmup, steps: args.steps };
+    let options =
+        BenchOptions { batch_size: args.batch_size, warmup_steps: args.warmup, steps: args.steps, layout: args.layout };
     let report = bench_train(&config, &options, &device)?;
     let memory =
         report.peak_memory_bytes.map_or("unknown".to_string(), |b| format!("{:.0} MiB", b as f64 / (1 << 20) as f64));

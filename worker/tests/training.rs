@@ -55,14 +55,16 @@ fn curve(history: &[EpochMetrics]) -> Vec<[u64; 6]> {
 
 #[test]
 fn a_tiny_wrn_learns_a_learnable_synthetic_set() {
-    let splits = synthetic(320, 100);
-    let mut spec = tiny_spec(0.0, 15, 16);
-    spec.recipe.lr_milestones = vec![10];
+    let splits = synthetic(160, 100);
+    let mut spec = tiny_spec(0.0, 12, 8);
+    spec.recipe.lr_milestones = vec![8];
+    // Crops shift the 3-pixel class bands by up to 4 pixels: off, so the set stays learnable.
+    spec.recipe.augment = false;
     let mut trainer = Trainer::new(spec, splits, &Device::Cpu).unwrap();
     trainer.run(&mut Silent).unwrap();
     let last = trainer.history().last().unwrap();
-    // 15 epochs of 20 steps = 300 steps; chance is 90% error.
-    assert!(last.train_error < 0.1, "train error {} after 300 steps: {:?}", last.train_error, trainer.history());
+    // 12 epochs of 20 steps = 240 steps; chance is 90% error.
+    assert!(last.train_error < 0.1, "train error {} after 240 steps: {:?}", last.train_error, trainer.history());
     assert!(last.test_error < 0.2, "test error {}", last.test_error);
     assert!(last.train_loss < trainer.history()[0].train_loss);
 }

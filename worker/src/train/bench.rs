@@ -13,6 +13,7 @@ use super::optimizer::Sgd;
 use super::{Recipe, TrainError};
 use crate::rng::{self, Purpose};
 use crate::wrn::Wrn;
+use crate::wrn::layers::Layout;
 
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
@@ -20,6 +21,8 @@ pub struct BenchOptions {
     /// Untimed steps first (allocator and kernel warm-up).
     pub warmup_steps: usize,
     pub steps: usize,
+    /// Activation layout; `None` picks the device's default (CNHW on the CPU).
+    pub layout: Option<Layout>,
 }
 
 #[derive(Clone, Debug)]
@@ -33,7 +36,8 @@ pub struct BenchReport {
 
 pub fn bench_train(config: &WrnConfig, options: &BenchOptions, device: &Device) -> Result<BenchReport, TrainError> {
     let recipe = Recipe::default();
-    let model = Wrn::new(config, 0, DType::F32, device)?;
+    let layout = options.layout.unwrap_or(Layout::for_device(device));
+    let model = Wrn::with_layout(config, 0, DType::F32, device, layout)?;
     let mut optimizer = Sgd::new(model.store().params(), recipe.momentum, recipe.nesterov, recipe.weight_decay);
     let b = options.batch_size;
     let mut stream = rng::stream(0, 0, 0, Purpose::Augment);

@@ -29,6 +29,18 @@ pub enum Layout {
     Cnhw,
 }
 
+impl std::str::FromStr for Layout {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "nchw" => Ok(Layout::Nchw),
+            "cnhw" => Ok(Layout::Cnhw),
+            other => Err(format!("unknown layout {other:?}: use nchw or cnhw")),
+        }
+    }
+}
+
 impl Layout {
     pub fn for_device(device: &Device) -> Self {
         if device.is_cpu() { Layout::Cnhw } else { Layout::Nchw }
@@ -81,10 +93,8 @@ fn im2col_conv_cnhw(xs: &Tensor, weight: &Tensor, k: usize, stride: usize, paddi
         return weight.matmul(&xs.reshape((c, b * h * w))?)?.reshape((c_out, b, oh, ow));
     }
     // Pad enough that every tap can read `stride * out` rows and columns.
-    let (extra_h, extra_w) = (
-        (k - 1 + stride * oh).saturating_sub(h + 2 * padding),
-        (k - 1 + stride * ow).saturating_sub(w + 2 * padding),
-    );
+    let (extra_h, extra_w) =
+        ((k - 1 + stride * oh).saturating_sub(h + 2 * padding), (k - 1 + stride * ow).saturating_sub(w + 2 * padding));
     let padded = xs.pad_with_zeros(2, padding, padding + extra_h)?.pad_with_zeros(3, padding, padding + extra_w)?;
     let mut taps = Vec::with_capacity(k * k);
     for dy in 0..k {
@@ -93,7 +103,11 @@ fn im2col_conv_cnhw(xs: &Tensor, weight: &Tensor, k: usize, stride: usize, paddi
             let window = if stride == 1 {
                 window
             } else {
-                window.reshape((c, b, oh, stride, ow, stride))?.narrow(3, 0, 1)?.narrow(5, 0, 1)?.reshape((c, b, oh, ow))?
+                window
+                    .reshape((c, b, oh, stride, ow, stride))?
+                    .narrow(3, 0, 1)?
+                    .narrow(5, 0, 1)?
+                    .reshape((c, b, oh, ow))?
             };
             taps.push(window);
         }
