@@ -177,6 +177,28 @@ macro_rules! impl_store {
             }
         }
 
+        /// Binds an epoch row as $1 (job_id) .. $11 (recorded_at_ms), the
+        /// order of [`EPOCH_VALUES`].
+        fn bind_epoch<'q>(
+            query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+            fence: Fence,
+            m: &EpochMetrics,
+            now: Millis,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+            query
+                .bind(fence.job_id)
+                .bind(m.epoch as i64)
+                .bind(fence.attempt as i64)
+                .bind(m.train_loss)
+                .bind(m.train_error)
+                .bind(m.test_loss)
+                .bind(m.test_error)
+                .bind(m.lr)
+                .bind(m.epoch_seconds)
+                .bind(m.images_per_second)
+                .bind(now)
+        }
+
         impl $store {
             /// Explains why a fenced write matched no row: unknown job,
             /// cancelled job, or an attempt that no longer holds the lease.

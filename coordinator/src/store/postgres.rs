@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use std::sync::LazyLock;
 
-use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Transaction};
 
 use super::common::{EPOCH_UPDATE, JOB_COLUMNS, JOB_JOINS, impl_store};
@@ -145,25 +145,5 @@ const EPOCH_FROM_FENCED: &str = "INSERT INTO epochs (job_id, epoch, attempt, tra
      test_error, lr, epoch_seconds, images_per_second, recorded_at_ms) \
      SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM fenced \
      ON CONFLICT (job_id, epoch) DO UPDATE SET ";
-
-fn bind_epoch<'q>(
-    query: sqlx::query::Query<'q, Postgres, PgArguments>,
-    fence: Fence,
-    m: &EpochMetrics,
-    now: Millis,
-) -> sqlx::query::Query<'q, Postgres, PgArguments> {
-    query
-        .bind(fence.job_id)
-        .bind(m.epoch as i64)
-        .bind(fence.attempt as i64)
-        .bind(m.train_loss)
-        .bind(m.train_error)
-        .bind(m.test_loss)
-        .bind(m.test_error)
-        .bind(m.lr)
-        .bind(m.epoch_seconds)
-        .bind(m.images_per_second)
-        .bind(now)
-}
 
 impl_store!(PostgresStore, Postgres, PgRow);

@@ -166,20 +166,8 @@ async fn upsert_epoch(
         .bind(m.epoch as i64)
         .execute(&mut **tx)
         .await?;
-    sqlx::query(&format!("INSERT INTO epochs {EPOCH_VALUES} ON CONFLICT (job_id, epoch) DO UPDATE SET {EPOCH_UPDATE}"))
-        .bind(fence.job_id)
-        .bind(m.epoch as i64)
-        .bind(fence.attempt as i64)
-        .bind(m.train_loss)
-        .bind(m.train_error)
-        .bind(m.test_loss)
-        .bind(m.test_error)
-        .bind(m.lr)
-        .bind(m.epoch_seconds)
-        .bind(m.images_per_second)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+    let sql = format!("INSERT INTO epochs {EPOCH_VALUES} ON CONFLICT (job_id, epoch) DO UPDATE SET {EPOCH_UPDATE}");
+    bind_epoch(sqlx::query(&sql), fence, m, now).execute(&mut **tx).await?;
     Ok(())
 }
 
