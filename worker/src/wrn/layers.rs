@@ -77,44 +77,9 @@ impl candle_core::Module for Conv {
         let (k, stride, padding) = (self.spec.kernel, self.spec.stride, self.spec.padding());
         match self.layout {
             Layout::Nchw => xs.conv2d(&self.weight, padding, stride, 1, 1),
-            Layout::Cnhw => im2col_conv_cnhw(xs, &self.weight, k, stride, padding),
+            Layout::Cnhw => super::im2col::conv_cnhw(xs, &self.weight, k, stride, padding),
         }
     }
-}
-
-/// A CNHW convolution as one matrix product: `[c_out, c*k*k]` weights times
-/// `[c*k*k, b*oh*ow]` shifted views of the padded input.
-fn im2col_conv_cnhw(xs: &Tensor, weight: &Tensor, k: usize, stride: usize, padding: usize) -> Result<Tensor> {
-    let (c, b, h, w) = xs.dims4()?;
-    let c_out = weight.dim(0)?;
-    let (oh, ow) = ((h + 2 * padding - k) / stride + 1, (w + 2 * padding - k) / stride + 1);
-    let weight = weight.reshape((c_out, c * k * k))?;
-    if k == 1 && stride == 1 {
-        return weight.matmul(&xs.reshape((c, b * h * w))?)?.reshape((c_out, b, oh, ow));
-    }
-    // Pad enough that every tap can read `stride * out` rows and columns.
-    let (extra_h, extra_w) =
-        ((k - 1 + stride * oh).saturating_sub(h + 2 * padding), (k - 1 + stride * ow).saturating_sub(w + 2 * padding));
-    let padded = xs.pad_with_zeros(2, padding, padding + extra_h)?.pad_with_zeros(3, padding, padding + extra_w)?;
-    let mut taps = Vec::with_capacity(k * k);
-    for dy in 0..k {
-        for dx in 0..k {
-            let window = padded.narrow(2, dy, stride * oh)?.narrow(3, dx, stride * ow)?;
-            let window = if stride == 1 {
-                window
-            } else {
-                window
-                    .reshape((c, b, oh, stride, ow, stride))?
-                    .narrow(3, 0, 1)?
-                    .narrow(5, 0, 1)?
-                    .reshape((c, b, oh, ow))?
-            };
-            taps.push(window);
-        }
-    }
-    // [c, k*k, b, oh, ow] matches the weight's [c_out, c, kh, kw] layout.
-    let cols = Tensor::stack(&taps, 1)?.reshape((c * k * k, b * oh * ow))?;
-    weight.matmul(&cols)?.reshape((c_out, b, oh, ow))
 }
 
 /// Spatial batch normalisation over (N, H, W) with affine gamma and beta.

@@ -6,12 +6,14 @@
 //! - [`layers`]: convolution, batch norm, seeded dropout, classifier head.
 //! - [`block`]: one pre-activation block of any pattern.
 //! - [`init`]: seeded tensor creation and the named tensor store.
+//! - [`im2col`]: the CPU's convolutions as matrix products.
 //!
 //! Tensor names mirror the module tree: `stem.weight`,
 //! `group1.block0.bn0.weight`, `group1.block0.conv0.weight`,
 //! `group1.block0.shortcut.weight`, `head.bn.running_mean`, `head.fc.bias`.
 
 pub mod block;
+pub mod im2col;
 pub mod init;
 pub mod layers;
 
