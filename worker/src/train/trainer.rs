@@ -24,7 +24,7 @@ use crate::rng::{self, Purpose};
 use crate::wrn::Wrn;
 
 /// Batch size of evaluation passes (no gradients, so larger than training's).
-const EVAL_BATCH: usize = 500;
+const EVAL_BATCH: usize = 250;
 
 /// One cell as the trainer needs it.
 #[derive(Clone, Debug, PartialEq)]

@@ -98,6 +98,12 @@ impl ModuleT for Wrn {
         let mut hidden = self.stem.forward(&xs)?;
         for block in &self.blocks {
             hidden = block.forward_t(&hidden, train)?;
+            if !train {
+                // candle has no no-grad mode: every result keeps its inputs
+                // alive for a backward pass. Cutting the graph after each
+                // block lets evaluation free activations as it goes.
+                hidden = hidden.detach();
+            }
         }
         self.head.forward_t(&hidden, train)
     }
