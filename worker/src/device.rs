@@ -16,7 +16,7 @@ pub enum DeviceSpec {
 pub enum DeviceError {
     #[error("invalid device {0:?}: use cpu or cuda:N (e.g. cuda:0)")]
     Parse(String),
-    #[error("cannot open {spec}: {source}")]
+    #[error("cannot open {spec}")]
     Open { spec: DeviceSpec, source: candle_core::Error },
 }
 

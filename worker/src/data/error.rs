@@ -4,7 +4,7 @@ use std::path::PathBuf;
 /// the file and says what is wrong with it.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path} is missing; {hint}")]
     Missing { path: PathBuf, hint: String },
@@ -22,7 +22,7 @@ pub enum DataError {
     ImageSize { path: PathBuf, rows: u32, cols: u32 },
     #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels")]
     CountMismatch { images: PathBuf, n_images: usize, labels: PathBuf, n_labels: usize },
-    #[error("{path} is not valid gzip: {source}")]
+    #[error("{path} is not valid gzip")]
     Gzip { path: PathBuf, source: std::io::Error },
     #[error("{path} has checksum md5 {actual}, expected {expected} (corrupt or not the official file)")]
     Checksum { path: PathBuf, expected: String, actual: String },

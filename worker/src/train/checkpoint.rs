@@ -28,7 +28,7 @@ pub const RNG_SCHEME: &str = "chacha8 streams keyed by (seed, epoch, step, purpo
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("cannot read checkpoint {path}: {source}")]
+    #[error("cannot read checkpoint {path}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("cannot write checkpoint {path}: {message}")]
     Write { path: PathBuf, message: String },

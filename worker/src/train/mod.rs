@@ -32,6 +32,6 @@ pub enum TrainError {
     Channels { dataset: String, found: usize, expected: usize },
     #[error("the loss diverged to {loss} in epoch {epoch}")]
     Diverged { epoch: usize, loss: f64 },
-    #[error("tensor computation failed: {0}")]
+    #[error("tensor computation failed")]
     Candle(#[from] candle_core::Error),
 }
