@@ -252,3 +252,24 @@ fn module_forward_of_a_conv_matches_its_spec() {
     let y = conv.forward(&x).unwrap();
     assert_eq!(y.dims(), &[1, spec.out_channels, spec.output_size(), spec.output_size()]);
 }
+
+/// Inverted dropout: about p of the activations are zeroed, the rest
+/// scaled by 1 / (1 - p), from the seeded stream; identity in evaluation.
+#[test]
+fn dropout_masks_are_seeded_and_inverted() {
+    use widesweep_worker::wrn::layers::Dropout;
+    let masks = MaskSource::default();
+    let dropout = Dropout::new(0.3, masks.clone());
+    let x = Tensor::ones((4, 16, 32, 32), DType::F32, &Device::Cpu).unwrap();
+    let draw = || {
+        masks.reseed(widesweep_worker::rng::stream(1, 2, 3, widesweep_worker::rng::Purpose::Dropout));
+        dropout.forward_t(&x, true).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    let (a, b) = (draw(), draw());
+    assert_eq!(a, b, "same stream, same mask");
+    let zeros = a.iter().filter(|v| **v == 0.0).count() as f64 / a.len() as f64;
+    assert!((zeros - 0.3).abs() < 0.01, "dropped fraction {zeros}");
+    assert!(a.iter().all(|v| *v == 0.0 || (*v - 1.0 / 0.7).abs() < 1e-6));
+    let eval = dropout.forward_t(&x, false).unwrap();
+    assert_eq!(eval.sum_all().unwrap().to_scalar::<f32>().unwrap(), x.elem_count() as f32);
+}

@@ -153,18 +153,20 @@ impl MaskSource {
     }
 
     /// A keep mask scaled by 1 / (1 - p) (inverted dropout), drawn on the CPU
-    /// and moved to `device`.
+    /// and moved to `device` as bytes (a quarter of the f32 traffic), then
+    /// scaled there.
     fn mask(&self, shape: &[usize], p: f64, dtype: DType, device: &Device) -> Result<Tensor> {
-        use rand::Rng;
+        use rand::RngCore;
         let mut guard = self.stream.lock().expect("mask stream lock poisoned");
         let Some(stream) = guard.as_mut() else {
             candle_core::bail!("dropout in training needs a seeded mask stream (call Wrn::reseed_dropout)");
         };
         let n: usize = shape.iter().product();
-        let keep = (1.0 / (1.0 - p)) as f32;
-        let threshold = p as f32;
-        let values: Vec<f32> = (0..n).map(|_| if stream.random::<f32>() < threshold { 0.0 } else { keep }).collect();
-        Tensor::from_vec(values, shape, &Device::Cpu)?.to_dtype(dtype)?.to_device(device)
+        // Drop when a uniform u32 falls below p * 2^32.
+        let threshold = (p * 4_294_967_296.0) as u64;
+        let keep: Vec<u8> = (0..n).map(|_| u8::from(u64::from(stream.next_u32()) >= threshold)).collect();
+        let mask = Tensor::from_vec(keep, shape, &Device::Cpu)?.to_device(device)?.to_dtype(dtype)?;
+        mask.affine(1.0 / (1.0 - p), 0.0)
     }
 }
 
