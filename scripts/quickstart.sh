@@ -2,7 +2,8 @@
 # The quickstart: prepares the machine, builds widesweep, and walks the
 # coordinator through the quickstart sweep on the embedded SQLite default:
 # plan it, serve a coordinator, submit the spec (twice: the second submit
-# adds nothing), and show its status.
+# adds nothing), show its status, and train one of its cells directly on
+# real Fashion-MNIST.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,3 +33,8 @@ echo "== submit (twice: submitting is idempotent)"
 echo "== status"
 "$bin" status
 "$bin" status quickstart
+
+echo "== train: one cell of the sweep directly, on real Fashion-MNIST"
+"$bin" data fetch fashion-mnist --data-dir "$workdir/data"
+"$bin" train --dataset fashion-mnist --block 'B(3,3)' --blocks-per-group 1 -k 1 --epochs 2 --lr-milestones 1 \
+    --batch-size 16 --lr 0.05 --no-augment --train-subset 1024 --test-subset 500 --data-dir "$workdir/data"
