@@ -6,6 +6,17 @@
 //! which provides `reader`, `writer`, `begin_write` and the three operations
 //! whose statements differ: `lease_impl`, `report_epoch_impl`, `complete_job_impl`.
 
+/// The next job to lease: pending, in the spec, of an active sweep, highest
+/// priority first. Served by the partial index `jobs_pending`.
+pub(super) const NEXT_PENDING_JOB: &str = "SELECT j.id FROM jobs j JOIN sweeps s ON s.id = j.sweep_id \
+     WHERE j.status = 'pending' AND j.in_spec = 1 AND s.state = 'active' \
+     ORDER BY j.priority DESC, j.id LIMIT 1";
+
+/// What a claim sets, from binds $1 (worker_id) .. $4 (now). The attempt
+/// grows at every claim: it is the lease's fencing token.
+pub(super) const CLAIM_SET: &str = "status = 'running', attempt = attempt + 1, attempts_spent = attempts_spent + 1, \
+     worker_id = $1, device = $2, lease_expires_at_ms = $3, started_at_ms = COALESCE(started_at_ms, $4)";
+
 /// What a leased job's row is read with: the job, its sweep's name and its
 /// latest checkpoint. Followed by `FROM <jobs as j>` and [`JOB_JOINS`].
 pub(super) const JOB_COLUMNS: &str = "SELECT j.*, s.name AS sweep_name, c.id AS ckpt_id, c.attempt AS ckpt_attempt, \

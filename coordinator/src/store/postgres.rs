@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Transaction};
 
-use super::common::{EPOCH_UPDATE, JOB_COLUMNS, JOB_JOINS, impl_store};
+use super::common::{CLAIM_SET, EPOCH_UPDATE, JOB_COLUMNS, JOB_JOINS, NEXT_PENDING_JOB, impl_store};
 use super::{EpochMetrics, Fence, JobResult, LeasedJob, Millis};
 
 /// Connections per coordinator: enough for hundreds of workers' short
@@ -57,16 +57,8 @@ impl PostgresStore {
     ) -> super::Result<Option<LeasedJob>> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "WITH next AS ( \
-                   SELECT j.id FROM jobs j JOIN sweeps s ON s.id = j.sweep_id \
-                   WHERE j.status = 'pending' AND j.in_spec = 1 AND s.state = 'active' \
-                   ORDER BY j.priority DESC, j.id LIMIT 1 \
-                   FOR UPDATE OF j SKIP LOCKED), \
-                 claimed AS ( \
-                   UPDATE jobs SET status = 'running', attempt = jobs.attempt + 1, \
-                     attempts_spent = jobs.attempts_spent + 1, worker_id = $1, device = $2, \
-                     lease_expires_at_ms = $3, started_at_ms = COALESCE(jobs.started_at_ms, $4) \
-                   FROM next WHERE jobs.id = next.id RETURNING jobs.*) \
+                "WITH next AS ({NEXT_PENDING_JOB} FOR UPDATE OF j SKIP LOCKED), \
+                 claimed AS (UPDATE jobs SET {CLAIM_SET} FROM next WHERE jobs.id = next.id RETURNING jobs.*) \
                  {JOB_COLUMNS} FROM claimed j {JOB_JOINS}"
             )
         });

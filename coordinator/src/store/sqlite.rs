@@ -13,7 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use super::common::{EPOCH_UPDATE, EPOCH_VALUES, JOB_COLUMNS, JOB_JOINS, impl_store};
+use super::common::{CLAIM_SET, EPOCH_UPDATE, EPOCH_VALUES, JOB_COLUMNS, JOB_JOINS, NEXT_PENDING_JOB, impl_store};
 use super::{EpochMetrics, Fence, JobResult, LeasedJob, Millis};
 
 /// How long a statement waits for another process's write lock.
@@ -67,20 +67,15 @@ impl SqliteStore {
         now: Millis,
     ) -> super::Result<Option<LeasedJob>> {
         let mut tx = self.begin_write().await?;
-        let id: Option<i64> = sqlx::query_scalar(
-            "UPDATE jobs SET status = 'running', attempt = attempt + 1, attempts_spent = attempts_spent + 1, \
-               worker_id = $1, device = $2, lease_expires_at_ms = $3, started_at_ms = COALESCE(started_at_ms, $4) \
-             WHERE id = (SELECT j.id FROM jobs j JOIN sweeps s ON s.id = j.sweep_id \
-                         WHERE j.status = 'pending' AND j.in_spec = 1 AND s.state = 'active' \
-                         ORDER BY j.priority DESC, j.id LIMIT 1) \
-             RETURNING id",
-        )
-        .bind(worker_id)
-        .bind(device)
-        .bind(expires)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
+        static CLAIM: LazyLock<String> =
+            LazyLock::new(|| format!("UPDATE jobs SET {CLAIM_SET} WHERE id = ({NEXT_PENDING_JOB}) RETURNING id"));
+        let id: Option<i64> = sqlx::query_scalar(&CLAIM)
+            .bind(worker_id)
+            .bind(device)
+            .bind(expires)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
         tx.commit().await?;
         let Some(job_id) = id else { return Ok(None) };
         static SQL: LazyLock<String> =
