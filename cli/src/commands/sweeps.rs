@@ -77,11 +77,13 @@ fn format_duration(seconds: f64) -> String {
     }
 }
 
+/// Time left, while the sweep still has work and the coordinator has an estimate.
+fn eta(s: &pb::SweepStatus) -> Option<String> {
+    s.eta_seconds.filter(|_| s.pending + s.running > 0).map(format_duration)
+}
+
 fn describe(s: &pb::SweepStatus) -> String {
-    let eta = match s.eta_seconds {
-        Some(eta) if s.pending + s.running > 0 => format!(", ETA {}", format_duration(eta)),
-        _ => String::new(),
-    };
+    let eta = eta(s).map(|eta| format!(", ETA {eta}")).unwrap_or_default();
     format!(
         "sweep {} (id {}, {}, {}): {} jobs: {} pending, {} running, {} succeeded, {} failed, {} cancelled; epochs {}/{}{}",
         s.name,
@@ -125,10 +127,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             "ETA",
         ]);
         for s in &sweeps.sweeps {
-            let eta = match s.eta_seconds {
-                Some(eta) if s.pending + s.running > 0 => format_duration(eta),
-                _ => "-".to_string(),
-            };
+            let eta = eta(s).unwrap_or_else(|| "-".to_string());
             table.add_row(vec![
                 s.sweep_id.to_string(),
                 s.name.clone(),
