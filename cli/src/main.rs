@@ -1,92 +1,22 @@
-//! `widesweep`: the one binary. Each subcommand lives in its own module
-//! under `commands/`; this file parses arguments, sets up logging, and
-//! turns errors into a message with its whole context chain and an exit
-//! code.
-
-mod commands;
-mod connection;
-mod engine;
+//! `widesweep`: parses arguments, sets up logging, and turns errors into a
+//! message with its whole context chain and an exit code.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-
-#[derive(Parser)]
-#[command(name = "widesweep", version, about = "Ablation studies of Wide Residual Networks", long_about = None)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the coordinator: the job queue and its gRPC services.
-    Serve(commands::serve::ServeArgs),
-    /// Submit a sweep spec to a coordinator (idempotent).
-    Submit(commands::sweeps::SubmitArgs),
-    /// Show sweeps and their progress.
-    Status(commands::sweeps::StatusArgs),
-    /// Cancel a sweep: its pending and running jobs are cancelled.
-    Cancel(commands::sweeps::SteerArgs),
-    /// Pause a sweep: no new jobs are leased; running jobs finish.
-    Pause(commands::sweeps::SteerArgs),
-    /// Resume a paused sweep.
-    Resume(commands::sweeps::SteerArgs),
-    /// Validate and expand a spec without a database: cells, parameters, costs.
-    Plan(commands::plan::PlanArgs),
-    /// Train one cell directly and print every epoch.
-    Train(engine::TrainArgs),
-    /// Size and cost of one network: parameters, MACs, activation memory.
-    Model(engine::ModelArgs),
-    /// Datasets: fetch and verify.
-    #[command(subcommand)]
-    Data(engine::DataCommand),
-    /// Benchmarks of the coordinator and of training.
-    #[command(subcommand)]
-    Bench(commands::bench::BenchCommand),
-}
+use clap::Parser;
+use widesweep::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = match cli.command {
-        Command::Serve(_) => "info",
-        _ => "warn",
-    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("WIDESWEEP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cli.default_log_level()));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
-    match run(cli) {
+    match widesweep::run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// Training is CPU- or GPU-bound synchronous work: it runs on a blocking
-/// thread so that the runtime stays responsive.
-async fn blocking(work: impl FnOnce() -> anyhow::Result<()> + Send + 'static) -> anyhow::Result<ExitCode> {
-    tokio::task::spawn_blocking(work).await??;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async move {
-        match cli.command {
-            Command::Serve(args) => commands::serve::run(args).await,
-            Command::Submit(args) => commands::sweeps::submit(args).await,
-            Command::Status(args) => commands::sweeps::status(args).await,
-            Command::Cancel(args) => commands::sweeps::steer(args, commands::sweeps::Steer::Cancel).await,
-            Command::Pause(args) => commands::sweeps::steer(args, commands::sweeps::Steer::Pause).await,
-            Command::Resume(args) => commands::sweeps::steer(args, commands::sweeps::Steer::Resume).await,
-            Command::Plan(args) => commands::plan::run(args),
-            Command::Bench(command) => commands::bench::run(command).await,
-            Command::Train(args) => blocking(move || engine::run_train(&args)).await,
-            Command::Model(args) => blocking(move || engine::run_model(&args)).await,
-            Command::Data(command) => blocking(move || engine::run_data(&command)).await,
-        }
-    })
 }

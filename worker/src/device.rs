@@ -16,6 +16,10 @@ pub enum DeviceSpec {
 pub enum DeviceError {
     #[error("invalid device {0:?}: use cpu or cuda:N (e.g. cuda:0)")]
     Parse(String),
+    #[error("device {0} is listed twice: each device gets one slot")]
+    Duplicate(DeviceSpec),
+    #[error("no devices given: use cpu, cuda:0,cuda:1 or all")]
+    Empty,
     #[error("cannot open {spec}")]
     Open { spec: DeviceSpec, source: candle_core::Error },
 }
@@ -31,6 +35,36 @@ impl DeviceSpec {
             }
         }
     }
+}
+
+/// Parses a device list: `cpu`, `cuda:0,cuda:1`, or `all` (every CUDA
+/// device this build can open, or the CPU when there is none).
+pub fn parse_list(text: &str) -> Result<Vec<DeviceSpec>, DeviceError> {
+    if text.trim() == "all" {
+        return Ok(all());
+    }
+    let mut devices = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let device: DeviceSpec = part.parse()?;
+        if devices.contains(&device) {
+            return Err(DeviceError::Duplicate(device));
+        }
+        devices.push(device);
+    }
+    if devices.is_empty() {
+        return Err(DeviceError::Empty);
+    }
+    Ok(devices)
+}
+
+/// Every CUDA device that opens, in ordinal order; the CPU without any.
+pub fn all() -> Vec<DeviceSpec> {
+    let cuda: Vec<DeviceSpec> = if cfg!(feature = "cuda") {
+        (0..64).map(DeviceSpec::Cuda).take_while(|d| d.open().is_ok()).collect()
+    } else {
+        Vec::new()
+    };
+    if cuda.is_empty() { vec![DeviceSpec::Cpu] } else { cuda }
 }
 
 impl fmt::Display for DeviceSpec {
@@ -67,5 +101,13 @@ mod tests {
         assert_eq!("cpu".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cpu);
         assert_eq!("cuda:1".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(1));
         assert!("gpu".parse::<DeviceSpec>().unwrap_err().to_string().contains("cuda:N"));
+    }
+
+    #[test]
+    fn parses_device_lists() {
+        assert_eq!(parse_list("cuda:0, cuda:1").unwrap(), vec![DeviceSpec::Cuda(0), DeviceSpec::Cuda(1)]);
+        assert!(parse_list("cuda:0,cuda:0").unwrap_err().to_string().contains("twice"));
+        assert!(parse_list("").unwrap_err().to_string().contains("no devices"));
+        assert!(!parse_list("all").unwrap().is_empty());
     }
 }

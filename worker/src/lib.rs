@@ -1,6 +1,7 @@
 //! The widesweep training engine: Wide Residual Networks (Zagoruyko &
 //! Komodakis, BMVC 2016, arXiv:1605.07146) trained with candle on CUDA or the CPU.
 //!
+//! - [`agent`]: the lease loop of `widesweep work`: slots, reports, checkpoints.
 //! - [`wrn`]: the model, built from the `widesweep-arch` plan.
 //! - [`data`]: dataset readers, download/import, normalisation and augmentation.
 //! - [`train`]: the recipe, the optimizer, the training loop and checkpoints.
@@ -16,6 +17,7 @@
 /// The tensor library, re-exported so that callers use the same version.
 pub use candle_core as candle;
 
+pub mod agent;
 pub mod data;
 pub mod device;
 pub mod rng;

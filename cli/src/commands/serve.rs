@@ -32,7 +32,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR", default_value = "widesweep-artifacts")]
     pub artifacts: PathBuf,
     /// Seconds a lease lasts without a report or heartbeat.
-    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(5..=86_400))]
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub lease_seconds: u64,
     /// Largest checkpoint upload accepted, in MiB.
     #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
@@ -58,6 +58,7 @@ impl ServeArgs {
         };
         Ok(ServerConfig {
             lease: Duration::from_secs(self.lease_seconds),
+            reap_interval: reap_interval(Duration::from_secs(self.lease_seconds)),
             artifacts_dir: self.artifacts.clone(),
             max_checkpoint_bytes: self.max_checkpoint_mb * 1024 * 1024,
             token: self.token.clone(),
@@ -67,13 +68,19 @@ impl ServeArgs {
     }
 }
 
+/// How often expired leases are looked for: a quarter of the lease, at
+/// most every 5 s, so that a dead worker's job waits little past its lease.
+pub fn reap_interval(lease: Duration) -> Duration {
+    lease.div_f64(4.0).min(Duration::from_secs(5))
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = args.config()?;
     let store = store::open(&args.db).await.with_context(|| format!("opening the database {}", args.db))?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        crate::signals::first_signal().await;
         tracing::info!("shutting down");
     };
     serve(store, config, listener, shutdown).await?;

@@ -68,7 +68,7 @@ pub struct StatusArgs {
     pub watch: bool,
 }
 
-fn format_duration(seconds: f64) -> String {
+pub(crate) fn format_duration(seconds: f64) -> String {
     let s = seconds.round() as u64;
     match s {
         0..60 => format!("{s}s"),
@@ -159,6 +159,12 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     let s = clients.sweeps.get_sweep(pb::GetSweepRequest { sweep }).await.map_err(|s| explain(s, url))?.into_inner();
     println!("{}", describe(&s));
+    for e in &s.errors {
+        println!(
+            "  job {} (seed {}, {}, attempt {} of {}): {}",
+            e.job_id, e.seed, e.status, e.attempts_spent, e.max_attempts, e.error
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

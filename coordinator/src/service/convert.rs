@@ -5,7 +5,7 @@ use tonic::Status;
 use widesweep_proto::v1 as pb;
 
 use super::error::missing;
-use crate::store::{CheckpointRef, EpochMetrics, JobConfig, LeasedJob, SweepSummary};
+use crate::store::{CheckpointRef, EpochMetrics, JobConfig, JobRow, LeasedJob, SweepSummary};
 
 pub(crate) fn sweep_status(s: &SweepSummary) -> pb::SweepStatus {
     pb::SweepStatus {
@@ -25,6 +25,18 @@ pub(crate) fn sweep_status(s: &SweepSummary) -> pb::SweepStatus {
         mean_epoch_seconds: s.mean_epoch_seconds.unwrap_or(0.0),
         eta_seconds: s.eta_seconds(),
         created_at_ms: s.created_at_ms,
+        errors: Vec::new(),
+    }
+}
+
+pub(crate) fn job_error(job: &JobRow) -> pb::JobError {
+    pb::JobError {
+        job_id: job.job_id,
+        seed: job.seed,
+        status: job.status.clone(),
+        attempts_spent: job.attempts_spent,
+        max_attempts: job.max_attempts,
+        error: job.last_error.clone().unwrap_or_default(),
     }
 }
 

@@ -6,6 +6,10 @@ use crate::store::StoreError;
 /// client as generic text (and are logged in full here).
 impl From<StoreError> for Status {
     fn from(error: StoreError) -> Self {
+        if error.is_transient() {
+            tracing::warn!(%error, "database unavailable");
+            return Status::unavailable("the coordinator's database is unavailable; retry shortly");
+        }
         match &error {
             StoreError::SweepNotFound(_) | StoreError::JobNotFound(_) | StoreError::CheckpointNotFound { .. } => {
                 Status::not_found(error.to_string())

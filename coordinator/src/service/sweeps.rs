@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use widesweep_proto::v1 as pb;
 use widesweep_proto::v1::sweep_service_server::SweepService;
 
-use super::convert::sweep_status;
+use super::convert::{job_error, sweep_status};
 use crate::spec::Spec;
 use crate::store::{NewSweep, Store, SweepAction, now_ms};
 
@@ -20,6 +20,8 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 const MAX_ATTEMPTS_LIMIT: u32 = 100;
 /// Largest spec text accepted.
 const MAX_SPEC_BYTES: usize = 1024 * 1024;
+/// Failed jobs listed by GetSweep.
+const MAX_ERRORS_SHOWN: u32 = 20;
 
 pub struct Sweeps {
     pub(super) store: Arc<dyn Store>,
@@ -80,8 +82,11 @@ impl SweepService for Sweeps {
     }
 
     async fn get_sweep(&self, request: Request<pb::GetSweepRequest>) -> Result<Response<pb::SweepStatus>, Status> {
-        let summary = self.store.sweep(&request.into_inner().sweep).await?;
-        Ok(Response::new(sweep_status(&summary)))
+        let sweep = request.into_inner().sweep;
+        let summary = self.store.sweep(&sweep).await?;
+        let mut status = sweep_status(&summary);
+        status.errors = self.store.job_errors(&sweep, MAX_ERRORS_SHOWN).await?.iter().map(job_error).collect();
+        Ok(Response::new(status))
     }
 
     async fn list_sweeps(

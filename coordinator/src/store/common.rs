@@ -647,6 +647,21 @@ macro_rules! impl_store {
                     .collect()
             }
 
+            async fn job_errors(&self, sweep: &str, limit: u32) -> Result<Vec<JobRow>> {
+                let summary = self.summary(sweep).await?;
+                sqlx::query(
+                    "SELECT * FROM jobs WHERE sweep_id = $1 AND last_error IS NOT NULL \
+                     AND status IN ('pending', 'running', 'failed') ORDER BY id LIMIT $2",
+                )
+                .bind(summary.id)
+                .bind(limit as i64)
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(job_row_from_row)
+                .collect()
+            }
+
             async fn job_epochs(&self, job_id: i64) -> Result<Vec<EpochMetrics>> {
                 sqlx::query("SELECT * FROM epochs WHERE job_id = $1 ORDER BY epoch")
                     .bind(job_id)

@@ -53,6 +53,32 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+impl StoreError {
+    /// Whether the database itself is unreachable or restarting (lost
+    /// connections, pool exhausted, server shutting down): the same call
+    /// can succeed later, so callers should retry rather than give up.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(error) => match error {
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_) => true,
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    // Postgres: 08 connection exceptions, 57P admin or crash
+                    // shutdown, 40001/40P01 serialisation and deadlock.
+                    // SQLite: 5 busy, 6 locked.
+                    code.starts_with("08") || code.starts_with("57P") || code == "40001" || code == "40P01" || code == "5" || code == "6"
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 /// The queue's operations. Implementations must be safe to share between
 /// tasks and, for Postgres, between several coordinator processes.
 #[async_trait::async_trait]
@@ -99,6 +125,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn job(&self, job_id: i64) -> Result<JobRow>;
     async fn sweep_jobs(&self, sweep: &str) -> Result<Vec<JobRow>>;
+    /// Jobs of the sweep whose latest attempt failed and that have not
+    /// succeeded since, by job id, at most `limit`.
+    async fn job_errors(&self, sweep: &str, limit: u32) -> Result<Vec<JobRow>>;
     async fn job_epochs(&self, job_id: i64) -> Result<Vec<EpochMetrics>>;
 }
 

@@ -10,12 +10,14 @@
 //! - [`cifar`], [`idx`]: the readers; each verifies sizes, counts and labels.
 //! - [`batch`]: turning images into normalised, augmented batches.
 //! - [`fetch`]: download or import into the data directory, with checksums.
+//! - [`synthetic`]: small learnable datasets in the official formats, for tests.
 
 pub mod batch;
 pub mod cifar;
 mod error;
 pub mod fetch;
 pub mod idx;
+pub mod synthetic;
 
 use std::path::{Path, PathBuf};
 

@@ -32,6 +32,8 @@ pub enum TrainError {
     Channels { dataset: String, found: usize, expected: usize },
     #[error("the loss diverged to {loss} in epoch {epoch}")]
     Diverged { epoch: usize, loss: f64 },
+    #[error("aborted in epoch {epoch} at step {step}")]
+    Aborted { epoch: usize, step: usize },
     #[error("tensor computation failed")]
     Candle(#[from] candle_core::Error),
 }

@@ -9,6 +9,7 @@
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::{D, DType, Device, ModuleT, Tensor};
@@ -88,6 +89,8 @@ pub struct Trainer {
     norm: Normalisation,
     epochs_done: usize,
     history: Vec<EpochMetrics>,
+    /// Set by another thread to stop the run at the next step.
+    abort: Option<Arc<AtomicBool>>,
 }
 
 impl Trainer {
@@ -125,6 +128,7 @@ impl Trainer {
             norm,
             epochs_done: 0,
             history: Vec::new(),
+            abort: None,
         })
     }
 
@@ -142,6 +146,17 @@ impl Trainer {
         let state = CheckpointState { epochs_done: self.epochs_done, history: self.history.clone() };
         checkpoint::save(path, &self.spec, &self.model, &self.optimizer, &state)?;
         Ok(())
+    }
+
+    /// Makes the run stop at the next training step once `flag` is set,
+    /// with [`TrainError::Aborted`]. The epoch in progress is lost: the
+    /// trainer's state is then between two epochs and must not be saved.
+    pub fn set_abort_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.abort = Some(flag);
+    }
+
+    fn aborted(&self) -> bool {
+        self.abort.as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed))
     }
 
     pub fn spec(&self) -> &RunSpec {
@@ -192,6 +207,9 @@ impl Trainer {
         let mut loss_sum = Tensor::zeros((), DType::F32, &self.device)?;
         let mut wrong_sum = Tensor::zeros((), DType::F32, &self.device)?;
         for step in 0..steps {
+            if self.aborted() {
+                return Err(TrainError::Aborted { epoch: epoch + 1, step });
+            }
             let indices = &order[step * batch..(step + 1) * batch];
             let mut augment = rng::stream(seed, epoch as u64, step as u64, Purpose::Augment);
             let host = make_batch(&self.train, indices, &self.norm, recipe.augment.then_some(&mut augment));

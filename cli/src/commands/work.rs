@@ -1,0 +1,85 @@
+//! `widesweep work`: a worker process, one slot per device, against a
+//! coordinator anywhere on the network.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use clap::Args;
+use widesweep_worker::agent::{self, AgentConfig};
+use widesweep_worker::data::LoadOptions;
+use widesweep_worker::device::{self, DeviceError, DeviceSpec};
+
+use crate::connection::CoordinatorArgs;
+use crate::signals;
+
+/// A comma-separated device list: `cpu`, `cuda:0,cuda:1` or `all`.
+#[derive(Clone, Debug)]
+pub struct DeviceList(pub Vec<DeviceSpec>);
+
+impl FromStr for DeviceList {
+    type Err = DeviceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        device::parse_list(s).map(DeviceList)
+    }
+}
+
+/// How a worker trains: shared by `work` and `run`.
+#[derive(Args, Clone, Debug)]
+pub struct SlotArgs {
+    /// Devices to train on, one slot each: cpu, cuda:0,cuda:1, or all (every
+    /// GPU, or the CPU on a machine without one).
+    #[arg(long, default_value = "all")]
+    pub devices: DeviceList,
+    /// Where `widesweep data fetch` put the datasets.
+    #[arg(long, env = "WIDESWEEP_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Directory for checkpoints on their way to and from the coordinator
+    /// (default: a folder in the system's temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub scratch_dir: Option<PathBuf>,
+    /// Accept dataset files whose record counts differ from the official
+    /// release (synthetic or trimmed datasets).
+    #[arg(long)]
+    pub unofficial_dataset_sizes: bool,
+}
+
+impl SlotArgs {
+    pub fn agent_config(&self, coordinator: widesweep_proto::client::ClientOptions) -> AgentConfig {
+        let scratch_dir = self
+            .scratch_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("widesweep-worker-{}", std::process::id())));
+        AgentConfig {
+            coordinator,
+            devices: self.devices.0.clone(),
+            data_dir: self.data_dir.clone(),
+            scratch_dir,
+            load: LoadOptions { official_sizes: !self.unofficial_dataset_sizes },
+            hostname: agent::hostname(),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct WorkArgs {
+    #[command(flatten)]
+    pub coordinator: CoordinatorArgs,
+    #[command(flatten)]
+    pub slots: SlotArgs,
+}
+
+pub async fn run(args: WorkArgs) -> anyhow::Result<ExitCode> {
+    let config = args.slots.agent_config(args.coordinator.options()?);
+    let scratch = config.scratch_dir.clone();
+    let (signal, shutdown) = agent::shutdown_channel();
+    tokio::spawn(signals::graceful_then_immediate(signal, "busy slots checkpoint and hand their jobs back"));
+    tracing::info!(coordinator = %config.coordinator.url, devices = ?config.devices, "worker starting");
+    let result = agent::run(config, shutdown, None).await;
+    if args.slots.scratch_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
+}

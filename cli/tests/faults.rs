@@ -1,0 +1,145 @@
+//! The whole loop under faults, with real processes on loopback: workers
+//! killed or frozen mid-job, the coordinator killed and restarted, and a
+//! training failure. Tiny models on tiny synthetic data and short leases
+//! keep each test to seconds.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const LONG: Duration = Duration::from_secs(120);
+const EPOCHS: i64 = 6;
+
+/// Waits until job `index` of `sweep` has at least `epochs` epochs recorded.
+fn wait_for_epochs(cluster: &Cluster, sweep: &str, index: usize, epochs: usize) -> JobState {
+    wait_for(&format!("{epochs} epochs of {sweep}"), LONG, || {
+        jobs(&cluster.db, sweep).get(index).filter(|j| j.epochs.len() >= epochs).cloned()
+    })
+}
+
+#[test]
+fn a_killed_worker_s_job_resumes_elsewhere_from_its_checkpoint_with_the_same_result() {
+    let _serial = serial();
+    let cluster = Cluster::new(None, 3);
+    let _coordinator = cluster.serve("coordinator.log");
+    // The reference: the same cell trained without interruption.
+    cluster.submit("reference", &[1], &[7], EPOCHS as u32, 3);
+    let mut first = cluster.work("first");
+    let reference = wait_for("the reference run", LONG, || all_done(&cluster.db, "reference")).remove(0);
+    assert_eq!(reference.status, "succeeded");
+
+    cluster.submit("killed", &[1], &[7], EPOCHS as u32, 3);
+    let before = wait_for_epochs(&cluster, "killed", 0, 2);
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(10));
+    assert_eq!(before.attempt, 1);
+
+    let second = cluster.work("second");
+    let job = wait_for("the killed job to finish elsewhere", LONG, || all_done(&cluster.db, "killed")).remove(0);
+    assert_eq!(job.status, "succeeded", "{job:?}\n{}", second.log_text());
+    assert_eq!(job.attempt, 2, "the job should have been leased a second time");
+    assert_epochs_complete(&job, EPOCHS);
+    // Resumed, not restarted: the first attempt's early epochs stand.
+    assert_eq!(job.epochs[0].1, 1, "epoch 1 was retrained: the checkpoint was not used ({:?})", job.epochs);
+    assert_eq!(job.epochs.last().unwrap().1, 2);
+    // Bit-identical to the uninterrupted run on CPU.
+    assert_eq!(job.final_train_loss, reference.final_train_loss);
+    assert_eq!(job.final_test_error, reference.final_test_error);
+}
+
+#[test]
+fn a_frozen_worker_is_fenced_off_after_its_lease_is_taken() {
+    let _serial = serial();
+    let cluster = Cluster::new(None, 3);
+    let _coordinator = cluster.serve("coordinator.log");
+    cluster.submit("frozen", &[1], &[3], EPOCHS as u32, 3);
+    let mut frozen = cluster.work("frozen");
+    wait_for_epochs(&cluster, "frozen", 0, 1);
+    frozen.signal("STOP");
+
+    let rescuer = cluster.work("rescuer");
+    // The lease expires, the reaper requeues the job, the rescuer takes it.
+    wait_for("the rescuer to lease the job", LONG, || jobs(&cluster.db, "frozen").into_iter().find(|j| j.attempt == 2));
+    frozen.signal("CONT");
+
+    let job = wait_for("the job to finish", LONG, || all_done(&cluster.db, "frozen")).remove(0);
+    assert_eq!(job.status, "succeeded", "{job:?}\n{}", rescuer.log_text());
+    assert_eq!(job.attempt, 2);
+    assert_epochs_complete(&job, EPOCHS);
+    // Whatever the frozen worker sent after waking was refused, and it says so.
+    wait_for("the frozen worker to drop its job", LONG, || frozen.log_text().contains("lease is gone").then_some(()));
+    assert!(frozen.is_running(), "a fenced-off worker keeps serving: {}", frozen.log_text());
+    let late_epochs: Vec<_> = job.epochs.iter().filter(|(_, attempt)| *attempt == 1).map(|(e, _)| *e).collect();
+    let resumed_at = job.epochs.iter().find(|(_, attempt)| *attempt == 2).unwrap().0;
+    assert!(late_epochs.iter().all(|e| *e < resumed_at), "stale epochs overwrote the new attempt: {:?}", job.epochs);
+}
+
+#[test]
+fn workers_ride_out_a_coordinator_killed_and_restarted_mid_sweep() {
+    let _serial = serial();
+    let cluster = Cluster::new(None, 10);
+    let mut coordinator = cluster.serve("coordinator-1.log");
+    cluster.submit("restart", &[1, 2], &[1, 2], EPOCHS as u32, 3);
+    let _a = cluster.work("a");
+    let _b = cluster.work("b");
+    wait_for_epochs(&cluster, "restart", 0, 2);
+    coordinator.signal("KILL");
+    coordinator.wait_exit(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(1500));
+    let _coordinator = cluster.serve("coordinator-2.log");
+
+    let jobs = wait_for("the sweep to finish", LONG, || all_done(&cluster.db, "restart"));
+    assert_eq!(jobs.len(), 4, "every cell exactly once");
+    for job in &jobs {
+        assert_eq!(job.status, "succeeded", "{job:?}");
+        assert_epochs_complete(job, EPOCHS);
+    }
+}
+
+#[test]
+fn a_failing_job_is_retried_then_failed_and_the_rest_goes_on() {
+    let _serial = serial();
+    let cluster = Cluster::new(None, 5);
+    // This worker's copy of Fashion-MNIST is corrupt; its MNIST is fine.
+    let broken = cluster.path("data/fashion-mnist");
+    std::fs::create_dir_all(&broken).unwrap();
+    for name in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+        std::fs::write(broken.join(name), b"not gzip at all").unwrap();
+    }
+    let _coordinator = cluster.serve("coordinator.log");
+    let spec = cluster.path("broken.toml");
+    std::fs::write(&spec, tiny_spec("broken", "fashion-mnist", &[1], &[1], 2)).unwrap();
+    let out = widesweep()
+        .arg("submit")
+        .arg(&spec)
+        .args(["--coordinator", &cluster.url(), "--token", TOKEN, "--max-attempts", "2", "--priority", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    cluster.submit("healthy", &[1], &[1, 2], 2, 2);
+    let _worker = cluster.work("worker");
+
+    let failed = wait_for("the broken job to fail", LONG, || all_done(&cluster.db, "broken")).remove(0);
+    assert_eq!(failed.status, "failed");
+    assert_eq!(failed.attempts_spent, 2, "retried up to max_attempts");
+    let error = failed.last_error.clone().unwrap();
+    assert!(error.contains("train-images-idx3-ubyte.gz") && error.contains("gzip"), "{error}");
+    let status = cluster.status("broken");
+    assert!(text(&status.stdout).contains("not valid gzip"), "status should show the error: {}", text(&status.stdout));
+
+    let healthy = wait_for("the healthy sweep to finish", LONG, || all_done(&cluster.db, "healthy"));
+    assert!(healthy.iter().all(|j| j.status == "succeeded"), "{healthy:?}");
+}
+
+#[test]
+fn a_worker_with_a_wrong_token_is_refused_and_says_why() {
+    let _serial = serial();
+    let cluster = Cluster::new(None, 5);
+    let _coordinator = cluster.serve("coordinator.log");
+    let out = cluster.work_command("intruder", "wrong-token").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("refused") && stderr.contains("token"), "{stderr}");
+}

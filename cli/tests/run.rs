@@ -1,0 +1,87 @@
+//! `widesweep run`: a sweep start to finish in one process, its table, and
+//! resuming after Ctrl-C with the same command.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const EPOCHS: u32 = 4;
+
+fn run_command(cluster: &Cluster, spec: &std::path::Path) -> Command {
+    let mut command = widesweep();
+    command.env("WIDESWEEP_LOG", "warn").arg("run").arg(spec).args(["--db", &cluster.db]);
+    command.args(["--listen", "127.0.0.1:0", "--devices", "cpu", "--unofficial-dataset-sizes"]);
+    command.arg("--data-dir").arg(cluster.path("data"));
+    command.arg("--artifacts").arg(cluster.path("artifacts"));
+    command.arg("--scratch-dir").arg(cluster.path("scratch"));
+    command
+}
+
+fn write_spec(cluster: &Cluster, name: &str) -> std::path::PathBuf {
+    let spec = cluster.path(&format!("{name}.toml"));
+    std::fs::write(&spec, tiny_spec(name, "mnist", &[1, 2], &[1, 2], EPOCHS)).unwrap();
+    spec
+}
+
+#[test]
+fn run_trains_every_cell_prints_the_table_and_a_rerun_trains_nothing() {
+    let _serial = serial();
+    let cluster = Cluster::new(None, 5);
+    let spec = write_spec(&cluster, "local");
+    let out = run_command(&cluster, &spec).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("4 new"), "{stdout}");
+    let jobs = all_done(&cluster.db, "local").expect("every job ended");
+    assert_eq!(jobs.len(), 4);
+    for job in &jobs {
+        assert_eq!(job.status, "succeeded", "{job:?}");
+        assert_eq!(job.epochs.len(), EPOCHS as usize);
+    }
+    assert!(stdout.contains("4 succeeded"), "{stdout}");
+
+    let again = run_command(&cluster, &spec).output().unwrap();
+    let stdout = text(&again.stdout);
+    assert!(again.status.success(), "{stdout}\n{}", text(&again.stderr));
+    assert!(stdout.contains("0 new, 4 already in the database"), "{stdout}");
+    assert_eq!(jobs, common::jobs(&cluster.db, "local"), "a rerun of a finished sweep must change nothing");
+}
+
+#[test]
+fn ctrl_c_hands_jobs_back_and_the_same_command_resumes_them() {
+    let _serial = serial();
+    let cluster = Cluster::new(None, 5);
+    let spec = write_spec(&cluster, "resumable");
+    let mut first = spawn(run_command(&cluster, &spec), cluster.path("first.log"));
+    wait_for("a job to be half done", Duration::from_secs(120), || {
+        jobs(&cluster.db, "resumable").into_iter().find(|j| j.status == "running" && j.epochs.len() >= 2)
+    });
+    first.signal("INT");
+    let status = first.wait_exit(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(130), "{}", first.log_text());
+    assert!(first.log_text().contains("run the same command again to resume"), "{}", first.log_text());
+    let after_interrupt = jobs(&cluster.db, "resumable");
+    assert!(after_interrupt.iter().all(|j| j.status != "running"), "jobs handed back: {after_interrupt:?}");
+    let interrupted: Vec<_> =
+        after_interrupt.iter().filter(|j| j.status == "pending" && !j.epochs.is_empty()).cloned().collect();
+    assert!(!interrupted.is_empty(), "some job stopped half way: {after_interrupt:?}");
+
+    let second = run_command(&cluster, &spec).output().unwrap();
+    assert!(second.status.success(), "{}\n{}", text(&second.stdout), text(&second.stderr));
+    let jobs = all_done(&cluster.db, "resumable").expect("every job ended");
+    for job in &jobs {
+        assert_eq!(job.status, "succeeded", "{job:?}");
+        assert_eq!(job.attempts_spent, 1, "handing back must not spend an attempt: {job:?}");
+        let numbers: Vec<i64> = job.epochs.iter().map(|(e, _)| *e).collect();
+        assert_eq!(numbers, (1..=EPOCHS as i64).collect::<Vec<_>>());
+    }
+    for before in &interrupted {
+        let after = jobs.iter().find(|j| j.id == before.id).unwrap();
+        // The epochs done before Ctrl-C were kept, not retrained.
+        assert_eq!(after.epochs[0].1, before.epochs[0].1, "{before:?} -> {after:?}");
+        assert!(after.attempt > before.attempt);
+    }
+}

@@ -1,0 +1,143 @@
+//! The worker agent: registers with a coordinator and runs one slot per
+//! device, each an independent lease loop (see [`slot`]). Datasets are read
+//! once per process and shared by the slots.
+//!
+//! Faults it rides out: a coordinator that is down or restarting (every
+//! call retries with backoff), a lease taken away (the job is dropped at
+//! once), a shutdown request (each busy slot finishes its epoch, uploads a
+//! checkpoint and hands the job back without spending an attempt).
+
+mod checkpoints;
+mod datasets;
+mod job;
+mod rpc;
+mod shutdown;
+mod slot;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinSet;
+use widesweep_proto::client::{ClientOptions, ConnectError};
+use widesweep_proto::v1 as pb;
+
+pub use job::{JobPlan, JobPlanError, cell_label};
+pub use rpc::CallError;
+pub use shutdown::{Shutdown, ShutdownSignal, channel as shutdown_channel};
+pub use slot::{JobOutcome, SlotError, SlotEvent};
+
+use crate::data::LoadOptions;
+use crate::device::{DeviceError, DeviceSpec};
+
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    pub coordinator: ClientOptions,
+    /// One slot per device.
+    pub devices: Vec<DeviceSpec>,
+    pub data_dir: PathBuf,
+    /// Where checkpoints are written before upload and after download.
+    pub scratch_dir: PathBuf,
+    pub load: LoadOptions,
+    pub hostname: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("the coordinator at {url} refused this worker: {message}")]
+    Refused { url: String, message: String },
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("cannot create the scratch directory {path}: {source}")]
+    Scratch { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Slot(#[from] SlotError),
+}
+
+/// Runs the worker until `shutdown` is requested and every slot has
+/// handed back or finished its job. Returns early only when the
+/// coordinator refuses the worker (e.g. a wrong token).
+pub async fn run(
+    config: AgentConfig,
+    shutdown: Shutdown,
+    events: Option<UnboundedSender<SlotEvent>>,
+) -> Result<(), AgentError> {
+    let url = config.coordinator.url.clone();
+    let client = config.coordinator.connect_lazy()?.workers;
+    let devices = config
+        .devices
+        .iter()
+        .map(|spec| Ok((*spec, spec.open()?)))
+        .collect::<Result<Vec<_>, DeviceError>>()?;
+    std::fs::create_dir_all(&config.scratch_dir)
+        .map_err(|source| AgentError::Scratch { path: config.scratch_dir.clone(), source })?;
+
+    let request = pb::RegisterWorkerRequest {
+        hostname: config.hostname.clone(),
+        devices: config.devices.iter().map(ToString::to_string).collect(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let registered = rpc::call("register", &rpc::Patience::Idle(shutdown.clone()), || {
+        let (mut client, request) = (client.clone(), request.clone());
+        async move { client.register_worker(request).await }
+    })
+    .await;
+    let registered = match registered {
+        Ok(registered) => registered,
+        Err(CallError::GaveUp(_)) => return Ok(()),
+        Err(CallError::Refused(status)) => {
+            let message = match status.code() {
+                tonic::Code::Unauthenticated => {
+                    format!("{} (check --token or WIDESWEEP_TOKEN against the coordinator's)", status.message())
+                }
+                _ => status.message().to_string(),
+            };
+            tracing::error!(%url, %message, "the coordinator refused this worker");
+            return Err(AgentError::Refused { url, message });
+        }
+        Err(CallError::LeaseGone(message)) => return Err(AgentError::Refused { url, message }),
+    };
+    // A third of the lease: two heartbeats may be lost before it expires.
+    let heartbeat_every = Duration::from_millis((registered.lease_seconds as u64 * 1000 / 3).max(200));
+    tracing::info!(worker_id = registered.worker_id, %url, devices = ?request.devices, "registered with the coordinator");
+
+    let datasets = Arc::new(datasets::DatasetCache::new(config.data_dir.clone(), config.load));
+    let mut slots = JoinSet::new();
+    for (index, (device_spec, device)) in devices.into_iter().enumerate() {
+        let slot = slot::Slot {
+            index,
+            device_spec,
+            device,
+            worker_id: registered.worker_id,
+            client: client.clone(),
+            datasets: Arc::clone(&datasets),
+            scratch: config.scratch_dir.join(format!("slot-{index}")),
+            heartbeat_every,
+            shutdown: shutdown.clone(),
+            events: events.clone(),
+        };
+        std::fs::create_dir_all(&slot.scratch)
+            .map_err(|source| AgentError::Scratch { path: slot.scratch.clone(), source })?;
+        slots.spawn(slot.run());
+    }
+    while let Some(joined) = slots.join_next().await {
+        if let Err(error) = joined.expect("a slot panicked") {
+            slots.abort_all();
+            return Err(error.into());
+        }
+    }
+    Ok(())
+}
+
+/// This machine's name, for the coordinator's worker table.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_string())
+}

@@ -1,0 +1,430 @@
+//! One slot: a device and its lease loop. A slot leases a job, trains it on
+//! a blocking thread, reports every epoch (which renews the lease),
+//! heartbeats while an epoch is long, uploads checkpoints, and completes,
+//! fails or hands back the job.
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use candle_core::Device;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc::UnboundedSender;
+use widesweep_proto::client::WorkerClient;
+use widesweep_proto::v1 as pb;
+
+use super::checkpoints::{self, TransferError};
+use super::datasets::DatasetCache;
+use super::job::JobPlan;
+use super::rpc::{self, CallError, Patience};
+use super::shutdown::Shutdown;
+use crate::device::DeviceSpec;
+use crate::train::{EpochMetrics, EpochObserver, TrainError, Trainer};
+
+/// What happened to one leased attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobOutcome {
+    Succeeded { test_error: f64, epochs: usize },
+    /// Training failed; `requeued` when the coordinator will retry it.
+    Failed { error: String, requeued: bool },
+    /// Handed back at shutdown after `epochs_done` epochs, without
+    /// spending an attempt.
+    Released { epochs_done: usize },
+    /// The coordinator took the lease away (expired, cancelled).
+    Dropped { reason: String },
+}
+
+/// Progress of the slots, for a live display.
+#[derive(Clone, Debug)]
+pub enum SlotEvent {
+    Started { slot: usize, job_id: i64, label: String, epochs: usize, resumed_after: usize },
+    Epoch { slot: usize, job_id: i64, metrics: EpochMetrics },
+    Finished { slot: usize, job_id: i64, label: String, outcome: JobOutcome },
+}
+
+pub(super) struct Slot {
+    pub index: usize,
+    pub device_spec: DeviceSpec,
+    pub device: Device,
+    pub worker_id: i64,
+    pub client: WorkerClient,
+    pub datasets: Arc<DatasetCache>,
+    pub scratch: PathBuf,
+    pub heartbeat_every: Duration,
+    pub shutdown: Shutdown,
+    pub events: Option<UnboundedSender<SlotEvent>>,
+}
+
+/// Why the lease loop of a slot ended with an error.
+#[derive(Debug, thiserror::Error)]
+#[error("slot {slot} ({device}): {source}")]
+pub struct SlotError {
+    pub slot: usize,
+    pub device: DeviceSpec,
+    pub source: CallError,
+}
+
+impl Slot {
+    fn emit(&self, event: SlotEvent) {
+        if let Some(events) = &self.events {
+            let _ = events.send(event);
+        }
+    }
+
+    /// Leases and trains jobs until a shutdown is requested.
+    pub async fn run(self) -> Result<(), SlotError> {
+        let request = pb::LeaseJobRequest { worker_id: self.worker_id, device: self.device_spec.to_string() };
+        let idle = Patience::Idle(self.shutdown.clone());
+        while !self.shutdown.is_requested() {
+            let leased = rpc::call("lease a job", &idle, || {
+                let (mut client, request) = (self.client.clone(), request.clone());
+                async move { client.lease_job(request).await }
+            })
+            .await;
+            let response = match leased {
+                Ok(response) => response,
+                Err(CallError::GaveUp(_)) => break,
+                Err(source) => return Err(SlotError { slot: self.index, device: self.device_spec, source }),
+            };
+            match response.job {
+                Some(job) => self.run_job(job).await,
+                None => {
+                    let wait = Duration::from_millis(response.retry_after_ms.max(50) as u64);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.shutdown.requested() => {}
+                    }
+                }
+            }
+        }
+        tracing::info!(slot = self.index, device = %self.device_spec, "slot stopped");
+        Ok(())
+    }
+
+    async fn run_job(&self, job: pb::Job) {
+        let label = job.config.as_ref().map(super::job::cell_label).unwrap_or_default();
+        let span = tracing::info_span!("job", slot = self.index, job_id = job.job_id, attempt = job.attempt);
+        let _entered = span.enter();
+        let outcome = self.attempt(&job).await;
+        match &outcome {
+            JobOutcome::Succeeded { test_error, .. } => tracing::info!(%label, test_error, "job succeeded"),
+            JobOutcome::Failed { error, requeued } => tracing::warn!(%label, %error, requeued, "job failed"),
+            JobOutcome::Released { epochs_done } => tracing::info!(%label, epochs_done, "job handed back"),
+            JobOutcome::Dropped { reason } => tracing::warn!(%label, %reason, "job dropped: the lease is gone"),
+        }
+        self.emit(SlotEvent::Finished { slot: self.index, job_id: job.job_id, label, outcome });
+    }
+
+    async fn attempt(&self, job: &pb::Job) -> JobOutcome {
+        let patience = Patience::Job(self.shutdown.clone());
+        let plan = match JobPlan::from_job(job) {
+            Ok(plan) => plan,
+            // A config this worker cannot train: another worker of the same
+            // version could not either.
+            Err(error) => return self.fail(job, error.to_string(), false).await,
+        };
+        let splits = match self.datasets.get(plan.spec.dataset).await {
+            Ok(splits) => splits,
+            Err(error) => return self.fail(job, error_chain(&error), true).await,
+        };
+        let checkpoint_path = self.scratch.join(format!("job-{}.ckpt", job.job_id));
+        let resume_from = match &job.checkpoint {
+            None => None,
+            Some(checkpoint) => {
+                match checkpoints::download(&self.client, job.job_id, job.attempt, checkpoint, &checkpoint_path, &patience)
+                    .await
+                {
+                    Ok(()) => Some(checkpoint.epoch as usize),
+                    Err(TransferError::Call(CallError::LeaseGone(reason))) => return JobOutcome::Dropped { reason },
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot fetch the job's checkpoint; training from the start");
+                        None
+                    }
+                }
+            }
+        };
+        self.emit(SlotEvent::Started {
+            slot: self.index,
+            job_id: job.job_id,
+            label: plan.label.clone(),
+            epochs: plan.epochs(),
+            resumed_after: resume_from.unwrap_or(0),
+        });
+
+        let abort = Arc::new(AtomicBool::new(false));
+        let lease_lost = Arc::new(AtomicBool::new(false));
+        let keep_alive = tokio::spawn(keep_alive(
+            self.client.clone(),
+            pb::HeartbeatRequest { job_id: job.job_id, attempt: job.attempt },
+            self.heartbeat_every,
+            Arc::clone(&abort),
+            Arc::clone(&lease_lost),
+        ));
+        let run = AttemptRun {
+            handle: Handle::current(),
+            client: self.client.clone(),
+            patience: patience.clone(),
+            shutdown: self.shutdown.clone(),
+            plan,
+            checkpoint_path: checkpoint_path.clone(),
+            uploaded_epoch: resume_from.unwrap_or(0),
+            lease_lost: Arc::clone(&lease_lost),
+            slot: self.index,
+            events: self.events.clone(),
+        };
+        let (device, resume) = (self.device.clone(), resume_from.is_some());
+        let end = tokio::task::spawn_blocking(move || run.train(splits, device, resume, abort))
+            .await
+            .unwrap_or_else(|panic| TrainEnd::Error(format!("training panicked: {panic}"), true));
+        keep_alive.abort();
+        let _ = tokio::fs::remove_file(&checkpoint_path).await;
+        if lease_lost.load(Ordering::Relaxed) {
+            return JobOutcome::Dropped { reason: "the coordinator gave the lease to another attempt".into() };
+        }
+        match end {
+            TrainEnd::Finished(history) => self.complete(job, &history).await,
+            TrainEnd::Stopped { epochs_done } => {
+                let request = pb::ReleaseJobRequest { job_id: job.job_id, attempt: job.attempt };
+                match rpc::call("hand a job back", &patience, || {
+                    let (mut client, request) = (self.client.clone(), request.clone());
+                    async move { client.release_job(request).await }
+                })
+                .await
+                {
+                    Ok(_) => JobOutcome::Released { epochs_done },
+                    Err(error) => JobOutcome::Dropped { reason: format!("could not hand the job back: {error}") },
+                }
+            }
+            TrainEnd::LeaseLost(reason) => JobOutcome::Dropped { reason },
+            TrainEnd::Error(error, retryable) => self.fail(job, error, retryable).await,
+        }
+    }
+
+    async fn complete(&self, job: &pb::Job, history: &[EpochMetrics]) -> JobOutcome {
+        let last = history.last().expect("a finished run has at least one epoch");
+        let best = history.iter().map(|m| m.test_error).fold(f64::INFINITY, f64::min);
+        let request = pb::CompleteJobRequest {
+            job_id: job.job_id,
+            attempt: job.attempt,
+            final_metrics: Some(to_proto(last)),
+            best_test_error: best,
+            train_seconds: history.iter().map(|m| m.seconds).sum(),
+        };
+        let patience = Patience::Job(self.shutdown.clone());
+        match rpc::call("complete a job", &patience, || {
+            let (mut client, request) = (self.client.clone(), request.clone());
+            async move { client.complete_job(request).await }
+        })
+        .await
+        {
+            Ok(_) => JobOutcome::Succeeded { test_error: last.test_error, epochs: last.epoch },
+            Err(error) => JobOutcome::Dropped { reason: error.to_string() },
+        }
+    }
+
+    async fn fail(&self, job: &pb::Job, error: String, retryable: bool) -> JobOutcome {
+        let request = pb::FailJobRequest { job_id: job.job_id, attempt: job.attempt, error: error.clone(), retryable };
+        let patience = Patience::Job(self.shutdown.clone());
+        match rpc::call("report a failed job", &patience, || {
+            let (mut client, request) = (self.client.clone(), request.clone());
+            async move { client.fail_job(request).await }
+        })
+        .await
+        {
+            Ok(response) => JobOutcome::Failed { error, requeued: response.requeued },
+            Err(call) => JobOutcome::Dropped { reason: format!("{call} (while reporting: {error})") },
+        }
+    }
+}
+
+/// Heartbeats between epoch reports, so that an epoch longer than the
+/// lease does not lose it. When the coordinator says the lease is gone,
+/// training stops at the next step.
+async fn keep_alive(
+    mut client: WorkerClient,
+    request: pb::HeartbeatRequest,
+    every: Duration,
+    abort: Arc<AtomicBool>,
+    lease_lost: Arc<AtomicBool>,
+) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        match client.heartbeat(request).await {
+            Ok(_) => {}
+            Err(status) if matches!(status.code(), tonic::Code::NotFound | tonic::Code::Aborted | tonic::Code::FailedPrecondition) => {
+                tracing::warn!(message = status.message(), "heartbeat refused: the lease is gone; stopping the job");
+                lease_lost.store(true, Ordering::Relaxed);
+                abort.store(true, Ordering::Relaxed);
+                return;
+            }
+            // The next tick tries again; epoch reports retry on their own.
+            Err(status) => tracing::debug!(code = ?status.code(), message = status.message(), "heartbeat failed"),
+        }
+    }
+}
+
+/// How the blocking part of an attempt ended.
+enum TrainEnd {
+    Finished(Vec<EpochMetrics>),
+    /// Stopped early for a shutdown, after a checkpoint of `epochs_done`.
+    Stopped { epochs_done: usize },
+    LeaseLost(String),
+    /// The error text and whether another attempt could succeed.
+    Error(String, bool),
+}
+
+/// The part of an attempt that runs on the training thread: the trainer
+/// and the observer that talks to the coordinator after each epoch.
+struct AttemptRun {
+    handle: Handle,
+    client: WorkerClient,
+    patience: Patience,
+    shutdown: Shutdown,
+    plan: JobPlan,
+    checkpoint_path: PathBuf,
+    /// The newest epoch whose checkpoint the coordinator holds.
+    uploaded_epoch: usize,
+    lease_lost: Arc<AtomicBool>,
+    slot: usize,
+    events: Option<UnboundedSender<SlotEvent>>,
+}
+
+impl AttemptRun {
+    fn train(mut self, splits: Arc<crate::data::Splits>, device: Device, resume: bool, abort: Arc<AtomicBool>) -> TrainEnd {
+        let spec = self.plan.spec.clone();
+        let built = if resume {
+            Trainer::resume(spec.clone(), Arc::clone(&splits), &device, &self.checkpoint_path).or_else(|error| {
+                tracing::warn!(error = %error_chain(&error), "the job's checkpoint does not fit this cell; training from the start");
+                self.uploaded_epoch = 0;
+                Trainer::new(spec, splits, &device)
+            })
+        } else {
+            Trainer::new(spec, splits, &device)
+        };
+        let mut trainer = match built {
+            Ok(trainer) => trainer,
+            Err(error) => return TrainEnd::Error(error_chain(&error), retryable(&error)),
+        };
+        trainer.set_abort_flag(abort);
+        let epochs = self.plan.epochs();
+        match trainer.run(&mut self) {
+            Ok(()) if trainer.epochs_done() >= epochs => TrainEnd::Finished(trainer.history().to_vec()),
+            Ok(()) if self.lease_lost.load(Ordering::Relaxed) => TrainEnd::LeaseLost("the lease is gone".into()),
+            Ok(()) => TrainEnd::Stopped { epochs_done: trainer.epochs_done() },
+            Err(TrainError::Aborted { .. }) => TrainEnd::LeaseLost("the lease is gone".into()),
+            Err(error) => TrainEnd::Error(error_chain(&error), retryable(&error)),
+        }
+    }
+
+    fn call<T>(&self, future: impl Future<Output = Result<T, CallError>>) -> Result<T, CallError> {
+        self.handle.block_on(future)
+    }
+
+    /// Saves and uploads a checkpoint of the run as it is now.
+    fn checkpoint(&mut self, trainer: &Trainer) -> Result<ControlFlow<()>, TrainError> {
+        let epoch = trainer.epochs_done();
+        trainer.save_checkpoint(&self.checkpoint_path)?;
+        let (job_id, attempt) = (self.plan.job_id, self.plan.attempt);
+        let uploaded = self.handle.block_on(checkpoints::upload(
+            &self.client,
+            job_id,
+            attempt,
+            epoch as u32,
+            &self.checkpoint_path,
+            &self.patience,
+        ));
+        match uploaded {
+            Ok(stored) => {
+                tracing::debug!(epoch, bytes = stored.size_bytes, "checkpoint uploaded");
+                self.uploaded_epoch = epoch;
+            }
+            Err(TransferError::Call(CallError::LeaseGone(reason))) => {
+                tracing::warn!(%reason, "checkpoint refused");
+                self.lease_lost.store(true, Ordering::Relaxed);
+                return Ok(ControlFlow::Break(()));
+            }
+            // A lost checkpoint costs time if the job is interrupted, nothing else.
+            Err(error) => tracing::warn!(%error, epoch, "checkpoint upload failed; training goes on"),
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+}
+
+impl EpochObserver for AttemptRun {
+    fn epoch_finished(&mut self, metrics: &EpochMetrics, trainer: &Trainer) -> Result<ControlFlow<()>, TrainError> {
+        let request =
+            pb::ReportEpochRequest { job_id: self.plan.job_id, attempt: self.plan.attempt, metrics: Some(to_proto(metrics)) };
+        let reported = self.call(rpc::call("report an epoch", &self.patience, || {
+            let (mut client, request) = (self.client.clone(), request.clone());
+            async move { client.report_epoch(request).await }
+        }));
+        match reported {
+            Ok(_) => {}
+            Err(CallError::LeaseGone(reason)) => {
+                tracing::warn!(%reason, epoch = metrics.epoch, "epoch report refused");
+                self.lease_lost.store(true, Ordering::Relaxed);
+                return Ok(ControlFlow::Break(()));
+            }
+            // Keep training: the next report or the completion says whether
+            // the attempt still holds the lease.
+            Err(error) => tracing::warn!(%error, epoch = metrics.epoch, "epoch report failed"),
+        }
+        if let Some(events) = &self.events {
+            let _ = events.send(SlotEvent::Epoch { slot: self.slot, job_id: self.plan.job_id, metrics: metrics.clone() });
+        }
+        let epoch = metrics.epoch;
+        let last = epoch >= self.plan.epochs();
+        let every = self.plan.checkpoint_every;
+        let stopping = self.shutdown.is_requested();
+        let due = every > 0 && epoch % every == 0;
+        if !last && (due || stopping) && epoch > self.uploaded_epoch && self.checkpoint(trainer)?.is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+        if stopping && !last {
+            return Ok(ControlFlow::Break(()));
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+}
+
+/// Whether another attempt (perhaps on another worker) could succeed.
+/// A run that diverged, or a cell the trainer refuses, fails the same way
+/// every time: retrying only wastes GPU hours.
+fn retryable(error: &TrainError) -> bool {
+    !matches!(
+        error,
+        TrainError::Diverged { .. }
+            | TrainError::Recipe(_)
+            | TrainError::TooFewImages { .. }
+            | TrainError::Channels { .. }
+    )
+}
+
+/// The error and all its causes on one line, for the database and `status`.
+pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn to_proto(m: &EpochMetrics) -> pb::EpochMetrics {
+    pb::EpochMetrics {
+        epoch: m.epoch as u32,
+        train_loss: m.train_loss,
+        train_error: m.train_error,
+        test_loss: m.test_loss,
+        test_error: m.test_error,
+        lr: m.lr,
+        epoch_seconds: m.seconds,
+        images_per_second: m.images_per_sec,
+    }
+}
