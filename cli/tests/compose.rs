@@ -40,7 +40,11 @@ fn flag<'a>(command: &'a [String], flag: &str) -> &'a str {
 fn env(service: &Value) -> HashMap<String, String> {
     service["environment"]
         .as_mapping()
-        .map(|m| m.iter().map(|(k, v)| (k.as_str().unwrap().to_string(), v.as_str().unwrap_or_default().to_string())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.as_str().unwrap().to_string(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -77,10 +81,8 @@ fn the_services_reference_each_other_consistently() {
 
     // The coordinator's database is the postgres service, with its credentials.
     let pg = env(postgres);
-    let expected_db = format!(
-        "postgres://{}:{}@postgres:5432/{}",
-        pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], pg["POSTGRES_DB"]
-    );
+    let expected_db =
+        format!("postgres://{}:{}@postgres:5432/{}", pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], pg["POSTGRES_DB"]);
     assert_eq!(flag(&serve, "--db"), expected_db);
     assert_eq!(coordinator["depends_on"]["postgres"]["condition"].as_str(), Some("service_healthy"));
     assert!(postgres.get("healthcheck").is_some());
@@ -91,7 +93,8 @@ fn the_services_reference_each_other_consistently() {
     let port = listen.rsplit(':').next().unwrap();
     assert!(listen.starts_with("0.0.0.0:"), "the coordinator must listen beyond loopback inside its container");
     assert_eq!(flag(&work, "--coordinator"), format!("http://coordinator:{port}"));
-    let published: Vec<&str> = coordinator["ports"].as_sequence().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    let published: Vec<&str> =
+        coordinator["ports"].as_sequence().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
     assert!(published.iter().any(|p| p.ends_with(&format!(":{port}"))), "{published:?} should publish {port}");
     let depends: Vec<&str> = worker["depends_on"].as_sequence().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
     assert!(depends.contains(&"coordinator"));
@@ -105,7 +108,8 @@ fn the_services_reference_each_other_consistently() {
 
     // Artifacts persist in a volume mounted where --artifacts points.
     let artifacts = flag(&serve, "--artifacts");
-    let volumes: Vec<&str> = coordinator["volumes"].as_sequence().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let volumes: Vec<&str> =
+        coordinator["volumes"].as_sequence().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(volumes.iter().any(|v| v.ends_with(&format!(":{artifacts}"))), "{volumes:?}");
     let data_dir = flag(&work, "--data-dir");
     let volumes: Vec<&str> = worker["volumes"].as_sequence().unwrap().iter().map(|v| v.as_str().unwrap()).collect();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 
 const LONG: Duration = Duration::from_secs(120);
-const EPOCHS: i64 = 6;
+const EPOCHS: i64 = 5;
 
 /// Waits until job `index` of `sweep` has at least `epochs` epochs recorded.
 fn wait_for_epochs(cluster: &Cluster, sweep: &str, index: usize, epochs: usize) -> JobState {
@@ -81,7 +81,7 @@ fn workers_ride_out_a_coordinator_killed_and_restarted_mid_sweep() {
     let _serial = serial();
     let cluster = Cluster::new(None, 10);
     let mut coordinator = cluster.serve("coordinator-1.log");
-    cluster.submit("restart", &[1, 2], &[1, 2], EPOCHS as u32, 3);
+    cluster.submit("restart", &[1], &[1, 2, 3], EPOCHS as u32, 3);
     let _a = cluster.work("a");
     let _b = cluster.work("b");
     wait_for_epochs(&cluster, "restart", 0, 2);
@@ -91,7 +91,7 @@ fn workers_ride_out_a_coordinator_killed_and_restarted_mid_sweep() {
     let _coordinator = cluster.serve("coordinator-2.log");
 
     let jobs = wait_for("the sweep to finish", LONG, || all_done(&cluster.db, "restart"));
-    assert_eq!(jobs.len(), 4, "every cell exactly once");
+    assert_eq!(jobs.len(), 3, "every cell exactly once");
     for job in &jobs {
         assert_eq!(job.status, "succeeded", "{job:?}");
         assert_epochs_complete(job, EPOCHS);
@@ -105,7 +105,12 @@ fn a_failing_job_is_retried_then_failed_and_the_rest_goes_on() {
     // This worker's copy of Fashion-MNIST is corrupt; its MNIST is fine.
     let broken = cluster.path("data/fashion-mnist");
     std::fs::create_dir_all(&broken).unwrap();
-    for name in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+    for name in [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ] {
         std::fs::write(broken.join(name), b"not gzip at all").unwrap();
     }
     let _coordinator = cluster.serve("coordinator.log");
@@ -125,9 +130,9 @@ fn a_failing_job_is_retried_then_failed_and_the_rest_goes_on() {
     assert_eq!(failed.status, "failed");
     assert_eq!(failed.attempts_spent, 2, "retried up to max_attempts");
     let error = failed.last_error.clone().unwrap();
-    assert!(error.contains("train-images-idx3-ubyte.gz") && error.contains("gzip"), "{error}");
+    assert!(error.contains("fashion-mnist/train-images-idx3-ubyte.gz"), "the error names the file: {error}");
     let status = cluster.status("broken");
-    assert!(text(&status.stdout).contains("not valid gzip"), "status should show the error: {}", text(&status.stdout));
+    assert!(text(&status.stdout).contains(&error), "status should show the error: {}", text(&status.stdout));
 
     let healthy = wait_for("the healthy sweep to finish", LONG, || all_done(&cluster.db, "healthy"));
     assert!(healthy.iter().all(|j| j.status == "succeeded"), "{healthy:?}");

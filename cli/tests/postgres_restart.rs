@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 
-const EPOCHS: i64 = 6;
+const EPOCHS: i64 = 5;
 
 fn pg_bin(tool: &str) -> PathBuf {
     let root = Path::new("/usr/lib/postgresql");
@@ -87,7 +87,6 @@ fn the_coordinator_rides_out_a_postgres_restart() {
     let _serial = serial();
     let scratch = tempfile::tempdir().unwrap();
     let pg = Postgres::init(scratch.path());
-    let _serial = serial();
     let cluster = Cluster::new(Some(pg.url()), 10);
     let mut coordinator = cluster.serve("coordinator.log");
     cluster.submit("pg-restart", &[1], &[1, 2], EPOCHS as u32, 3);

@@ -79,7 +79,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| {
-        format!("listening on {} (is another `widesweep run` or `serve` using it? pass --listen 127.0.0.1:0)", args.listen)
+        format!(
+            "listening on {} (is another `widesweep run` or `serve` using it? pass --listen 127.0.0.1:0)",
+            args.listen
+        )
     })?;
     let address = listener.local_addr()?;
     let url = format!("http://{address}");
@@ -277,7 +280,8 @@ impl Progress {
                 let bar = self.slot_bar(slot);
                 bar.set_length(epochs as u64);
                 bar.set_position(resumed_after as u64);
-                let resumed = if resumed_after > 0 { format!(" (resumed after epoch {resumed_after})") } else { String::new() };
+                let resumed =
+                    if resumed_after > 0 { format!(" (resumed after epoch {resumed_after})") } else { String::new() };
                 bar.set_message(format!("{label}{resumed}"));
                 if resumed_after > 0 && self.hidden() {
                     println!("{label}: resuming from the checkpoint of epoch {resumed_after}");

@@ -110,10 +110,10 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// 256 training and 32 test images of a synthetic MNIST under data/mnist.
+    /// 128 training and 32 test images of a synthetic MNIST under data/mnist.
     pub fn new(db: Option<String>, lease_seconds: u64) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        widesweep_worker::data::synthetic::write_idx_dataset(&dir.path().join("data/mnist"), 256, 32).unwrap();
+        widesweep_worker::data::synthetic::write_idx_dataset(&dir.path().join("data/mnist"), 128, 32).unwrap();
         let db = db.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("sweeps.db").display()));
         Self { dir, port: free_port(), db, lease_seconds }
     }
@@ -170,6 +170,28 @@ impl Cluster {
     }
 }
 
+impl Drop for Cluster {
+    /// A failing test shows every process's log: the only way to see what
+    /// a worker or coordinator did, once the directory is gone.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(self.dir.path()) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let log = std::fs::read_to_string(&path).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                eprintln!("===== {} (last 60 lines) =====", path.display());
+                for line in tail.iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
 pub fn tiny_spec(name: &str, dataset: &str, widths: &[u32], seeds: &[u32], epochs: u32) -> String {
     format!(
         "name = \"{name}\"\ndataset = \"{dataset}\"\nseeds = {seeds:?}\n\n[recipe]\nepochs = {epochs}\nbatch_size = 32\n\
@@ -198,14 +220,17 @@ macro_rules! read_jobs {
         async {
             use sqlx::Row;
             let pool = $pool;
-            let rows = sqlx::query(
+            let Ok(rows) = sqlx::query(
                 "SELECT j.id, j.status, j.attempt, j.attempts_spent, j.last_error, j.final_test_error, \
                  j.final_train_loss FROM jobs j JOIN sweeps s ON s.id = j.sweep_id WHERE s.name = $1 ORDER BY j.id",
             )
             .bind($sweep)
             .fetch_all(&pool)
             .await
-            .unwrap();
+            else {
+                // No tables yet: the migrations have not run.
+                return Vec::new();
+            };
             let mut jobs = Vec::new();
             for row in rows {
                 let id: i64 = row.get("id");
@@ -236,10 +261,13 @@ macro_rules! read_jobs {
 /// Reads the jobs of `sweep` with plain SQL, as a user would.
 pub fn jobs(db: &str, sweep: &str) -> Vec<JobState> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // Before the coordinator has created the database there are no jobs.
     if db.starts_with("sqlite:") {
-        runtime.block_on(read_jobs!(sqlx::SqlitePool::connect(db).await.unwrap(), sweep))
+        let Ok(pool) = runtime.block_on(sqlx::SqlitePool::connect(&format!("{db}?mode=ro"))) else { return Vec::new() };
+        runtime.block_on(read_jobs!(pool, sweep))
     } else {
-        runtime.block_on(read_jobs!(sqlx::PgPool::connect(db).await.unwrap(), sweep))
+        let Ok(pool) = runtime.block_on(sqlx::PgPool::connect(db)) else { return Vec::new() };
+        runtime.block_on(read_jobs!(pool, sweep))
     }
 }
 

@@ -70,7 +70,12 @@ impl StoreError {
                     // Postgres: 08 connection exceptions, 57P admin or crash
                     // shutdown, 40001/40P01 serialisation and deadlock.
                     // SQLite: 5 busy, 6 locked.
-                    code.starts_with("08") || code.starts_with("57P") || code == "40001" || code == "40P01" || code == "5" || code == "6"
+                    code.starts_with("08")
+                        || code.starts_with("57P")
+                        || code == "40001"
+                        || code == "40P01"
+                        || code == "5"
+                        || code == "6"
                 }),
                 _ => false,
             },

@@ -50,7 +50,8 @@ pub async fn upload(
     let stored = rpc::call("upload a checkpoint", patience, || {
         let mut client = client.clone();
         let mut messages = vec![pb::CheckpointChunk { chunk: Some(Chunk::Header(header.clone())) }];
-        messages.extend(bytes.chunks(CHUNK_BYTES).map(|c| pb::CheckpointChunk { chunk: Some(Chunk::Data(c.to_vec())) }));
+        messages
+            .extend(bytes.chunks(CHUNK_BYTES).map(|c| pb::CheckpointChunk { chunk: Some(Chunk::Data(c.to_vec())) }));
         async move { client.upload_checkpoint(tokio_stream::iter(messages)).await }
     })
     .await?;

@@ -67,11 +67,8 @@ pub async fn run(
 ) -> Result<(), AgentError> {
     let url = config.coordinator.url.clone();
     let client = config.coordinator.connect_lazy()?.workers;
-    let devices = config
-        .devices
-        .iter()
-        .map(|spec| Ok((*spec, spec.open()?)))
-        .collect::<Result<Vec<_>, DeviceError>>()?;
+    let devices =
+        config.devices.iter().map(|spec| Ok((*spec, spec.open()?))).collect::<Result<Vec<_>, DeviceError>>()?;
     std::fs::create_dir_all(&config.scratch_dir)
         .map_err(|source| AgentError::Scratch { path: config.scratch_dir.clone(), source })?;
 

@@ -26,14 +26,24 @@ use crate::train::{EpochMetrics, EpochObserver, TrainError, Trainer};
 /// What happened to one leased attempt.
 #[derive(Clone, Debug, PartialEq)]
 pub enum JobOutcome {
-    Succeeded { test_error: f64, epochs: usize },
+    Succeeded {
+        test_error: f64,
+        epochs: usize,
+    },
     /// Training failed; `requeued` when the coordinator will retry it.
-    Failed { error: String, requeued: bool },
+    Failed {
+        error: String,
+        requeued: bool,
+    },
     /// Handed back at shutdown after `epochs_done` epochs, without
     /// spending an attempt.
-    Released { epochs_done: usize },
+    Released {
+        epochs_done: usize,
+    },
     /// The coordinator took the lease away (expired, cancelled).
-    Dropped { reason: String },
+    Dropped {
+        reason: String,
+    },
 }
 
 /// Progress of the slots, for a live display.
@@ -133,8 +143,15 @@ impl Slot {
         let resume_from = match &job.checkpoint {
             None => None,
             Some(checkpoint) => {
-                match checkpoints::download(&self.client, job.job_id, job.attempt, checkpoint, &checkpoint_path, &patience)
-                    .await
+                match checkpoints::download(
+                    &self.client,
+                    job.job_id,
+                    job.attempt,
+                    checkpoint,
+                    &checkpoint_path,
+                    &patience,
+                )
+                .await
                 {
                     Ok(()) => Some(checkpoint.epoch as usize),
                     Err(TransferError::Call(CallError::LeaseGone(reason))) => return JobOutcome::Dropped { reason },
@@ -255,7 +272,12 @@ async fn keep_alive(
         ticker.tick().await;
         match client.heartbeat(request).await {
             Ok(_) => {}
-            Err(status) if matches!(status.code(), tonic::Code::NotFound | tonic::Code::Aborted | tonic::Code::FailedPrecondition) => {
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::NotFound | tonic::Code::Aborted | tonic::Code::FailedPrecondition
+                ) =>
+            {
                 tracing::warn!(message = status.message(), "heartbeat refused: the lease is gone; stopping the job");
                 lease_lost.store(true, Ordering::Relaxed);
                 abort.store(true, Ordering::Relaxed);
@@ -271,7 +293,9 @@ async fn keep_alive(
 enum TrainEnd {
     Finished(Vec<EpochMetrics>),
     /// Stopped early for a shutdown, after a checkpoint of `epochs_done`.
-    Stopped { epochs_done: usize },
+    Stopped {
+        epochs_done: usize,
+    },
     LeaseLost(String),
     /// The error text and whether another attempt could succeed.
     Error(String, bool),
@@ -294,7 +318,13 @@ struct AttemptRun {
 }
 
 impl AttemptRun {
-    fn train(mut self, splits: Arc<crate::data::Splits>, device: Device, resume: bool, abort: Arc<AtomicBool>) -> TrainEnd {
+    fn train(
+        mut self,
+        splits: Arc<crate::data::Splits>,
+        device: Device,
+        resume: bool,
+        abort: Arc<AtomicBool>,
+    ) -> TrainEnd {
         let spec = self.plan.spec.clone();
         let built = if resume {
             Trainer::resume(spec.clone(), Arc::clone(&splits), &device, &self.checkpoint_path).or_else(|error| {
@@ -356,8 +386,11 @@ impl AttemptRun {
 
 impl EpochObserver for AttemptRun {
     fn epoch_finished(&mut self, metrics: &EpochMetrics, trainer: &Trainer) -> Result<ControlFlow<()>, TrainError> {
-        let request =
-            pb::ReportEpochRequest { job_id: self.plan.job_id, attempt: self.plan.attempt, metrics: Some(to_proto(metrics)) };
+        let request = pb::ReportEpochRequest {
+            job_id: self.plan.job_id,
+            attempt: self.plan.attempt,
+            metrics: Some(to_proto(metrics)),
+        };
         let reported = self.call(rpc::call("report an epoch", &self.patience, || {
             let (mut client, request) = (self.client.clone(), request.clone());
             async move { client.report_epoch(request).await }
@@ -374,7 +407,8 @@ impl EpochObserver for AttemptRun {
             Err(error) => tracing::warn!(%error, epoch = metrics.epoch, "epoch report failed"),
         }
         if let Some(events) = &self.events {
-            let _ = events.send(SlotEvent::Epoch { slot: self.slot, job_id: self.plan.job_id, metrics: metrics.clone() });
+            let _ =
+                events.send(SlotEvent::Epoch { slot: self.slot, job_id: self.plan.job_id, metrics: metrics.clone() });
         }
         let epoch = metrics.epoch;
         let last = epoch >= self.plan.epochs();
