@@ -137,14 +137,3 @@ fn a_failing_job_is_retried_then_failed_and_the_rest_goes_on() {
     let healthy = wait_for("the healthy sweep to finish", LONG, || all_done(&cluster.db, "healthy"));
     assert!(healthy.iter().all(|j| j.status == "succeeded"), "{healthy:?}");
 }
-
-#[test]
-fn a_worker_with_a_wrong_token_is_refused_and_says_why() {
-    let _serial = serial();
-    let cluster = Cluster::new(None, 5);
-    let _coordinator = cluster.serve("coordinator.log");
-    let out = cluster.work_command("intruder", "wrong-token").output().unwrap();
-    assert!(!out.status.success());
-    let stderr = text(&out.stderr);
-    assert!(stderr.contains("refused") && stderr.contains("token"), "{stderr}");
-}

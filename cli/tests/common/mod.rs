@@ -107,6 +107,8 @@ pub struct Cluster {
     pub port: u16,
     pub db: String,
     pub lease_seconds: u64,
+    /// The coordinator's self-signed certificate, when it serves TLS.
+    pub tls_cert: Option<PathBuf>,
 }
 
 impl Cluster {
@@ -115,7 +117,27 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         widesweep_worker::data::synthetic::write_idx_dataset(&dir.path().join("data/mnist"), 128, 32).unwrap();
         let db = db.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("sweeps.db").display()));
-        Self { dir, port: free_port(), db, lease_seconds }
+        Self { dir, port: free_port(), db, lease_seconds, tls_cert: None }
+    }
+
+    /// Serve TLS with a fresh self-signed certificate for localhost.
+    pub fn with_tls(mut self) -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let cert_path = self.path("coordinator.crt");
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(self.path("coordinator.key"), key.serialize_pem()).unwrap();
+        self.tls_cert = Some(cert_path);
+        self
+    }
+
+    /// Arguments every client needs: the coordinator, the token, the CA.
+    pub fn client_args(&self, command: &mut Command, token: &str) {
+        command.args(["--coordinator", &self.url(), "--token", token]);
+        if let Some(cert) = &self.tls_cert {
+            command.arg("--tls-ca").arg(cert);
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -123,7 +145,10 @@ impl Cluster {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        match self.tls_cert {
+            Some(_) => format!("https://localhost:{}", self.port),
+            None => format!("http://127.0.0.1:{}", self.port),
+        }
     }
 
     pub fn serve(&self, log: &str) -> Proc {
@@ -131,6 +156,10 @@ impl Cluster {
         command.args(["serve", "--db", &self.db, "--listen"]).arg(format!("127.0.0.1:{}", self.port));
         command.arg("--artifacts").arg(self.path("artifacts"));
         command.args(["--lease-seconds", &self.lease_seconds.to_string(), "--token", TOKEN]);
+        if self.tls_cert.is_some() {
+            command.arg("--tls-cert").arg(self.path("coordinator.crt"));
+            command.arg("--tls-key").arg(self.path("coordinator.key"));
+        }
         let proc = spawn(command, self.path(log));
         let port = self.port;
         wait_for("the coordinator to listen", Duration::from_secs(30), || {
@@ -141,7 +170,8 @@ impl Cluster {
 
     pub fn work_command(&self, name: &str, token: &str) -> Command {
         let mut command = widesweep();
-        command.args(["work", "--coordinator", &self.url(), "--token", token, "--devices", "cpu"]);
+        command.args(["work", "--devices", "cpu"]);
+        self.client_args(&mut command, token);
         command.arg("--data-dir").arg(self.path("data")).arg("--unofficial-dataset-sizes");
         command.arg("--scratch-dir").arg(self.path(&format!("scratch-{name}")));
         command
@@ -156,17 +186,18 @@ impl Cluster {
     pub fn submit(&self, name: &str, widths: &[u32], seeds: &[u32], epochs: u32, max_attempts: u32) {
         let spec = self.path(&format!("{name}.toml"));
         std::fs::write(&spec, tiny_spec(name, "mnist", widths, seeds, epochs)).unwrap();
-        let out = widesweep()
-            .arg("submit")
-            .arg(&spec)
-            .args(["--coordinator", &self.url(), "--token", TOKEN, "--max-attempts", &max_attempts.to_string()])
-            .output()
-            .unwrap();
+        let mut command = widesweep();
+        command.arg("submit").arg(&spec).args(["--max-attempts", &max_attempts.to_string()]);
+        self.client_args(&mut command, TOKEN);
+        let out = command.output().unwrap();
         assert!(out.status.success(), "submit failed: {}", text(&out.stderr));
     }
 
     pub fn status(&self, sweep: &str) -> Output {
-        widesweep().args(["status", sweep, "--coordinator", &self.url(), "--token", TOKEN]).output().unwrap()
+        let mut command = widesweep();
+        command.args(["status", sweep]);
+        self.client_args(&mut command, TOKEN);
+        command.output().unwrap()
     }
 }
 

@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use candle_core::Device;
 use tokio::runtime::Handle;
@@ -87,6 +87,9 @@ impl Slot {
     pub async fn run(self) -> Result<(), SlotError> {
         let request = pb::LeaseJobRequest { worker_id: self.worker_id, device: self.device_spec.to_string() };
         let idle = Patience::Idle(self.shutdown.clone());
+        // When the previous job ended: the device idles from then until
+        // the next job's first step.
+        let mut last_end: Option<Instant> = None;
         while !self.shutdown.is_requested() {
             let leased = rpc::call("lease a job", &idle, || {
                 let (mut client, request) = (self.client.clone(), request.clone());
@@ -99,7 +102,11 @@ impl Slot {
                 Err(source) => return Err(SlotError { slot: self.index, device: self.device_spec, source }),
             };
             match response.job {
-                Some(job) => self.run_job(job).await,
+                Some(job) => {
+                    let timing = Timing { idle_since: last_end, leased: Instant::now() };
+                    self.run_job(job, timing).await;
+                    last_end = Some(Instant::now());
+                }
                 None => {
                     let wait = Duration::from_millis(response.retry_after_ms.max(50) as u64);
                     tokio::select! {
@@ -113,11 +120,11 @@ impl Slot {
         Ok(())
     }
 
-    async fn run_job(&self, job: pb::Job) {
+    async fn run_job(&self, job: pb::Job, timing: Timing) {
         let label = job.config.as_ref().map(super::job::cell_label).unwrap_or_default();
         let span = tracing::info_span!("job", slot = self.index, job_id = job.job_id, attempt = job.attempt);
         let _entered = span.enter();
-        let outcome = self.attempt(&job).await;
+        let outcome = self.attempt(&job, timing).await;
         match &outcome {
             JobOutcome::Succeeded { test_error, .. } => tracing::info!(%label, test_error, "job succeeded"),
             JobOutcome::Failed { error, requeued } => tracing::warn!(%label, %error, requeued, "job failed"),
@@ -127,7 +134,7 @@ impl Slot {
         self.emit(SlotEvent::Finished { slot: self.index, job_id: job.job_id, label, outcome });
     }
 
-    async fn attempt(&self, job: &pb::Job) -> JobOutcome {
+    async fn attempt(&self, job: &pb::Job, timing: Timing) -> JobOutcome {
         let patience = Patience::Job(self.shutdown.clone());
         let plan = match JobPlan::from_job(job) {
             Ok(plan) => plan,
@@ -139,6 +146,7 @@ impl Slot {
             Ok(splits) => splits,
             Err(error) => return self.fail(job, error_chain(&error), true).await,
         };
+        let data_ready = Instant::now();
         let checkpoint_path = self.scratch.join(format!("job-{}.ckpt", job.job_id));
         let resume_from = match &job.checkpoint {
             None => None,
@@ -162,6 +170,7 @@ impl Slot {
                 }
             }
         };
+        let checkpoint_ready = Instant::now();
         self.emit(SlotEvent::Started {
             slot: self.index,
             job_id: job.job_id,
@@ -190,6 +199,7 @@ impl Slot {
             lease_lost: Arc::clone(&lease_lost),
             slot: self.index,
             events: self.events.clone(),
+            timing: StartTiming { timing, data_ready, checkpoint_ready },
         };
         let (device, resume) = (self.device.clone(), resume_from.is_some());
         let end = tokio::task::spawn_blocking(move || run.train(splits, device, resume, abort))
@@ -289,6 +299,38 @@ async fn keep_alive(
     }
 }
 
+/// When the slot's previous job ended and this one was leased.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    idle_since: Option<Instant>,
+    leased: Instant,
+}
+
+/// The steps between leasing a job and its first training step.
+#[derive(Clone, Copy, Debug)]
+struct StartTiming {
+    timing: Timing,
+    data_ready: Instant,
+    checkpoint_ready: Instant,
+}
+
+impl StartTiming {
+    /// Logs where the time between two jobs of this slot went: the device
+    /// does no work from the previous job's end to this job's first step.
+    fn log(&self, built: Instant) {
+        let ms = |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64() * 1000.0;
+        let t = self.timing;
+        tracing::info!(
+            idle_ms = t.idle_since.map(|since| ms(since, built)),
+            lease_ms = t.idle_since.map(|since| ms(since, t.leased)),
+            dataset_ms = ms(t.leased, self.data_ready),
+            checkpoint_ms = ms(self.data_ready, self.checkpoint_ready),
+            build_ms = ms(self.checkpoint_ready, built),
+            "first step of the job"
+        );
+    }
+}
+
 /// How the blocking part of an attempt ended.
 enum TrainEnd {
     Finished(Vec<EpochMetrics>),
@@ -315,6 +357,7 @@ struct AttemptRun {
     lease_lost: Arc<AtomicBool>,
     slot: usize,
     events: Option<UnboundedSender<SlotEvent>>,
+    timing: StartTiming,
 }
 
 impl AttemptRun {
@@ -340,6 +383,7 @@ impl AttemptRun {
             Err(error) => return TrainEnd::Error(error_chain(&error), retryable(&error)),
         };
         trainer.set_abort_flag(abort);
+        self.timing.log(Instant::now());
         let epochs = self.plan.epochs();
         match trainer.run(&mut self) {
             Ok(()) if trainer.epochs_done() >= epochs => TrainEnd::Finished(trainer.history().to_vec()),
@@ -356,6 +400,7 @@ impl AttemptRun {
 
     /// Saves and uploads a checkpoint of the run as it is now.
     fn checkpoint(&mut self, trainer: &Trainer) -> Result<ControlFlow<()>, TrainError> {
+        let started = Instant::now();
         let epoch = trainer.epochs_done();
         trainer.save_checkpoint(&self.checkpoint_path)?;
         let (job_id, attempt) = (self.plan.job_id, self.plan.attempt);
@@ -369,7 +414,8 @@ impl AttemptRun {
         ));
         match uploaded {
             Ok(stored) => {
-                tracing::debug!(epoch, bytes = stored.size_bytes, "checkpoint uploaded");
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                tracing::info!(epoch, bytes = stored.size_bytes, ms, "checkpoint saved and uploaded");
                 self.uploaded_epoch = epoch;
             }
             Err(TransferError::Call(CallError::LeaseGone(reason))) => {

@@ -33,8 +33,12 @@ impl Sgd {
             let Some(grad) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            let param = var.as_tensor();
-            let mut g = if self.weight_decay != 0.0 { (grad + (param * self.weight_decay)?)? } else { grad.clone() };
+            // Detached: arithmetic on a Var, or on a gradient computed from
+            // the forward pass, records its inputs; the momentum buffer
+            // would then keep every step's activations alive.
+            let (grad, param) = (grad.detach(), var.as_tensor().detach());
+            let param = &param;
+            let mut g = if self.weight_decay != 0.0 { (grad + (param * self.weight_decay)?)? } else { grad };
             if self.momentum != 0.0 {
                 let next = match buffer.take() {
                     Some(buf) => ((buf * self.momentum)? + &g)?,

@@ -260,7 +260,9 @@ impl Trainer {
         for chunk in all.chunks(EVAL_BATCH) {
             let host = make_batch(set, chunk, &self.norm, None);
             let (images, labels) = self.to_device(&host)?;
-            let logits = self.model.forward_t(&images, false)?;
+            // Detached: otherwise the sums keep every batch's computation
+            // graph, activations included, alive until the end of the pass.
+            let logits = self.model.forward_t(&images, false)?.detach();
             let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
             loss_sum = (loss_sum + (loss * chunk.len() as f64)?)?;
             wrong_sum = (wrong_sum + count_wrong(&logits, &labels)?)?;
