@@ -1,4 +1,9 @@
 pub mod bench;
+pub mod export;
 pub mod plan;
+pub mod plot;
+pub mod results;
 pub mod serve;
+pub mod sql;
 pub mod sweeps;
+pub mod table;
