@@ -304,6 +304,10 @@ fn a_finished_sweep_reads_as_tables_sql_exports_and_plots() {
         "{}",
         text(&typo.stderr)
     );
+    // A finished sweep's watch ends at once, with its table.
+    let watch = client(&["status", "quickstart", "--watch"]);
+    let watched = text(&watch.stdout);
+    assert!(watched.contains("8 succeeded") && watched.contains(table.lines().nth(5).unwrap()), "{watched}");
     let unknown = client(&["table", "nope"]);
     assert!(text(&unknown.stderr).contains("\"nope\" not found"), "{}", text(&unknown.stderr));
 

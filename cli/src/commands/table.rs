@@ -7,6 +7,7 @@ use widesweep_coordinator::report::table::{parse_assignment, parse_filter};
 use widesweep_coordinator::report::{Agg, Format, Metric, TableOptions, build, render};
 
 use super::results::{AxisList, SourceArgs, fetch, parse_axes};
+use crate::connection::CoordinatorArgs;
 
 #[derive(Args, Debug)]
 pub struct TableArgs {
@@ -67,4 +68,12 @@ pub async fn run(args: TableArgs) -> anyhow::Result<ExitCode> {
     let table = build(&rows, &options)?;
     print!("{}", render(&table, args.format));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The default table of a sweep as it stands, for `status --watch`: running
+/// and pending cells are marked as such.
+pub async fn live_table(coordinator: &CoordinatorArgs, sweep: &str) -> anyhow::Result<String> {
+    let source = SourceArgs { coordinator: coordinator.clone(), db: None };
+    let (rows, _) = fetch(&source, &[sweep.to_string()], false).await?;
+    Ok(render(&build(&rows, &TableOptions::default())?, Format::Text))
 }
