@@ -402,6 +402,55 @@ async fn plots_of_both_kinds_render_as_png_and_svg(store: Arc<dyn Store>) {
     assert!(bad.contains(".svg or .png"), "{bad}");
 }
 
+/// ListResults gives the rows and epochs the store gives, page by page.
+async fn list_results_streams_what_the_store_holds(store: Arc<dyn Store>) {
+    use tokio_stream::StreamExt;
+    use widesweep_coordinator::service::{ServerConfig, job_epoch_from_proto, result_row_from_proto, serve};
+    use widesweep_proto::client::ClientOptions;
+    use widesweep_proto::v1 as pb;
+
+    quickstart(&*store, 2).await;
+    // 625 more jobs: more than one page of 500.
+    common::submit(&*store, &common::spec("big", &(1..=25).collect::<Vec<_>>(), &(1..=25).collect::<Vec<_>>()), 0, 3)
+        .await;
+    let artifacts = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let config = ServerConfig { artifacts_dir: artifacts.path().to_path_buf(), ..ServerConfig::default() };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(Arc::clone(&store), config, listener, async {
+        let _ = stopped.await;
+    }));
+    let mut clients = ClientOptions { url, token: None, ca_pem: None }.connect_lazy().unwrap();
+    for (sweep, epochs) in [("quickstart", true), ("big", false)] {
+        let request = pb::ListResultsRequest { sweep: sweep.into(), include_epochs: epochs };
+        let mut pages = clients.sweeps.list_results(request).await.unwrap().into_inner();
+        let (mut rows, mut got_epochs, mut count) = (Vec::new(), Vec::new(), 0);
+        while let Some(page) = pages.next().await {
+            let page = page.unwrap();
+            count += 1;
+            rows.extend(page.jobs.into_iter().map(|j| result_row_from_proto(j).unwrap()));
+            got_epochs.extend(page.epochs.into_iter().map(|e| job_epoch_from_proto(e).unwrap()));
+        }
+        assert_eq!(rows, store.sweep_results(sweep).await.unwrap(), "{sweep}");
+        if epochs {
+            assert_eq!(got_epochs, store.sweep_epochs(sweep).await.unwrap());
+            assert_eq!(count, 2, "one page of jobs, one of epochs");
+        } else {
+            assert!(got_epochs.is_empty());
+            assert_eq!((rows.len(), count), (625, 2), "jobs come in pages of 500");
+        }
+    }
+    let missing = clients
+        .sweeps
+        .list_results(pb::ListResultsRequest { sweep: "nope".into(), include_epochs: false })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
 fn round(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
 }
@@ -573,6 +622,7 @@ contract_tests!(
     cells_never_pool_datasets_or_other_hyperparameters,
     exports_have_one_row_per_job_or_per_epoch,
     plots_of_both_kinds_render_as_png_and_svg,
+    list_results_streams_what_the_store_holds,
 );
 
 /// Tests that need the database's URL as well as its store.
