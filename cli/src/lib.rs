@@ -38,6 +38,14 @@ pub enum Command {
     Pause(commands::sweeps::SteerArgs),
     /// Resume a paused sweep.
     Resume(commands::sweeps::SteerArgs),
+    /// A paper-style table of sweeps: median over seeds ± std, parameters, seconds per epoch.
+    Table(commands::table::TableArgs),
+    /// Run one read-only SQL statement against the database.
+    Sql(commands::sql::SqlArgs),
+    /// Every job (or, with --epochs, every epoch) of sweeps as CSV or JSON lines.
+    Export(commands::export::ExportArgs),
+    /// Learning curves, or a metric against an axis, as SVG or PNG.
+    Plot(commands::plot::PlotArgs),
     /// Validate and expand a spec without a database: cells, parameters, costs.
     Plan(commands::plan::PlanArgs),
     /// Train one cell directly and print every epoch.
@@ -83,6 +91,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Cancel(args) => commands::sweeps::steer(args, commands::sweeps::Steer::Cancel).await,
             Command::Pause(args) => commands::sweeps::steer(args, commands::sweeps::Steer::Pause).await,
             Command::Resume(args) => commands::sweeps::steer(args, commands::sweeps::Steer::Resume).await,
+            Command::Table(args) => commands::table::run(args).await,
+            Command::Sql(args) => commands::sql::run(args).await,
+            Command::Export(args) => commands::export::run(args).await,
+            Command::Plot(args) => commands::plot::run(args).await,
             Command::Plan(args) => commands::plan::run(args),
             Command::Bench(command) => commands::bench::run(command).await,
             Command::Train(args) => blocking(move || engine::run_train(&args)).await,

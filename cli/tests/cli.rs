@@ -171,3 +171,186 @@ fn submit_status_pause_and_cancel_against_a_running_coordinator() {
     assert!(!unknown.status.success());
     assert!(text(&unknown.stderr).contains("\"nope\" not found"), "{}", text(&unknown.stderr));
 }
+
+#[test]
+fn paper_specs_reproduce_the_papers_parameter_counts() {
+    // shared/reference/wrn-facts.md, exact counts, in each spec's cell order.
+    assert_eq!(
+        plan_params("examples/paper/table2-block-types.toml"),
+        [1_429_082, 1_211_354, 1_297_370, 1_343_066, 1_467_610, 1_145_498]
+    );
+    assert_eq!(plan_params("examples/paper/table3-deepening.toml"), [2_243_546; 4]);
+    assert_eq!(
+        plan_params("examples/paper/table4-depth-width-cifar10.toml"),
+        [
+            563_930, 2_243_546, 8_949_210, 35_748_314, 36_479_194, 52_517_850, 17_158_106, 26_797_914, 10_961_370,
+            17_116_634
+        ]
+    );
+    assert_eq!(
+        plan_params("examples/paper/table4-depth-width-cifar100.toml"),
+        [569_780, 2_255_156, 8_972_340, 36_536_884, 52_587_060, 17_204_276, 26_855_604, 11_007_540, 17_174_324]
+    );
+    let dropout = plan_params("examples/paper/table6-dropout-cifar10.toml");
+    assert_eq!(dropout, [2_748_890, 2_748_890, 36_479_194, 36_479_194, 758_362, 758_362]);
+    let dropout = plan_params("examples/paper/table6-dropout-cifar100.toml");
+    assert_eq!(dropout[..4], [2_772_020, 2_772_020, 36_536_884, 36_536_884]);
+    for spec in std::fs::read_dir(repo_root().join("examples/paper")).unwrap() {
+        let path = spec.unwrap().path();
+        let out = run(&["plan", path.to_str().unwrap(), "--format", "json"]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["seeds"], serde_json::json!([1, 2, 3, 4, 5]), "{}", path.display());
+        assert_eq!(report["epochs"], 200, "{}", path.display());
+    }
+}
+
+/// Plays the workers of a sweep over gRPC: every pending job gets two
+/// epochs and a known final test error (seed 2 worse than seed 1 by 1 point).
+fn finish_every_job(url: &str, token: &str) -> usize {
+    use widesweep_proto::client::ClientOptions;
+    use widesweep_proto::v1 as pb;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut clients = ClientOptions { url: url.to_string(), token: Some(token.to_string()), ca_pem: None }
+            .connect_lazy()
+            .unwrap();
+        let worker_id = clients
+            .workers
+            .register_worker(pb::RegisterWorkerRequest {
+                hostname: "test".into(),
+                devices: vec!["cpu".into()],
+                version: "test".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .worker_id;
+        let mut done = 0;
+        loop {
+            let lease = pb::LeaseJobRequest { worker_id, device: "cpu".into() };
+            let Some(job) = clients.workers.lease_job(lease).await.unwrap().into_inner().job else { break };
+            let config = job.config.unwrap();
+            let error = 0.10 + 0.01 * f64::from(config.width) + 0.01 * (config.seed as f64 - 1.0);
+            let metrics = |epoch: u32, test_error: f64| pb::EpochMetrics {
+                epoch,
+                train_loss: 1.0 / f64::from(epoch),
+                train_error: test_error - 0.02,
+                test_loss: 1.2 / f64::from(epoch),
+                test_error,
+                lr: 0.05,
+                epoch_seconds: 2.0 * f64::from(config.width),
+                images_per_second: 2048.0 / f64::from(config.width),
+            };
+            let report = pb::ReportEpochRequest {
+                job_id: job.job_id,
+                attempt: job.attempt,
+                metrics: Some(metrics(1, error + 0.1)),
+            };
+            clients.workers.report_epoch(report).await.unwrap();
+            let complete = pb::CompleteJobRequest {
+                job_id: job.job_id,
+                attempt: job.attempt,
+                final_metrics: Some(metrics(2, error)),
+                best_test_error: error,
+                train_seconds: 4.0 * f64::from(config.width),
+            };
+            clients.workers.complete_job(complete).await.unwrap();
+            done += 1;
+        }
+        done
+    })
+}
+
+#[test]
+fn a_finished_sweep_reads_as_tables_sql_exports_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = start_coordinator(dir.path(), "t0ken");
+    let db = format!("sqlite://{}", dir.path().join("widesweep.db").display());
+    let remote = ["--coordinator", coordinator.url.as_str(), "--token", "t0ken"];
+    let client = |args: &[&str]| widesweep().args(args).args(remote).output().unwrap();
+    let submitted = client(&["submit", "examples/quickstart.toml"]);
+    assert!(submitted.status.success(), "{}", text(&submitted.stderr));
+    assert_eq!(finish_every_job(&coordinator.url, "t0ken"), 8);
+
+    // The same table from the coordinator and from the database.
+    let table = client(&["table", "quickstart"]);
+    assert!(table.status.success(), "{}", text(&table.stderr));
+    let table = text(&table.stdout);
+    assert!(
+        table.contains(
+            "│ B(3,3)   ┆ 10    ┆ 11.50 ±0.71 (n=2) ┆  77.6k ┆     2.0 ┆ 12.50 ±0.71 (n=2) ┆ 303.4k ┆     4.0 │"
+        ),
+        "{table}"
+    );
+    let direct = run(&["table", "quickstart", "--db", &db]);
+    assert_eq!(text(&direct.stdout), table, "{}", text(&direct.stderr));
+    for (format, needle) in [
+        ("markdown", "| B(1,3,1) | 13 | 11.50 ±0.71 (n=2) | 60.6k | 2.0 | 12.50 ±0.71 (n=2) | 239.4k | 4.0 |"),
+        ("csv", "\"B(1,3,1)\",2,13,test_error,median,12.5,0.707106781187,2,2,2,0,0,0,0,239354,4.0,\"[7,8]\""),
+        ("json", "\"title\": \"quickstart on fashion-mnist: test error (%), median over seeds\""),
+        ("latex", "B(3,3) & 10 & 11.50 $\\pm$0.71 (n=2) & 77.6k & 2.0 & 12.50 $\\pm$0.71 (n=2) & 303.4k & 4.0 \\\\"),
+    ] {
+        let out = client(&["table", "quickstart", "--format", format]);
+        assert!(text(&out.stdout).contains(needle), "{format}: {}{}", text(&out.stdout), text(&out.stderr));
+    }
+    let delta = client(&["table", "quickstart", "--baseline", "width=1", "--bare", "--format", "markdown"]);
+    assert!(text(&delta.stdout).contains("| 12.50 ±0.71 (n=2) | +1.00 |"), "{}", text(&delta.stdout));
+    let typo = client(&["table", "quickstart", "--rows", "depht"]);
+    assert!(!typo.status.success());
+    assert!(
+        text(&typo.stderr).contains(
+            "unknown axis depht: valid axes are block, l, depth, blocks_per_group, width, dropout, dataset, seed"
+        ),
+        "{}",
+        text(&typo.stderr)
+    );
+    // A finished sweep's watch ends at once, with its table.
+    let watch = client(&["status", "quickstart", "--watch"]);
+    let watched = text(&watch.stdout);
+    assert!(watched.contains("8 succeeded") && watched.contains(table.lines().nth(5).unwrap()), "{watched}");
+    let unknown = client(&["table", "nope"]);
+    assert!(text(&unknown.stderr).contains("\"nope\" not found"), "{}", text(&unknown.stderr));
+
+    // SQL reads the documented schema, and refuses to write.
+    let sql = run(&[
+        "sql",
+        "SELECT block, width, COUNT(*) AS jobs FROM results GROUP BY block, width ORDER BY 1, 2",
+        "--db",
+        &db,
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        text(&sql.stdout),
+        "block,width,jobs\n\"B(1,3,1)\",1,2\n\"B(1,3,1)\",2,2\n\"B(3,3)\",1,2\n\"B(3,3)\",2,2\n",
+        "{}",
+        text(&sql.stderr)
+    );
+    for statement in ["DELETE FROM jobs", "SELECT 1; DROP TABLE jobs", "ATTACH 'x.db' AS x", "PRAGMA user_version = 3"]
+    {
+        let refused = run(&["sql", statement, "--db", &db]);
+        assert!(!refused.status.success(), "{statement} accepted");
+    }
+    let still = run(&["sql", "SELECT COUNT(*) AS n FROM jobs", "--db", &db, "--format", "json"]);
+    assert_eq!(text(&still.stdout), "[\n  {\n    \"n\": 8\n  }\n]\n");
+
+    // Exports for pandas, and both kinds of plot.
+    let csv = client(&["export", "quickstart", "--format", "csv"]);
+    assert_eq!(text(&csv.stdout).lines().count(), 9, "{}", text(&csv.stderr));
+    let curves = client(&["export", "quickstart", "--epochs", "--format", "jsonl"]);
+    assert_eq!(text(&curves.stdout).lines().count(), 16);
+    for (kind, file) in [("curves", "curves.png"), ("metric-vs-axis", "width.svg")] {
+        let path = dir.path().join(file);
+        let out = client(&["plot", "quickstart", "--kind", kind, "--out", path.to_str().unwrap(), "--width", "800"]);
+        assert!(out.status.success(), "{kind}: {}", text(&out.stderr));
+        let bytes = std::fs::read(&path).unwrap();
+        if file.ends_with(".png") {
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+            // IHDR: width and height, big-endian, right after the signature and chunk header.
+            assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), 800);
+            assert_eq!(u32::from_be_bytes(bytes[20..24].try_into().unwrap()), 640, "the default height");
+        } else {
+            assert!(text(&bytes).starts_with("<svg") && text(&bytes).contains("width=\"800\""));
+        }
+    }
+}

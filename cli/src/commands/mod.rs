@@ -1,6 +1,11 @@
 pub mod bench;
+pub mod export;
 pub mod plan;
+pub mod plot;
+pub mod results;
 pub mod run;
 pub mod serve;
+pub mod sql;
 pub mod sweeps;
+pub mod table;
 pub mod work;

@@ -328,6 +328,7 @@ impl Progress {
 
 async fn print_results(store: &dyn Store, sweep: &str) -> anyhow::Result<()> {
     let summary = store.sweep(sweep).await?;
+    println!("{}", widesweep_coordinator::report::default_table(store, sweep).await?);
     println!(
         "sweep {}: {} succeeded, {} failed, {} cancelled of {} jobs",
         summary.name,

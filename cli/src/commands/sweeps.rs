@@ -63,9 +63,12 @@ pub struct StatusArgs {
     pub sweep: Option<String>,
     #[command(flatten)]
     pub coordinator: CoordinatorArgs,
-    /// Follow the sweep's progress until it finishes.
+    /// Follow the sweep's progress until it finishes, with its table as results arrive.
     #[arg(long, requires = "sweep")]
     pub watch: bool,
+    /// With --watch: the progress line only, without the table.
+    #[arg(long, requires = "watch")]
+    pub no_table: bool,
 }
 
 pub(crate) fn format_duration(seconds: f64) -> String {
@@ -152,8 +155,20 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             .await
             .map_err(|s| explain(s, url))?
             .into_inner();
+        // The table is printed again when a job starts, ends or fails, not
+        // at every epoch report.
+        let mut shown = None;
         while let Some(update) = stream.next().await {
-            println!("{}", describe(&update.map_err(|s| explain(s, url))?));
+            let update = update.map_err(|s| explain(s, url))?;
+            println!("{}", describe(&update));
+            let states = (update.running, update.succeeded, update.failed, update.cancelled);
+            if !args.no_table && shown != Some(states) {
+                shown = Some(states);
+                match super::table::live_table(&args.coordinator, &update.name).await {
+                    Ok(table) => print!("{table}"),
+                    Err(error) => println!("(no table: {error:#})"),
+                }
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }

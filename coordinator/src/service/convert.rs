@@ -5,7 +5,8 @@ use tonic::Status;
 use widesweep_proto::v1 as pb;
 
 use super::error::missing;
-use crate::store::{CheckpointRef, EpochMetrics, JobConfig, JobRow, LeasedJob, SweepSummary};
+use crate::spec::Recipe;
+use crate::store::{CheckpointRef, EpochMetrics, JobConfig, JobEpoch, JobRow, LeasedJob, ResultRow, SweepSummary};
 
 pub(crate) fn sweep_status(s: &SweepSummary) -> pb::SweepStatus {
     pb::SweepStatus {
@@ -76,6 +77,123 @@ fn cell_config(c: &JobConfig) -> pb::CellConfig {
             reset_momentum_on_drop: r.reset_momentum_on_drop,
         }),
     }
+}
+
+pub(crate) fn result_row(row: &ResultRow) -> pb::JobResultRow {
+    pb::JobResultRow {
+        job_id: row.job_id,
+        sweep: row.sweep.clone(),
+        cell_hash: row.cell_hash.clone(),
+        config: Some(cell_config(&row.config)),
+        depth_convention: row.depth_convention.clone(),
+        params: row.params,
+        forward_macs: row.forward_macs,
+        in_spec: row.in_spec,
+        status: row.status.clone(),
+        attempt: row.attempt,
+        epochs_done: row.epochs_done,
+        final_train_loss: row.final_train_loss,
+        final_train_error: row.final_train_error,
+        final_test_loss: row.final_test_loss,
+        final_test_error: row.final_test_error,
+        best_test_error: row.best_test_error,
+        train_seconds: row.train_seconds,
+        mean_epoch_seconds: row.mean_epoch_seconds,
+        recorded_seconds: row.recorded_seconds,
+        created_at_ms: row.created_at_ms,
+        started_at_ms: row.started_at_ms,
+        finished_at_ms: row.finished_at_ms,
+        last_error: row.last_error.clone(),
+    }
+}
+
+pub(crate) fn job_epoch(e: &JobEpoch) -> pb::JobEpoch {
+    let m = &e.metrics;
+    pb::JobEpoch {
+        job_id: e.job_id,
+        metrics: Some(pb::EpochMetrics {
+            epoch: m.epoch,
+            train_loss: m.train_loss,
+            train_error: m.train_error,
+            test_loss: m.test_loss,
+            test_error: m.test_error,
+            lr: m.lr,
+            epoch_seconds: m.epoch_seconds,
+            images_per_second: m.images_per_second,
+        }),
+    }
+}
+
+/// A job of a `ListResults` page, as the report layer reads it (the
+/// client side of [`result_row`]).
+pub fn result_row_from_proto(row: pb::JobResultRow) -> Result<ResultRow, Status> {
+    let config = row.config.ok_or_else(|| missing("jobs.config"))?;
+    let recipe = config.recipe.ok_or_else(|| missing("jobs.config.recipe"))?;
+    Ok(ResultRow {
+        job_id: row.job_id,
+        sweep: row.sweep,
+        cell_hash: row.cell_hash,
+        config: JobConfig {
+            block: config.block,
+            deepening: config.deepening,
+            blocks_per_group: config.blocks_per_group,
+            depth: config.depth,
+            width: config.width,
+            dropout: config.dropout,
+            dataset: config.dataset,
+            seed: config.seed,
+            recipe: Recipe {
+                epochs: recipe.epochs,
+                batch_size: recipe.batch_size,
+                lr: recipe.lr,
+                lr_milestones: recipe.lr_milestones,
+                lr_gamma: recipe.lr_gamma,
+                momentum: recipe.momentum,
+                nesterov: recipe.nesterov,
+                weight_decay: recipe.weight_decay,
+                reset_momentum_on_drop: recipe.reset_momentum_on_drop,
+                train_subset: recipe.train_subset,
+                checkpoint_every: recipe.checkpoint_every,
+            },
+        },
+        depth_convention: row.depth_convention,
+        params: row.params,
+        forward_macs: row.forward_macs,
+        in_spec: row.in_spec,
+        status: row.status,
+        attempt: row.attempt,
+        epochs_done: row.epochs_done,
+        final_train_loss: row.final_train_loss,
+        final_train_error: row.final_train_error,
+        final_test_loss: row.final_test_loss,
+        final_test_error: row.final_test_error,
+        best_test_error: row.best_test_error,
+        train_seconds: row.train_seconds,
+        mean_epoch_seconds: row.mean_epoch_seconds,
+        recorded_seconds: row.recorded_seconds,
+        created_at_ms: row.created_at_ms,
+        started_at_ms: row.started_at_ms,
+        finished_at_ms: row.finished_at_ms,
+        last_error: row.last_error,
+    })
+}
+
+/// An epoch of a `ListResults` page (the client side of [`job_epoch`]).
+pub fn job_epoch_from_proto(e: pb::JobEpoch) -> Result<JobEpoch, Status> {
+    let m = e.metrics.ok_or_else(|| missing("epochs.metrics"))?;
+    Ok(JobEpoch {
+        job_id: e.job_id,
+        metrics: EpochMetrics {
+            epoch: m.epoch,
+            train_loss: m.train_loss,
+            train_error: m.train_error,
+            test_loss: m.test_loss,
+            test_error: m.test_error,
+            lr: m.lr,
+            epoch_seconds: m.epoch_seconds,
+            images_per_second: m.images_per_second,
+        },
+    })
 }
 
 pub(crate) fn leased_job(job: &LeasedJob) -> pb::Job {

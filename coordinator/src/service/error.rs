@@ -20,7 +20,12 @@ impl From<StoreError> for Status {
                 Status::failed_precondition(error.to_string())
             }
             StoreError::BadUrl(_) => Status::invalid_argument(error.to_string()),
-            StoreError::Database(_) | StoreError::Migrate(_) | StoreError::Corrupt(_) => {
+            StoreError::Database(_)
+            | StoreError::Migrate(_)
+            | StoreError::Corrupt(_)
+            | StoreError::SchemaVersion { .. }
+            | StoreError::NotWidesweep { .. }
+            | StoreError::NoDatabaseFile { .. } => {
                 tracing::error!(%error, "store error");
                 Status::internal("internal database error (see the coordinator's log)")
             }

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use widesweep_proto::v1 as pb;
 use widesweep_proto::v1::sweep_service_server::SweepService;
 
-use super::convert::{job_error, sweep_status};
+use super::convert::{job_epoch, job_error, result_row, sweep_status};
 use crate::spec::Spec;
 use crate::store::{NewSweep, Store, SweepAction, now_ms};
 
@@ -18,6 +18,10 @@ use crate::store::{NewSweep, Store, SweepAction, now_ms};
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// Upper bound on attempts, so a typo cannot make a job retry forever.
 const MAX_ATTEMPTS_LIMIT: u32 = 100;
+/// Jobs per `ListResults` page (a few hundred bytes each).
+const RESULT_JOBS_PER_PAGE: usize = 500;
+/// Epochs per `ListResults` page (under a hundred bytes each).
+const RESULT_EPOCHS_PER_PAGE: usize = 5_000;
 /// Largest spec text accepted.
 const MAX_SPEC_BYTES: usize = 1024 * 1024;
 /// Failed jobs listed by GetSweep.
@@ -155,9 +159,36 @@ impl SweepService for Sweeps {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+
+    type ListResultsStream = ResultsStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn list_results(
+        &self,
+        request: Request<pb::ListResultsRequest>,
+    ) -> Result<Response<Self::ListResultsStream>, Status> {
+        let pages = self.result_pages(request.into_inner()).await?;
+        Ok(Response::new(Box::pin(tokio_stream::iter(pages.into_iter().map(Ok)))))
+    }
 }
 
+type ResultsStream = Pin<Box<dyn Stream<Item = Result<pb::ResultsPage, Status>> + Send>>;
+
 impl Sweeps {
+    /// Pages of a sweep's results, jobs first; the pages of the messages
+    /// stay far below the message size limit whatever the sweep's size.
+    pub(super) async fn result_pages(&self, request: pb::ListResultsRequest) -> Result<Vec<pb::ResultsPage>, Status> {
+        let rows = self.store.sweep_results(&request.sweep).await?;
+        let epochs = if request.include_epochs { self.store.sweep_epochs(&request.sweep).await? } else { Vec::new() };
+        let job_pages = rows
+            .chunks(RESULT_JOBS_PER_PAGE)
+            .map(|jobs| pb::ResultsPage { jobs: jobs.iter().map(result_row).collect(), epochs: Vec::new() });
+        let epoch_pages = epochs
+            .chunks(RESULT_EPOCHS_PER_PAGE)
+            .map(|epochs| pb::ResultsPage { jobs: Vec::new(), epochs: epochs.iter().map(job_epoch).collect() });
+        Ok(job_pages.chain(epoch_pages).collect())
+    }
+
     async fn steer(
         &self,
         request: Request<pb::SweepRef>,

@@ -62,6 +62,15 @@ pub(super) const JOB_INSERT: &str = "INSERT INTO jobs (sweep_id, cell_hash, bloc
      nesterov, weight_decay, reset_momentum_on_drop, train_subset, checkpoint_every, config_json, params, \
      forward_macs, priority, max_attempts, created_at_ms) ";
 
+/// Every job of a sweep ($1, its id) with its sweep's name and the time
+/// of its recorded epochs, in job order (the spec's cell order).
+pub(super) const SWEEP_RESULTS: &str = "SELECT j.*, s.name AS sweep_name, \
+       (SELECT CAST(AVG(e.epoch_seconds) AS DOUBLE PRECISION) FROM epochs e WHERE e.job_id = j.id) \
+           AS mean_epoch_seconds, \
+       (SELECT CAST(SUM(e.epoch_seconds) AS DOUBLE PRECISION) FROM epochs e WHERE e.job_id = j.id) \
+           AS recorded_seconds \
+     FROM jobs j JOIN sweeps s ON s.id = j.sweep_id WHERE j.sweep_id = $1 ORDER BY j.id";
+
 /// Rows per INSERT: 28 binds each stays under both dialects' bind limits.
 pub(super) const INSERT_CHUNK: usize = 500;
 
@@ -132,10 +141,37 @@ macro_rules! impl_store {
             })
         }
 
-        pub(super) fn leased_from_row(row: &$row) -> Result<LeasedJob> {
+        /// A job's hyperparameters and recipe from its `jobs` row.
+        fn job_config_from_row(row: &$row) -> Result<JobConfig> {
             let milestones: String = row.try_get("lr_milestones")?;
             let lr_milestones: Vec<u32> = serde_json::from_str(&milestones)
                 .map_err(|e| StoreError::Corrupt(format!("lr_milestones {milestones:?}: {e}")))?;
+            Ok(JobConfig {
+                block: row.try_get("block")?,
+                deepening: int(row, "deepening")?,
+                blocks_per_group: int(row, "blocks_per_group")?,
+                depth: int(row, "depth")?,
+                width: int(row, "width")?,
+                dropout: row.try_get("dropout")?,
+                dataset: row.try_get("dataset")?,
+                seed: int(row, "seed")?,
+                recipe: Recipe {
+                    epochs: int(row, "epochs")?,
+                    batch_size: int(row, "batch_size")?,
+                    lr: row.try_get("lr")?,
+                    lr_milestones,
+                    lr_gamma: row.try_get("lr_gamma")?,
+                    momentum: row.try_get("momentum")?,
+                    nesterov: row.try_get::<i64, _>("nesterov")? != 0,
+                    weight_decay: row.try_get("weight_decay")?,
+                    reset_momentum_on_drop: row.try_get::<i64, _>("reset_momentum_on_drop")? != 0,
+                    train_subset: int(row, "train_subset")?,
+                    checkpoint_every: int(row, "checkpoint_every")?,
+                },
+            })
+        }
+
+        pub(super) fn leased_from_row(row: &$row) -> Result<LeasedJob> {
             let checkpoint = match opt_int::<i64>(row, "ckpt_id")? {
                 Some(checkpoint_id) => Some(CheckpointRef {
                     checkpoint_id,
@@ -153,31 +189,51 @@ macro_rules! impl_store {
                 max_attempts: int(row, "max_attempts")?,
                 sweep_name: row.try_get("sweep_name")?,
                 cell_hash: row.try_get("cell_hash")?,
-                config: JobConfig {
-                    block: row.try_get("block")?,
-                    deepening: int(row, "deepening")?,
-                    blocks_per_group: int(row, "blocks_per_group")?,
-                    depth: int(row, "depth")?,
-                    width: int(row, "width")?,
-                    dropout: row.try_get("dropout")?,
-                    dataset: row.try_get("dataset")?,
-                    seed: int(row, "seed")?,
-                    recipe: Recipe {
-                        epochs: int(row, "epochs")?,
-                        batch_size: int(row, "batch_size")?,
-                        lr: row.try_get("lr")?,
-                        lr_milestones,
-                        lr_gamma: row.try_get("lr_gamma")?,
-                        momentum: row.try_get("momentum")?,
-                        nesterov: row.try_get::<i64, _>("nesterov")? != 0,
-                        weight_decay: row.try_get("weight_decay")?,
-                        reset_momentum_on_drop: row.try_get::<i64, _>("reset_momentum_on_drop")? != 0,
-                        train_subset: int(row, "train_subset")?,
-                        checkpoint_every: int(row, "checkpoint_every")?,
-                    },
-                },
+                config: job_config_from_row(row)?,
                 lease_expires_at_ms: row.try_get("lease_expires_at_ms")?,
                 checkpoint,
+            })
+        }
+
+        /// A row of [`SWEEP_RESULTS`].
+        fn result_from_row(row: &$row) -> Result<ResultRow> {
+            Ok(ResultRow {
+                job_id: row.try_get("id")?,
+                sweep: row.try_get("sweep_name")?,
+                cell_hash: row.try_get("cell_hash")?,
+                config: job_config_from_row(row)?,
+                depth_convention: row.try_get("depth_convention")?,
+                params: int(row, "params")?,
+                forward_macs: int(row, "forward_macs")?,
+                in_spec: row.try_get::<i64, _>("in_spec")? != 0,
+                status: row.try_get("status")?,
+                attempt: int(row, "attempt")?,
+                epochs_done: int(row, "epochs_done")?,
+                final_train_loss: row.try_get("final_train_loss")?,
+                final_train_error: row.try_get("final_train_error")?,
+                final_test_loss: row.try_get("final_test_loss")?,
+                final_test_error: row.try_get("final_test_error")?,
+                best_test_error: row.try_get("best_test_error")?,
+                train_seconds: row.try_get("train_seconds")?,
+                mean_epoch_seconds: row.try_get("mean_epoch_seconds")?,
+                recorded_seconds: row.try_get::<Option<f64>, _>("recorded_seconds")?.unwrap_or(0.0),
+                created_at_ms: row.try_get("created_at_ms")?,
+                started_at_ms: row.try_get("started_at_ms")?,
+                finished_at_ms: row.try_get("finished_at_ms")?,
+                last_error: row.try_get("last_error")?,
+            })
+        }
+
+        fn epoch_from_row(row: &$row) -> Result<EpochMetrics> {
+            Ok(EpochMetrics {
+                epoch: int(row, "epoch")?,
+                train_loss: row.try_get("train_loss")?,
+                train_error: row.try_get("train_error")?,
+                test_loss: row.try_get("test_loss")?,
+                test_error: row.try_get("test_error")?,
+                lr: row.try_get("lr")?,
+                epoch_seconds: row.try_get("epoch_seconds")?,
+                images_per_second: row.try_get("images_per_second")?,
             })
         }
 
@@ -668,19 +724,33 @@ macro_rules! impl_store {
                     .fetch_all(self.reader())
                     .await?
                     .iter()
-                    .map(|row| {
-                        Ok(EpochMetrics {
-                            epoch: int(row, "epoch")?,
-                            train_loss: row.try_get("train_loss")?,
-                            train_error: row.try_get("train_error")?,
-                            test_loss: row.try_get("test_loss")?,
-                            test_error: row.try_get("test_error")?,
-                            lr: row.try_get("lr")?,
-                            epoch_seconds: row.try_get("epoch_seconds")?,
-                            images_per_second: row.try_get("images_per_second")?,
-                        })
-                    })
+                    .map(epoch_from_row)
                     .collect()
+            }
+
+            async fn sweep_results(&self, sweep: &str) -> Result<Vec<ResultRow>> {
+                let summary = self.summary(sweep).await?;
+                sqlx::query(SWEEP_RESULTS)
+                    .bind(summary.id)
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(result_from_row)
+                    .collect()
+            }
+
+            async fn sweep_epochs(&self, sweep: &str) -> Result<Vec<JobEpoch>> {
+                let summary = self.summary(sweep).await?;
+                sqlx::query(
+                    "SELECT e.* FROM epochs e JOIN jobs j ON j.id = e.job_id \
+                     WHERE j.sweep_id = $1 ORDER BY e.job_id, e.epoch",
+                )
+                .bind(summary.id)
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(|row| Ok(JobEpoch { job_id: row.try_get("job_id")?, metrics: epoch_from_row(row)? }))
+                .collect()
             }
         }
 

@@ -49,6 +49,15 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row in the database: {0}")]
     Corrupt(String),
+    #[error(
+        "{url} holds widesweep schema version {found}, this widesweep reads version {expected}: \
+         start `widesweep serve --db {url}` once to migrate it"
+    )]
+    SchemaVersion { url: String, found: i64, expected: i64 },
+    #[error("{url} is not a widesweep database (it has no migration table)")]
+    NotWidesweep { url: String },
+    #[error("no database file at {path} (from {url}): check the path, or the coordinator's --db")]
+    NoDatabaseFile { url: String, path: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -134,6 +143,13 @@ pub trait Store: Send + Sync + 'static {
     /// succeeded since, by job id, at most `limit`.
     async fn job_errors(&self, sweep: &str, limit: u32) -> Result<Vec<JobRow>>;
     async fn job_epochs(&self, job_id: i64) -> Result<Vec<EpochMetrics>>;
+
+    /// Every job of a sweep (in or out of its spec, whatever its state)
+    /// with hyperparameters, recipe and results, in job order: what
+    /// tables, exports and plots are made of.
+    async fn sweep_results(&self, sweep: &str) -> Result<Vec<ResultRow>>;
+    /// Every recorded epoch of a sweep's jobs, by job then epoch.
+    async fn sweep_epochs(&self, sweep: &str) -> Result<Vec<JobEpoch>>;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,6 +166,45 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
         Ok(Arc::new(PostgresStore::open(url).await?))
     } else {
         Err(StoreError::BadUrl(url.to_string()))
+    }
+}
+
+/// Opens an existing database for reading only: no file is created, no
+/// migration runs, and every connection refuses writes (SQLite opens the
+/// file read-only; PostgreSQL sessions default to read-only transactions).
+/// For commands that only read, such as `widesweep table --db URL`, so that
+/// pointing one at a running sweep's database cannot change it.
+pub async fn open_read_only(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open_read_only(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open_read_only(url).await?))
+    } else {
+        Err(StoreError::BadUrl(url.to_string()))
+    }
+}
+
+/// What a database opened without migrating must answer to be read: its
+/// latest applied migration.
+const SCHEMA_VERSION_SQL: &str = "SELECT MAX(version) FROM _sqlx_migrations";
+
+/// Checks the answer to [`SCHEMA_VERSION_SQL`]: the database must hold this
+/// build's schema, or a newer one (migrations only ever add).
+fn check_schema(
+    url: &str,
+    found: std::result::Result<Option<i64>, sqlx::Error>,
+    migrator: sqlx::migrate::Migrator,
+) -> Result<()> {
+    let expected = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    let found = match found {
+        Ok(found) => found,
+        Err(sqlx::Error::Database(e)) if e.message().contains("_sqlx_migrations") => None,
+        Err(e) => return Err(e.into()),
+    };
+    match found {
+        Some(found) if found >= expected => Ok(()),
+        Some(found) => Err(StoreError::SchemaVersion { url: url.to_string(), found, expected }),
+        None => Err(StoreError::NotWidesweep { url: url.to_string() }),
     }
 }
 

@@ -195,3 +195,49 @@ pub struct JobRow {
     pub final_test_error: Option<f64>,
     pub last_error: Option<String>,
 }
+
+/// One job of a sweep as tables, exports and plots read it: its
+/// hyperparameters and recipe, its queue state and its results. Reports
+/// aggregate these rows client-side, whether they came from the database
+/// or from a coordinator.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResultRow {
+    pub job_id: i64,
+    pub sweep: String,
+    pub cell_hash: String,
+    /// Hyperparameters, dataset, seed and recipe.
+    pub config: JobConfig,
+    /// How the spec counted `depth` (conv-layers or nominal).
+    pub depth_convention: String,
+    pub params: u64,
+    /// Multiply-accumulates of one forward pass of one image.
+    pub forward_macs: u64,
+    /// False once a resubmitted spec no longer contains the job.
+    pub in_spec: bool,
+    /// pending | running | succeeded | failed | cancelled
+    pub status: String,
+    pub attempt: u32,
+    pub epochs_done: u32,
+    pub final_train_loss: Option<f64>,
+    pub final_train_error: Option<f64>,
+    pub final_test_loss: Option<f64>,
+    pub final_test_error: Option<f64>,
+    pub best_test_error: Option<f64>,
+    /// Training time of the successful attempt, as the worker measured it.
+    pub train_seconds: Option<f64>,
+    /// Mean seconds per recorded epoch; `None` before the first report.
+    pub mean_epoch_seconds: Option<f64>,
+    /// Seconds of every recorded epoch added up (running jobs included).
+    pub recorded_seconds: f64,
+    pub created_at_ms: Millis,
+    pub started_at_ms: Option<Millis>,
+    pub finished_at_ms: Option<Millis>,
+    pub last_error: Option<String>,
+}
+
+/// One recorded epoch of a job: a point of its learning curve.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobEpoch {
+    pub job_id: i64,
+    pub metrics: EpochMetrics,
+}

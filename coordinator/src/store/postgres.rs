@@ -2,11 +2,11 @@
 //! database. Claims lock the chosen row with `FOR UPDATE SKIP LOCKED`, so
 //! concurrent claimers never wait on each other nor take the same job.
 
+use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use std::sync::LazyLock;
-
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Transaction};
 
 use super::common::{CLAIM_SET, EPOCH_UPDATE, JOB_COLUMNS, JOB_JOINS, NEXT_PENDING_JOB, impl_store};
@@ -30,6 +30,23 @@ impl PostgresStore {
             .connect(url)
             .await?;
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Connects read-only (see [`super::open_read_only`]): every session
+    /// starts with `default_transaction_read_only`, so any write fails, and
+    /// the schema must already be migrated.
+    pub async fn open_read_only(url: &str) -> super::Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|_| super::StoreError::BadUrl(url.to_string()))?
+            .options([("default_transaction_read_only", "on")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        let found = sqlx::query_scalar(super::SCHEMA_VERSION_SQL).fetch_one(&pool).await;
+        super::check_schema(url, found, sqlx::migrate!("../migrations/postgres"))?;
         Ok(Self { pool })
     }
 

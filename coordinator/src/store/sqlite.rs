@@ -45,6 +45,24 @@ impl SqliteStore {
         Ok(Self { writer, readers })
     }
 
+    /// Opens an existing database file read-only (see [`super::open_read_only`]):
+    /// both pools refuse writes, and the schema must already be migrated.
+    pub async fn open_read_only(url: &str) -> super::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|_| super::StoreError::BadUrl(url.to_string()))?
+            .create_if_missing(false)
+            .read_only(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let path = options.get_filename();
+        if !path.exists() {
+            return Err(super::StoreError::NoDatabaseFile { url: url.to_string(), path: path.display().to_string() });
+        }
+        let readers = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let found = sqlx::query_scalar(super::SCHEMA_VERSION_SQL).fetch_one(&readers).await;
+        super::check_schema(url, found, sqlx::migrate!("../migrations/sqlite"))?;
+        Ok(Self { writer: readers.clone(), readers })
+    }
+
     fn reader(&self) -> &SqlitePool {
         &self.readers
     }

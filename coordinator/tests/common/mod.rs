@@ -93,6 +93,25 @@ pub async fn submit(store: &dyn Store, text: &str, priority: i32, max_attempts: 
         .unwrap()
 }
 
+/// Submits a spec, returning the store's answer (for stores that refuse).
+pub async fn try_submit(store: &dyn Store, text: &str) -> Result<SubmitOutcome, store::StoreError> {
+    let spec = Spec::parse(text).unwrap();
+    let expansion = spec.expand(true).unwrap();
+    store
+        .submit_sweep(
+            &NewSweep {
+                name: &spec.name,
+                dataset: spec.dataset.name(),
+                spec_toml: text,
+                priority: 0,
+                max_attempts: 3,
+                jobs: &expansion.jobs,
+            },
+            1_000,
+        )
+        .await
+}
+
 /// Runs each named async test fn against SQLite and against Postgres.
 #[macro_export]
 macro_rules! contract_tests {

@@ -1,0 +1,173 @@
+//! The grid a reader sees: headers (grouped by column value when the
+//! table has column axes) and one line of cell texts per row.
+
+use super::super::metric::{Metric, format_params};
+use super::super::table::{Cell, Table};
+use crate::report::Agg;
+use crate::report::sql::{QueryResult, SqlValue};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    /// The column value this column belongs to ("k=4"), when the table has
+    /// column axes; consecutive columns of one group share a header.
+    pub group: Option<String>,
+    pub name: String,
+    /// Right-aligned (numbers) rather than left-aligned (labels).
+    pub numeric: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layout {
+    pub title: String,
+    pub columns: Vec<Column>,
+    pub rows: Vec<Vec<String>>,
+    /// Legend and notes printed under the table.
+    pub notes: Vec<String>,
+}
+
+impl Layout {
+    pub fn new(table: &Table) -> Self {
+        let mut columns = Vec::new();
+        let label = |name: &str, numeric| Column { group: None, name: name.to_string(), numeric };
+        for axis in table.row_axes.iter().chain(&table.attribute_axes) {
+            columns.push(label(axis.label(), false));
+        }
+        if table.show_params && table.params_per_row {
+            columns.push(label("params", true));
+        }
+        let baseline = table.baseline.as_ref().map(|(axis, value)| axis.describe(value));
+        let per_column = |group: Option<String>, columns: &mut Vec<Column>| {
+            let column = |name: String| Column { group: group.clone(), name, numeric: true };
+            columns.push(column(table.metric.title().to_string()));
+            if let Some(base) = &baseline {
+                columns.push(column(format!("Δ vs {base}")));
+            }
+            if table.show_params && !table.params_per_row {
+                columns.push(column("params".into()));
+            }
+            if table.show_time {
+                columns.push(column("s/epoch".into()));
+            }
+        };
+        if table.col_axes.is_empty() {
+            per_column(None, &mut columns);
+        } else {
+            for key in &table.columns {
+                let group = table.col_axes.iter().zip(key).map(|(a, v)| a.describe(v)).collect::<Vec<_>>().join(", ");
+                per_column(Some(group), &mut columns);
+            }
+        }
+
+        let rows = table
+            .rows
+            .iter()
+            .map(|row| {
+                let mut line: Vec<String> = row.key.iter().chain(&row.attributes).map(|v| v.to_string()).collect();
+                if table.show_params && table.params_per_row {
+                    line.push(row.params.map_or("-".into(), |p| format_params(p as f64)));
+                }
+                for cell in &row.cells {
+                    line.push(cell_text(table, cell));
+                    if baseline.is_some() {
+                        line.push(delta_text(table, cell));
+                    }
+                    if table.show_params && !table.params_per_row {
+                        line.push(match (cell.jobs(), cell.params) {
+                            (0, _) | (_, None) => "-".into(),
+                            (_, Some(p)) => format_params(p as f64),
+                        });
+                    }
+                    if table.show_time {
+                        line.push(cell.epoch_seconds.map_or("-".into(), |s| format!("{s:.1}")));
+                    }
+                }
+                line
+            })
+            .collect();
+
+        let mut notes = Vec::new();
+        if table.metric != Metric::Params {
+            let spread = if table.shows_spread() { " ± sample std" } else { "" };
+            let absent = table.rows.iter().flat_map(|r| &r.cells).any(|c| c.jobs() == 0);
+            notes.push(format!(
+                "{} {}{spread} over seeds; n = seeds with a result{}",
+                table.agg,
+                table.metric.title(),
+                if absent { "; - = no such cell in the sweep" } else { "" }
+            ));
+        }
+        notes.extend(table.notes.iter().cloned());
+        Self { title: table.title(), columns, rows, notes }
+    }
+}
+
+impl Layout {
+    /// The grid of a query's result: one column per result column.
+    pub fn from_query(result: &QueryResult) -> Self {
+        let numeric = |i: usize| {
+            result.rows.iter().any(|r| r[i].is_number())
+                && result.rows.iter().all(|r| r[i].is_number() || r[i] == SqlValue::Null)
+        };
+        let columns = result
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Column { group: None, name: name.clone(), numeric: numeric(i) })
+            .collect();
+        let rows = result.rows.iter().map(|r| r.iter().map(|v| v.to_string()).collect()).collect();
+        let count = result.rows.len();
+        let notes = vec![format!("({count} row{})", if count == 1 { "" } else { "s" })];
+        Self { title: String::new(), columns, rows, notes }
+    }
+}
+
+fn format_value(table: &Table, value: f64) -> String {
+    match table.agg {
+        Agg::Count => format!("{value:.0}"),
+        _ => table.metric.format(value),
+    }
+}
+
+/// A cell as a reader sees it: "5.73 ±0.12 (n=5)"; "5.80 (n=3/5, 2 running)"
+/// while seeds are missing; "2 running" before any result; "-" where the
+/// sweep has no such cell.
+pub fn cell_text(table: &Table, cell: &Cell) -> String {
+    let jobs = cell.jobs();
+    if jobs == 0 {
+        return "-".into();
+    }
+    if table.metric == Metric::Params {
+        return cell.value.map_or("-".into(), format_params);
+    }
+    let missing = cell.counts.unfinished();
+    let n = cell.n();
+    let Some(value) = cell.value else {
+        return if n == 0 { missing } else { format!("n/a (n={n})") };
+    };
+    let mut text = format_value(table, value);
+    if let Some(spread) = cell.spread {
+        text.push_str(&format!(" ±{}", table.metric.format(spread)));
+    }
+    if n == jobs {
+        text.push_str(&format!(" (n={n})"));
+    } else if missing.is_empty() {
+        // Succeeded jobs without this metric (a worker that did not report it).
+        text.push_str(&format!(" (n={n}/{jobs})"));
+    } else {
+        text.push_str(&format!(" (n={n}/{jobs}, {missing})"));
+    }
+    text
+}
+
+fn delta_text(table: &Table, cell: &Cell) -> String {
+    if cell.is_baseline {
+        return "base".into();
+    }
+    match cell.delta {
+        Some(delta) => {
+            let sign = if delta < 0.0 { "-" } else { "+" };
+            format!("{sign}{}", format_value(table, delta.abs()))
+        }
+        None => "-".into(),
+    }
+}

@@ -1,0 +1,654 @@
+//! The results layer over real databases: tables of a sweep with known
+//! results in every format, running and missing cells, baselines, exports,
+//! plots, and the read-only guarantee of `widesweep sql` on both backends.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::TestDb;
+use widesweep_coordinator::report::export::{ExportFormat, export};
+use widesweep_coordinator::report::plot::{PlotKind, PlotOptions, plot_data, write_plot};
+use widesweep_coordinator::report::sql::{SqlError, SqlValue, query};
+use widesweep_coordinator::report::table::parse_assignment;
+use widesweep_coordinator::report::{Axis, Format, ReportError, TableOptions, build, default_table, render};
+use widesweep_coordinator::store::{self, EpochMetrics, JobResult, LeasedJob, Store, StoreError};
+
+const LEASE: i64 = 60_000;
+
+fn quickstart_spec() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/quickstart.toml")).unwrap()
+}
+
+/// The known final test error of a quickstart job, as a fraction: each
+/// cell has a base error and seed 2 is worse by a fixed step, so that
+/// medians and standard deviations are known in advance.
+fn known_error(job: &LeasedJob) -> f64 {
+    let c = &job.config;
+    let (base, step) = match (c.block.as_str(), c.width) {
+        ("B(3,3)", 1) => (0.1210, 0.0040),
+        ("B(3,3)", 2) => (0.1050, 0.0080),
+        ("B(1,3,1)", 1) => (0.1400, 0.0040),
+        ("B(1,3,1)", 2) => (0.1150, 0.0020),
+        other => panic!("no quickstart cell {other:?}"),
+    };
+    base + (c.seed as f64 - 1.0) * step
+}
+
+/// Seconds per epoch: wider and deeper blocks cost more.
+fn known_epoch_seconds(job: &LeasedJob) -> f64 {
+    1.0 + 0.5 * job.config.width as f64 + if job.config.block == "B(3,3)" { 0.0 } else { 0.3 }
+}
+
+fn epoch(job: &LeasedJob, epoch: u32, test_error: f64) -> EpochMetrics {
+    EpochMetrics {
+        epoch,
+        train_loss: 0.5 / epoch as f64,
+        train_error: test_error * 0.8,
+        test_loss: 0.6 / epoch as f64,
+        test_error,
+        lr: 0.05,
+        epoch_seconds: known_epoch_seconds(job),
+        images_per_second: 4096.0 / known_epoch_seconds(job),
+    }
+}
+
+/// Trains (in name only) a leased job to its known result: two epochs,
+/// the first 5 points worse than the last.
+async fn finish(store: &dyn Store, job: &LeasedJob) {
+    let error = known_error(job);
+    store.report_epoch(job.fence(), &epoch(job, 1, error + 0.05), LEASE, 2_000).await.unwrap();
+    let last = epoch(job, 2, error);
+    let result =
+        JobResult { final_metrics: last, best_test_error: error, train_seconds: 2.0 * known_epoch_seconds(job) };
+    store.complete_job(job.fence(), &result, 3_000).await.unwrap();
+}
+
+/// Submits the quickstart and runs every job but the `leave` last ones.
+async fn quickstart(store: &dyn Store, leave: usize) -> Vec<LeasedJob> {
+    let outcome = common::submit(store, &quickstart_spec(), 0, 3).await;
+    assert_eq!(outcome.new, 8);
+    let worker = store.register_worker("test", &["cpu".into()], "t", 1_000).await.unwrap();
+    let mut left = Vec::new();
+    for i in 0..8 {
+        let job = store.lease_job(worker, "cpu", LEASE, 1_000).await.unwrap().unwrap();
+        if i < 8 - leave {
+            finish(store, &job).await;
+        } else {
+            left.push(job);
+        }
+    }
+    left
+}
+
+/// Submits `spec` and runs every job to its known result.
+async fn run_all(store: &dyn Store, spec: &str) {
+    // A higher priority than the quickstart's: its own jobs are leased first.
+    let outcome = common::submit(store, spec, 1, 3).await;
+    let worker = store.register_worker("test", &["cpu".into()], "t", 1_000).await.unwrap();
+    for _ in 0..outcome.new {
+        let job = store.lease_job(worker, "cpu", LEASE, 1_000).await.unwrap().unwrap();
+        finish(store, &job).await;
+    }
+}
+
+fn table(rows: &[store::ResultRow], options: &TableOptions, format: Format) -> String {
+    render(&build(rows, options).unwrap(), format)
+}
+
+const QUICKSTART_TEXT: &str = "\
+quickstart on fashion-mnist: test error (%), median over seeds
+┌──────────┬───────┬───────────────────┬────────┬─────────┬───────────────────┬────────┬─────────┐
+│ block    ┆ depth ┆ k=1               ┆ k=1    ┆ k=1     ┆ k=2               ┆ k=2    ┆ k=2     │
+│          ┆       ┆ test error (%)    ┆ params ┆ s/epoch ┆ test error (%)    ┆ params ┆ s/epoch │
+╞══════════╪═══════╪═══════════════════╪════════╪═════════╪═══════════════════╪════════╪═════════╡
+│ B(3,3)   ┆ 10    ┆ 12.30 ±0.28 (n=2) ┆  77.6k ┆     1.5 ┆ 10.90 ±0.57 (n=2) ┆ 303.4k ┆     2.0 │
+│ B(1,3,1) ┆ 13    ┆ 14.20 ±0.28 (n=2) ┆  60.6k ┆     1.8 ┆ 11.60 ±0.14 (n=2) ┆ 239.4k ┆     2.3 │
+└──────────┴───────┴───────────────────┴────────┴─────────┴───────────────────┴────────┴─────────┘
+median test error (%) ± sample std over seeds; n = seeds with a result
+";
+
+const QUICKSTART_MARKDOWN: &str = "\
+quickstart on fashion-mnist: test error (%), median over seeds
+
+| block | depth | k=1 test error (%) | k=1 params | k=1 s/epoch | k=2 test error (%) | k=2 params | k=2 s/epoch |
+|:---|:---|---:|---:|---:|---:|---:|---:|
+| B(3,3) | 10 | 12.30 ±0.28 (n=2) | 77.6k | 1.5 | 10.90 ±0.57 (n=2) | 303.4k | 2.0 |
+| B(1,3,1) | 13 | 14.20 ±0.28 (n=2) | 60.6k | 1.8 | 11.60 ±0.14 (n=2) | 239.4k | 2.3 |
+
+- median test error (%) ± sample std over seeds; n = seeds with a result
+";
+
+const QUICKSTART_CSV: &str = "\
+block,width,depth,metric,agg,value,std,n,jobs,succeeded,running,pending,failed,cancelled,params,epoch_seconds,job_ids
+\"B(3,3)\",1,10,test_error,median,12.3,0.282842712475,2,2,2,0,0,0,0,77562,1.5,\"[1,2]\"
+\"B(3,3)\",2,10,test_error,median,10.9,0.565685424949,2,2,2,0,0,0,0,303418,2.0,\"[3,4]\"
+\"B(1,3,1)\",1,13,test_error,median,14.2,0.282842712475,2,2,2,0,0,0,0,60634,1.8,\"[5,6]\"
+\"B(1,3,1)\",2,13,test_error,median,11.6,0.141421356237,2,2,2,0,0,0,0,239354,2.3,\"[7,8]\"
+";
+
+const QUICKSTART_LATEX: &str = r"% widesweep table; needs \usepackage{booktabs}
+\begin{table}[t]
+\centering
+\caption{quickstart on fashion-mnist: test error (\%), median over seeds}
+\begin{tabular}{llrrrrrr}
+\toprule
+ &  & \multicolumn{3}{c}{k=1} & \multicolumn{3}{c}{k=2} \\
+\cmidrule(lr){3-5} \cmidrule(lr){6-8}
+block & depth & test error (\%) & params & s/epoch & test error (\%) & params & s/epoch \\
+\midrule
+B(3,3) & 10 & 12.30 $\pm$0.28 (n=2) & 77.6k & 1.5 & 10.90 $\pm$0.57 (n=2) & 303.4k & 2.0 \\
+B(1,3,1) & 13 & 14.20 $\pm$0.28 (n=2) & 60.6k & 1.8 & 11.60 $\pm$0.14 (n=2) & 239.4k & 2.3 \\
+\bottomrule
+\end{tabular}
+\end{table}
+% median test error (%) ± sample std over seeds; n = seeds with a result
+";
+
+async fn a_finished_sweep_prints_a_paper_table_in_every_format(store: Arc<dyn Store>) {
+    quickstart(&*store, 0).await;
+    // What `widesweep run` prints at the end of a sweep.
+    assert_eq!(default_table(&*store, "quickstart").await.unwrap(), QUICKSTART_TEXT);
+    let rows = store.sweep_results("quickstart").await.unwrap();
+    let options = TableOptions::default();
+    assert_eq!(table(&rows, &options, Format::Text), QUICKSTART_TEXT);
+    assert_eq!(table(&rows, &options, Format::Markdown), QUICKSTART_MARKDOWN);
+    assert_eq!(table(&rows, &options, Format::Csv), QUICKSTART_CSV);
+    assert_eq!(table(&rows, &options, Format::Latex), QUICKSTART_LATEX);
+    check_latex(QUICKSTART_LATEX);
+    let json: serde_json::Value = serde_json::from_str(&table(&rows, &options, Format::Json)).unwrap();
+    assert_eq!(json["rows"], serde_json::json!(["block"]));
+    assert_eq!(json["columns"], serde_json::json!(["width"]));
+    assert_eq!(json["attributes"], serde_json::json!(["depth"]));
+    let cells = json["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 4);
+    assert_eq!(cells[3]["block"], "B(1,3,1)");
+    assert_eq!(cells[3]["width"], 2);
+    assert_eq!(cells[3]["value"], 11.6);
+    assert_eq!(cells[3]["params"], 239_354);
+    assert_eq!(cells[3]["n"], 2);
+
+    // The axes can be chosen, and the metric and the aggregate.
+    let transposed = TableOptions { rows: Some(vec![Axis::Width]), cols: Some(vec![Axis::Block]), ..options.clone() };
+    let text = table(&rows, &transposed, Format::Markdown);
+    assert!(text.contains("| k | B(3,3) test error (%) |"), "{text}");
+    assert!(text.contains("depth also varies (10, 13) with the columns"), "{text}");
+    let best =
+        TableOptions { metric: "best_test_error".parse().unwrap(), agg: "min".parse().unwrap(), ..options.clone() };
+    let text = table(&rows, &best, Format::Markdown);
+    assert!(text.contains("min best test error (%) over seeds") && text.contains("| 12.10 (n=2) |"), "{text}");
+    let params = TableOptions { metric: "params".parse().unwrap(), ..options.clone() };
+    let text = table(&rows, &params, Format::Markdown);
+    assert!(text.contains("| B(3,3) | 10 | 77.6k | 1.5 | 303.4k | 2.0 |"), "{text}");
+    // Per seed, each cell has one value: its std is undefined, not zero.
+    let per_seed = TableOptions {
+        rows: Some(vec![Axis::Block, Axis::Width]),
+        cols: Some(vec![Axis::Seed]),
+        agg: "std".parse().unwrap(),
+        extras: false,
+        ..options.clone()
+    };
+    let text = table(&rows, &per_seed, Format::Markdown);
+    assert!(text.contains("| B(3,3) | 1 | 10 | n/a (n=1) | n/a (n=1) |"), "{text}");
+    let count = TableOptions { agg: "count".parse().unwrap(), extras: false, ..options.clone() };
+    assert!(table(&rows, &count, Format::Markdown).contains("| B(3,3) | 10 | 2 (n=2) | 2 (n=2) |"));
+}
+
+async fn baselines_add_the_difference_to_the_baseline_cell(store: Arc<dyn Store>) {
+    quickstart(&*store, 0).await;
+    let rows = store.sweep_results("quickstart").await.unwrap();
+    let by_block = TableOptions {
+        baseline: Some(parse_assignment("block=b(3, 3)", "--baseline").unwrap()),
+        extras: false,
+        ..TableOptions::default()
+    };
+    let text = table(&rows, &by_block, Format::Markdown);
+    assert!(text.contains("| k=1 test error (%) | k=1 Δ vs B(3,3) |"), "{text}");
+    assert!(text.contains("| B(3,3) | 10 | 12.30 ±0.28 (n=2) | base | 10.90 ±0.57 (n=2) | base |"), "{text}");
+    assert!(text.contains("| B(1,3,1) | 13 | 14.20 ±0.28 (n=2) | +1.90 | 11.60 ±0.14 (n=2) | +0.70 |"), "{text}");
+    // A column axis works the same way.
+    let by_width = TableOptions { baseline: Some((Axis::Width, "2".into())), extras: false, ..TableOptions::default() };
+    let built = build(&rows, &by_width).unwrap();
+    let deltas: Vec<Option<f64>> =
+        built.rows[0].cells.iter().map(|c| c.delta.map(|d| (d * 100.0).round() / 100.0)).collect();
+    assert_eq!(deltas, [Some(1.4), Some(0.0)]);
+    assert!(built.rows[0].cells[1].is_baseline);
+    let json: serde_json::Value = serde_json::from_str(&render(&built, Format::Json)).unwrap();
+    assert_eq!(json["baseline"], serde_json::json!({"axis": "width", "value": 2}));
+    assert_eq!(json["cells"][0]["delta"], 1.4);
+
+    let error = |options: TableOptions| build(&rows, &options).unwrap_err().to_string();
+    let missing = error(TableOptions { baseline: Some((Axis::Block, "B(3,1)".into())), ..TableOptions::default() });
+    assert_eq!(missing, "--baseline block=B(3,1) matches nothing: the values of block are B(3,3), B(1,3,1)");
+    let elsewhere = error(TableOptions { baseline: Some((Axis::Dropout, "0".into())), ..TableOptions::default() });
+    assert!(elsewhere.contains("neither a row axis (block) nor a column axis (width)"), "{elsewhere}");
+}
+
+async fn running_failed_and_missing_cells_are_marked_never_dropped(store: Arc<dyn Store>) {
+    let left = quickstart(&*store, 3).await;
+    // One job trains (an epoch reported), one failed, one waits in the queue.
+    store.report_epoch(left[0].fence(), &epoch(&left[0], 1, 0.2), LEASE, 2_000).await.unwrap();
+    store.fail_job(left[1].fence(), "CUDA out of memory\\nat layer 3", false, 2_000).await.unwrap();
+    store.release_job(left[2].fence(), 2_000).await.unwrap();
+    let rows = store.sweep_results("quickstart").await.unwrap();
+    let running = rows.iter().find(|r| r.job_id == left[0].job_id).unwrap();
+    assert_eq!((running.status.as_str(), running.epochs_done, running.recorded_seconds), ("running", 1, 1.8));
+    let text = table(&rows, &TableOptions::default(), Format::Markdown);
+    assert!(
+        text.contains("| B(1,3,1) | 13 | 14.00 (n=1/2, 1 running) | 60.6k | 1.8 | 1 pending, 1 failed | 239.4k | - |"),
+        "{text}"
+    );
+    assert!(text.contains("- 5 of 8 jobs have a result; 1 running, 1 pending, 1 failed"), "{text}");
+    assert!(text.contains(&format!("- job {} (seed 1) failed: CUDA out of memory\\n", left[1].job_id)), "{text}");
+
+    // A cell the grid excludes is marked "-", never left out.
+    let spec = "name = \"holes\"\ndataset = \"fashion-mnist\"\nseeds = [1]\n[recipe]\nepochs = 2\nlr_milestones = []\n\
+                [grid]\nblock = [\"B(3,3)\", \"B(1,3,1)\"]\nblocks_per_group = [1]\nwidth = [1, 2]\n\
+                [[exclude]]\nblock = \"B(1,3,1)\"\nwidth = 2\n";
+    run_all(&*store, spec).await;
+    let rows = store.sweep_results("holes").await.unwrap();
+    let text = table(&rows, &TableOptions { extras: false, ..TableOptions::default() }, Format::Markdown);
+    assert!(text.contains("| B(1,3,1) | 13 | 14.00 (n=1) | - |"), "{text}");
+    assert!(text.contains("- = no such cell in the sweep"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&table(&rows, &TableOptions::default(), Format::Json)).unwrap();
+    assert_eq!(json["cells"].as_array().unwrap().len(), 4, "the absent cell is a record too");
+    assert_eq!(json["cells"][3]["jobs"], 0);
+}
+
+async fn cells_never_pool_datasets_or_other_hyperparameters(store: Arc<dyn Store>) {
+    quickstart(&*store, 0).await;
+    run_all(
+        &*store,
+        &quickstart_spec().replace("name = \"quickstart\"", "name = \"qs-mnist\"").replace("fashion-mnist", "mnist"),
+    )
+    .await;
+    let rows =
+        widesweep_coordinator::report::load_rows(&*store, &["quickstart".into(), "qs-mnist".into()]).await.unwrap();
+    // By default the dataset becomes an axis: Table 4's layout.
+    let built = build(&rows, &TableOptions { extras: false, ..TableOptions::default() }).unwrap();
+    assert_eq!((built.row_axes.clone(), built.col_axes.clone()), (vec![Axis::Block, Axis::Width], vec![Axis::Dataset]));
+    let text = render(&built, Format::Markdown);
+    assert!(text.starts_with("quickstart + qs-mnist on fashion-mnist + mnist: test error (%)"), "{text}");
+    assert!(text.contains("| block | k | depth | fashion-mnist test error (%) | mnist test error (%) |"), "{text}");
+    // Naming rows and columns that leave the dataset out is refused...
+    let mixed = build(
+        &rows,
+        &TableOptions { rows: Some(vec![Axis::Block]), cols: Some(vec![Axis::Width]), ..TableOptions::default() },
+    )
+    .unwrap_err();
+    assert!(matches!(mixed, ReportError::MixedCell { axis: "dataset", .. }), "{mixed}");
+    assert_eq!(
+        mixed.to_string(),
+        "cell block=B(3,3), width=1 would pool jobs that differ in dataset (fashion-mnist, mnist), not only in their \
+         seed: name dataset in --rows or --cols, or keep one value with --where dataset=VALUE"
+    );
+    // ...unless a filter keeps one dataset.
+    let one = TableOptions {
+        rows: Some(vec![Axis::Block]),
+        cols: Some(vec![Axis::Width]),
+        filters: vec![(Axis::Dataset, vec!["mnist".into()])],
+        ..TableOptions::default()
+    };
+    assert!(build(&rows, &one).is_ok());
+    let nothing = TableOptions { filters: vec![(Axis::Width, vec!["3".into()])], ..TableOptions::default() };
+    assert_eq!(
+        build(&rows, &nothing).unwrap_err().to_string(),
+        "--where width=3 matches nothing: the values of width are 1, 2"
+    );
+
+    // A resubmitted spec with another recipe leaves its old jobs out of the
+    // table unless asked; asked, the recipe must be an axis.
+    let longer = quickstart_spec().replace("epochs = 2", "epochs = 3");
+    run_all(&*store, &longer).await;
+    let rows = store.sweep_results("quickstart").await.unwrap();
+    let text = table(&rows, &TableOptions::default(), Format::Markdown);
+    assert!(text.contains("8 job(s) no longer in the sweep's spec are left out"), "{text}");
+    let all = TableOptions { include_out_of_spec: true, ..TableOptions::default() };
+    let built = build(&rows, &all).unwrap();
+    assert_eq!(built.col_axes, [Axis::Recipe], "block, width, recipe: the last becomes the columns");
+    let text = render(&built, Format::Markdown);
+    assert!(text.contains("| epochs=2 test error (%) |") && text.contains("| epochs=3 test error (%) |"), "{text}");
+    let refused = build(&rows, &TableOptions { rows: Some(vec![Axis::Block, Axis::Width]), cols: Some(vec![]), ..all });
+    assert!(matches!(refused, Err(ReportError::MixedCell { axis: "recipe", .. })), "{refused:?}");
+}
+
+async fn exports_have_one_row_per_job_or_per_epoch(store: Arc<dyn Store>) {
+    quickstart(&*store, 1).await;
+    let rows = store.sweep_results("quickstart").await.unwrap();
+    let mut csv = Vec::new();
+    assert_eq!(export(&rows, None, ExportFormat::Csv, &mut csv).unwrap(), 8);
+    let csv = String::from_utf8(csv).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 9);
+    assert_eq!(
+        lines[0],
+        "sweep,job_id,cell_hash,status,in_spec,block,l,blocks_per_group,depth,depth_convention,width,dropout,dataset,\
+         seed,epochs,batch_size,lr,lr_milestones,lr_gamma,momentum,nesterov,weight_decay,reset_momentum_on_drop,\
+         train_subset,checkpoint_every,params,forward_macs,attempt,epochs_done,final_train_loss,final_train_error,\
+         final_test_loss,final_test_error,best_test_error,train_seconds,epoch_seconds,gpu_hours,created_at_ms,\
+         started_at_ms,finished_at_ms,last_error"
+    );
+    assert!(
+        lines[1].starts_with("quickstart,1,")
+            && lines[1].contains(",succeeded,true,\"B(3,3)\",2,1,10,conv-layers,1,0.0,fashion-mnist,1,2,64,0.05,[],"),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[8].contains(",running,"), "the unfinished job is exported too: {}", lines[8]);
+
+    let epochs = store.sweep_epochs("quickstart").await.unwrap();
+    assert_eq!(epochs.len(), 7 * 2, "two epochs of each finished job");
+    let mut jsonl = Vec::new();
+    assert_eq!(export(&rows, Some(&epochs), ExportFormat::Jsonl, &mut jsonl).unwrap(), 14);
+    let records: Vec<serde_json::Value> =
+        String::from_utf8(jsonl).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records[0]["epoch"], 1);
+    assert_eq!(records[1]["epoch"], 2);
+    assert_eq!(records[1]["test_error"], records[1]["final_test_error"]);
+    assert_eq!(records[0]["lr_milestones"], serde_json::json!([]));
+    assert_eq!(records[0]["block"], "B(3,3)");
+}
+
+async fn plots_of_both_kinds_render_as_png_and_svg(store: Arc<dyn Store>) {
+    quickstart(&*store, 0).await;
+    let rows = store.sweep_results("quickstart").await.unwrap();
+    let epochs = store.sweep_epochs("quickstart").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for kind in [PlotKind::Curves, PlotKind::MetricVsAxis] {
+        let options = PlotOptions { kind, width: 800, height: 500, ..PlotOptions::default() };
+        let data = plot_data(&rows, &epochs, &options).unwrap();
+        let labels: Vec<&str> = data.series.iter().map(|s| s.label.as_str()).collect();
+        match kind {
+            PlotKind::Curves => {
+                assert_eq!(labels, ["B(3,3) k=1", "B(3,3) k=2", "B(1,3,1) k=1", "B(1,3,1) k=2"]);
+                assert_eq!(
+                    data.series[0].points.iter().map(|p| (p.0, round(p.1))).collect::<Vec<_>>(),
+                    [(1.0, 17.3), (2.0, 12.3)]
+                );
+                assert_eq!(data.x_label, "epoch");
+            }
+            PlotKind::MetricVsAxis => {
+                assert_eq!(labels, ["B(3,3)", "B(1,3,1)"], "error against width, one line per block");
+                assert_eq!(
+                    data.series[1].points.iter().map(|p| (p.0, round(p.1))).collect::<Vec<_>>(),
+                    [(1.0, 14.2), (2.0, 11.6)]
+                );
+                assert_eq!(data.x_label, "width k (widening factor)");
+            }
+        }
+        let png = dir.path().join(format!("{kind:?}.png"));
+        write_plot(&data, &png, 800, 500).unwrap();
+        let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
+        let reader = decoder.read_info().unwrap();
+        assert_eq!((reader.info().width, reader.info().height), (800, 500), "{kind:?}");
+        let svg_path = dir.path().join(format!("{kind:?}.svg"));
+        write_plot(&data, &svg_path, 800, 500).unwrap();
+        let svg = std::fs::read_to_string(&svg_path).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("width=\"800\"") && svg.contains("height=\"500\""));
+        assert!(svg.trim_end().ends_with("</svg>"));
+        for label in labels {
+            assert!(
+                svg.contains(&format!(">{label}<")) || svg.contains(&format!(">\n{label}\n<")),
+                "legend {label} in the SVG"
+            );
+        }
+    }
+    // Along a categorical axis (block), positions are named.
+    let options = PlotOptions { kind: PlotKind::MetricVsAxis, axis: Some(Axis::Block), ..PlotOptions::default() };
+    let data = plot_data(&rows, &epochs, &options).unwrap();
+    assert_eq!(data.x_names.as_deref(), Some(&["B(3,3)".to_string(), "B(1,3,1)".to_string()][..]));
+    let bad = write_plot(&data, &dir.path().join("plot.pdf"), 100, 100).unwrap_err().to_string();
+    assert!(bad.contains(".svg or .png"), "{bad}");
+}
+
+/// ListResults gives the rows and epochs the store gives, page by page.
+async fn list_results_streams_what_the_store_holds(store: Arc<dyn Store>) {
+    use tokio_stream::StreamExt;
+    use widesweep_coordinator::service::{ServerConfig, job_epoch_from_proto, result_row_from_proto, serve};
+    use widesweep_proto::client::ClientOptions;
+    use widesweep_proto::v1 as pb;
+
+    quickstart(&*store, 2).await;
+    // 625 more jobs: more than one page of 500.
+    common::submit(&*store, &common::spec("big", &(1..=25).collect::<Vec<_>>(), &(1..=25).collect::<Vec<_>>()), 0, 3)
+        .await;
+    let artifacts = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let config = ServerConfig { artifacts_dir: artifacts.path().to_path_buf(), ..ServerConfig::default() };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(Arc::clone(&store), config, listener, async {
+        let _ = stopped.await;
+    }));
+    let mut clients = ClientOptions { url, token: None, ca_pem: None }.connect_lazy().unwrap();
+    for (sweep, epochs) in [("quickstart", true), ("big", false)] {
+        let request = pb::ListResultsRequest { sweep: sweep.into(), include_epochs: epochs };
+        let mut pages = clients.sweeps.list_results(request).await.unwrap().into_inner();
+        let (mut rows, mut got_epochs, mut count) = (Vec::new(), Vec::new(), 0);
+        while let Some(page) = pages.next().await {
+            let page = page.unwrap();
+            count += 1;
+            rows.extend(page.jobs.into_iter().map(|j| result_row_from_proto(j).unwrap()));
+            got_epochs.extend(page.epochs.into_iter().map(|e| job_epoch_from_proto(e).unwrap()));
+        }
+        assert_eq!(rows, store.sweep_results(sweep).await.unwrap(), "{sweep}");
+        if epochs {
+            assert_eq!(got_epochs, store.sweep_epochs(sweep).await.unwrap());
+            assert_eq!(count, 2, "one page of jobs, one of epochs");
+        } else {
+            assert!(got_epochs.is_empty());
+            assert_eq!((rows.len(), count), (625, 2), "jobs come in pages of 500");
+        }
+    }
+    let missing = clients
+        .sweeps
+        .list_results(pb::ListResultsRequest { sweep: "nope".into(), include_epochs: false })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+async fn read_only_stores_read_and_refuse_writes(db: &TestDb) {
+    quickstart(&*db.store, 0).await;
+    let reader = store::open_read_only(&db.url).await.unwrap();
+    assert_eq!(reader.sweep_results("quickstart").await.unwrap().len(), 8);
+    let text = default_table(&*reader, "quickstart").await.unwrap();
+    assert_eq!(text, QUICKSTART_TEXT);
+    let refused = common::try_submit(&*reader, &common::spec("more", &[1], &[1])).await;
+    assert!(matches!(refused, Err(StoreError::Database(_))), "{refused:?}");
+    assert!(matches!(reader.sweep_results("nope").await, Err(StoreError::SweepNotFound(_))));
+}
+
+/// The statements `widesweep sql` must refuse, on either backend.
+const REFUSED: [&str; 11] = [
+    "INSERT INTO sweeps (name, dataset, spec_toml, created_at_ms, updated_at_ms) VALUES ('x', 'mnist', '', 0, 0)",
+    "UPDATE jobs SET status = 'failed'",
+    "DELETE FROM epochs",
+    "DROP TABLE checkpoints",
+    "DROP VIEW results",
+    "ATTACH DATABASE 'evil.db' AS evil",
+    "PRAGMA journal_mode = DELETE",
+    "PRAGMA user_version = 7",
+    "CREATE TABLE notes (x INTEGER)",
+    "SELECT 1; DELETE FROM jobs",
+    "SELECT 1;\nUPDATE sweeps SET state = 'cancelled'",
+];
+
+async fn sql_is_read_only(db: &TestDb) {
+    quickstart(&*db.store, 0).await;
+    let timeout = Duration::from_secs(10);
+    let count = || async {
+        let result = query(&db.url, "SELECT (SELECT COUNT(*) FROM jobs) + (SELECT COUNT(*) FROM epochs) AS n", timeout)
+            .await
+            .unwrap();
+        result.rows[0][0].clone()
+    };
+    let before = count().await;
+    assert_eq!(before, SqlValue::Int(8 + 16));
+    for statement in REFUSED {
+        let error = query(&db.url, statement, timeout).await.unwrap_err();
+        assert!(matches!(error, SqlError::Refused { .. } | SqlError::Multiple { .. }), "{statement}: {error}");
+    }
+    // Statements that read at first sight but write are stopped by the
+    // connection itself.
+    let sneaky = match db.store.backend() {
+        store::Backend::Sqlite => {
+            vec!["WITH doomed AS (SELECT id FROM jobs) DELETE FROM epochs WHERE job_id IN doomed"]
+        }
+        store::Backend::Postgres => vec![
+            "WITH doomed AS (DELETE FROM epochs RETURNING job_id) SELECT COUNT(*) FROM doomed",
+            "EXPLAIN ANALYZE DELETE FROM epochs",
+            "SELECT nextval('sweeps_id_seq')",
+            "SELECT set_config('transaction_read_only', 'off', true)",
+        ],
+    };
+    for statement in sneaky {
+        let error = query(&db.url, statement, timeout).await.unwrap_err();
+        assert!(matches!(error, SqlError::Database(_)), "{statement}: {error}");
+        let message = error.to_string();
+        assert!(message.contains("read") || message.contains("readonly"), "{statement}: {message}");
+    }
+    assert_eq!(count().await, before, "nothing changed");
+
+    // A runaway statement is stopped by the timeout.
+    let endless = match db.store.backend() {
+        store::Backend::Sqlite => {
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c"
+        }
+        store::Backend::Postgres => "SELECT pg_sleep(30)",
+    };
+    let started = std::time::Instant::now();
+    let error = query(&db.url, endless, Duration::from_millis(500)).await.unwrap_err();
+    assert!(matches!(error, SqlError::Timeout { .. }), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // Reading works, with typed values.
+    let result = query(
+        &db.url,
+        "SELECT block, width, COUNT(*) AS jobs, AVG(final_test_error) AS mean_error FROM results \
+         WHERE sweep = 'quickstart' GROUP BY block, width ORDER BY block DESC, width",
+        timeout,
+    )
+    .await
+    .unwrap();
+    assert_eq!(result.columns, ["block", "width", "jobs", "mean_error"]);
+    assert_eq!(result.rows.len(), 4);
+    assert_eq!(result.rows[0][..3], [SqlValue::Text("B(3,3)".into()), SqlValue::Int(1), SqlValue::Int(2)]);
+    let SqlValue::Float(mean) = result.rows[0][3] else { panic!("{:?}", result.rows[0][3]) };
+    assert!((mean - 0.123).abs() < 1e-9);
+}
+
+/// Every example query of the README runs on both databases.
+async fn the_documented_queries_run(db: &TestDb) {
+    quickstart(&*db.store, 0).await;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let queries = readme_queries(&readme);
+    assert!(queries.len() >= 5, "the README documents its example queries: {queries:?}");
+    for sql in queries {
+        let sql = sql.replace("'block-types'", "'quickstart'").replace("job_id = 17", "job_id = 1");
+        let result = query(&db.url, &sql, Duration::from_secs(10)).await;
+        let result = result.unwrap_or_else(|e| panic!("{sql}\n{e}"));
+        assert!(!result.rows.is_empty() || sql.contains("'failed'"), "{sql} returned nothing");
+    }
+}
+
+/// The statements of the README's ```sql blocks (one per `;`).
+fn readme_queries(readme: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for block in readme.split("```sql\n").skip(1) {
+        let body = block.split("```").next().unwrap();
+        let mut current = String::new();
+        for line in body.lines() {
+            if line.trim_start().starts_with("--") && current.trim().is_empty() {
+                continue;
+            }
+            current.push_str(line);
+            current.push('\n');
+            if line.trim_end().ends_with(';') {
+                out.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    out
+}
+
+/// The structure of a LaTeX table: balanced braces and environments, and
+/// every row with as many cells as the tabular has columns.
+fn check_latex(latex: &str) {
+    let body: Vec<&str> = latex.lines().filter(|l| !l.starts_with('%')).collect();
+    let mut depth = 0i32;
+    for line in &body {
+        let mut escaped = false;
+        for c in line.chars() {
+            match (escaped, c) {
+                (false, '\\') => escaped = true,
+                (false, '{') => depth += 1,
+                (false, '}') => depth -= 1,
+                (false, '%' | '_' | '#' | '$') if c != '$' || !line.contains("\\pm") => {
+                    panic!("unescaped {c} in {line}")
+                }
+                _ => escaped = false,
+            }
+            assert!(depth >= 0, "unbalanced braces in {line}");
+        }
+    }
+    assert_eq!(depth, 0);
+    let begins: Vec<&&str> = body.iter().filter(|l| l.starts_with("\\begin{")).collect();
+    let ends: Vec<&&str> = body.iter().filter(|l| l.starts_with("\\end{")).collect();
+    assert_eq!(begins.len(), ends.len());
+    let spec = body.iter().find_map(|l| l.strip_prefix("\\begin{tabular}{")).unwrap().trim_end_matches('}');
+    let midrule = body.iter().position(|l| *l == "\\midrule").unwrap();
+    let bottom = body.iter().position(|l| *l == "\\bottomrule").unwrap();
+    for line in &body[midrule - 1..bottom] {
+        if *line == "\\midrule" {
+            continue;
+        }
+        assert!(line.ends_with(" \\\\"), "row ends with \\\\: {line}");
+        assert_eq!(line.matches(" & ").count() + 1, spec.len(), "cells of {line}");
+    }
+}
+
+contract_tests!(
+    a_finished_sweep_prints_a_paper_table_in_every_format,
+    baselines_add_the_difference_to_the_baseline_cell,
+    running_failed_and_missing_cells_are_marked_never_dropped,
+    cells_never_pool_datasets_or_other_hyperparameters,
+    exports_have_one_row_per_job_or_per_epoch,
+    plots_of_both_kinds_render_as_png_and_svg,
+    list_results_streams_what_the_store_holds,
+);
+
+/// Tests that need the database's URL as well as its store.
+macro_rules! url_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_url {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = crate::common::TestDb::sqlite().await;
+                    super::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+        mod postgres_url {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = crate::common::TestDb::postgres().await;
+                    super::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+url_tests!(read_only_stores_read_and_refuse_writes, sql_is_read_only, the_documented_queries_run);
