@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The quickstart: prepares the machine, builds widesweep, and walks the
-# coordinator through the quickstart sweep on the embedded SQLite default:
-# plan it, serve a coordinator, submit the spec (twice: the second submit
-# adds nothing), show its status, and train one of its cells directly on
-# real Fashion-MNIST.
+# The quickstart: prepares the machine, builds widesweep, and runs the
+# quickstart sweep (examples/quickstart.toml: block type x width on real
+# Fashion-MNIST, two seeds per cell) to its table, on the embedded SQLite
+# default, with one worker slot on the CPU.
+#
+# Run it again to see a finished sweep resume: nothing is retrained. Ctrl-C
+# during the run, then run it again: it continues where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,25 +18,7 @@ mkdir -p "$workdir"
 echo "== plan: what the spec expands to, without a database"
 "$bin" plan examples/quickstart.toml
 
-echo "== serve: a coordinator on $workdir/widesweep.db"
-"$bin" serve --db "sqlite://$workdir/widesweep.db" --artifacts "$workdir/artifacts" --listen 127.0.0.1:7070 \
-    2> "$workdir/coordinator.log" &
-coordinator=$!
-trap 'kill $coordinator 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do
-    "$bin" status >/dev/null 2>&1 && break
-    sleep 0.2
-done
-
-echo "== submit (twice: submitting is idempotent)"
-"$bin" submit examples/quickstart.toml
-"$bin" submit examples/quickstart.toml
-
-echo "== status"
-"$bin" status
-"$bin" status quickstart
-
-echo "== train: one cell of the sweep directly, on real Fashion-MNIST"
-"$bin" data fetch fashion-mnist --data-dir "$workdir/data"
-"$bin" train --dataset fashion-mnist --block 'B(3,3)' --blocks-per-group 1 -k 1 --epochs 2 --lr-milestones 1 \
-    --batch-size 16 --lr 0.05 --no-augment --train-subset 1024 --test-subset 500 --data-dir "$workdir/data"
+echo "== run: coordinator, worker and progress in one process; the table at the end"
+echo "   (a second terminal can add a worker: $bin work --coordinator http://127.0.0.1:7070 --devices cpu)"
+"$bin" run examples/quickstart.toml --db "sqlite://$workdir/widesweep.db" --artifacts "$workdir/artifacts" \
+    --data-dir "$workdir/data" --devices cpu

@@ -201,12 +201,9 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let dataset = args.cell.dataset;
     let device = args.device.open()?;
     let options = LoadOptions { official_sizes: !args.allow_unofficial };
-    let mut splits = data::load(dataset, &args.data_dir, options)?;
-    if let Some(n) = args.test_subset {
-        let first: Vec<usize> = (0..n.min(splits.test.len())).collect();
-        splits.test = splits.test.subset(&first);
-    }
-    let spec = RunSpec { config: config.clone(), dataset, recipe, seed: args.seed, train_subset: args.train_subset };
+    let splits = data::load(dataset, &args.data_dir, options)?;
+    let (train_subset, test_subset) = (args.train_subset, args.test_subset);
+    let spec = RunSpec { config: config.clone(), dataset, recipe, seed: args.seed, train_subset, test_subset };
     let splits = Arc::new(splits);
     let mut trainer = match &args.checkpoint {
         Some(path) if args.resume && path.exists() => {

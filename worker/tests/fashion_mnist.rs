@@ -28,7 +28,14 @@ fn a_tiny_wrn_on_real_fashion_mnist_beats_chance_by_far() {
     // and the test error swings widely between seeds.
     let recipe =
         Recipe { epochs: 2, batch_size: 16, lr: 0.05, lr_milestones: vec![1], augment: false, ..Recipe::default() };
-    let spec = RunSpec { config, dataset: Dataset::FashionMnist, recipe, seed: 1, train_subset: Some(1024) };
+    let spec = RunSpec {
+        config,
+        dataset: Dataset::FashionMnist,
+        recipe,
+        seed: 1,
+        train_subset: Some(1024),
+        test_subset: None,
+    };
     let mut trainer = Trainer::new(spec, Arc::new(splits), &Device::Cpu).unwrap();
     trainer.run(&mut Silent).unwrap();
     let m = trainer.history()[1].clone();

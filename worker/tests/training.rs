@@ -23,7 +23,7 @@ fn synthetic(train: usize, test: usize) -> Arc<Splits> {
 fn tiny_spec(dropout: f64, epochs: usize, batch: usize) -> RunSpec {
     let config = WrnConfig::new("B(3,3)".parse().unwrap(), 1, 1, dropout, 3, 10).unwrap();
     let recipe = Recipe { epochs, batch_size: batch, lr: 0.05, lr_milestones: vec![1, 2], ..Recipe::default() };
-    RunSpec { config, dataset: Dataset::Cifar10, recipe, seed: 7, train_subset: None }
+    RunSpec { config, dataset: Dataset::Cifar10, recipe, seed: 7, train_subset: None, test_subset: None }
 }
 
 fn weights(trainer: &Trainer) -> Vec<(String, Vec<f32>)> {

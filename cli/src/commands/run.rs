@@ -246,8 +246,8 @@ impl Progress {
     }
 
     fn on_status(&self, s: &pb::SweepStatus) {
-        self.sweep.set_length(s.total as u64);
-        self.sweep.set_position((s.succeeded + s.failed + s.cancelled) as u64);
+        self.sweep.set_length(s.total);
+        self.sweep.set_position(s.succeeded + s.failed + s.cancelled);
         let eta = s
             .eta_seconds
             .filter(|_| s.pending + s.running > 0)

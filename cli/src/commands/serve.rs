@@ -63,7 +63,6 @@ impl ServeArgs {
             max_checkpoint_bytes: self.max_checkpoint_mb * 1024 * 1024,
             token: self.token.clone(),
             tls,
-            ..ServerConfig::default()
         })
     }
 }

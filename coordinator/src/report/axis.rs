@@ -277,6 +277,8 @@ pub fn recipe_fields(r: &Recipe) -> Vec<(&'static str, String)> {
         ("wd", r.weight_decay.to_string()),
         ("reset_momentum", r.reset_momentum_on_drop.to_string()),
         ("subset", r.train_subset.to_string()),
+        ("test_subset", r.test_subset.to_string()),
+        ("augment", r.augment.to_string()),
     ]
 }
 

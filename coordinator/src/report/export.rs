@@ -116,6 +116,8 @@ pub fn job_record(row: &ResultRow) -> Record {
     m.insert("weight_decay", number(Some(r.weight_decay)));
     m.insert("reset_momentum_on_drop", r.reset_momentum_on_drop.into());
     m.insert("train_subset", r.train_subset.into());
+    m.insert("test_subset", r.test_subset.into());
+    m.insert("augment", r.augment.into());
     m.insert("checkpoint_every", r.checkpoint_every.into());
     m.insert("params", row.params.into());
     m.insert("forward_macs", row.forward_macs.into());

@@ -21,6 +21,16 @@ pub struct Recipe {
     pub reset_momentum_on_drop: bool,
     /// Train on the first N training images only (quick studies); 0 = all.
     pub train_subset: u32,
+    /// Evaluate each epoch on the first N test images only; 0 = all.
+    /// Left out of the canonical config when 0, so that the hashes of
+    /// cells written before this field existed do not change.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub test_subset: u32,
+    /// Random reflect-padded crops and horizontal flips of training images
+    /// (the paper's augmentation). Left out of the canonical config when
+    /// true, for the same reason as `test_subset`.
+    #[serde(skip_serializing_if = "is_true")]
+    pub augment: bool,
     /// Upload a checkpoint every N epochs; 0 disables periodic checkpoints.
     pub checkpoint_every: u32,
 }
@@ -38,9 +48,19 @@ impl Default for Recipe {
             weight_decay: 5e-4,
             reset_momentum_on_drop: true,
             train_subset: 0,
+            test_subset: 0,
+            augment: true,
             checkpoint_every: 1,
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl Recipe {

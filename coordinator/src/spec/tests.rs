@@ -219,3 +219,14 @@ fn hash_of_a_known_cell_never_changes() {
     );
     assert_eq!(job.cell_hash.len(), 64);
 }
+
+#[test]
+fn test_subset_enters_the_hash_only_when_set() {
+    let plain = with_grid("depth = [16]\nwidth = [4]");
+    let subset = plain.replace("[recipe]", "[recipe]\ntest_subset = 500");
+    assert_ne!(subset, plain, "the fixture has a [recipe] table");
+    let job = |text: &str| Spec::parse(text).unwrap().expand(false).unwrap().jobs[0].clone();
+    assert!(!job(&plain).canonical_json().contains("test_subset"));
+    assert!(job(&subset).canonical_json().contains(r#""test_subset":500"#));
+    assert_ne!(job(&plain).cell_hash, job(&subset).cell_hash);
+}

@@ -59,8 +59,8 @@ pub(super) const EPOCH_UPDATE: &str = "attempt = excluded.attempt, train_loss = 
 /// The job columns of a submission, in insertion order.
 pub(super) const JOB_INSERT: &str = "INSERT INTO jobs (sweep_id, cell_hash, block, deepening, blocks_per_group, depth, \
      depth_convention, width, dropout, dataset, seed, epochs, batch_size, lr, lr_milestones, lr_gamma, momentum, \
-     nesterov, weight_decay, reset_momentum_on_drop, train_subset, checkpoint_every, config_json, params, \
-     forward_macs, priority, max_attempts, created_at_ms) ";
+     nesterov, weight_decay, reset_momentum_on_drop, train_subset, test_subset, augment, checkpoint_every, \
+     config_json, params, forward_macs, priority, max_attempts, created_at_ms) ";
 
 /// Every job of a sweep ($1, its id) with its sweep's name and the time
 /// of its recorded epochs, in job order (the spec's cell order).
@@ -71,7 +71,7 @@ pub(super) const SWEEP_RESULTS: &str = "SELECT j.*, s.name AS sweep_name, \
            AS recorded_seconds \
      FROM jobs j JOIN sweeps s ON s.id = j.sweep_id WHERE j.sweep_id = $1 ORDER BY j.id";
 
-/// Rows per INSERT: 28 binds each stays under both dialects' bind limits.
+/// Rows per INSERT: 30 binds each stays under both dialects' bind limits.
 pub(super) const INSERT_CHUNK: usize = 500;
 
 /// Generates `impl Store` for a backend type whose inherent methods are
@@ -166,6 +166,8 @@ macro_rules! impl_store {
                     weight_decay: row.try_get("weight_decay")?,
                     reset_momentum_on_drop: row.try_get::<i64, _>("reset_momentum_on_drop")? != 0,
                     train_subset: int(row, "train_subset")?,
+                    test_subset: int(row, "test_subset")?,
+                    augment: row.try_get::<i64, _>("augment")? != 0,
                     checkpoint_every: int(row, "checkpoint_every")?,
                 },
             })
@@ -451,6 +453,8 @@ macro_rules! impl_store {
                             .push_bind(recipe.weight_decay)
                             .push_bind(recipe.reset_momentum_on_drop as i64)
                             .push_bind(recipe.train_subset as i64)
+                            .push_bind(recipe.test_subset as i64)
+                            .push_bind(recipe.augment as i64)
                             .push_bind(recipe.checkpoint_every as i64)
                             .push_bind(job.canonical_json())
                             .push_bind(job.params as i64)

@@ -69,7 +69,7 @@ pub async fn download(
 ) -> Result<(), TransferError> {
     let request = pb::DownloadCheckpointRequest { job_id, attempt, checkpoint_id: checkpoint.checkpoint_id };
     let mut stream = rpc::call("download a checkpoint", patience, || {
-        let (mut client, request) = (client.clone(), request.clone());
+        let mut client = client.clone();
         async move { client.download_checkpoint(request).await }
     })
     .await?;

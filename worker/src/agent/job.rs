@@ -61,17 +61,16 @@ impl JobPlan {
             nesterov: r.nesterov,
             weight_decay: r.weight_decay,
             reset_momentum_on_drop: r.reset_momentum_on_drop,
-            // Sweep specs have no augmentation switch yet: every cell
-            // trains with the paper's crops and flips.
-            augment: true,
+            augment: r.augment.unwrap_or(true),
         };
         recipe.validate().map_err(|e| invalid("recipe", r, e.to_string()))?;
         let train_subset = (r.train_subset > 0).then_some(r.train_subset as usize);
+        let test_subset = (r.test_subset > 0).then_some(r.test_subset as usize);
         Ok(Self {
             job_id,
             attempt: job.attempt,
             label: cell_label(cell),
-            spec: RunSpec { config, dataset, recipe, seed: cell.seed, train_subset },
+            spec: RunSpec { config, dataset, recipe, seed: cell.seed, train_subset, test_subset },
             checkpoint_every: r.checkpoint_every as usize,
         })
     }

@@ -215,7 +215,7 @@ impl Slot {
             TrainEnd::Stopped { epochs_done } => {
                 let request = pb::ReleaseJobRequest { job_id: job.job_id, attempt: job.attempt };
                 match rpc::call("hand a job back", &patience, || {
-                    let (mut client, request) = (self.client.clone(), request.clone());
+                    let mut client = self.client.clone();
                     async move { client.release_job(request).await }
                 })
                 .await
@@ -241,7 +241,7 @@ impl Slot {
         };
         let patience = Patience::Job(self.shutdown.clone());
         match rpc::call("complete a job", &patience, || {
-            let (mut client, request) = (self.client.clone(), request.clone());
+            let mut client = self.client.clone();
             async move { client.complete_job(request).await }
         })
         .await
@@ -438,7 +438,7 @@ impl EpochObserver for AttemptRun {
             metrics: Some(to_proto(metrics)),
         };
         let reported = self.call(rpc::call("report an epoch", &self.patience, || {
-            let (mut client, request) = (self.client.clone(), request.clone());
+            let mut client = self.client.clone();
             async move { client.report_epoch(request).await }
         }));
         match reported {
@@ -460,7 +460,7 @@ impl EpochObserver for AttemptRun {
         let last = epoch >= self.plan.epochs();
         let every = self.plan.checkpoint_every;
         let stopping = self.shutdown.is_requested();
-        let due = every > 0 && epoch % every == 0;
+        let due = every > 0 && epoch.is_multiple_of(every);
         if !last && (due || stopping) && epoch > self.uploaded_epoch && self.checkpoint(trainer)?.is_break() {
             return Ok(ControlFlow::Break(()));
         }

@@ -37,6 +37,8 @@ pub struct RunSpec {
     /// Train on this many images of the training set (the same images for
     /// every seed), for quick runs; `None` uses all of it.
     pub train_subset: Option<usize>,
+    /// Evaluate on the first this many test images; `None` uses all.
+    pub test_subset: Option<usize>,
 }
 
 /// What one epoch measured. Errors are fractions in [0, 1].
@@ -83,9 +85,12 @@ pub struct Trainer {
     model: Wrn,
     optimizer: Sgd,
     device: Device,
-    /// The training images after `train_subset`; shared, never copied per run.
-    train: Arc<ImageSet>,
+    /// The dataset, shared by every run of the process.
     splits: Arc<Splits>,
+    /// The subsets of `train_subset` and `test_subset` when given (copies of
+    /// those images only); the full splits are never copied.
+    train_subset: Option<ImageSet>,
+    test_subset: Option<ImageSet>,
     norm: Normalisation,
     epochs_done: usize,
     history: Vec<EpochMetrics>,
@@ -104,15 +109,20 @@ impl Trainer {
                 expected: spec.config.in_channels,
             });
         }
-        let train = match spec.train_subset {
+        let train_subset = match spec.train_subset {
             Some(n) if n < splits.train.len() => {
                 let order = rng::permutation(&mut rng::stream(0, 0, 0, Purpose::Subset), splits.train.len());
-                Arc::new(splits.train.subset(&order[..n]))
+                Some(splits.train.subset(&order[..n]))
             }
-            _ => Arc::new(splits.train.clone()),
+            _ => None,
         };
-        if train.len() < spec.recipe.batch_size {
-            return Err(TrainError::TooFewImages { images: train.len(), batch: spec.recipe.batch_size });
+        let test_subset = match spec.test_subset {
+            Some(n) if n < splits.test.len() => Some(splits.test.subset(&(0..n).collect::<Vec<_>>())),
+            _ => None,
+        };
+        let train_images = train_subset.as_ref().map_or(splits.train.len(), ImageSet::len);
+        if train_images < spec.recipe.batch_size {
+            return Err(TrainError::TooFewImages { images: train_images, batch: spec.recipe.batch_size });
         }
         let model = Wrn::new(&spec.config, spec.seed, DType::F32, device)?;
         let r = &spec.recipe;
@@ -123,8 +133,9 @@ impl Trainer {
             model,
             optimizer,
             device: device.clone(),
-            train,
             splits,
+            train_subset,
+            test_subset,
             norm,
             epochs_done: 0,
             history: Vec::new(),
@@ -159,6 +170,16 @@ impl Trainer {
         self.abort.as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed))
     }
 
+    /// The images a run trains on: the subset, or the whole training split.
+    fn train_set(&self) -> &ImageSet {
+        self.train_subset.as_ref().unwrap_or(&self.splits.train)
+    }
+
+    /// The images each epoch is evaluated on.
+    fn test_set(&self) -> &ImageSet {
+        self.test_subset.as_ref().unwrap_or(&self.splits.test)
+    }
+
     pub fn spec(&self) -> &RunSpec {
         &self.spec
     }
@@ -177,7 +198,7 @@ impl Trainer {
     }
 
     pub fn train_images(&self) -> usize {
-        self.train.len()
+        self.train_set().len()
     }
 
     /// Trains the remaining epochs of the recipe, telling `observer` after each.
@@ -201,8 +222,9 @@ impl Trainer {
             self.optimizer.reset_momentum();
         }
         let lr = recipe.lr_at(epoch);
-        let order = rng::permutation(&mut rng::stream(seed, epoch as u64, 0, Purpose::DataOrder), self.train.len());
-        let steps = self.train.len() / batch;
+        let order =
+            rng::permutation(&mut rng::stream(seed, epoch as u64, 0, Purpose::DataOrder), self.train_set().len());
+        let steps = self.train_set().len() / batch;
         // Sums stay on the device so that a step never waits for the host.
         let mut loss_sum = Tensor::zeros((), DType::F32, &self.device)?;
         let mut wrong_sum = Tensor::zeros((), DType::F32, &self.device)?;
@@ -212,7 +234,7 @@ impl Trainer {
             }
             let indices = &order[step * batch..(step + 1) * batch];
             let mut augment = rng::stream(seed, epoch as u64, step as u64, Purpose::Augment);
-            let host = make_batch(&self.train, indices, &self.norm, recipe.augment.then_some(&mut augment));
+            let host = make_batch(self.train_set(), indices, &self.norm, recipe.augment.then_some(&mut augment));
             let (images, labels) = self.to_device(&host)?;
             self.model.reseed_dropout(seed, epoch as u64, step as u64);
             let logits = self.model.forward_t(&images, true)?;
@@ -228,7 +250,7 @@ impl Trainer {
         if !train_loss.is_finite() {
             return Err(TrainError::Diverged { epoch: epoch + 1, loss: train_loss });
         }
-        let (test_loss, test_error) = self.evaluate(&self.splits.test)?;
+        let (test_loss, test_error) = self.evaluate(self.test_set())?;
         self.epochs_done += 1;
         let metrics = EpochMetrics {
             epoch: self.epochs_done,
