@@ -137,3 +137,28 @@ fn a_failing_job_is_retried_then_failed_and_the_rest_goes_on() {
     let healthy = wait_for("the healthy sweep to finish", LONG, || all_done(&cluster.db, "healthy"));
     assert!(healthy.iter().all(|j| j.status == "succeeded"), "{healthy:?}");
 }
+
+#[test]
+fn sigterm_hands_the_job_back_with_a_checkpoint_and_exits_0() {
+    let _serial = serial();
+    let cluster = Cluster::new(None, 10);
+    let _coordinator = cluster.serve("coordinator.log");
+    cluster.submit("term", &[1], &[5], EPOCHS as u32, 3);
+    let mut first = cluster.work("first");
+    wait_for_epochs(&cluster, "term", 0, 2);
+    first.signal("TERM");
+    let status = first.wait_exit(LONG);
+    assert!(status.success(), "a worker stopped by SIGTERM exits 0: {status:?}\n{}", first.log_text());
+    let handed_back = jobs(&cluster.db, "term").remove(0);
+    assert_eq!(handed_back.status, "pending", "{handed_back:?}");
+    assert_eq!(handed_back.attempts_spent, 0, "handing back spends no attempt");
+
+    let _second = cluster.work("second");
+    let job = wait_for("the job to finish", LONG, || all_done(&cluster.db, "term")).remove(0);
+    assert_eq!(job.status, "succeeded", "{job:?}");
+    assert_eq!(job.attempts_spent, 1);
+    assert_epochs_complete(&job, EPOCHS);
+    // Every epoch the first worker finished was kept: the second resumed after them.
+    let first_attempt: Vec<i64> = job.epochs.iter().filter(|(_, a)| *a == 1).map(|(e, _)| *e).collect();
+    assert_eq!(first_attempt, (1..=handed_back.epochs.len() as i64).collect::<Vec<_>>(), "{job:?}");
+}
