@@ -346,7 +346,7 @@ async fn exports_have_one_row_per_job_or_per_epoch(store: Arc<dyn Store>) {
     assert_eq!(records[0]["epoch"], 1);
     assert_eq!(records[1]["epoch"], 2);
     assert_eq!(records[1]["test_error"], records[1]["final_test_error"]);
-    assert_eq!(records[0]["lr_milestones"], serde_json::json!([]));
+    assert_eq!(records[0]["lr_milestones"], serde_json::json!([1]));
     assert_eq!(records[0]["block"], "B(3,3)");
 }
 
