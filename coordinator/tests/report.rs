@@ -416,7 +416,13 @@ async fn list_results_streams_what_the_store_holds(store: Arc<dyn Store>) {
     let artifacts = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let config = ServerConfig { artifacts_dir: artifacts.path().to_path_buf(), ..ServerConfig::default() };
+    // The jobs' leases were taken at a made-up time long past: no reaper
+    // may requeue them while the two reads are compared.
+    let config = ServerConfig {
+        artifacts_dir: artifacts.path().to_path_buf(),
+        reap_interval: std::time::Duration::from_secs(3600),
+        ..ServerConfig::default()
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(Arc::clone(&store), config, listener, async {
         let _ = stopped.await;

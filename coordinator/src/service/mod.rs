@@ -114,8 +114,12 @@ pub async fn serve(
 
 /// Returns expired leases to pending at a fixed interval. Errors are
 /// logged and retried: a database blip must not stop the reaper for good.
+///
+/// The first pass waits one interval: leases that expired while the
+/// coordinator was down belong to workers that are reconnecting now, and
+/// an attempt that reports before it is reaped keeps its lease.
 async fn reap_forever(store: Arc<dyn Store>, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
