@@ -62,12 +62,7 @@ const POLL: Duration = Duration::from_millis(500);
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (text, spec) = read_spec(&args.spec)?;
     let expansion = spec.expand(args.allow_large).with_context(|| format!("invalid spec {}", args.spec.display()))?;
-    if !args.listen.ip().is_loopback() && args.token.is_none() {
-        anyhow::bail!(
-            "refusing to listen on {} without a token: pass --token (or set WIDESWEEP_TOKEN), or keep --listen on 127.0.0.1",
-            args.listen
-        );
-    }
+    super::serve::require_token_off_loopback(args.listen, args.token.as_deref(), "keep --listen on 127.0.0.1")?;
     let store = store::open(&args.db).await.with_context(|| format!("opening the database {}", args.db))?;
     if store.backend() == Backend::Sqlite {
         // The embedded database has no other coordinator: whatever is still
@@ -248,11 +243,7 @@ impl Progress {
     fn on_status(&self, s: &pb::SweepStatus) {
         self.sweep.set_length(s.total);
         self.sweep.set_position(s.succeeded + s.failed + s.cancelled);
-        let eta = s
-            .eta_seconds
-            .filter(|_| s.pending + s.running > 0)
-            .map(|e| format!(", ETA {}", super::sweeps::format_duration(e)))
-            .unwrap_or_default();
+        let eta = super::sweeps::eta(s).map(|eta| format!(", ETA {eta}")).unwrap_or_default();
         let failed = if s.failed > 0 { format!(", {} failed", s.failed) } else { String::new() };
         self.sweep.set_message(format!("{} running, {} pending{failed}{eta}", s.running, s.pending));
     }

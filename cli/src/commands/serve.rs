@@ -42,12 +42,8 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// Checks what can be checked before touching the database.
     fn config(&self) -> anyhow::Result<ServerConfig> {
-        if !self.listen.ip().is_loopback() && self.token.is_none() && !self.insecure {
-            bail!(
-                "refusing to listen on {} without a token: anyone who can reach it could submit or \
-                 overwrite results; pass --token (or set WIDESWEEP_TOKEN), or --insecure if the network is trusted",
-                self.listen
-            );
+        if !self.insecure {
+            require_token_off_loopback(self.listen, self.token.as_deref(), "--insecure if the network is trusted")?;
         }
         let tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some((
@@ -65,6 +61,18 @@ impl ServeArgs {
             tls,
         })
     }
+}
+
+/// Refuses a coordinator reachable beyond this machine without a token;
+/// `otherwise` names the caller's other way out.
+pub fn require_token_off_loopback(listen: SocketAddr, token: Option<&str>, otherwise: &str) -> anyhow::Result<()> {
+    if !listen.ip().is_loopback() && token.is_none() {
+        bail!(
+            "refusing to listen on {listen} without a token: anyone who can reach it could submit or overwrite \
+             results; pass --token (or set WIDESWEEP_TOKEN), or {otherwise}"
+        );
+    }
+    Ok(())
 }
 
 /// How often expired leases are looked for: a quarter of the lease, at

@@ -81,7 +81,7 @@ pub(crate) fn format_duration(seconds: f64) -> String {
 }
 
 /// Time left, while the sweep still has work and the coordinator has an estimate.
-fn eta(s: &pb::SweepStatus) -> Option<String> {
+pub(crate) fn eta(s: &pb::SweepStatus) -> Option<String> {
     s.eta_seconds.filter(|_| s.pending + s.running > 0).map(format_duration)
 }
 

@@ -75,6 +75,20 @@ pub fn spec(name: &str, widths: &[u32], seeds: &[u64]) -> String {
 }
 
 pub async fn submit(store: &dyn Store, text: &str, priority: i32, max_attempts: u32) -> SubmitOutcome {
+    submit_with(store, text, priority, max_attempts).await.unwrap()
+}
+
+/// Submits a spec, returning the store's answer (for stores that refuse).
+pub async fn try_submit(store: &dyn Store, text: &str) -> Result<SubmitOutcome, store::StoreError> {
+    submit_with(store, text, 0, 3).await
+}
+
+async fn submit_with(
+    store: &dyn Store,
+    text: &str,
+    priority: i32,
+    max_attempts: u32,
+) -> Result<SubmitOutcome, store::StoreError> {
     let spec = Spec::parse(text).unwrap();
     let expansion = spec.expand(true).unwrap();
     store
@@ -85,26 +99,6 @@ pub async fn submit(store: &dyn Store, text: &str, priority: i32, max_attempts: 
                 spec_toml: text,
                 priority,
                 max_attempts,
-                jobs: &expansion.jobs,
-            },
-            1_000,
-        )
-        .await
-        .unwrap()
-}
-
-/// Submits a spec, returning the store's answer (for stores that refuse).
-pub async fn try_submit(store: &dyn Store, text: &str) -> Result<SubmitOutcome, store::StoreError> {
-    let spec = Spec::parse(text).unwrap();
-    let expansion = spec.expand(true).unwrap();
-    store
-        .submit_sweep(
-            &NewSweep {
-                name: &spec.name,
-                dataset: spec.dataset.name(),
-                spec_toml: text,
-                priority: 0,
-                max_attempts: 3,
                 jobs: &expansion.jobs,
             },
             1_000,

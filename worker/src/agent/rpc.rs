@@ -45,9 +45,15 @@ fn classify(status: &Status) -> Kind {
         Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded | Code::Internal => {
             Kind::Transient
         }
-        Code::NotFound | Code::Aborted | Code::FailedPrecondition => Kind::LeaseGone,
+        _ if lease_gone(status) => Kind::LeaseGone,
         _ => Kind::Refused,
     }
+}
+
+/// The coordinator no longer recognises the attempt: unknown job, a stale
+/// attempt (fenced off), or a cancelled sweep.
+pub fn lease_gone(status: &Status) -> bool {
+    matches!(status.code(), Code::NotFound | Code::Aborted | Code::FailedPrecondition)
 }
 
 /// How long a call keeps retrying transient failures.

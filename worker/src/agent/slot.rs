@@ -282,12 +282,7 @@ async fn keep_alive(
         ticker.tick().await;
         match client.heartbeat(request).await {
             Ok(_) => {}
-            Err(status)
-                if matches!(
-                    status.code(),
-                    tonic::Code::NotFound | tonic::Code::Aborted | tonic::Code::FailedPrecondition
-                ) =>
-            {
+            Err(status) if rpc::lease_gone(&status) => {
                 tracing::warn!(message = status.message(), "heartbeat refused: the lease is gone; stopping the job");
                 lease_lost.store(true, Ordering::Relaxed);
                 abort.store(true, Ordering::Relaxed);
