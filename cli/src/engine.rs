@@ -189,7 +189,7 @@ pub struct BenchTrainArgs {
     /// Untimed steps before them.
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
-    /// Activation layout: cnhw (im2col matrix products, the CPU default) or
+    /// Activation layout: nhwc (widesweep's CPU kernels, the CPU default) or
     /// nchw (candle's conv2d, the CUDA default).
     #[arg(long)]
     pub layout: Option<Layout>,

@@ -3,6 +3,7 @@
 //!
 //! - [`agent`]: the lease loop of `widesweep work`: slots, reports, checkpoints.
 //! - [`wrn`]: the model, built from the `widesweep-arch` plan.
+//! - [`kernels`]: the CPU's convolution and batch-norm kernels with their backward passes.
 //! - [`data`]: dataset readers, download/import, normalisation and augmentation.
 //! - [`train`]: the recipe, the optimizer, the training loop and checkpoints.
 //! - [`rng`]: the seeded streams behind every random number.
@@ -20,6 +21,7 @@ pub use candle_core as candle;
 pub mod agent;
 pub mod data;
 pub mod device;
+pub mod kernels;
 pub mod rng;
 pub mod train;
 pub mod wrn;

@@ -166,14 +166,14 @@ fn shortcut_takes_the_raw_input_or_the_preactivated_one() {
 
 /// Central differences against candle's backward pass through BN (training
 /// mode), ReLU, convolutions and the projection shortcut, in f64, in both
-/// activation layouts (CNHW is the CPU's im2col path).
+/// activation layouts (NHWC is the CPU's custom-kernel path).
 #[test]
 fn block_gradients_match_finite_differences() {
     let cfg = WrnConfig::new("B(3,1)".parse().unwrap(), 1, 1, 0.0, 3, 10).unwrap();
     let plan = cfg.plan();
     let block_plan = &plan.groups[1].blocks[0]; // 16 -> 32, stride 2, with shortcut
     for (layout, input, output) in
-        [(Layout::Nchw, (3, 16, 6, 6), (3, 32, 3, 3)), (Layout::Cnhw, (16, 3, 6, 6), (32, 3, 3, 3))]
+        [(Layout::Nchw, (3, 16, 6, 6), (3, 32, 3, 3)), (Layout::Nhwc, (3, 6, 6, 16), (3, 3, 3, 32))]
     {
         let (block, store) = build_block(block_plan, DType::F64, layout);
         let x = Var::from_tensor(&Tensor::randn(0f64, 1.0, input, &Device::Cpu).unwrap()).unwrap();
@@ -210,17 +210,17 @@ fn block_gradients_match_finite_differences() {
     }
 }
 
-/// The CPU's CNHW/im2col model computes the same function as candle's
+/// The CPU's NHWC custom-kernel model computes the same function as candle's
 /// NCHW conv2d, for every kernel size and stride a WRN uses.
 #[test]
 fn both_activation_layouts_compute_the_same_network() {
     let cfg = WrnConfig::new("B(1,3,1)".parse().unwrap(), 2, 1, 0.0, 3, 10).unwrap();
     let nchw = Wrn::with_layout(&cfg, 4, DType::F64, &Device::Cpu, Layout::Nchw).unwrap();
-    let cnhw = Wrn::with_layout(&cfg, 4, DType::F64, &Device::Cpu, Layout::Cnhw).unwrap();
+    let nhwc = Wrn::with_layout(&cfg, 4, DType::F64, &Device::Cpu, Layout::Nhwc).unwrap();
     let x = Tensor::randn(0f64, 1.0, (3, 3, 32, 32), &Device::Cpu).unwrap();
     for train in [true, false] {
         let a = nchw.forward_t(&x, train).unwrap();
-        let b = cnhw.forward_t(&x, train).unwrap();
+        let b = nhwc.forward_t(&x, train).unwrap();
         let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
         assert!(diff < 1e-9, "train={train}: layouts differ by {diff}");
     }

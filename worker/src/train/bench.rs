@@ -21,7 +21,7 @@ pub struct BenchOptions {
     /// Untimed steps first (allocator and kernel warm-up).
     pub warmup_steps: usize,
     pub steps: usize,
-    /// Activation layout; `None` picks the device's default (CNHW on the CPU).
+    /// Activation layout; `None` picks the device's default (NHWC on the CPU).
     pub layout: Option<Layout>,
 }
 

@@ -37,7 +37,7 @@ impl ModuleT for Block {
         let mut residual = xs.clone();
         let mut shortcut = None;
         for (conv_idx, (bn, conv)) in self.bns.iter().zip(&self.convs).enumerate() {
-            let mut activated = bn.forward_t(&residual, train)?.relu()?;
+            let mut activated = bn.forward_relu_t(&residual, train)?;
             if conv_idx == 0 {
                 shortcut = Some(match &self.shortcut {
                     Some(projection) => projection.forward(&activated)?,

@@ -9,24 +9,24 @@ use candle_nn::{Init, VarBuilder};
 use rand_chacha::ChaCha8Rng;
 use widesweep_arch::{ConvSpec, HeadSpec};
 
+use crate::kernels;
+
 /// BN epsilon and running-statistics momentum of the official code.
 pub const BN_EPS: f64 = 1e-5;
 pub const BN_MOMENTUM: f64 = 0.1;
 
 /// How activations are laid out in memory.
 ///
-/// On CUDA the model runs NCHW through candle's `conv2d`. On the CPU candle
-/// differentiates `conv2d` through a direct `conv_transpose2d` loop that
-/// takes most of a training step, so there the model runs CNHW (channels,
-/// batch, height, width) and every convolution is shifted views of the
-/// padded input and one matrix product (im2col): forward and backward are
-/// then matrix products and copies, and batch norm reduces over contiguous
-/// memory. The model's input and output are NCHW and `[batch, classes]`
-/// either way.
+/// On CUDA the model runs NCHW through candle's `conv2d` and generic batch
+/// norm. On the CPU it runs channels-last (NHWC) through the custom kernels
+/// of [`crate::kernels`]: convolutions as im2col + GEMM with their own
+/// backward passes, batch norm fused with the ReLU after it. The model's
+/// input and output are NCHW and `[batch, classes]` either way, and the
+/// weights keep PyTorch's layout, so checkpoints move between devices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
     Nchw,
-    Cnhw,
+    Nhwc,
 }
 
 impl std::str::FromStr for Layout {
@@ -35,23 +35,15 @@ impl std::str::FromStr for Layout {
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s {
             "nchw" => Ok(Layout::Nchw),
-            "cnhw" => Ok(Layout::Cnhw),
-            other => Err(format!("unknown layout {other:?}: use nchw or cnhw")),
+            "nhwc" => Ok(Layout::Nhwc),
+            other => Err(format!("unknown layout {other:?}: use nchw or nhwc")),
         }
     }
 }
 
 impl Layout {
     pub fn for_device(device: &Device) -> Self {
-        if device.is_cpu() { Layout::Cnhw } else { Layout::Nchw }
-    }
-
-    /// The dimension holding the channels.
-    pub fn channel_dim(self) -> usize {
-        match self {
-            Layout::Nchw => 1,
-            Layout::Cnhw => 0,
-        }
+        if device.is_cpu() { Layout::Nhwc } else { Layout::Nchw }
     }
 }
 
@@ -77,14 +69,18 @@ impl candle_core::Module for Conv {
         let (k, stride, padding) = (self.spec.kernel, self.spec.stride, self.spec.padding());
         match self.layout {
             Layout::Nchw => xs.conv2d(&self.weight, padding, stride, 1, 1),
-            Layout::Cnhw => super::im2col::conv_cnhw(xs, &self.weight, k, stride, padding),
+            Layout::Nhwc => {
+                debug_assert_eq!(self.weight.dim(2).ok(), Some(k));
+                kernels::conv::conv2d_nhwc(xs, &self.weight, stride, padding)
+            }
         }
     }
 }
 
-/// Spatial batch normalisation over (N, H, W) with affine gamma and beta.
-/// In training it normalises with the batch statistics and updates the
-/// running ones as PyTorch does (unbiased variance, momentum 0.1).
+/// Spatial batch normalisation over (N, H, W) with affine gamma and beta,
+/// always followed by a ReLU in a pre-activation WRN, so the two are one
+/// layer. In training it normalises with the batch statistics and updates
+/// the running ones as PyTorch does (unbiased variance, momentum 0.1).
 pub struct BatchNorm {
     layout: Layout,
     gamma: Tensor,
@@ -102,40 +98,57 @@ impl BatchNorm {
         Ok(Self { layout, gamma, beta, running_mean, running_var })
     }
 
-    /// `x * scale + shift` with per-channel scale and shift: two passes over
-    /// the activation instead of four.
+    /// `x * scale + shift` with per-channel scale and shift (NCHW): two
+    /// passes over the activation instead of four.
     fn affine(&self, xs: &Tensor, mean: &Tensor, var: &Tensor) -> Result<Tensor> {
         let scale = (&self.gamma / (var + BN_EPS)?.sqrt()?)?;
         let shift = (&self.beta - (mean * &scale)?)?;
-        let shape = match self.layout {
-            Layout::Nchw => (1, scale.dim(0)?, 1, 1),
-            Layout::Cnhw => (scale.dim(0)?, 1, 1, 1),
-        };
+        let shape = (1, scale.dim(0)?, 1, 1);
         xs.broadcast_mul(&scale.reshape(shape)?)?.broadcast_add(&shift.reshape(shape)?)
     }
-}
 
-impl ModuleT for BatchNorm {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        if !train {
-            return self.affine(xs, self.running_mean.as_tensor(), self.running_var.as_tensor());
-        }
-        let c = xs.dim(self.layout.channel_dim())?;
-        // Channels first and flattened, so that the statistics are reductions
-        // over the contiguous last dimension (candle's fast path); a view in CNHW.
-        let per_channel = match self.layout {
-            Layout::Nchw => xs.transpose(0, 1)?.flatten_from(1)?.contiguous()?,
-            Layout::Cnhw => xs.flatten_from(1)?,
-        };
-        let count = per_channel.dim(1)?;
-        let mean = per_channel.mean_keepdim(1)?;
-        let var = per_channel.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?;
-        let (mean, var) = (mean.reshape(c)?, var.reshape(c)?);
+    fn update_running(&self, mean: &Tensor, var: &Tensor, count: usize) -> Result<()> {
         let unbiased = count as f64 / (count.max(2) - 1) as f64;
         let m = BN_MOMENTUM;
         self.running_mean.set(&((self.running_mean.as_tensor() * (1.0 - m))? + (mean.detach() * m)?)?)?;
-        self.running_var.set(&((self.running_var.as_tensor() * (1.0 - m))? + (var.detach() * (m * unbiased))?)?)?;
-        self.affine(xs, &mean, &var)
+        self.running_var.set(&((self.running_var.as_tensor() * (1.0 - m))? + (var.detach() * (m * unbiased))?)?)
+    }
+
+    /// `relu(batch_norm(xs))`.
+    pub fn forward_relu_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        match (self.layout, train) {
+            (Layout::Nhwc, false) => kernels::batch_norm::batch_norm_relu_eval(
+                xs,
+                &self.gamma,
+                &self.beta,
+                self.running_mean.as_tensor(),
+                self.running_var.as_tensor(),
+                BN_EPS,
+            ),
+            (Layout::Nhwc, true) => {
+                let (ys, stats) = kernels::batch_norm::batch_norm_relu_train(xs, &self.gamma, &self.beta, BN_EPS)?;
+                let (dtype, device) = (self.gamma.dtype(), self.gamma.device());
+                let mean = Tensor::new(stats.mean.as_slice(), device)?.to_dtype(dtype)?;
+                let var = Tensor::new(stats.var.as_slice(), device)?.to_dtype(dtype)?;
+                self.update_running(&mean, &var, stats.count)?;
+                Ok(ys)
+            }
+            (Layout::Nchw, false) => {
+                self.affine(xs, self.running_mean.as_tensor(), self.running_var.as_tensor())?.relu()
+            }
+            (Layout::Nchw, true) => {
+                let c = xs.dim(1)?;
+                // Channels first and flattened, so that the statistics are
+                // reductions over the contiguous last dimension (candle's fast path).
+                let per_channel = xs.transpose(0, 1)?.flatten_from(1)?.contiguous()?;
+                let count = per_channel.dim(1)?;
+                let mean = per_channel.mean_keepdim(1)?;
+                let var = per_channel.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?;
+                let (mean, var) = (mean.reshape(c)?, var.reshape(c)?);
+                self.update_running(&mean, &var, count)?;
+                self.affine(xs, &mean, &var)?.relu()
+            }
+        }
     }
 }
 
@@ -219,10 +232,10 @@ impl ModuleT for Head {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         // Global average pooling: at the 32x32 input the last feature map is
         // 8x8, so this is the paper's 8x8 average pool.
-        let pooled = self.bn.forward_t(xs, train)?.relu()?.flatten_from(2)?.mean(D::Minus1)?;
+        let activated = self.bn.forward_relu_t(xs, train)?;
         let pooled = match self.layout {
-            Layout::Nchw => pooled,
-            Layout::Cnhw => pooled.t()?,
+            Layout::Nchw => activated.flatten_from(2)?.mean(D::Minus1)?,
+            Layout::Nhwc => activated.flatten(1, 2)?.mean(1)?,
         };
         pooled.matmul(&self.fc_weight.t()?)?.broadcast_add(&self.fc_bias)
     }

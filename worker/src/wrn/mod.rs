@@ -6,14 +6,12 @@
 //! - [`layers`]: convolution, batch norm, seeded dropout, classifier head.
 //! - [`block`]: one pre-activation block of any pattern.
 //! - [`init`]: seeded tensor creation and the named tensor store.
-//! - [`im2col`]: the CPU's convolutions as matrix products.
 //!
 //! Tensor names mirror the module tree: `stem.weight`,
 //! `group1.block0.bn0.weight`, `group1.block0.conv0.weight`,
 //! `group1.block0.shortcut.weight`, `head.bn.running_mean`, `head.fc.bias`.
 
 pub mod block;
-pub mod im2col;
 pub mod init;
 pub mod layers;
 
@@ -93,7 +91,7 @@ impl ModuleT for Wrn {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         let xs = match self.layout {
             Layout::Nchw => xs.clone(),
-            Layout::Cnhw => xs.transpose(0, 1)?.contiguous()?,
+            Layout::Nhwc => xs.permute((0, 2, 3, 1))?.contiguous()?,
         };
         let mut hidden = self.stem.forward(&xs)?;
         for block in &self.blocks {

@@ -1,0 +1,96 @@
+//! CPU training kernels as candle custom operations, each with its own
+//! backward pass.
+//!
+//! candle's generic CPU path differentiates `conv2d` through a direct
+//! `conv_transpose2d` loop and runs batch norm as a chain of elementwise
+//! passes, each kept alive for the backward pass. These kernels work on
+//! channels-last (NHWC) activations, where a convolution is one GEMM per
+//! group of images over an im2col buffer that stays in cache, and batch norm
+//! fused with the ReLU that always follows it in a pre-activation WRN is two
+//! passes over memory forward and two backward.
+//!
+//! - [`conv`]: 2-D convolution, forward, input gradient and weight gradient.
+//! - [`batch_norm`]: training-mode batch norm + ReLU, and its inference form.
+//!
+//! Every reduction is split into a fixed number of partitions summed in a
+//! fixed order, so results do not depend on thread scheduling: the CPU path
+//! is bit-reproducible run to run.
+
+pub mod batch_norm;
+pub mod conv;
+mod gemm;
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, Layout, Result, WithDType};
+
+/// The element types the kernels accept: f32 for training, f64 for the
+/// finite-difference tests.
+pub trait Real: WithDType + Send + Sync {
+    fn storage(data: &CpuStorage) -> Option<&[Self]>;
+    fn wrap(data: Vec<Self>) -> CpuStorage;
+}
+
+impl Real for f32 {
+    fn storage(data: &CpuStorage) -> Option<&[Self]> {
+        match data {
+            CpuStorage::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn wrap(data: Vec<Self>) -> CpuStorage {
+        CpuStorage::F32(data)
+    }
+}
+
+impl Real for f64 {
+    fn storage(data: &CpuStorage) -> Option<&[Self]> {
+        match data {
+            CpuStorage::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn wrap(data: Vec<Self>) -> CpuStorage {
+        CpuStorage::F64(data)
+    }
+}
+
+/// The contiguous elements of a kernel argument, or an error naming the
+/// operation and the argument when it is not contiguous or not of type `T`.
+fn slice<'a, T: Real>(op: &str, arg: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [T]> {
+    let Some(data) = T::storage(storage) else {
+        candle_core::bail!(
+            "{op}: {arg} is {:?}, expected {:?} like the first argument",
+            BackendStorage::dtype(storage),
+            T::DTYPE
+        )
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{op}: {arg} must be contiguous (call .contiguous() first)"),
+    }
+}
+
+/// Runs `f::<T>` for the dtype of the first argument: f32 or f64.
+macro_rules! dispatch_real {
+    ($op:expr, $storage:expr, $f:ident ( $($arg:expr),* )) => {
+        match $storage {
+            candle_core::CpuStorage::F32(_) => $f::<f32>($($arg),*),
+            candle_core::CpuStorage::F64(_) => $f::<f64>($($arg),*),
+            other => candle_core::bail!("{}: supports f32 and f64, not {:?}", $op, candle_core::backend::BackendStorage::dtype(other)),
+        }
+    };
+}
+use dispatch_real;
+
+/// Fixed partitions for reductions: enough for the cores of a big CPU box,
+/// few enough that the per-partition partial sums stay small. Independent of
+/// the thread count so that sums are the same on any pool.
+const PARTITIONS: usize = 8;
+
+/// `0..n` split into at most [`PARTITIONS`] contiguous, nearly equal ranges.
+fn partitions(n: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = PARTITIONS.min(n).max(1);
+    (0..parts).map(|p| (p * n / parts)..((p + 1) * n / parts)).collect()
+}
