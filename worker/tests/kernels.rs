@@ -5,7 +5,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 use proptest::prelude::*;
 use widesweep_worker::kernels::batch_norm::{batch_norm_relu_eval, batch_norm_relu_train};
-use widesweep_worker::kernels::conv::conv2d_nhwc;
+use widesweep_worker::kernels::conv::{conv2d_nhwc, conv2d_nhwc_add};
 
 const EPS: f64 = 1e-5;
 
@@ -128,12 +128,40 @@ fn assert_conv_matches(case: &ConvCase) {
     assert!(max_diff(&dw, &dw_ref) < 1e-10, "weight gradient differs: {case:?}");
 }
 
+/// The fused `conv + residual` against the tap sum plus a generic add:
+/// output and the gradients of input, weight and residual.
+fn assert_conv_add_matches(case: &ConvCase) {
+    let x = Var::from_tensor(&randn(&[case.batch, case.c, case.h, case.w], case.seed)).unwrap();
+    let w = Var::from_tensor(&randn(&[case.c_out, case.c, case.k, case.k], case.seed ^ 1)).unwrap();
+    let reference = conv_by_taps(x.as_tensor(), w.as_tensor(), case.stride, case.padding);
+    let r = Var::from_tensor(&randn(reference.dims(), case.seed ^ 4)).unwrap();
+    let probe = randn(reference.dims(), case.seed ^ 2);
+    let nhwc = |t: &Tensor| t.permute((0, 2, 3, 1)).unwrap();
+    let fused = conv2d_nhwc_add(&nhwc(x.as_tensor()), w.as_tensor(), &nhwc(r.as_tensor()), case.stride, case.padding)
+        .unwrap()
+        .permute((0, 3, 1, 2))
+        .unwrap();
+    let generic = (reference + r.as_tensor()).unwrap();
+    assert!(max_diff(&fused, &generic) < 1e-10, "output differs: {case:?}");
+    let grads = (&fused * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    let grads_ref = (&generic * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    for (name, var) in [("x", &x), ("w", &w), ("residual", &r)] {
+        let diff = max_diff(grads.get(var.as_tensor()).unwrap(), grads_ref.get(var.as_tensor()).unwrap());
+        assert!(diff < 1e-10, "d{name} differs by {diff}: {case:?}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
     fn conv_matches_generic_ops_forward_and_backward(case in conv_case()) {
         assert_conv_matches(&case);
+    }
+
+    #[test]
+    fn conv_with_residual_matches_conv_plus_add(case in conv_case()) {
+        assert_conv_add_matches(&case);
     }
 
     #[test]
@@ -197,6 +225,20 @@ fn kernels_match_on_shapes_spanning_many_tasks() {
     bn_case(&[5, 17, 15, 6], 11);
     let case = ConvCase { batch: 7, c: 4, c_out: 6, h: 16, w: 12, k: 3, stride: 2, padding: 1, seed: 3 };
     assert_conv_matches(&case);
+}
+
+/// A convolution of a constant (the network's input) skips the input
+/// gradient and still gives the weight gradient.
+#[test]
+fn conv_of_a_constant_input_still_trains_its_weights() {
+    let x = randn(&[2, 5, 5, 3], 1);
+    let w = Var::from_tensor(&randn(&[4, 3, 3, 3], 2)).unwrap();
+    let y = conv2d_nhwc(&x, w.as_tensor(), 1, 1).unwrap();
+    let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    assert!(grads.get(&x).is_none(), "no gradient for a constant");
+    let y_ref = conv_by_taps(&x.permute((0, 3, 1, 2)).unwrap().contiguous().unwrap(), w.as_tensor(), 1, 1);
+    let grads_ref = y_ref.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    assert!(max_diff(grads.get(w.as_tensor()).unwrap(), grads_ref.get(w.as_tensor()).unwrap()) < 1e-10);
 }
 
 #[test]

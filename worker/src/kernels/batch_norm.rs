@@ -173,8 +173,10 @@ impl CustomOp3 for BatchNormReluTrain {
         let packed = x.apply_op3_no_bwd(y, &dy.contiguous()?, &op)?;
         let (n, c) = (x.elem_count(), gamma.elem_count());
         let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
-        let dgamma = packed.narrow(0, n, c)?.reshape(gamma.shape())?;
-        let dbeta = packed.narrow(0, n + c, c)?.reshape(gamma.shape())?;
+        // Copies, not views: parameter gradients live to the end of the
+        // backward pass, and views would keep the input gradient alive as long.
+        let dgamma = packed.narrow(0, n, c)?.reshape(gamma.shape())?.copy()?;
+        let dbeta = packed.narrow(0, n + c, c)?.reshape(gamma.shape())?.copy()?;
         Ok((Some(dx), Some(dgamma), Some(dbeta)))
     }
 }

@@ -54,6 +54,10 @@ impl ConvGeometry {
         self.height * self.width * self.in_channels
     }
 
+    fn out_shape(&self) -> Shape {
+        Shape::from((self.batch, self.out_h(), self.out_w(), self.out_channels))
+    }
+
     fn out_pixels(&self) -> usize {
         self.out_h() * self.out_w()
     }
@@ -194,11 +198,15 @@ fn weights_from_patch_order<T: Real>(g: &ConvGeometry, w: &[T]) -> Vec<T> {
     out
 }
 
-fn forward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T]) -> Vec<T> {
+/// `conv(x, w)`, plus `residual` when given (the GEMM accumulates onto it).
+fn forward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], residual: Option<&[T]>) -> Vec<T> {
     let (patch, c_out, out_image) = (g.patch(), g.out_channels, g.out_pixels() * g.out_channels);
     let w = weights_to_patch_order(g, w);
     let weights = View::transposed(&w, patch, c_out);
-    let mut y = vec![T::zero(); g.batch * out_image];
+    let mut y = match residual {
+        Some(r) => r.to_vec(),
+        None => vec![T::zero(); g.batch * out_image],
+    };
     let per = g.images_per_group();
     y.par_chunks_mut(per * out_image).zip(x.par_chunks(per * g.in_image())).for_each_init(Vec::new, |cols, (y, x)| {
         let rows = y.len() / c_out;
@@ -208,27 +216,30 @@ fn forward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T]) -> Vec<T> {
             g.im2col(x, cols);
             View::row_major(cols, rows, patch)
         };
-        matmul(y, lhs, weights, false);
+        matmul(y, lhs, weights, residual.is_some());
     });
     y
 }
 
-/// The input gradient followed by the weight gradient, in one buffer.
-fn backward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], dy: &[T]) -> Vec<T> {
+/// The input gradient followed by the weight gradient, in one buffer (the
+/// input gradient left zero when `input_grad` is false).
+fn backward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], dy: &[T], input_grad: bool) -> Vec<T> {
     let (patch, c_out, out_image) = (g.patch(), g.out_channels, g.out_pixels() * g.out_channels);
     let w = weights_to_patch_order(g, w);
     let weights = View::row_major(&w, c_out, patch);
     let groups = g.groups();
     let parts = partitions(groups.len());
-    let mut out = vec![T::zero(); g.batch * g.in_image() + c_out * patch];
-    let (dx, _) = out.split_at_mut(g.batch * g.in_image());
+    let dx_len = if input_grad { g.batch * g.in_image() } else { 0 };
+    let image_len = if input_grad { g.in_image() } else { 0 };
+    let mut out = vec![T::zero(); dx_len + c_out * patch];
+    let (dx, _) = out.split_at_mut(dx_len);
     // Each partition owns the input gradient of its images and a partial
     // weight gradient; partials are summed in partition order.
     let mut dx_parts = Vec::with_capacity(parts.len());
     let mut rest = dx;
     for part in &parts {
         let images = groups[part.end - 1].end - groups[part.start].start;
-        let (mine, tail) = rest.split_at_mut(images * g.in_image());
+        let (mine, tail) = rest.split_at_mut(images * image_len);
         dx_parts.push(mine);
         rest = tail;
     }
@@ -243,7 +254,6 @@ fn backward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], dy: &[T]) -> Vec<T> {
                 let rows = images.len() * g.out_pixels();
                 let x = &x[images.start * g.in_image()..images.end * g.in_image()];
                 let dy = &dy[images.start * out_image..images.end * out_image];
-                let dx = &mut dx_part[(images.start - first_image) * g.in_image()..][..images.len() * g.in_image()];
                 let fields = if g.pointwise() {
                     View::row_major(x, rows, patch)
                 } else {
@@ -254,6 +264,10 @@ fn backward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], dy: &[T]) -> Vec<T> {
                 matmul(&mut dw, View::transposed(dy, c_out, rows), fields, i > 0);
                 // d(fields) [rows, patch] = dy [rows, c_out] x W [c_out, patch]
                 let dy_rows = View::row_major(dy, rows, c_out);
+                if !input_grad {
+                    continue;
+                }
+                let dx = &mut dx_part[(images.start - first_image) * image_len..][..images.len() * image_len];
                 if g.pointwise() {
                     matmul(dx, dy_rows, weights, false);
                 } else {
@@ -270,16 +284,41 @@ fn backward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], dy: &[T]) -> Vec<T> {
         acc
     });
     let dw = weights_from_patch_order(g, dw.get_or_insert_with(|| vec![T::zero(); c_out * patch]));
-    let dx_len = g.batch * g.in_image();
     out[dx_len..].copy_from_slice(&dw);
     out
 }
 
 /// `conv2d(x, w)` over NHWC: the forward operation, differentiable in both arguments.
-struct Conv2d(ConvGeometry);
+struct Conv2d {
+    geometry: ConvGeometry,
+    /// False when `x` is not part of the graph (the network's input): its
+    /// gradient is then skipped.
+    input_grad: bool,
+}
+
+/// `conv2d(x, w) + residual`: a residual block's last convolution with the
+/// shortcut added by the GEMM itself, so the bare convolution output is
+/// never stored (candle would keep it alive for the sum's backward pass).
+struct Conv2dAdd(ConvGeometry);
 
 /// `(x, w, dy) -> [dx | dw]` flattened into one buffer.
-struct Conv2dBackward(ConvGeometry);
+struct Conv2dBackward {
+    geometry: ConvGeometry,
+    input_grad: bool,
+}
+
+impl Conv2dBackward {
+    /// `(dx, dw)`, dx `None` when not asked for.
+    fn gradients(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Tensor)> {
+        let both = x.apply_op3_no_bwd(w, &dy.contiguous()?, self)?;
+        let dx_len = if self.input_grad { x.elem_count() } else { 0 };
+        let dx = self.input_grad.then(|| both.narrow(0, 0, dx_len)?.reshape(x.shape())).transpose()?;
+        // A copy, not a view: the gradient store keeps weight gradients to the
+        // end of the backward pass, and a view would keep this input gradient too.
+        let dw = both.narrow(0, dx_len, w.elem_count())?.reshape(w.shape())?.copy()?;
+        Ok((dx, dw))
+    }
+}
 
 impl CustomOp2 for Conv2d {
     fn name(&self) -> &'static str {
@@ -296,20 +335,56 @@ impl CustomOp2 for Conv2d {
         ) -> Result<CpuStorage> {
             let x = slice::<T>("conv2d-nhwc", "input", s1, l1)?;
             let w = slice::<T>("conv2d-nhwc", "weight", s2, l2)?;
-            Ok(T::wrap(forward(g, x, w)))
+            Ok(T::wrap(forward(g, x, w, None)))
         }
-        let g = &self.0;
+        let g = &self.geometry;
         let out = dispatch_real!(self.name(), s1, run(g, s1, l1, s2, l2))?;
-        Ok((out, Shape::from((g.batch, g.out_h(), g.out_w(), g.out_channels))))
+        Ok((out, g.out_shape()))
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = self.0;
-        let both = x.apply_op3_no_bwd(w, &dy.contiguous()?, &Conv2dBackward(g))?;
-        let dx_len = g.batch * g.in_image();
-        let dx = both.narrow(0, 0, dx_len)?.reshape(x.shape())?;
-        let dw = both.narrow(0, dx_len, w.elem_count())?.reshape(w.shape())?;
-        Ok((Some(dx), Some(dw)))
+        let backward = Conv2dBackward { geometry: self.geometry, input_grad: self.input_grad };
+        let (dx, dw) = backward.gradients(x, w, dy)?;
+        Ok((dx, Some(dw)))
+    }
+}
+
+impl CustomOp3 for Conv2dAdd {
+    fn name(&self) -> &'static str {
+        "conv2d-nhwc-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        fn run<T: Real>(g: &ConvGeometry, s: [(&CpuStorage, &Layout); 3]) -> Result<CpuStorage> {
+            let op = "conv2d-nhwc-add";
+            let x = slice::<T>(op, "input", s[0].0, s[0].1)?;
+            let w = slice::<T>(op, "weight", s[1].0, s[1].1)?;
+            let residual = slice::<T>(op, "residual", s[2].0, s[2].1)?;
+            Ok(T::wrap(forward(g, x, w, Some(residual))))
+        }
+        let g = &self.0;
+        let out = dispatch_real!(self.name(), s1, run(g, [(s1, l1), (s2, l2), (s3, l3)]))?;
+        Ok((out, g.out_shape()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _residual: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = Conv2dBackward { geometry: self.0, input_grad: true }.gradients(x, w, dy)?;
+        Ok((dx, Some(dw), Some(dy.clone())))
     }
 }
 
@@ -327,32 +402,59 @@ impl CustomOp3 for Conv2dBackward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        fn run<T: Real>(g: &ConvGeometry, s: [(&CpuStorage, &Layout); 3]) -> Result<CpuStorage> {
+        fn run<T: Real>(g: &ConvGeometry, input_grad: bool, s: [(&CpuStorage, &Layout); 3]) -> Result<CpuStorage> {
             let op = "conv2d-nhwc-backward";
             let x = slice::<T>(op, "input", s[0].0, s[0].1)?;
             let w = slice::<T>(op, "weight", s[1].0, s[1].1)?;
             let dy = slice::<T>(op, "output gradient", s[2].0, s[2].1)?;
-            Ok(T::wrap(backward(g, x, w, dy)))
+            Ok(T::wrap(backward(g, x, w, dy, input_grad)))
         }
-        let g = &self.0;
-        let out = dispatch_real!(self.name(), s1, run(g, [(s1, l1), (s2, l2), (s3, l3)]))?;
-        Ok((out, Shape::from(g.batch * g.in_image() + g.out_channels * g.patch())))
+        let (g, input_grad) = (&self.geometry, self.input_grad);
+        let out = dispatch_real!(self.name(), s1, run(g, input_grad, [(s1, l1), (s2, l2), (s3, l3)]))?;
+        let dx_len = if input_grad { g.batch * g.in_image() } else { 0 };
+        Ok((out, Shape::from(dx_len + g.out_channels * g.patch())))
     }
 }
 
-/// A convolution of NHWC `x [b, h, w, c]` with `weight [c_out, c, k, k]`,
-/// square kernel, equal stride and padding on both axes, no bias.
-pub fn conv2d_nhwc(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+fn geometry(op: &str, x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<ConvGeometry> {
     let (batch, height, width, in_channels) = x.dims4()?;
     let (out_channels, weight_in, kernel, kernel_w) = weight.dims4()?;
     if weight_in != in_channels || kernel != kernel_w {
         candle_core::bail!(
-            "conv2d-nhwc: weight {:?} does not fit input {:?} (expected [c_out, {in_channels}, k, k])",
+            "{op}: weight {:?} does not fit input {:?} (expected [c_out, {in_channels}, k, k])",
             weight.dims(),
             x.dims()
         );
     }
     let g = ConvGeometry { batch, height, width, in_channels, out_channels, kernel, stride, padding };
-    g.check("conv2d-nhwc")?;
-    x.contiguous()?.apply_op2(&weight.contiguous()?, Conv2d(g))
+    g.check(op)?;
+    Ok(g)
+}
+
+/// A convolution of NHWC `x [b, h, w, c]` with `weight [c_out, c, k, k]`,
+/// square kernel, equal stride and padding on both axes, no bias.
+pub fn conv2d_nhwc(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    let geometry = geometry("conv2d-nhwc", x, weight, stride, padding)?;
+    let op = Conv2d { geometry, input_grad: x.track_op() };
+    x.contiguous()?.apply_op2(&weight.contiguous()?, op)
+}
+
+/// `conv2d_nhwc(x, weight, ..) + residual`, without storing the bare
+/// convolution.
+pub fn conv2d_nhwc_add(
+    x: &Tensor,
+    weight: &Tensor,
+    residual: &Tensor,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    let g = geometry("conv2d-nhwc-add", x, weight, stride, padding)?;
+    if residual.shape() != &g.out_shape() {
+        candle_core::bail!(
+            "conv2d-nhwc-add: residual {:?} must have the output's shape {:?}",
+            residual.dims(),
+            g.out_shape()
+        );
+    }
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &residual.contiguous()?, Conv2dAdd(g))
 }

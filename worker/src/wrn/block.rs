@@ -35,19 +35,20 @@ impl Block {
 impl ModuleT for Block {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         let mut residual = xs.clone();
-        let mut shortcut = None;
+        let mut shortcut = xs.clone();
+        let last = self.convs.len() - 1;
         for (conv_idx, (bn, conv)) in self.bns.iter().zip(&self.convs).enumerate() {
             let mut activated = bn.forward_relu_t(&residual, train)?;
             if conv_idx == 0 {
-                shortcut = Some(match &self.shortcut {
-                    Some(projection) => projection.forward(&activated)?,
-                    None => xs.clone(),
-                });
+                if let Some(projection) = &self.shortcut {
+                    shortcut = projection.forward(&activated)?;
+                }
             } else {
                 activated = self.dropout.forward_t(&activated, train)?;
             }
-            residual = conv.forward(&activated)?;
+            residual =
+                if conv_idx == last { conv.forward_add(&activated, &shortcut)? } else { conv.forward(&activated)? };
         }
-        residual + shortcut.expect("a block has at least one convolution")
+        Ok(residual)
     }
 }

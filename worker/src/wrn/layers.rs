@@ -64,6 +64,18 @@ impl Conv {
     }
 }
 
+impl Conv {
+    /// `forward(xs) + residual`; on the CPU one kernel that never stores the
+    /// bare convolution.
+    pub fn forward_add(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        let (stride, padding) = (self.spec.stride, self.spec.padding());
+        match self.layout {
+            Layout::Nchw => xs.conv2d(&self.weight, padding, stride, 1, 1)? + residual,
+            Layout::Nhwc => kernels::conv::conv2d_nhwc_add(xs, &self.weight, residual, stride, padding),
+        }
+    }
+}
+
 impl candle_core::Module for Conv {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let (k, stride, padding) = (self.spec.kernel, self.spec.stride, self.spec.padding());
