@@ -126,28 +126,39 @@ impl ConvGeometry {
         }
     }
 
+    /// Whether every tap of output pixel (oy, ox) lies inside the image.
+    #[inline]
+    fn interior(&self, oy: usize, ox: usize) -> bool {
+        let (y0, x0) = (oy * self.stride, ox * self.stride);
+        y0 >= self.padding
+            && x0 >= self.padding
+            && y0 + self.kernel <= self.height + self.padding
+            && x0 + self.kernel <= self.width + self.padding
+    }
+
     /// The `[images * oh * ow, k*k*c]` receptive fields of `x` (whole images).
+    /// Only rows that touch the padding are zeroed first: every other value
+    /// is written once.
     fn im2col<T: Real>(&self, x: &[T], cols: &mut Vec<T>) {
         let (patch, images) = (self.patch(), x.len() / self.in_image());
-        cols.clear();
         cols.resize(images * self.out_pixels() * patch, T::zero());
         let mut rows = cols.chunks_exact_mut(patch);
         for image in x.chunks_exact(self.in_image()) {
             for oy in 0..self.out_h() {
                 for ox in 0..self.out_w() {
                     let row = rows.next().expect("one row per output pixel");
-                    self.for_each_run(oy, ox, |col, src, len| {
-                        row[col..col + len].copy_from_slice(&image[src..src + len])
-                    });
+                    if !self.interior(oy, ox) {
+                        row.fill(T::zero());
+                    }
+                    self.for_each_run(oy, ox, |col, src, len| row[col..col + len].copy_from_slice(&image[src..src + len]));
                 }
             }
         }
     }
 
     /// The adjoint of [`Self::im2col`]: adds each receptive field's gradient
-    /// back onto the input pixels it was read from.
+    /// back onto the input pixels it was read from. `dx` must start zeroed.
     fn col2im<T: Real>(&self, cols: &[T], dx: &mut [T]) {
-        dx.fill(T::zero());
         let mut rows = cols.chunks_exact(self.patch());
         for image in dx.chunks_exact_mut(self.in_image()) {
             for oy in 0..self.out_h() {
@@ -273,7 +284,8 @@ fn backward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], dy: &[T], input_grad: b
                 } else {
                     dcols.resize(rows * patch, T::zero());
                     matmul(&mut dcols, dy_rows, weights, false);
-                    g.col2im(&dcols, dx);
+                    g.col2im(&dcols, dx); // dx: still the zeros `out` was created with
+
                 }
             }
             dw
