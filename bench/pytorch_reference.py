@@ -96,6 +96,13 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    p.add_argument(
+        "--precision",
+        choices=["f32", "bf16"],
+        default="f32",
+        help="f32 (TF32 tensor-core convolutions allowed on CUDA, PyTorch's default) "
+        "or bf16 autocast (weights and optimizer state in f32)",
+    )
     a = p.parse_args()
 
     kernels = [int(k) for k in a.block.split(",")]
@@ -110,10 +117,13 @@ def main():
     x_host = torch.rand(a.batch_size, a.in_channels, 32, 32) - 0.5
     y_host = torch.randint(0, a.classes, (a.batch_size,))
 
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=a.precision == "bf16")
+
     def step():
         # Host-to-device copies each step, as in widesweep's bench.
         x, y = x_host.to(device), y_host.to(device)
-        loss = F.cross_entropy(model(x), y)
+        with autocast:
+            loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -134,7 +144,7 @@ def main():
     name = f"WRN-{3 * n * len(kernels) + 4}-{a.width} B({a.block})"
     print(
         f"pytorch {torch.__version__} {name} ({params:,} parameters) batch {a.batch_size} on {a.device}"
-        f" threads {torch.get_num_threads()}: {a.steps * a.batch_size / seconds:.1f} images/s,"
+        f" {a.precision} threads {torch.get_num_threads()}: {a.steps * a.batch_size / seconds:.1f} images/s,"
         f" {1e3 * seconds / a.steps:.1f} ms/step, peak memory {peak}"
         f" ({a.steps} timed steps after {a.warmup} warm-up)"
     )

@@ -307,6 +307,8 @@ pub fn run_bench_train(args: &BenchTrainArgs) -> anyhow::Result<()> {
     let device = args.device.open()?;
     let options =
         BenchOptions { batch_size: args.batch_size, warmup_steps: args.warmup, steps: args.steps, layout: args.layout };
+    let layout = args.layout.unwrap_or(Layout::for_device(&device));
+    println!("kernels: {}", layout.kernels());
     let report = bench_train(&config, &options, &device)?;
     let memory =
         report.peak_memory_bytes.map_or("unknown".to_string(), |b| format!("{:.0} MiB", b as f64 / (1 << 20) as f64));

@@ -90,6 +90,8 @@ impl Slot {
         // When the previous job ended: the device idles from then until
         // the next job's first step.
         let mut last_end: Option<Instant> = None;
+        let kernels = crate::wrn::layers::Layout::for_device(&self.device).kernels();
+        tracing::info!(slot = self.index, device = %self.device_spec, %kernels, "slot started");
         while !self.shutdown.is_requested() {
             let leased = rpc::call("lease a job", &idle, || {
                 let (mut client, request) = (self.client.clone(), request.clone());

@@ -173,10 +173,11 @@ impl CustomOp3 for BatchNormReluTrain {
         let packed = x.apply_op3_no_bwd(y, &dy.contiguous()?, &op)?;
         let (n, c) = (x.elem_count(), gamma.elem_count());
         let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
-        // Copies, not views: parameter gradients live to the end of the
-        // backward pass, and views would keep the input gradient alive as long.
-        let dgamma = packed.narrow(0, n, c)?.reshape(gamma.shape())?.copy()?;
-        let dbeta = packed.narrow(0, n + c, c)?.reshape(gamma.shape())?.copy()?;
+        // Own storage, not views (nor `copy`, which clones the whole storage):
+        // parameter gradients live to the end of the backward pass, and would
+        // keep the input gradient alive as long.
+        let dgamma = packed.narrow(0, n, c)?.reshape(gamma.shape())?.force_contiguous()?;
+        let dbeta = packed.narrow(0, n + c, c)?.reshape(gamma.shape())?.force_contiguous()?;
         Ok((Some(dx), Some(dgamma), Some(dbeta)))
     }
 }

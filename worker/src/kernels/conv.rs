@@ -150,7 +150,9 @@ impl ConvGeometry {
                     if !self.interior(oy, ox) {
                         row.fill(T::zero());
                     }
-                    self.for_each_run(oy, ox, |col, src, len| row[col..col + len].copy_from_slice(&image[src..src + len]));
+                    self.for_each_run(oy, ox, |col, src, len| {
+                        row[col..col + len].copy_from_slice(&image[src..src + len])
+                    });
                 }
             }
         }
@@ -285,7 +287,6 @@ fn backward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], dy: &[T], input_grad: b
                     dcols.resize(rows * patch, T::zero());
                     matmul(&mut dcols, dy_rows, weights, false);
                     g.col2im(&dcols, dx); // dx: still the zeros `out` was created with
-
                 }
             }
             dw
@@ -325,9 +326,10 @@ impl Conv2dBackward {
         let both = x.apply_op3_no_bwd(w, &dy.contiguous()?, self)?;
         let dx_len = if self.input_grad { x.elem_count() } else { 0 };
         let dx = self.input_grad.then(|| both.narrow(0, 0, dx_len)?.reshape(x.shape())).transpose()?;
-        // A copy, not a view: the gradient store keeps weight gradients to the
-        // end of the backward pass, and a view would keep this input gradient too.
-        let dw = both.narrow(0, dx_len, w.elem_count())?.reshape(w.shape())?.copy()?;
+        // Its own storage, not a view (nor `copy`, which clones the whole
+        // storage): the gradient store keeps weight gradients to the end of
+        // the backward pass, and would keep this input gradient with them.
+        let dw = both.narrow(0, dx_len, w.elem_count())?.reshape(w.shape())?.force_contiguous()?;
         Ok((dx, dw))
     }
 }

@@ -45,6 +45,31 @@ impl Layout {
     pub fn for_device(device: &Device) -> Self {
         if device.is_cpu() { Layout::Nhwc } else { Layout::Nchw }
     }
+
+    /// Which kernels train in this layout, for the logs: a slow path should
+    /// be visible, not guessed from throughput.
+    pub fn kernels(self) -> String {
+        match self {
+            Layout::Nhwc => format!(
+                "widesweep CPU kernels (NHWC im2col + GEMM{}, fused batch norm + ReLU) on {} threads",
+                if avx512() { " with AVX-512" } else { "" },
+                rayon::current_num_threads()
+            ),
+            Layout::Nchw if cfg!(feature = "cudnn") => "candle conv2d (NCHW) through cuDNN".to_string(),
+            Layout::Nchw => "candle conv2d (NCHW) without cuDNN (build with --features cudnn for it)".to_string(),
+        }
+    }
+}
+
+fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// A convolution without bias, padding kernel / 2, weights
