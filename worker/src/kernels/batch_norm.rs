@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{Real, dispatch_real, partitions, slice};
+use super::{Real, dispatch_real, partitions, slice, slices3};
 
 /// Rows per parallel task of the elementwise passes.
 const ROWS_PER_TASK: usize = 1024;
@@ -135,9 +135,7 @@ impl CustomOp3 for BatchNormReluTrain {
     ) -> Result<(CpuStorage, Shape)> {
         fn run<T: Real>(op: &BatchNormReluTrain, s: [(&CpuStorage, &Layout); 3]) -> Result<(CpuStorage, BatchStats)> {
             let name = "batch-norm-relu";
-            let x = slice::<T>(name, "input", s[0].0, s[0].1)?;
-            let gamma = slice::<T>(name, "gamma", s[1].0, s[1].1)?;
-            let beta = slice::<T>(name, "beta", s[2].0, s[2].1)?;
+            let [x, gamma, beta] = slices3::<T>(name, ["input", "gamma", "beta"], s)?;
             let c = gamma.len();
             let channels = s[0].1.dims().last().copied().unwrap_or(0);
             if beta.len() != c || c != channels || c == 0 {
@@ -248,9 +246,7 @@ impl CustomOp3 for BatchNormReluBackward {
     ) -> Result<(CpuStorage, Shape)> {
         fn run<T: Real>(op: &BatchNormReluBackward, s: [(&CpuStorage, &Layout); 3]) -> Result<CpuStorage> {
             let name = "batch-norm-relu-backward";
-            let x = slice::<T>(name, "input", s[0].0, s[0].1)?;
-            let y = slice::<T>(name, "output", s[1].0, s[1].1)?;
-            let dy = slice::<T>(name, "output gradient", s[2].0, s[2].1)?;
+            let [x, y, dy] = slices3::<T>(name, ["input", "output", "output gradient"], s)?;
             if y.len() != x.len() || dy.len() != x.len() {
                 candle_core::bail!("{name}: input, output and gradient sizes differ");
             }

@@ -17,7 +17,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::gemm::{View, matmul};
-use super::{Real, dispatch_real, partitions, slice};
+use super::{Real, dispatch_real, partitions, slice, slices3};
 
 /// Output pixels per GEMM: enough rows to amortise packing the weights,
 /// few enough that the im2col buffer stays in L2/L3.
@@ -177,8 +177,9 @@ impl ConvGeometry {
     }
 }
 
-/// `[c_out, c, ky, kx]` -> `[c_out, ky, kx, c]`, the im2col column order.
-fn weights_to_patch_order<T: Real>(g: &ConvGeometry, w: &[T]) -> Vec<T> {
+/// `[c_out, c, ky, kx]` -> `[c_out, ky, kx, c]` (the im2col column order)
+/// when `to_patch`, the inverse otherwise.
+fn permute_taps<T: Real>(g: &ConvGeometry, w: &[T], to_patch: bool) -> Vec<T> {
     let (c, kk) = (g.in_channels, g.kernel * g.kernel);
     if kk == 1 {
         return w.to_vec();
@@ -187,24 +188,12 @@ fn weights_to_patch_order<T: Real>(g: &ConvGeometry, w: &[T]) -> Vec<T> {
     for (src, dst) in w.chunks_exact(c * kk).zip(out.chunks_exact_mut(c * kk)) {
         for ci in 0..c {
             for tap in 0..kk {
-                dst[tap * c + ci] = src[ci * kk + tap];
-            }
-        }
-    }
-    out
-}
-
-/// The inverse of [`weights_to_patch_order`].
-fn weights_from_patch_order<T: Real>(g: &ConvGeometry, w: &[T]) -> Vec<T> {
-    let (c, kk) = (g.in_channels, g.kernel * g.kernel);
-    if kk == 1 {
-        return w.to_vec();
-    }
-    let mut out = vec![T::zero(); w.len()];
-    for (src, dst) in w.chunks_exact(c * kk).zip(out.chunks_exact_mut(c * kk)) {
-        for ci in 0..c {
-            for tap in 0..kk {
-                dst[ci * kk + tap] = src[tap * c + ci];
+                let (patch, torch) = (tap * c + ci, ci * kk + tap);
+                if to_patch {
+                    dst[patch] = src[torch];
+                } else {
+                    dst[torch] = src[patch];
+                }
             }
         }
     }
@@ -214,7 +203,7 @@ fn weights_from_patch_order<T: Real>(g: &ConvGeometry, w: &[T]) -> Vec<T> {
 /// `conv(x, w)`, plus `residual` when given (the GEMM accumulates onto it).
 fn forward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], residual: Option<&[T]>) -> Vec<T> {
     let (patch, c_out, out_image) = (g.patch(), g.out_channels, g.out_pixels() * g.out_channels);
-    let w = weights_to_patch_order(g, w);
+    let w = permute_taps(g, w, true);
     let weights = View::transposed(&w, patch, c_out);
     let mut y = match residual {
         Some(r) => r.to_vec(),
@@ -238,7 +227,7 @@ fn forward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], residual: Option<&[T]>) 
 /// input gradient left zero when `input_grad` is false).
 fn backward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], dy: &[T], input_grad: bool) -> Vec<T> {
     let (patch, c_out, out_image) = (g.patch(), g.out_channels, g.out_pixels() * g.out_channels);
-    let w = weights_to_patch_order(g, w);
+    let w = permute_taps(g, w, true);
     let weights = View::row_major(&w, c_out, patch);
     let groups = g.groups();
     let parts = partitions(groups.len());
@@ -296,7 +285,7 @@ fn backward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], dy: &[T], input_grad: b
         acc.iter_mut().zip(&p).for_each(|(a, b)| *a += *b);
         acc
     });
-    let dw = weights_from_patch_order(g, dw.get_or_insert_with(|| vec![T::zero(); c_out * patch]));
+    let dw = permute_taps(g, dw.get_or_insert_with(|| vec![T::zero(); c_out * patch]), false);
     out[dx_len..].copy_from_slice(&dw);
     out
 }
@@ -378,10 +367,7 @@ impl CustomOp3 for Conv2dAdd {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         fn run<T: Real>(g: &ConvGeometry, s: [(&CpuStorage, &Layout); 3]) -> Result<CpuStorage> {
-            let op = "conv2d-nhwc-add";
-            let x = slice::<T>(op, "input", s[0].0, s[0].1)?;
-            let w = slice::<T>(op, "weight", s[1].0, s[1].1)?;
-            let residual = slice::<T>(op, "residual", s[2].0, s[2].1)?;
+            let [x, w, residual] = slices3::<T>("conv2d-nhwc-add", ["input", "weight", "residual"], s)?;
             Ok(T::wrap(forward(g, x, w, Some(residual))))
         }
         let g = &self.0;
@@ -417,10 +403,8 @@ impl CustomOp3 for Conv2dBackward {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         fn run<T: Real>(g: &ConvGeometry, input_grad: bool, s: [(&CpuStorage, &Layout); 3]) -> Result<CpuStorage> {
-            let op = "conv2d-nhwc-backward";
-            let x = slice::<T>(op, "input", s[0].0, s[0].1)?;
-            let w = slice::<T>(op, "weight", s[1].0, s[1].1)?;
-            let dy = slice::<T>(op, "output gradient", s[2].0, s[2].1)?;
+            let names = ["input", "weight", "output gradient"];
+            let [x, w, dy] = slices3::<T>("conv2d-nhwc-backward", names, s)?;
             Ok(T::wrap(backward(g, x, w, dy, input_grad)))
         }
         let (g, input_grad) = (&self.geometry, self.input_grad);

@@ -30,31 +30,24 @@ pub trait Real: WithDType + Send + Sync {
     fn wrap(data: Vec<Self>) -> CpuStorage;
 }
 
-impl Real for f32 {
-    fn storage(data: &CpuStorage) -> Option<&[Self]> {
-        match data {
-            CpuStorage::F32(v) => Some(v),
-            _ => None,
+macro_rules! real {
+    ($t:ty, $variant:ident) => {
+        impl Real for $t {
+            fn storage(data: &CpuStorage) -> Option<&[Self]> {
+                match data {
+                    CpuStorage::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+
+            fn wrap(data: Vec<Self>) -> CpuStorage {
+                CpuStorage::$variant(data)
+            }
         }
-    }
-
-    fn wrap(data: Vec<Self>) -> CpuStorage {
-        CpuStorage::F32(data)
-    }
+    };
 }
-
-impl Real for f64 {
-    fn storage(data: &CpuStorage) -> Option<&[Self]> {
-        match data {
-            CpuStorage::F64(v) => Some(v),
-            _ => None,
-        }
-    }
-
-    fn wrap(data: Vec<Self>) -> CpuStorage {
-        CpuStorage::F64(data)
-    }
-}
+real!(f32, F32);
+real!(f64, F64);
 
 /// The contiguous elements of a kernel argument, or an error naming the
 /// operation and the argument when it is not contiguous or not of type `T`.
@@ -70,6 +63,15 @@ fn slice<'a, T: Real>(op: &str, arg: &str, storage: &'a CpuStorage, layout: &Lay
         Some((start, end)) => Ok(&data[start..end]),
         None => candle_core::bail!("{op}: {arg} must be contiguous (call .contiguous() first)"),
     }
+}
+
+/// The three arguments of a `CustomOp3`, each checked by [`slice`].
+fn slices3<'a, T: Real>(op: &str, names: [&str; 3], args: [(&'a CpuStorage, &'a Layout); 3]) -> Result<[&'a [T]; 3]> {
+    Ok([
+        slice(op, names[0], args[0].0, args[0].1)?,
+        slice(op, names[1], args[1].0, args[1].1)?,
+        slice(op, names[2], args[2].0, args[2].1)?,
+    ])
 }
 
 /// Runs `f::<T>` for the dtype of the first argument: f32 or f64.
