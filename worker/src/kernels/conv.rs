@@ -223,8 +223,8 @@ fn forward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], residual: Option<&[T]>) 
     y
 }
 
-/// The input gradient followed by the weight gradient, in one buffer (the
-/// input gradient left zero when `input_grad` is false).
+/// The input gradient followed by the weight gradient, in one buffer (no
+/// input gradient at all when `input_grad` is false).
 fn backward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], dy: &[T], input_grad: bool) -> Vec<T> {
     let (patch, c_out, out_image) = (g.patch(), g.out_channels, g.out_pixels() * g.out_channels);
     let w = permute_taps(g, w, true);
@@ -264,11 +264,11 @@ fn backward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], dy: &[T], input_grad: b
                 };
                 // dW [c_out, patch] += dy^T [c_out, rows] x fields [rows, patch]
                 matmul(&mut dw, View::transposed(dy, c_out, rows), fields, i > 0);
-                // d(fields) [rows, patch] = dy [rows, c_out] x W [c_out, patch]
-                let dy_rows = View::row_major(dy, rows, c_out);
                 if !input_grad {
                     continue;
                 }
+                // d(fields) [rows, patch] = dy [rows, c_out] x W [c_out, patch]
+                let dy_rows = View::row_major(dy, rows, c_out);
                 let dx = &mut dx_part[(images.start - first_image) * image_len..][..images.len() * image_len];
                 if g.pointwise() {
                     matmul(dx, dy_rows, weights, false);
