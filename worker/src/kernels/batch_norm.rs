@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{Real, dispatch_real, partitions, slice, slices3};
+use super::{Real, dispatch_real, partitions, slice, slices3, sum_in_order, unpack_gradients};
 
 /// Rows per parallel task of the elementwise passes.
 const ROWS_PER_TASK: usize = 1024;
@@ -36,20 +36,15 @@ fn reduce_rows(
     acc: usize,
     body: impl Fn(std::ops::Range<usize>, &mut [f64]) + Sync,
 ) -> Vec<f64> {
-    partitions(rows)
+    let partials = partitions(rows)
         .into_par_iter()
         .map(|range| {
             let mut sums = vec![0.0; acc * c];
             body(range, &mut sums);
             sums
         })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .reduce(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-            a
-        })
-        .unwrap_or_else(|| vec![0.0; acc * c])
+        .collect();
+    sum_in_order(partials).unwrap_or_else(|| vec![0.0; acc * c])
 }
 
 fn statistics<T: Real>(x: &[T], c: usize) -> BatchStats {
@@ -169,14 +164,8 @@ impl CustomOp3 for BatchNormReluTrain {
         let inv_std = stats.var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
         let op = BatchNormReluBackward { mean: stats.mean, inv_std, gamma: to_f64s(gamma)? };
         let packed = x.apply_op3_no_bwd(y, &dy.contiguous()?, &op)?;
-        let (n, c) = (x.elem_count(), gamma.elem_count());
-        let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
-        // Own storage, not views (nor `copy`, which clones the whole storage):
-        // parameter gradients live to the end of the backward pass, and would
-        // keep the input gradient alive as long.
-        let dgamma = packed.narrow(0, n, c)?.reshape(gamma.shape())?.force_contiguous()?;
-        let dbeta = packed.narrow(0, n + c, c)?.reshape(gamma.shape())?.force_contiguous()?;
-        Ok((Some(dx), Some(dgamma), Some(dbeta)))
+        let (dx, [dgamma, dbeta]) = unpack_gradients(&packed, Some(x.shape()), [gamma.shape(), gamma.shape()])?;
+        Ok((dx, Some(dgamma), Some(dbeta)))
     }
 }
 

@@ -17,7 +17,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::gemm::{View, matmul};
-use super::{Real, dispatch_real, partitions, slice, slices3};
+use super::{Real, dispatch_real, partitions, slice, slices3, sum_in_order, unpack_gradients};
 
 /// Output pixels per GEMM: enough rows to amortise packing the weights,
 /// few enough that the im2col buffer stays in L2/L3.
@@ -281,11 +281,8 @@ fn backward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], dy: &[T], input_grad: b
             dw
         })
         .collect();
-    let mut dw = partials.into_iter().reduce(|mut acc, p| {
-        acc.iter_mut().zip(&p).for_each(|(a, b)| *a += *b);
-        acc
-    });
-    let dw = permute_taps(g, dw.get_or_insert_with(|| vec![T::zero(); c_out * patch]), false);
+    let dw = sum_in_order(partials).unwrap_or_else(|| vec![T::zero(); c_out * patch]);
+    let dw = permute_taps(g, &dw, false);
     out[dx_len..].copy_from_slice(&dw);
     out
 }
@@ -313,12 +310,7 @@ impl Conv2dBackward {
     /// `(dx, dw)`, dx `None` when not asked for.
     fn gradients(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Tensor)> {
         let both = x.apply_op3_no_bwd(w, &dy.contiguous()?, self)?;
-        let dx_len = if self.input_grad { x.elem_count() } else { 0 };
-        let dx = self.input_grad.then(|| both.narrow(0, 0, dx_len)?.reshape(x.shape())).transpose()?;
-        // Its own storage, not a view (nor `copy`, which clones the whole
-        // storage): the gradient store keeps weight gradients to the end of
-        // the backward pass, and would keep this input gradient with them.
-        let dw = both.narrow(0, dx_len, w.elem_count())?.reshape(w.shape())?.force_contiguous()?;
+        let (dx, [dw]) = unpack_gradients(&both, self.input_grad.then_some(x.shape()), [w.shape()])?;
         Ok((dx, dw))
     }
 }

@@ -21,7 +21,7 @@ pub mod conv;
 mod gemm;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, Layout, Result, WithDType};
+use candle_core::{CpuStorage, Layout, Result, Shape, Tensor, WithDType};
 
 /// The element types the kernels accept: f32 for training, f64 for the
 /// finite-difference tests.
@@ -95,4 +95,34 @@ const PARTITIONS: usize = 8;
 fn partitions(n: usize) -> Vec<std::ops::Range<usize>> {
     let parts = PARTITIONS.min(n).max(1);
     (0..parts).map(|p| (p * n / parts)..((p + 1) * n / parts)).collect()
+}
+
+/// The element-wise sum of per-partition partial results, in partition
+/// order (so the same bits on any thread pool); `None` for no partials.
+fn sum_in_order<T: Copy + std::ops::AddAssign>(partials: Vec<Vec<T>>) -> Option<Vec<T>> {
+    partials.into_iter().reduce(|mut acc, partial| {
+        acc.iter_mut().zip(&partial).for_each(|(a, b)| *a += *b);
+        acc
+    })
+}
+
+/// Splits a backward kernel's packed output `[dx | dp1 | dp2 ...]`: the
+/// input gradient (when there is one) as a view, each parameter gradient in
+/// storage of its own. Parameter gradients live to the end of the backward
+/// pass; as views (or `Tensor::copy`, which clones the whole storage) they
+/// would keep the input gradient alive as long.
+fn unpack_gradients<const N: usize>(
+    packed: &Tensor,
+    input: Option<&Shape>,
+    params: [&Shape; N],
+) -> Result<(Option<Tensor>, [Tensor; N])> {
+    let dx = input.map(|shape| packed.narrow(0, 0, shape.elem_count())?.reshape(shape)).transpose()?;
+    let mut offset = input.map_or(0, Shape::elem_count);
+    let mut grads = Vec::with_capacity(N);
+    for shape in params {
+        grads.push(packed.narrow(0, offset, shape.elem_count())?.reshape(shape)?.force_contiguous()?);
+        offset += shape.elem_count();
+    }
+    let grads = grads.try_into().expect("one gradient per parameter shape");
+    Ok((dx, grads))
 }

@@ -87,30 +87,29 @@ impl Conv {
         let weight = vb.get_with_hints(spec.weight_shape().to_vec(), "weight", init)?;
         Ok(Self { weight, spec, layout })
     }
-}
 
-impl Conv {
     /// `forward(xs) + residual`; on the CPU one kernel that never stores the
     /// bare convolution.
     pub fn forward_add(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        self.convolve(xs, Some(residual))
+    }
+
+    fn convolve(&self, xs: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
         let (stride, padding) = (self.spec.stride, self.spec.padding());
-        match self.layout {
-            Layout::Nchw => xs.conv2d(&self.weight, padding, stride, 1, 1)? + residual,
-            Layout::Nhwc => kernels::conv::conv2d_nhwc_add(xs, &self.weight, residual, stride, padding),
+        match (self.layout, residual) {
+            (Layout::Nchw, None) => xs.conv2d(&self.weight, padding, stride, 1, 1),
+            (Layout::Nchw, Some(residual)) => xs.conv2d(&self.weight, padding, stride, 1, 1)? + residual,
+            (Layout::Nhwc, None) => kernels::conv::conv2d_nhwc(xs, &self.weight, stride, padding),
+            (Layout::Nhwc, Some(residual)) => {
+                kernels::conv::conv2d_nhwc_add(xs, &self.weight, residual, stride, padding)
+            }
         }
     }
 }
 
 impl candle_core::Module for Conv {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let (k, stride, padding) = (self.spec.kernel, self.spec.stride, self.spec.padding());
-        match self.layout {
-            Layout::Nchw => xs.conv2d(&self.weight, padding, stride, 1, 1),
-            Layout::Nhwc => {
-                debug_assert_eq!(self.weight.dim(2).ok(), Some(k));
-                kernels::conv::conv2d_nhwc(xs, &self.weight, stride, padding)
-            }
-        }
+        self.convolve(xs, None)
     }
 }
 
