@@ -10,11 +10,12 @@ use widesweep::Cli;
 /// Training allocates and frees activation-sized buffers every step; glibc
 /// hands each back to the kernel and faults it in again (zeroed pages, TLB
 /// shootdowns on every core), which cost a third of a CPU training step.
-/// mimalloc reuses them, once told to keep freed memory for 5 s instead of
-/// its default 1 s: longer than a small network's step (WRN-16-4: 2 s on two cores),
-/// so its buffers are reused, and short enough that a big network's peak
-/// (WRN-28-10: 23 s steps) is not raised by memory freed long before
-/// (never purging cost WRN-28-10 14 % more peak memory).
+/// mimalloc reuses them, keeping freed memory for 1 s before returning it:
+/// a step's forward and backward passes free and reallocate buffers of the
+/// same sizes within that, while memory freed long before does not add to
+/// the peak. Measured on WRN-28-10, batch 128 (BENCHMARKS.md): 1 s kept the
+/// peak 8 % under PyTorch's, 5 s put it level with PyTorch's, 0 s was 10 %
+/// slower; never purging cost 14 % more peak memory.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -23,7 +24,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// not). The test below checks it by its documented default.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = libmimalloc_sys::mi_option_use_numa_nodes - 1;
 
-const PURGE_DELAY_MS: std::ffi::c_long = 5_000;
+const PURGE_DELAY_MS: std::ffi::c_long = 1_000;
 
 /// Keeps freed memory in the process for reuse, unless the user set
 /// `MIMALLOC_PURGE_DELAY` (read by mimalloc itself).

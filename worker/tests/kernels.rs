@@ -5,7 +5,8 @@
 use candle_core::{DType, Device, Tensor, Var};
 use proptest::prelude::*;
 use widesweep_worker::kernels::batch_norm::{batch_norm_relu_eval, batch_norm_relu_train};
-use widesweep_worker::kernels::conv::{conv2d_nhwc, conv2d_nhwc_add};
+use widesweep_worker::kernels::conv::{ConvGeometry, conv2d_nhwc, conv2d_nhwc_add};
+use widesweep_worker::kernels::winograd;
 
 const EPS: f64 = 1e-5;
 
@@ -51,6 +52,42 @@ fn conv_case() -> impl Strategy<Value = ConvCase> {
             padding,
             seed,
         })
+}
+
+impl ConvCase {
+    fn geometry(&self) -> ConvGeometry {
+        ConvGeometry {
+            batch: self.batch,
+            height: self.h,
+            width: self.w,
+            in_channels: self.c,
+            out_channels: self.c_out,
+            kernel: self.k,
+            stride: self.stride,
+            padding: self.padding,
+        }
+    }
+}
+
+/// 3x3 stride-1 convolutions with enough channels for Winograd, on odd and
+/// even sizes (odd outputs leave half tiles at the edges) and padding 0-2.
+fn winograd_case() -> impl Strategy<Value = ConvCase> {
+    (1usize..4, 0usize..4, 0usize..4, 0usize..=2, 1usize..9, 1usize..9, any::<u64>()).prop_map(
+        |(batch, dc, dc_out, padding, h, w, seed)| {
+            let min = 3usize.saturating_sub(2 * padding).max(1);
+            ConvCase {
+                batch,
+                c: winograd::MIN_CHANNELS + dc,
+                c_out: winograd::MIN_CHANNELS + dc_out,
+                h: h.max(min),
+                w: w.max(min),
+                k: 3,
+                stride: 1,
+                padding,
+                seed,
+            }
+        },
+    )
 }
 
 /// A convolution from generic, differentiable candle ops, one kernel tap at
@@ -165,6 +202,13 @@ proptest! {
     }
 
     #[test]
+    fn winograd_conv_matches_generic_ops_forward_and_backward(case in winograd_case()) {
+        prop_assert!(winograd::applies(&case.geometry()), "not a Winograd shape: {:?}", case);
+        assert_conv_matches(&case);
+        assert_conv_add_matches(&case);
+    }
+
+    #[test]
     fn batch_norm_relu_matches_generic_ops(
         dims in prop::collection::vec(1usize..7, 1..4),
         c in 1usize..9,
@@ -227,6 +271,32 @@ fn kernels_match_on_shapes_spanning_many_tasks() {
     assert_conv_matches(&case);
 }
 
+/// Winograd in f32, at a WRN block's width, stays within f32 rounding of
+/// the direct convolution computed in f64: output and input gradient (the
+/// two products Winograd computes).
+#[test]
+fn winograd_in_f32_stays_close_to_exact_convolution() {
+    let case = ConvCase { batch: 2, c: 64, c_out: 64, h: 8, w: 8, k: 3, stride: 1, padding: 1, seed: 21 };
+    assert!(winograd::applies(&case.geometry()));
+    let x = randn(&[case.batch, case.h, case.w, case.c], case.seed);
+    let w = randn(&[case.c_out, case.c, 3, 3], case.seed ^ 1).affine(0.1, 0.0).unwrap();
+    let probe = randn(&[case.batch, case.c_out, case.h, case.w], case.seed ^ 2);
+    let f32 = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+    let x32 = Var::from_tensor(&f32(&x)).unwrap();
+    let y32 = conv2d_nhwc(x32.as_tensor(), &f32(&w), 1, 1).unwrap().permute((0, 3, 1, 2)).unwrap();
+    let dx32 = (&y32 * &f32(&probe)).unwrap().sum_all().unwrap().backward().unwrap();
+    let dx32 = dx32.get(x32.as_tensor()).unwrap().to_dtype(DType::F64).unwrap();
+    let x64 = Var::from_tensor(&x.permute((0, 3, 1, 2)).unwrap().contiguous().unwrap()).unwrap();
+    let y64 = conv_by_taps(x64.as_tensor(), &w, 1, 1);
+    let dx64 = (&y64 * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    let dx64 = dx64.get(x64.as_tensor()).unwrap().permute((0, 2, 3, 1)).unwrap();
+    let scale = |t: &Tensor| t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap();
+    let y_err = max_diff(&y32.to_dtype(DType::F64).unwrap(), &y64) / scale(&y64);
+    let dx_err = max_diff(&dx32, &dx64) / scale(&dx64);
+    assert!(y_err < 1e-5, "output relative error {y_err:e}");
+    assert!(dx_err < 1e-5, "input gradient relative error {dx_err:e}");
+}
+
 /// A convolution of a constant (the network's input) skips the input
 /// gradient and still gives the weight gradient.
 #[test]
@@ -270,15 +340,18 @@ fn inference_batch_norm_uses_the_given_statistics() {
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
     let run = || {
+        // Winograd (3x3 stride 1) for the first convolution, im2col (stride 2) for the second.
         let x = Var::from_tensor(&randn(&[9, 12, 12, 8], 1).to_dtype(DType::F32).unwrap()).unwrap();
         let w = Var::from_tensor(&randn(&[16, 8, 3, 3], 2).to_dtype(DType::F32).unwrap()).unwrap();
+        let w2 = Var::from_tensor(&randn(&[16, 16, 3, 3], 5).to_dtype(DType::F32).unwrap()).unwrap();
         let gamma = Var::from_tensor(&randn(&[16], 3).to_dtype(DType::F32).unwrap()).unwrap();
         let beta = Var::from_tensor(&randn(&[16], 4).to_dtype(DType::F32).unwrap()).unwrap();
         let y = conv2d_nhwc(x.as_tensor(), w.as_tensor(), 1, 1).unwrap();
         let (z, _) = batch_norm_relu_train(&y, gamma.as_tensor(), beta.as_tensor(), EPS).unwrap();
+        let z = conv2d_nhwc(&z, w2.as_tensor(), 2, 1).unwrap();
         let loss = z.sqr().unwrap().sum_all().unwrap();
         let grads = loss.backward().unwrap();
-        [x.as_tensor(), w.as_tensor(), gamma.as_tensor(), beta.as_tensor()]
+        [x.as_tensor(), w.as_tensor(), w2.as_tensor(), gamma.as_tensor(), beta.as_tensor()]
             .map(|t| grads.get(t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap())
     };
     let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{Real, dispatch_real, partitions, slice, slices3, sum_in_order, unpack_gradients};
+use super::{Real, dispatch_real, partitions, slice, slices3, sum_in_order, unpack_gradients, vectorized};
 
 /// Rows per parallel task of the elementwise passes.
 const ROWS_PER_TASK: usize = 1024;
@@ -51,13 +51,7 @@ fn statistics<T: Real>(x: &[T], c: usize) -> BatchStats {
     let rows = x.len() / c;
     let sums = reduce_rows(rows, c, 2, |range, acc| {
         let (sum, sq) = acc.split_at_mut(c);
-        for row in x[range.start * c..range.end * c].chunks_exact(c) {
-            for ((s, q), v) in sum.iter_mut().zip(sq.iter_mut()).zip(row) {
-                let v = v.to_f64();
-                *s += v;
-                *q += v * v;
-            }
-        }
+        sums_and_squares(&x[range.start * c..range.end * c], sum, sq);
     });
     let n = rows.max(1) as f64;
     let mean: Vec<f64> = sums[..c].iter().map(|s| s / n).collect();
@@ -72,14 +66,72 @@ fn affine_relu<T: Real>(x: &[T], scale: &[f64], shift: &[f64]) -> Vec<T> {
     let shift: Vec<T> = shift.iter().map(|v| T::from_f64(*v)).collect();
     let mut y = vec![T::zero(); x.len()];
     y.par_chunks_mut(ROWS_PER_TASK * c).zip(x.par_chunks(ROWS_PER_TASK * c)).for_each(|(y, x)| {
-        for (y, x) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-            for (((y, x), a), b) in y.iter_mut().zip(x).zip(&scale).zip(&shift) {
-                let v = *x * *a + *b;
-                *y = if v > T::zero() { v } else { T::zero() };
-            }
-        }
+        affine_relu_rows(y, x, &scale, &shift);
     });
     y
+}
+
+#[inline(always)]
+fn relu_grad<T: Real>(y: T, dy: T) -> T {
+    if y > T::zero() { dy } else { T::zero() }
+}
+
+// The element-wise loops, each over rows of `c` channels (c = the length of
+// the per-channel slices), vectorised across channels: every channel is its
+// own lane, so the sums keep their order and the bits do not depend on the
+// instruction set.
+vectorized! {
+    /// Adds each channel's values and squares (in f64) to `sum` and `sq`.
+    fn sums_and_squares<T: Real>(x: &[T], sum: &mut [f64], sq: &mut [f64]) {
+        let c = sum.len();
+        let sq = &mut sq[..c];
+        for row in x.chunks_exact(c) {
+            for j in 0..c {
+                let v = row[j].to_f64();
+                sum[j] += v;
+                sq[j] += v * v;
+            }
+        }
+    }
+
+    /// `y = max(0, x * scale + shift)` per channel.
+    fn affine_relu_rows<T: Real>(y: &mut [T], x: &[T], scale: &[T], shift: &[T]) {
+        let c = scale.len();
+        let shift = &shift[..c];
+        for (y, x) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+            for j in 0..c {
+                let v = x[j] * scale[j] + shift[j];
+                y[j] = if v > T::zero() { v } else { T::zero() };
+            }
+        }
+    }
+
+    /// Adds `g` and `g * (x - mean)` per channel to `sg` and `sgx` (in f64),
+    /// `g` the output gradient through the ReLU.
+    fn gradient_sums<T: Real>(x: &[T], y: &[T], dy: &[T], mean: &[f64], sg: &mut [f64], sgx: &mut [f64]) {
+        let c = mean.len();
+        let (sg, sgx) = (&mut sg[..c], &mut sgx[..c]);
+        for ((x, y), dy) in x.chunks_exact(c).zip(y.chunks_exact(c)).zip(dy.chunks_exact(c)) {
+            for j in 0..c {
+                let g = relu_grad(y[j], dy[j]).to_f64();
+                sg[j] += g;
+                sgx[j] += g * (x[j].to_f64() - mean[j]);
+            }
+        }
+    }
+
+    /// `dx = coef_g * g + bias + coef_x * (x - mean)` per channel, `g` the
+    /// output gradient through the ReLU; `coefs` = [coef_g, bias, coef_x, mean].
+    fn input_gradient_rows<T: Real>(dx: &mut [T], x: &[T], y: &[T], dy: &[T], coefs: [&[T]; 4]) {
+        let [coef_g, bias, coef_x, mean] = coefs;
+        let c = coef_g.len();
+        let (bias, coef_x, mean) = (&bias[..c], &coef_x[..c], &mean[..c]);
+        for (((dx, x), y), dy) in dx.chunks_exact_mut(c).zip(x.chunks_exact(c)).zip(y.chunks_exact(c)).zip(dy.chunks_exact(c)) {
+            for j in 0..c {
+                dx[j] = coef_g[j] * relu_grad(y[j], dy[j]) + bias[j] + coef_x[j] * (x[j] - mean[j]);
+            }
+        }
+    }
 }
 
 /// The per-channel `scale` and `shift` of `gamma * (x - mean) / sqrt(var + eps) + beta`.
@@ -173,20 +225,11 @@ impl BatchNormReluBackward {
     fn run<T: Real>(&self, x: &[T], y: &[T], dy: &[T]) -> Vec<T> {
         let c = self.mean.len();
         let rows = x.len() / c;
-        let relu_grad = |y: T, dy: T| if y > T::zero() { dy } else { T::zero() };
         // sum(g) and sum(g * (x - mean)), g the gradient through the ReLU.
         let sums = reduce_rows(rows, c, 2, |range, acc| {
             let (sg, sgx) = acc.split_at_mut(c);
             let span = range.start * c..range.end * c;
-            for ((x, y), dy) in
-                x[span.clone()].chunks_exact(c).zip(y[span.clone()].chunks_exact(c)).zip(dy[span].chunks_exact(c))
-            {
-                for j in 0..c {
-                    let g = relu_grad(y[j], dy[j]).to_f64();
-                    sg[j] += g;
-                    sgx[j] += g * (x[j].to_f64() - self.mean[j]);
-                }
-            }
+            gradient_sums(&x[span.clone()], &y[span.clone()], &dy[span], &self.mean, sg, sgx);
         });
         let n = rows.max(1) as f64;
         let dbeta = &sums[..c];
@@ -200,17 +243,11 @@ impl BatchNormReluBackward {
         let mut out = vec![T::zero(); x.len() + 2 * c];
         let (dx, tail) = out.split_at_mut(x.len());
         let task = ROWS_PER_TASK * c;
-        dx.par_chunks_mut(task).zip(x.par_chunks(task)).zip(y.par_chunks(task)).zip(dy.par_chunks(task)).for_each(
-            |(((dx, x), y), dy)| {
-                for (((dx, x), y), dy) in
-                    dx.chunks_exact_mut(c).zip(x.chunks_exact(c)).zip(y.chunks_exact(c)).zip(dy.chunks_exact(c))
-                {
-                    for j in 0..c {
-                        dx[j] = coef_g[j] * relu_grad(y[j], dy[j]) + bias[j] + coef_x[j] * (x[j] - mean[j]);
-                    }
-                }
-            },
-        );
+        dx.par_chunks_mut(task)
+            .zip(x.par_chunks(task))
+            .zip(y.par_chunks(task))
+            .zip(dy.par_chunks(task))
+            .for_each(|(((dx, x), y), dy)| input_gradient_rows(dx, x, y, dy, [&coef_g, &bias, &coef_x, &mean]));
         for j in 0..c {
             tail[j] = T::from_f64(dgamma[j]);
             tail[c + j] = T::from_f64(dbeta[j]);

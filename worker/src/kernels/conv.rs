@@ -17,7 +17,8 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::gemm::{View, matmul};
-use super::{Real, dispatch_real, partitions, slice, slices3, sum_in_order, unpack_gradients};
+use super::winograd;
+use super::{PerThread, Real, dispatch_real, partitions, slice, slices3, sum_in_order, unpack_gradients};
 
 /// Output pixels per GEMM: enough rows to amortise packing the weights,
 /// few enough that the im2col buffer stays in L2/L3.
@@ -203,22 +204,29 @@ fn permute_taps<T: Real>(g: &ConvGeometry, w: &[T], to_patch: bool) -> Vec<T> {
 /// `conv(x, w)`, plus `residual` when given (the GEMM accumulates onto it).
 fn forward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], residual: Option<&[T]>) -> Vec<T> {
     let (patch, c_out, out_image) = (g.patch(), g.out_channels, g.out_pixels() * g.out_channels);
-    let w = permute_taps(g, w, true);
-    let weights = View::transposed(&w, patch, c_out);
     let mut y = match residual {
         Some(r) => r.to_vec(),
         None => vec![T::zero(); g.batch * out_image],
     };
+    if winograd::applies(g) {
+        winograd::forward(g, x, w, &mut y, residual.is_some());
+        return y;
+    }
+    let w = permute_taps(g, w, true);
+    let weights = View::transposed(&w, patch, c_out);
     let per = g.images_per_group();
-    y.par_chunks_mut(per * out_image).zip(x.par_chunks(per * g.in_image())).for_each_init(Vec::new, |cols, (y, x)| {
-        let rows = y.len() / c_out;
-        let lhs = if g.pointwise() {
-            View::row_major(x, rows, patch)
-        } else {
-            g.im2col(x, cols);
-            View::row_major(cols, rows, patch)
-        };
-        matmul(y, lhs, weights, residual.is_some());
+    let cols = PerThread::<Vec<T>>::new();
+    y.par_chunks_mut(per * out_image).zip(x.par_chunks(per * g.in_image())).for_each(|(y, x)| {
+        cols.with(|cols| {
+            let rows = y.len() / c_out;
+            let lhs = if g.pointwise() {
+                View::row_major(x, rows, patch)
+            } else {
+                g.im2col(x, cols);
+                View::row_major(cols, rows, patch)
+            };
+            matmul(y, lhs, weights, residual.is_some());
+        })
     });
     y
 }
@@ -227,6 +235,16 @@ fn forward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], residual: Option<&[T]>) 
 /// input gradient at all when `input_grad` is false).
 fn backward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], dy: &[T], input_grad: bool) -> Vec<T> {
     let (patch, c_out, out_image) = (g.patch(), g.out_channels, g.out_pixels() * g.out_channels);
+    if winograd::applies(g) {
+        let dx_len = if input_grad { g.batch * g.in_image() } else { 0 };
+        let mut out = vec![T::zero(); dx_len + c_out * patch];
+        let (dx, dw) = out.split_at_mut(dx_len);
+        dw.copy_from_slice(&winograd::weight_gradient(g, x, dy));
+        if input_grad {
+            winograd::input_gradient(g, w, dy, dx);
+        }
+        return out;
+    }
     let w = permute_taps(g, w, true);
     let weights = View::row_major(&w, c_out, patch);
     let groups = g.groups();

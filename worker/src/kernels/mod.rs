@@ -10,6 +10,8 @@
 //! passes over memory forward and two backward.
 //!
 //! - [`conv`]: 2-D convolution, forward, input gradient and weight gradient.
+//! - [`winograd`]: F(2x2, 3x3) for 3x3 stride-1 convolutions (forward and
+//!   input gradient), 2.25x fewer FLOPs than im2col.
 //! - [`batch_norm`]: training-mode batch norm + ReLU, and its inference form.
 //!
 //! Every reduction is split into a fixed number of partitions summed in a
@@ -19,6 +21,7 @@
 pub mod batch_norm;
 pub mod conv;
 mod gemm;
+pub mod winograd;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, Layout, Result, Shape, Tensor, WithDType};
@@ -85,6 +88,67 @@ macro_rules! dispatch_real {
     };
 }
 use dispatch_real;
+
+/// One value per thread of the current rayon pool: buffers that the tasks
+/// a thread runs reuse, where `for_each_init` would build one per split
+/// (and zero-fill megabytes each time).
+struct PerThread<S>(Vec<std::sync::Mutex<S>>);
+
+impl<S: Default> PerThread<S> {
+    fn new() -> Self {
+        Self((0..rayon::current_num_threads()).map(|_| Default::default()).collect())
+    }
+
+    /// `f` on this thread's value; on a fresh one if it is taken (only
+    /// possible if `f` itself waited on rayon work, which none does).
+    fn with<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
+        let slot = &self.0[rayon::current_thread_index().unwrap_or(0) % self.0.len()];
+        match slot.try_lock() {
+            Ok(mut value) => f(&mut value),
+            Err(_) => f(&mut S::default()),
+        }
+    }
+}
+
+/// Defines functions whose bodies are compiled three times, for AVX-512,
+/// for AVX2 + FMA and for baseline x86-64, the best chosen at run time by
+/// each call. The release build targets baseline x86-64, whose 4-wide SSE
+/// is otherwise all that the element-wise loops of the kernels get (gemm
+/// does its own dispatch). Helpers a body calls must be `#[inline(always)]`
+/// to be compiled inside it.
+macro_rules! vectorized {
+    ($(
+        $(#[$attr:meta])*
+        fn $name:ident<T: Real>($($arg:ident: $ty:ty),* $(,)?) $body:block
+    )*) => {$(
+        $(#[$attr])*
+        fn $name<T: Real>($($arg: $ty),*) {
+            #[inline(always)]
+            fn generic<T: Real>($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512<T: Real>($($arg: $ty),*) {
+                    generic($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2<T: Real>($($arg: $ty),*) {
+                    generic($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: this CPU has AVX-512F (checked just above).
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: this CPU has AVX2 and FMA (checked just above).
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            generic($($arg),*)
+        }
+    )*};
+}
+use vectorized;
 
 /// Fixed partitions for reductions: enough for the cores of a big CPU box,
 /// few enough that the per-partition partial sums stay small. Independent of
