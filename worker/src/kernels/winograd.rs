@@ -40,10 +40,32 @@ const TARGET_TILES: usize = 256;
 /// the GEMMs save (measured with examples/conv_throughput.rs).
 pub const MIN_CHANNELS: usize = 8;
 
+/// `im2col` computes every convolution with im2col + GEMM (to compare
+/// speed or numerics), `winograd` (the default) uses Winograd where it
+/// applies; read once per process.
+pub const DISABLE_VAR: &str = "WIDESWEEP_CPU_CONV";
+
+/// Whether Winograd is on: unless [`DISABLE_VAR`] says `im2col`.
+pub fn enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| match std::env::var(DISABLE_VAR) {
+        Ok(v) if v == "im2col" => false,
+        Ok(v) if v == "winograd" || v.is_empty() => true,
+        Ok(v) => {
+            tracing::warn!("{DISABLE_VAR}={v:?} is not a convolution algorithm (winograd or im2col); using winograd");
+            true
+        }
+        Err(_) => true,
+    })
+}
+
 /// Whether a convolution is computed with Winograd: 3x3, stride 1, at most
-/// 2 padding (so that its input gradient is a convolution with padding >= 0)
-/// and enough channels on both sides.
+/// 2 padding (so that its input gradient is a convolution with padding >= 0),
+/// enough channels on both sides, and not turned off by [`DISABLE_VAR`].
 pub fn applies(g: &ConvGeometry) -> bool {
+    if !enabled() {
+        return false;
+    }
     g.kernel == 3 && g.stride == 1 && g.padding <= 2 && g.in_channels >= MIN_CHANNELS && g.out_channels >= MIN_CHANNELS
 }
 

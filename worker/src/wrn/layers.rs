@@ -51,7 +51,8 @@ impl Layout {
     pub fn kernels(self) -> String {
         match self {
             Layout::Nhwc => format!(
-                "widesweep CPU kernels (NHWC, Winograd F(2x2,3x3) and im2col + GEMM{}, fused batch norm + ReLU) on {} threads",
+                "widesweep CPU kernels (NHWC, {}im2col + GEMM{}, fused batch norm + ReLU) on {} threads",
+                if crate::kernels::winograd::enabled() { "Winograd F(2x2,3x3) and " } else { "" },
                 if avx512() { " with AVX-512" } else { "" },
                 rayon::current_num_threads()
             ),
