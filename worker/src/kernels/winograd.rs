@@ -388,31 +388,38 @@ pub fn weight_gradient<T: Real>(g: &ConvGeometry, x: &[T], dy: &[T]) -> Vec<T> {
     let per = images_per_group(g);
     let (in_image, out_image) = (g.height * g.width * c, g.out_h() * g.out_w() * c_out);
     let groups = g.batch.div_ceil(per);
+    let scratch = PerThread::<Scratch<T>>::new();
     let partials: Vec<Vec<T>> = partitions(groups)
         .into_par_iter()
         .map(|part| {
-            let mut s = Scratch::default();
-            let mut du = vec![T::zero(); POSITIONS * c * c_out];
-            for (i, group) in part.enumerate() {
-                let images = group * per..((group + 1) * per).min(g.batch);
-                transform_inputs(g, &x[images.start * in_image..images.end * in_image], &mut s);
-                transform_output_gradients(g, &dy[images.start * out_image..images.end * out_image], &mut s);
-                let rows = images.len() * th * tw;
-                for (p, du) in du.chunks_exact_mut(c * c_out).enumerate() {
-                    // dU[p] [c, c_out] += V[p]^T [c, tiles] x (A dY A^T)[p] [tiles, c_out]
-                    let v =
-                        View { data: &s.v[p * c..], rows: c, cols: rows, row_stride: 1, col_stride: tile_stride(c) };
-                    let dm = View {
-                        data: &s.m[p * c_out..],
-                        rows,
-                        cols: c_out,
-                        row_stride: tile_stride(c_out),
-                        col_stride: 1,
-                    };
-                    matmul(du, v, dm, i > 0);
+            scratch.with(|s| {
+                let mut du = vec![T::zero(); POSITIONS * c * c_out];
+                for (i, group) in part.enumerate() {
+                    let images = group * per..((group + 1) * per).min(g.batch);
+                    transform_inputs(g, &x[images.start * in_image..images.end * in_image], s);
+                    transform_output_gradients(g, &dy[images.start * out_image..images.end * out_image], s);
+                    let rows = images.len() * th * tw;
+                    for (p, du) in du.chunks_exact_mut(c * c_out).enumerate() {
+                        // dU[p] [c, c_out] += V[p]^T [c, tiles] x (A dY A^T)[p] [tiles, c_out]
+                        let v = View {
+                            data: &s.v[p * c..],
+                            rows: c,
+                            cols: rows,
+                            row_stride: 1,
+                            col_stride: tile_stride(c),
+                        };
+                        let dm = View {
+                            data: &s.m[p * c_out..],
+                            rows,
+                            cols: c_out,
+                            row_stride: tile_stride(c_out),
+                            col_stride: 1,
+                        };
+                        matmul(du, v, dm, i > 0);
+                    }
                 }
-            }
-            filter_gradients(&du, c_out, c)
+                filter_gradients(&du, c_out, c)
+            })
         })
         .collect();
     sum_in_order(partials).unwrap_or_else(|| vec![T::zero(); c_out * c * 9])
