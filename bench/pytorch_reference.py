@@ -103,6 +103,9 @@ def main():
         help="f32 (TF32 tensor-core convolutions allowed on CUDA, PyTorch's default) "
         "or bf16 autocast (weights and optimizer state in f32)",
     )
+    p.add_argument(
+        "--print-losses", action="store_true", help="print every step's loss (warm-up included), one per line"
+    )
     a = p.parse_args()
 
     kernels = [int(k) for k in a.block.split(",")]
@@ -118,6 +121,7 @@ def main():
     y_host = torch.randint(0, a.classes, (a.batch_size,))
 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=a.precision == "bf16")
+    losses = []
 
     def step():
         # Host-to-device copies each step, as in widesweep's bench.
@@ -127,7 +131,7 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        loss.item()  # waits for the device, as widesweep's bench does
+        losses.append(loss.item())  # waits for the device, as widesweep's bench does
 
     for _ in range(a.warmup):
         step()
@@ -148,6 +152,10 @@ def main():
         f" {1e3 * seconds / a.steps:.1f} ms/step, peak memory {peak}"
         f" ({a.steps} timed steps after {a.warmup} warm-up)"
     )
+    print(f"loss {losses[0]:.4f} at step 1, {losses[-1]:.4f} at step {len(losses)}")
+    if a.print_losses:
+        for i, loss in enumerate(losses):
+            print(f"step {i + 1} loss {loss:.6f}")
 
 
 if __name__ == "__main__":

@@ -193,6 +193,10 @@ pub struct BenchTrainArgs {
     /// nchw (candle's conv2d, the CUDA default).
     #[arg(long)]
     pub layout: Option<Layout>,
+    /// Print the loss of every step (warm-up included), one per line, to
+    /// compare devices or against bench/pytorch_reference.py --print-losses.
+    #[arg(long)]
+    pub print_losses: bool,
 }
 
 pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
@@ -323,5 +327,13 @@ pub fn run_bench_train(args: &BenchTrainArgs) -> anyhow::Result<()> {
         args.steps,
         args.warmup
     );
+    if let (Some(first), Some(last)) = (report.losses.first(), report.losses.last()) {
+        println!("loss {first:.4} at step 1, {last:.4} at step {}", report.losses.len());
+    }
+    if args.print_losses {
+        for (step, loss) in report.losses.iter().enumerate() {
+            println!("step {} loss {loss:.6}", step + 1);
+        }
+    }
     Ok(())
 }

@@ -147,3 +147,19 @@ fn foreign_and_corrupt_checkpoints_are_refused() {
     let err = Trainer::resume(tiny_spec(0.0, 1, 32), splits, &Device::Cpu, &garbage).err().unwrap().to_string();
     assert!(err.contains("garbage.safetensors") && err.contains("corrupt"), "{err}");
 }
+
+/// `bench train`'s step learns (its fixed synthetic batch gets memorised)
+/// and, on the CPU, gives the same losses bit for bit on a second run: the
+/// reference that a device's losses are compared with.
+#[test]
+fn bench_steps_learn_and_repeat_exactly_on_the_cpu() {
+    use widesweep_worker::train::bench::{BenchOptions, bench_train};
+    let config = WrnConfig::new("B(3,3)".parse().unwrap(), 1, 1, 0.0, 3, 10).unwrap();
+    let options = BenchOptions { batch_size: 8, warmup_steps: 2, steps: 28, layout: None };
+    let first = bench_train(&config, &options, &Device::Cpu).unwrap();
+    let again = bench_train(&config, &options, &Device::Cpu).unwrap();
+    assert_eq!(first.losses.len(), 30, "one loss per step, warm-up included");
+    let (start, end) = (first.losses[0], *first.losses.last().unwrap());
+    assert!(start > 1.5 && end < 0.5 * start, "loss {start} -> {end}: the batch was not learnt");
+    assert_eq!(first.losses, again.losses, "CPU losses differ between two identical runs");
+}

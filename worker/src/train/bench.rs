@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use candle_core::{D, DType, Device, ModuleT, Tensor};
+use candle_core::{DType, Device, ModuleT, Tensor};
 use rand::Rng;
 use widesweep_arch::{IMAGE_SIZE, WrnConfig};
 
@@ -32,6 +32,11 @@ pub struct BenchReport {
     /// Peak memory: resident set of the process on the CPU (VmHWM), device
     /// memory in use sampled after every step on CUDA. `None` where unknown.
     pub peak_memory_bytes: Option<u64>,
+    /// The training loss of every step, warm-up included. The same synthetic
+    /// batch is trained on every step, so it falls as the network memorises
+    /// it: a check that the kernels being timed also learn, and, with the same
+    /// seed on two devices, that they compute the same thing.
+    pub losses: Vec<f32>,
 }
 
 pub fn bench_train(config: &WrnConfig, options: &BenchOptions, device: &Device) -> Result<BenchReport, TrainError> {
@@ -45,6 +50,7 @@ pub fn bench_train(config: &WrnConfig, options: &BenchOptions, device: &Device) 
         (0..b * config.in_channels * IMAGE_SIZE * IMAGE_SIZE).map(|_| stream.random::<f32>() - 0.5).collect();
     let labels: Vec<u32> = (0..b).map(|_| stream.random_range(0..config.num_classes as u32)).collect();
     let mut peak = 0u64;
+    let mut losses = Vec::with_capacity(options.warmup_steps + options.steps);
     let mut step = |step: usize| -> Result<(), TrainError> {
         // Host-to-device copies each step, as in training.
         let images = Tensor::from_slice(&pixels, (b, config.in_channels, IMAGE_SIZE, IMAGE_SIZE), &Device::Cpu)?
@@ -55,8 +61,9 @@ pub fn bench_train(config: &WrnConfig, options: &BenchOptions, device: &Device) 
         let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
         let grads = loss.backward()?;
         optimizer.step(&grads, recipe.lr)?;
-        // Reading one value waits for the device, so steps are timed end to end.
-        logits.argmax(D::Minus1)?.get(0)?.to_scalar::<u32>()?;
+        // Reading the loss waits for the device (one stream, so for the
+        // update too): steps are timed end to end.
+        losses.push(loss.to_scalar::<f32>()?);
         if let Some(used) = device_memory_in_use(device) {
             peak = peak.max(used);
         }
@@ -75,6 +82,7 @@ pub fn bench_train(config: &WrnConfig, options: &BenchOptions, device: &Device) 
         images_per_sec: (options.steps * b) as f64 / seconds,
         ms_per_step: 1e3 * seconds / options.steps.max(1) as f64,
         peak_memory_bytes,
+        losses,
     })
 }
 
