@@ -164,6 +164,15 @@ fn shortcut_takes_the_raw_input_or_the_preactivated_one() {
     assert_eq!(diff, 0.0);
 }
 
+/// Values uniform in [-1, 1) from a seeded generator.
+fn seeded(shape: (usize, usize, usize, usize), seed: u64) -> Tensor {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let n = shape.0 * shape.1 * shape.2 * shape.3;
+    let values: Vec<f64> = (0..n).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect();
+    Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
+}
+
 /// Central differences against candle's backward pass through BN (training
 /// mode), ReLU, convolutions and the projection shortcut, in f64, in both
 /// activation layouts (NHWC is the CPU's custom-kernel path).
@@ -176,8 +185,11 @@ fn block_gradients_match_finite_differences() {
         [(Layout::Nchw, (3, 16, 6, 6), (3, 32, 3, 3)), (Layout::Nhwc, (3, 6, 6, 16), (3, 3, 3, 32))]
     {
         let (block, store) = build_block(block_plan, DType::F64, layout);
-        let x = Var::from_tensor(&Tensor::randn(0f64, 1.0, input, &Device::Cpu).unwrap()).unwrap();
-        let probe = Tensor::randn(0f64, 1.0, output, &Device::Cpu).unwrap();
+        // Seeded: central differences are wrong where a step moves a value
+        // across the ReLU's kink, so unseeded data made this test fail now
+        // and then; these inputs keep every checked entry clear of it.
+        let x = Var::from_tensor(&seeded(input, 1)).unwrap();
+        let probe = seeded(output, 2);
         let objective = || -> f64 {
             let out = block.forward_t(x.as_tensor(), true).unwrap();
             (out * &probe).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
