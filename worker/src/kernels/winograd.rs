@@ -36,8 +36,11 @@ const POSITIONS: usize = 16;
 /// few enough that the transformed inputs of a group stay in L2/L3.
 const TARGET_TILES: usize = 256;
 
-/// Below this many input or output channels the transforms cost more than
-/// the GEMMs save (measured with examples/conv_throughput.rs).
+/// Fewer channels than this go to im2col: the transforms' cost per tile is
+/// linear in the channels and the GEMMs' saving quadratic, so thin layers
+/// gain little. Not tuned finely: at 16 -> 64 channels Winograd is still
+/// 1.3-1.5x faster (examples/conv_throughput.rs), and WRN-10-1 (16-64
+/// channels) trains about as fast either way.
 pub const MIN_CHANNELS: usize = 8;
 
 /// `im2col` computes every convolution with im2col + GEMM (to compare
