@@ -59,6 +59,11 @@ impl ConvGeometry {
         Shape::from((self.batch, self.out_h(), self.out_w(), self.out_channels))
     }
 
+    /// Length of the input gradient in a backward kernel's packed output.
+    fn input_gradient_len(&self, input_grad: bool) -> usize {
+        if input_grad { self.batch * self.in_image() } else { 0 }
+    }
+
     fn out_pixels(&self) -> usize {
         self.out_h() * self.out_w()
     }
@@ -235,9 +240,9 @@ fn forward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], residual: Option<&[T]>) 
 /// input gradient at all when `input_grad` is false).
 fn backward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], dy: &[T], input_grad: bool) -> Vec<T> {
     let (patch, c_out, out_image) = (g.patch(), g.out_channels, g.out_pixels() * g.out_channels);
+    let dx_len = g.input_gradient_len(input_grad);
+    let mut out = vec![T::zero(); dx_len + c_out * patch];
     if winograd::applies(g) {
-        let dx_len = if input_grad { g.batch * g.in_image() } else { 0 };
-        let mut out = vec![T::zero(); dx_len + c_out * patch];
         let (dx, dw) = out.split_at_mut(dx_len);
         dw.copy_from_slice(&winograd::weight_gradient(g, x, dy));
         if input_grad {
@@ -249,9 +254,7 @@ fn backward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T], dy: &[T], input_grad: b
     let weights = View::row_major(&w, c_out, patch);
     let groups = g.groups();
     let parts = partitions(groups.len());
-    let dx_len = if input_grad { g.batch * g.in_image() } else { 0 };
     let image_len = if input_grad { g.in_image() } else { 0 };
-    let mut out = vec![T::zero(); dx_len + c_out * patch];
     let (dx, _) = out.split_at_mut(dx_len);
     // Each partition owns the input gradient of its images and a partial
     // weight gradient; partials are summed in partition order.
@@ -419,8 +422,7 @@ impl CustomOp3 for Conv2dBackward {
         }
         let (g, input_grad) = (&self.geometry, self.input_grad);
         let out = dispatch_real!(self.name(), s1, run(g, input_grad, [(s1, l1), (s2, l2), (s3, l3)]))?;
-        let dx_len = if input_grad { g.batch * g.in_image() } else { 0 };
-        Ok((out, Shape::from(dx_len + g.out_channels * g.patch())))
+        Ok((out, Shape::from(g.input_gradient_len(input_grad) + g.out_channels * g.patch())))
     }
 }
 

@@ -10,8 +10,8 @@
 //! passes over memory forward and two backward.
 //!
 //! - [`conv`]: 2-D convolution, forward, input gradient and weight gradient.
-//! - [`winograd`]: F(2x2, 3x3) for 3x3 stride-1 convolutions (forward and
-//!   input gradient), 2.25x fewer FLOPs than im2col.
+//! - [`winograd`]: F(2x2, 3x3) for 3x3 stride-1 convolutions (forward, input
+//!   and weight gradients), 2.25x fewer multiplications than im2col.
 //! - [`batch_norm`]: training-mode batch norm + ReLU, and its inference form.
 //!
 //! Every reduction is split into a fixed number of partitions summed in a
