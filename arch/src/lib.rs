@@ -3,6 +3,7 @@
 //!
 //! - [`BlockPattern`]: the kernel sizes of the convolutions in one block, B(3,3), B(1,3,1), ...
 //! - [`Dataset`]: the datasets widesweep trains on, with their input channels and classes.
+//! - [`Precision`]: the arithmetic a network trains in (f32, or bf16 mixed precision).
 //! - [`WrnConfig`]: one network of the family, validated once in [`WrnConfig::new`].
 //! - [`NetworkPlan`]: every layer of that network with its shapes, from which parameter
 //!   counts, multiply-accumulates and activation sizes are derived.
@@ -14,15 +15,38 @@
 //! by construction, and a test on each side checks the exact counts of the
 //! paper's reference table.
 
+/// serde for a type as its text form, the one specs, the CLI and the
+/// database use: `Display` out, `FromStr` in (a bad value's error is the
+/// parse error, which says what would be valid).
+macro_rules! serde_as_text {
+    ($type:ty) => {
+        impl serde::Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use serde_as_text;
+
 mod block;
 mod config;
 mod dataset;
 mod plan;
+mod precision;
 
 pub use block::{BlockPattern, ParseBlockError};
 pub use config::{ConfigError, MAX_BLOCKS_PER_GROUP, MAX_WIDTH, WrnConfig};
 pub use dataset::{Dataset, ParseDatasetError};
 pub use plan::{BlockPlan, ConvSpec, GroupPlan, HeadSpec, NetworkPlan};
+pub use precision::{ParsePrecisionError, Precision};
 
 /// Side length of the square images every network sees. Greyscale 28x28
 /// datasets are zero-padded to this size so that the three groups run at

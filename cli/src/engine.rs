@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use widesweep_arch::{BlockPattern, Dataset, WrnConfig};
+use widesweep_arch::{BlockPattern, Dataset, Precision, WrnConfig};
 use widesweep_coordinator::plan::group_thousands;
 use widesweep_worker::candle;
 use widesweep_worker::data::fetch::{FetchOptions, fetch};
@@ -91,6 +91,10 @@ pub struct RecipeArgs {
     /// No random crops and flips.
     #[arg(long)]
     pub no_augment: bool,
+    /// f32, or bf16 mixed precision (bf16 convolutions and activations, f32
+    /// master weights; meant for CUDA).
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
 }
 
 impl RecipeArgs {
@@ -106,6 +110,7 @@ impl RecipeArgs {
             weight_decay: self.weight_decay,
             reset_momentum_on_drop: !self.keep_momentum_on_drop,
             augment: !self.no_augment,
+            precision: self.precision,
         };
         recipe.validate()?;
         Ok(recipe)
@@ -189,10 +194,14 @@ pub struct BenchTrainArgs {
     /// Untimed steps before them.
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
-    /// Activation layout: nhwc (widesweep's CPU kernels, the CPU default) or
-    /// nchw (candle's conv2d, the CUDA default).
+    /// Activation layout: nhwc (widesweep's CPU kernels, the CPU default in
+    /// f32) or nchw (candle's conv2d, the default on CUDA and in bf16).
     #[arg(long)]
     pub layout: Option<Layout>,
+    /// f32, or bf16 mixed precision (f32 master weights), as
+    /// bench/pytorch_reference.py --precision.
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
     /// Print the loss of every step (warm-up included), one per line, to
     /// compare devices or against bench/pytorch_reference.py --print-losses.
     #[arg(long)]
@@ -309,17 +318,24 @@ pub fn run_data(command: &DataCommand) -> anyhow::Result<()> {
 pub fn run_bench_train(args: &BenchTrainArgs) -> anyhow::Result<()> {
     let config = args.cell.config()?;
     let device = args.device.open()?;
-    let options =
-        BenchOptions { batch_size: args.batch_size, warmup_steps: args.warmup, steps: args.steps, layout: args.layout };
-    let layout = args.layout.unwrap_or(Layout::for_device(&device));
-    println!("kernels: {}", layout.kernels());
+    let options = BenchOptions {
+        batch_size: args.batch_size,
+        warmup_steps: args.warmup,
+        steps: args.steps,
+        layout: args.layout,
+        precision: args.precision,
+    };
+    let model_options = options.model_options(&device);
+    model_options.check()?;
+    println!("kernels: {}", model_options.kernels(&device));
     let report = bench_train(&config, &options, &device)?;
     let memory =
         report.peak_memory_bytes.map_or("unknown".to_string(), |b| format!("{:.0} MiB", b as f64 / (1 << 20) as f64));
     println!(
-        "{} batch {} on {}: {:.1} images/s, {:.1} ms/step, peak memory {} ({} timed steps after {} warm-up)",
+        "{} batch {} {} on {}: {:.1} images/s, {:.1} ms/step, peak memory {} ({} timed steps after {} warm-up)",
         config.name(),
         args.batch_size,
+        args.precision,
         args.device,
         report.images_per_sec,
         report.ms_per_step,

@@ -325,7 +325,7 @@ async fn exports_have_one_row_per_job_or_per_epoch(store: Arc<dyn Store>) {
         lines[0],
         "sweep,job_id,cell_hash,status,in_spec,block,l,blocks_per_group,depth,depth_convention,width,dropout,dataset,\
          seed,epochs,batch_size,lr,lr_milestones,lr_gamma,momentum,nesterov,weight_decay,reset_momentum_on_drop,\
-         train_subset,test_subset,augment,checkpoint_every,params,forward_macs,attempt,epochs_done,final_train_loss,final_train_error,\
+         train_subset,test_subset,augment,precision,checkpoint_every,params,forward_macs,attempt,epochs_done,final_train_loss,final_train_error,\
          final_test_loss,final_test_error,best_test_error,train_seconds,epoch_seconds,gpu_hours,created_at_ms,\
          started_at_ms,finished_at_ms,last_error"
     );

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use common::{spec, submit};
+use widesweep_arch::Precision;
 use widesweep_coordinator::store::{
     EpochMetrics, Fence, JobResult, NewCheckpoint, Store, StoreError, SweepAction, SweepState,
 };
@@ -79,6 +80,24 @@ async fn a_job_runs_from_lease_to_success(store: Arc<dyn Store>) {
     assert_eq!(summary.mean_epoch_seconds, Some(10.0));
     assert_eq!(summary.eta_seconds(), Some(0.0));
     assert!(store.lease_job(worker, "cpu", LEASE, 9_000).await.unwrap().is_none());
+}
+
+/// A recipe's precision is stored with each job and leased with it; cells
+/// that differ only in it are different cells.
+async fn precision_is_stored_and_leased_with_the_job(store: Arc<dyn Store>) {
+    let f32_spec = spec("mixed", &[1], &[1]);
+    let bf16_spec = f32_spec.replace("[recipe]\n", "[recipe]\nprecision = \"bf16\"\n");
+    assert_ne!(bf16_spec, f32_spec, "the fixture has a [recipe] table");
+    submit(&*store, &f32_spec, 0, 3).await;
+    let outcome = submit(&*store, &bf16_spec, 0, 3).await;
+    assert_eq!((outcome.new, outcome.dropped), (1, 1), "another precision is another cell");
+    let worker = store.register_worker("host", &["cuda:0".into()], "0.1", 0).await.unwrap();
+    let job = store.lease_job(worker, "cuda:0", LEASE, 1_000).await.unwrap().unwrap();
+    assert_eq!(job.config.recipe.precision, Precision::Bf16);
+    let rows = store.sweep_results("mixed").await.unwrap();
+    let mut stored: Vec<Precision> = rows.iter().map(|r| r.config.recipe.precision).collect();
+    stored.sort();
+    assert_eq!(stored, [Precision::F32, Precision::Bf16]);
 }
 
 async fn concurrent_leasers_never_receive_the_same_job(store: Arc<dyn Store>) {
@@ -265,6 +284,7 @@ async fn a_large_submission_is_one_transaction(store: Arc<dyn Store>) {
 contract_tests!(
     submit_is_idempotent_and_adds_only_new_cells,
     a_job_runs_from_lease_to_success,
+    precision_is_stored_and_leased_with_the_job,
     concurrent_leasers_never_receive_the_same_job,
     a_stale_attempt_can_never_write,
     expired_leases_return_until_max_attempts,

@@ -31,7 +31,13 @@ impl DeviceSpec {
         match self {
             DeviceSpec::Cpu => Ok(Device::Cpu),
             DeviceSpec::Cuda(ordinal) => {
-                Device::new_cuda(ordinal).map_err(|source| DeviceError::Open { spec: self, source })
+                let device = Device::new_cuda(ordinal).map_err(|source| DeviceError::Open { spec: self, source })?;
+                // TF32 tensor cores for f32 GEMMs, which candle's convolutions
+                // without cuDNN are: PyTorch allows TF32 for its cuDNN
+                // convolutions by default, and its throughput is the
+                // benchmark. NVIDIA_TF32_OVERRIDE=0 still forbids it.
+                candle_core::cuda::set_gemm_reduced_precision_f32(true);
+                Ok(device)
             }
         }
     }

@@ -3,11 +3,11 @@
 
 use candle_core::{DType, Device, Module, ModuleT, Tensor, Var};
 use candle_nn::VarBuilder;
-use widesweep_arch::{BlockPattern, Dataset, WrnConfig};
-use widesweep_worker::wrn::Wrn;
+use widesweep_arch::{BlockPattern, Dataset, Precision, WrnConfig};
 use widesweep_worker::wrn::block::Block;
 use widesweep_worker::wrn::init::{SeededInit, TensorStore};
 use widesweep_worker::wrn::layers::{Layout, MaskSource};
+use widesweep_worker::wrn::{ModelOptions, Wrn};
 
 fn instantiated(cfg: &WrnConfig) -> u64 {
     let model = Wrn::new(cfg, 0, DType::F32, &Device::Cpu).unwrap();
@@ -284,4 +284,67 @@ fn dropout_masks_are_seeded_and_inverted() {
     assert!(a.iter().all(|v| *v == 0.0 || (*v - 1.0 / 0.7).abs() < 1e-6));
     let eval = dropout.forward_t(&x, false).unwrap();
     assert_eq!(eval.sum_all().unwrap().to_scalar::<f32>().unwrap(), x.elem_count() as f32);
+}
+
+/// Logits, loss and the gradient of every parameter after one training
+/// pass over a seeded batch (dropout masks from step (0, 0, 0)).
+fn one_training_pass(model: &Wrn) -> (Tensor, f64, Vec<(String, Tensor)>) {
+    let x = seeded((4, 3, 32, 32), 5).to_dtype(DType::F32).unwrap();
+    let labels = Tensor::new(&[3u32, 1, 4, 1], &Device::Cpu).unwrap();
+    model.reseed_dropout(0, 0, 0);
+    let logits = model.forward_t(&x, true).unwrap();
+    let loss = candle_nn::loss::cross_entropy(&logits, &labels).unwrap();
+    let grads = loss.backward().unwrap();
+    let params = model.store().params();
+    let grads = params.iter().map(|(name, var)| (name.clone(), grads.get(var.as_tensor()).unwrap().clone())).collect();
+    (logits, loss.to_scalar::<f32>().unwrap() as f64, grads)
+}
+
+fn flat(t: &Tensor) -> Vec<f64> {
+    t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap()
+}
+
+/// bf16 mixed precision computes the f32 network to within bf16's rounding:
+/// same initial weights, logits and loss within a few percent, gradients
+/// pointing the same way; master weights, their gradients, the running
+/// statistics and the logits stay f32.
+#[test]
+fn bf16_mixed_precision_tracks_f32_and_keeps_f32_master_weights() {
+    let cfg = WrnConfig::new("B(3,3)".parse().unwrap(), 1, 2, 0.3, 3, 10).unwrap();
+    // NCHW in both: dropout masks are drawn in memory order.
+    let full = Wrn::with_layout(&cfg, 3, DType::F32, &Device::Cpu, Layout::Nchw).unwrap();
+    let mixed = ModelOptions::for_device(&Device::Cpu, Precision::Bf16);
+    assert_eq!(mixed.layout, Layout::Nchw, "bf16 runs on candle's operators");
+    let half = Wrn::with_options(&cfg, 3, DType::F32, &Device::Cpu, mixed).unwrap();
+    let (logits_f32, loss_f32, grads_f32) = one_training_pass(&full);
+    let (logits_bf16, loss_bf16, grads_bf16) = one_training_pass(&half);
+    assert_eq!(logits_bf16.dtype(), DType::F32, "the loss is computed from f32 logits");
+    let (a, b) = (flat(&logits_f32), flat(&logits_bf16));
+    let scale = a.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let worst = a.iter().zip(&b).fold(0f64, |m, (x, y)| m.max((x - y).abs()));
+    assert!(worst < 0.05 * scale, "logits differ by {worst} (largest {scale})");
+    assert!((loss_f32 - loss_bf16).abs() < 0.02 * loss_f32, "loss {loss_f32} (f32) vs {loss_bf16} (bf16)");
+    assert_eq!(grads_f32.len(), grads_bf16.len());
+    for ((name, g32), (_, g16)) in grads_f32.iter().zip(&grads_bf16) {
+        assert_eq!(g16.dtype(), DType::F32, "{name}: the optimizer gets f32 gradients");
+        let (x, y) = (flat(g32), flat(g16));
+        let dot: f64 = x.iter().zip(&y).map(|(p, q)| p * q).sum();
+        let norm = |v: &[f64]| v.iter().map(|p| p * p).sum::<f64>().sqrt();
+        let cosine = dot / (norm(&x) * norm(&y)).max(1e-30);
+        assert!(cosine > 0.97, "{name}: gradients of f32 and bf16 point apart (cosine {cosine})");
+    }
+    for (name, var) in half.store().all() {
+        assert_eq!(var.dtype(), DType::F32, "{name} is stored in f32");
+    }
+    let running = |model: &Wrn| flat(model.store().get("head.bn.running_var").unwrap().as_tensor());
+    let (v32, v16) = (running(&full), running(&half));
+    assert!(v32.iter().zip(&v16).all(|(p, q)| (p - q).abs() < 0.05 * p.abs().max(1e-3)), "{v32:?} vs {v16:?}");
+}
+
+#[test]
+fn bf16_in_the_nhwc_kernels_is_refused_with_what_works() {
+    let cfg = WrnConfig::wrn(10, 1, Dataset::Cifar10).unwrap();
+    let options = ModelOptions { layout: Layout::Nhwc, precision: Precision::Bf16 };
+    let err = Wrn::with_options(&cfg, 0, DType::F32, &Device::Cpu, options).err().expect("refused").to_string();
+    assert!(err.contains("bf16") && err.contains("nchw"), "{err}");
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::Device;
-use widesweep_arch::{Dataset, WrnConfig};
+use widesweep_arch::{Dataset, Precision, WrnConfig};
 use widesweep_worker::data::{ImageSet, Splits, cifar};
 use widesweep_worker::train::trainer::Silent;
 use widesweep_worker::train::{EpochMetrics, Recipe, RunSpec, TrainError, Trainer};
@@ -155,11 +155,53 @@ fn foreign_and_corrupt_checkpoints_are_refused() {
 fn bench_steps_learn_and_repeat_exactly_on_the_cpu() {
     use widesweep_worker::train::bench::{BenchOptions, bench_train};
     let config = WrnConfig::new("B(3,3)".parse().unwrap(), 1, 1, 0.0, 3, 10).unwrap();
-    let options = BenchOptions { batch_size: 8, warmup_steps: 2, steps: 28, layout: None };
+    let options = BenchOptions { batch_size: 8, warmup_steps: 2, steps: 28, layout: None, precision: Precision::F32 };
     let first = bench_train(&config, &options, &Device::Cpu).unwrap();
     let again = bench_train(&config, &options, &Device::Cpu).unwrap();
     assert_eq!(first.losses.len(), 30, "one loss per step, warm-up included");
     let (start, end) = (first.losses[0], *first.losses.last().unwrap());
     assert!(start > 1.5 && end < 0.5 * start, "loss {start} -> {end}: the batch was not learnt");
     assert_eq!(first.losses, again.losses, "CPU losses differ between two identical runs");
+}
+
+/// bf16 mixed precision trains: the memorised batch's loss falls as in f32,
+/// starts where f32 starts (same weights, bf16 rounding apart), and repeats
+/// bit for bit on the CPU.
+#[test]
+fn bf16_bench_steps_learn_like_f32_and_repeat_exactly() {
+    use widesweep_worker::train::bench::{BenchOptions, bench_train};
+    let config = WrnConfig::new("B(3,3)".parse().unwrap(), 1, 1, 0.0, 3, 10).unwrap();
+    let f32 = BenchOptions { batch_size: 8, warmup_steps: 0, steps: 20, layout: None, precision: Precision::F32 };
+    let bf16 = BenchOptions { precision: Precision::Bf16, ..f32.clone() };
+    let reference = bench_train(&config, &f32, &Device::Cpu).unwrap().losses;
+    let first = bench_train(&config, &bf16, &Device::Cpu).unwrap().losses;
+    let again = bench_train(&config, &bf16, &Device::Cpu).unwrap().losses;
+    assert_eq!(first, again, "bf16 losses differ between two identical CPU runs");
+    let (start, end) = (first[0], *first.last().unwrap());
+    assert!((start - reference[0]).abs() < 0.02 * reference[0], "first loss {start} (bf16) vs {} (f32)", reference[0]);
+    assert!(end < 0.5 * start, "bf16 loss {start} -> {end}: the batch was not learnt (f32: -> {})", reference[19]);
+}
+
+/// A bf16 run's checkpoints hold f32 master weights and resume into the
+/// same run, bit for bit, as an uninterrupted one.
+#[test]
+fn a_bf16_run_resumes_bit_identically() {
+    let splits = synthetic(32, 16);
+    let mut spec = tiny_spec(0.3, 2, 8);
+    spec.recipe.precision = Precision::Bf16;
+    let mut straight = Trainer::new(spec.clone(), splits.clone(), &Device::Cpu).unwrap();
+    straight.run(&mut Silent).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bf16.ckpt");
+    let mut first = Trainer::new(spec.clone(), splits.clone(), &Device::Cpu).unwrap();
+    first.train_epoch().unwrap();
+    first.save_checkpoint(&path).unwrap();
+    let mut resumed = Trainer::resume(spec.clone(), splits.clone(), &Device::Cpu, &path).unwrap();
+    resumed.run(&mut Silent).unwrap();
+    assert_eq!(curve(straight.history()), curve(resumed.history()));
+    assert_eq!(weights(&straight), weights(&resumed));
+    assert!(straight.history().iter().all(|m| m.train_loss.is_finite() && m.test_loss.is_finite()));
+    let f32_spec = RunSpec { recipe: Recipe { precision: Precision::F32, ..spec.recipe.clone() }, ..spec };
+    let refused = Trainer::resume(f32_spec, splits, &Device::Cpu, &path).err().expect("another recipe is refused");
+    assert!(refused.to_string().contains("precision"), "{refused}");
 }

@@ -279,6 +279,7 @@ pub fn recipe_fields(r: &Recipe) -> Vec<(&'static str, String)> {
         ("subset", r.train_subset.to_string()),
         ("test_subset", r.test_subset.to_string()),
         ("augment", r.augment.to_string()),
+        ("precision", r.precision.to_string()),
     ]
 }
 

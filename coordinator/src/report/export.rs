@@ -118,6 +118,7 @@ pub fn job_record(row: &ResultRow) -> Record {
     m.insert("train_subset", r.train_subset.into());
     m.insert("test_subset", r.test_subset.into());
     m.insert("augment", r.augment.into());
+    m.insert("precision", r.precision.name().into());
     m.insert("checkpoint_every", r.checkpoint_every.into());
     m.insert("params", row.params.into());
     m.insert("forward_macs", row.forward_macs.into());

@@ -2,6 +2,7 @@
 //! types stop here.
 
 use tonic::Status;
+use widesweep_arch::Precision;
 use widesweep_proto::v1 as pb;
 
 use super::error::missing;
@@ -77,6 +78,7 @@ fn cell_config(c: &JobConfig) -> pb::CellConfig {
             augment: Some(r.augment),
             checkpoint_every: r.checkpoint_every,
             reset_momentum_on_drop: r.reset_momentum_on_drop,
+            precision: r.precision.to_string(),
         }),
     }
 }
@@ -158,6 +160,7 @@ pub fn result_row_from_proto(row: pb::JobResultRow) -> Result<ResultRow, Status>
                 test_subset: recipe.test_subset,
                 augment: recipe.augment.unwrap_or(true),
                 checkpoint_every: recipe.checkpoint_every,
+                precision: precision_from_proto(&recipe.precision)?,
             },
         },
         depth_convention: row.depth_convention,
@@ -249,4 +252,13 @@ pub(crate) fn epoch_metrics(m: Option<pb::EpochMetrics>, field: &str) -> Result<
         epoch_seconds: m.epoch_seconds,
         images_per_second: m.images_per_second,
     })
+}
+
+/// A recipe's precision as the wire carries it: empty (from a peer that
+/// predates the field) is f32.
+fn precision_from_proto(text: &str) -> Result<Precision, Status> {
+    if text.is_empty() {
+        return Ok(Precision::F32);
+    }
+    text.parse().map_err(|e| Status::invalid_argument(format!("jobs.config.recipe.precision: {e}")))
 }

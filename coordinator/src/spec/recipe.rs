@@ -1,4 +1,5 @@
 use serde::{Deserialize, Serialize};
+use widesweep_arch::Precision;
 
 use super::SpecError;
 
@@ -33,6 +34,10 @@ pub struct Recipe {
     pub augment: bool,
     /// Upload a checkpoint every N epochs; 0 disables periodic checkpoints.
     pub checkpoint_every: u32,
+    /// "f32" or "bf16" (mixed precision, f32 master weights). Left out of
+    /// the canonical config at f32, for the same reason as `test_subset`.
+    #[serde(skip_serializing_if = "Precision::is_default")]
+    pub precision: Precision,
 }
 
 impl Default for Recipe {
@@ -51,6 +56,7 @@ impl Default for Recipe {
             test_subset: 0,
             augment: true,
             checkpoint_every: 1,
+            precision: Precision::F32,
         }
     }
 }

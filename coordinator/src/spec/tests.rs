@@ -230,3 +230,18 @@ fn test_subset_enters_the_hash_only_when_set() {
     assert!(job(&subset).canonical_json().contains(r#""test_subset":500"#));
     assert_ne!(job(&plain).cell_hash, job(&subset).cell_hash);
 }
+
+#[test]
+fn precision_enters_the_hash_only_when_not_f32_and_bad_values_name_the_field() {
+    let plain = with_grid("depth = [16]\nwidth = [4]");
+    let with = |value: &str| plain.replace("[recipe]", &format!("[recipe]\nprecision = \"{value}\""));
+    let job = |text: &str| Spec::parse(text).unwrap().expand(false).unwrap().jobs[0].clone();
+    assert_eq!(job(&with("f32")).cell_hash, job(&plain).cell_hash, "f32 is the default: old hashes stand");
+    assert!(!job(&plain).canonical_json().contains("precision"));
+    let bf16 = job(&with("bf16"));
+    assert_eq!(bf16.recipe.precision, widesweep_arch::Precision::Bf16);
+    assert!(bf16.canonical_json().contains(r#""precision":"bf16""#));
+    assert_ne!(bf16.cell_hash, job(&plain).cell_hash);
+    let err = Spec::parse(&with("fp16")).unwrap_err().to_string();
+    assert!(err.contains("precision") && err.contains("f32 or bf16"), "{err}");
+}

@@ -60,7 +60,7 @@ pub(super) const EPOCH_UPDATE: &str = "attempt = excluded.attempt, train_loss = 
 pub(super) const JOB_INSERT: &str = "INSERT INTO jobs (sweep_id, cell_hash, block, deepening, blocks_per_group, depth, \
      depth_convention, width, dropout, dataset, seed, epochs, batch_size, lr, lr_milestones, lr_gamma, momentum, \
      nesterov, weight_decay, reset_momentum_on_drop, train_subset, test_subset, augment, checkpoint_every, \
-     config_json, params, forward_macs, priority, max_attempts, created_at_ms) ";
+     precision, config_json, params, forward_macs, priority, max_attempts, created_at_ms) ";
 
 /// Every job of a sweep ($1, its id) with its sweep's name and the time
 /// of its recorded epochs, in job order (the spec's cell order).
@@ -71,7 +71,7 @@ pub(super) const SWEEP_RESULTS: &str = "SELECT j.*, s.name AS sweep_name, \
            AS recorded_seconds \
      FROM jobs j JOIN sweeps s ON s.id = j.sweep_id WHERE j.sweep_id = $1 ORDER BY j.id";
 
-/// Rows per INSERT: 30 binds each stays under both dialects' bind limits.
+/// Rows per INSERT: 31 binds each stays under both dialects' bind limits.
 pub(super) const INSERT_CHUNK: usize = 500;
 
 /// Generates `impl Store` for a backend type whose inherent methods are
@@ -90,6 +90,11 @@ macro_rules! impl_store {
         fn int<T: TryFrom<i64>>(row: &$row, column: &str) -> Result<T> {
             let value: i64 = row.try_get(column)?;
             T::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} = {value} is out of range")))
+        }
+
+        fn precision(row: &$row) -> Result<widesweep_arch::Precision> {
+            let text: String = row.try_get("precision")?;
+            text.parse().map_err(|e| StoreError::Corrupt(format!("precision: {e}")))
         }
 
         fn opt_int<T: TryFrom<i64>>(row: &$row, column: &str) -> Result<Option<T>> {
@@ -169,6 +174,7 @@ macro_rules! impl_store {
                     test_subset: int(row, "test_subset")?,
                     augment: row.try_get::<i64, _>("augment")? != 0,
                     checkpoint_every: int(row, "checkpoint_every")?,
+                    precision: precision(row)?,
                 },
             })
         }
@@ -456,6 +462,7 @@ macro_rules! impl_store {
                             .push_bind(recipe.test_subset as i64)
                             .push_bind(recipe.augment as i64)
                             .push_bind(recipe.checkpoint_every as i64)
+                            .push_bind(recipe.precision.name())
                             .push_bind(job.canonical_json())
                             .push_bind(job.params as i64)
                             .push_bind(job.forward_macs as i64)

@@ -1,7 +1,7 @@
 //! A leased job, as the trainer needs it: the gRPC cell config turned into
 //! a [`RunSpec`], checked with the same rules as a local `widesweep train`.
 
-use widesweep_arch::{BlockPattern, Dataset, WrnConfig};
+use widesweep_arch::{BlockPattern, Dataset, Precision, WrnConfig};
 use widesweep_proto::v1 as pb;
 
 use crate::train::{Recipe, RunSpec};
@@ -62,6 +62,11 @@ impl JobPlan {
             weight_decay: r.weight_decay,
             reset_momentum_on_drop: r.reset_momentum_on_drop,
             augment: r.augment.unwrap_or(true),
+            // Empty: a coordinator that predates the field, whose jobs train in f32.
+            precision: match r.precision.as_str() {
+                "" => Precision::F32,
+                text => text.parse().map_err(|e| invalid("recipe.precision", &text, format!("{e}")))?,
+            },
         };
         recipe.validate().map_err(|e| invalid("recipe", r, e.to_string()))?;
         let train_subset = (r.train_subset > 0).then_some(r.train_subset as usize);

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use candle_core::Device;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::UnboundedSender;
+use widesweep_arch::Precision;
 use widesweep_proto::client::WorkerClient;
 use widesweep_proto::v1 as pb;
 
@@ -22,6 +23,7 @@ use super::rpc::{self, CallError, Patience};
 use super::shutdown::Shutdown;
 use crate::device::DeviceSpec;
 use crate::train::{EpochMetrics, EpochObserver, TrainError, Trainer};
+use crate::wrn::ModelOptions;
 
 /// What happened to one leased attempt.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,7 +92,8 @@ impl Slot {
         // When the previous job ended: the device idles from then until
         // the next job's first step.
         let mut last_end: Option<Instant> = None;
-        let kernels = crate::wrn::layers::Layout::for_device(&self.device).kernels();
+        // Jobs in bf16 log their own kernels when their model is built.
+        let kernels = ModelOptions::for_device(&self.device, Precision::F32).kernels(&self.device);
         tracing::info!(slot = self.index, device = %self.device_spec, %kernels, "slot started");
         while !self.shutdown.is_requested() {
             let leased = rpc::call("lease a job", &idle, || {

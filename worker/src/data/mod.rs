@@ -9,6 +9,7 @@
 //!
 //! - [`cifar`], [`idx`]: the readers; each verifies sizes, counts and labels.
 //! - [`batch`]: turning images into normalised, augmented batches.
+//! - [`prefetch`]: building them on a helper thread ahead of the training step.
 //! - [`fetch`]: download or import into the data directory, with checksums.
 //! - [`synthetic`]: small learnable datasets in the official formats, for tests.
 
@@ -17,6 +18,7 @@ pub mod cifar;
 mod error;
 pub mod fetch;
 pub mod idx;
+pub mod prefetch;
 pub mod synthetic;
 
 use std::path::{Path, PathBuf};

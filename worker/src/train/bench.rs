@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, ModuleT, Tensor};
 use rand::Rng;
-use widesweep_arch::{IMAGE_SIZE, WrnConfig};
+use widesweep_arch::{IMAGE_SIZE, Precision, WrnConfig};
 
 use super::optimizer::Sgd;
 use super::{Recipe, TrainError};
 use crate::rng::{self, Purpose};
-use crate::wrn::Wrn;
 use crate::wrn::layers::Layout;
+use crate::wrn::{ModelOptions, Wrn};
 
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
@@ -21,8 +21,17 @@ pub struct BenchOptions {
     /// Untimed steps first (allocator and kernel warm-up).
     pub warmup_steps: usize,
     pub steps: usize,
-    /// Activation layout; `None` picks the device's default (NHWC on the CPU).
+    /// Activation layout; `None` picks the fastest for the device and
+    /// precision (NHWC on the CPU in f32).
     pub layout: Option<Layout>,
+    pub precision: Precision,
+}
+
+impl BenchOptions {
+    pub fn model_options(&self, device: &Device) -> ModelOptions {
+        let fastest = ModelOptions::for_device(device, self.precision);
+        ModelOptions { layout: self.layout.unwrap_or(fastest.layout), ..fastest }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -41,8 +50,7 @@ pub struct BenchReport {
 
 pub fn bench_train(config: &WrnConfig, options: &BenchOptions, device: &Device) -> Result<BenchReport, TrainError> {
     let recipe = Recipe::default();
-    let layout = options.layout.unwrap_or(Layout::for_device(device));
-    let model = Wrn::with_layout(config, 0, DType::F32, device, layout)?;
+    let model = Wrn::with_options(config, 0, DType::F32, device, options.model_options(device))?;
     let mut optimizer = Sgd::new(model.store().params(), recipe.momentum, recipe.nesterov, recipe.weight_decay);
     let b = options.batch_size;
     let mut stream = rng::stream(0, 0, 0, Purpose::Augment);

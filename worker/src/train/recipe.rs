@@ -2,6 +2,7 @@
 //! BMVC 2016, section 4, and the official code).
 
 use serde::{Deserialize, Serialize};
+use widesweep_arch::Precision;
 
 /// Everything about how a network is trained, apart from the network (its
 /// dropout rate is part of the config) and the seed.
@@ -25,6 +26,9 @@ pub struct Recipe {
     pub reset_momentum_on_drop: bool,
     /// Random reflect-padded crops and horizontal flips of training images.
     pub augment: bool,
+    /// f32, or bf16 mixed precision (see [`Precision`]). Checkpoints written
+    /// before this field existed read back as f32, which they trained in.
+    pub precision: Precision,
 }
 
 impl Default for Recipe {
@@ -40,6 +44,7 @@ impl Default for Recipe {
             weight_decay: 5e-4,
             reset_momentum_on_drop: true,
             augment: true,
+            precision: Precision::F32,
         }
     }
 }

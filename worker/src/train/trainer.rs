@@ -20,12 +20,17 @@ use super::checkpoint::{self, CheckpointState};
 use super::optimizer::Sgd;
 use super::{Recipe, TrainError};
 use crate::data::batch::{HostBatch, make_batch};
+use crate::data::prefetch::for_each_prefetched;
 use crate::data::{ImageSet, Normalisation, Splits};
 use crate::rng::{self, Purpose};
-use crate::wrn::Wrn;
+use crate::wrn::{ModelOptions, Wrn};
 
 /// Batch size of evaluation passes (no gradients, so larger than training's).
 const EVAL_BATCH: usize = 250;
+
+/// Batches built ahead of the step (see [`for_each_prefetched`]): two keep
+/// the device fed through a slow batch without holding many in memory.
+const PREFETCH_BATCHES: usize = 2;
 
 /// One cell as the trainer needs it.
 #[derive(Clone, Debug, PartialEq)]
@@ -124,7 +129,9 @@ impl Trainer {
         if train_images < spec.recipe.batch_size {
             return Err(TrainError::TooFewImages { images: train_images, batch: spec.recipe.batch_size });
         }
-        let model = Wrn::new(&spec.config, spec.seed, DType::F32, device)?;
+        let options = ModelOptions::for_device(device, spec.recipe.precision);
+        let model = Wrn::with_options(&spec.config, spec.seed, DType::F32, device, options)?;
+        tracing::info!(kernels = %options.kernels(device), "model built");
         let r = &spec.recipe;
         let optimizer = Sgd::new(model.store().params(), r.momentum, r.nesterov, r.weight_decay);
         let norm = Normalisation::of(spec.dataset);
@@ -164,10 +171,6 @@ impl Trainer {
     /// trainer's state is then between two epochs and must not be saved.
     pub fn set_abort_flag(&mut self, flag: Arc<AtomicBool>) {
         self.abort = Some(flag);
-    }
-
-    fn aborted(&self) -> bool {
-        self.abort.as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed))
     }
 
     /// The images a run trains on: the subset, or the whole training split.
@@ -228,22 +231,30 @@ impl Trainer {
         // Sums stay on the device so that a step never waits for the host.
         let mut loss_sum = Tensor::zeros((), DType::F32, &self.device)?;
         let mut wrong_sum = Tensor::zeros((), DType::F32, &self.device)?;
-        for step in 0..steps {
-            if self.aborted() {
+        // Fields, not methods: the batches borrow the data while the steps
+        // update the optimizer.
+        let (set, norm, augment) =
+            (self.train_subset.as_ref().unwrap_or(&self.splits.train), &self.norm, recipe.augment);
+        let make = |step: usize| {
+            let indices = &order[step * batch..(step + 1) * batch];
+            let mut stream = rng::stream(seed, epoch as u64, step as u64, Purpose::Augment);
+            make_batch(set, indices, norm, augment.then_some(&mut stream))
+        };
+        let (model, optimizer, device, abort) = (&self.model, &mut self.optimizer, &self.device, &self.abort);
+        for_each_prefetched(steps, PREFETCH_BATCHES, make, |step, host| {
+            if abort.as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed)) {
                 return Err(TrainError::Aborted { epoch: epoch + 1, step });
             }
-            let indices = &order[step * batch..(step + 1) * batch];
-            let mut augment = rng::stream(seed, epoch as u64, step as u64, Purpose::Augment);
-            let host = make_batch(self.train_set(), indices, &self.norm, recipe.augment.then_some(&mut augment));
-            let (images, labels) = self.to_device(&host)?;
-            self.model.reseed_dropout(seed, epoch as u64, step as u64);
-            let logits = self.model.forward_t(&images, true)?;
+            let (images, labels) = to_device(&host, device)?;
+            model.reseed_dropout(seed, epoch as u64, step as u64);
+            let logits = model.forward_t(&images, true)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
             let grads = loss.backward()?;
-            self.optimizer.step(&grads, lr)?;
-            loss_sum = (loss_sum + loss.detach())?;
-            wrong_sum = (wrong_sum + count_wrong(&logits.detach(), &labels)?)?;
-        }
+            optimizer.step(&grads, lr)?;
+            loss_sum = (&loss_sum + loss.detach())?;
+            wrong_sum = (&wrong_sum + count_wrong(&logits.detach(), &labels)?)?;
+            Ok(())
+        })?;
         let train_loss = loss_sum.to_scalar::<f32>()? as f64 / steps as f64;
         let train_error = wrong_sum.to_scalar::<f32>()? as f64 / (steps * batch) as f64;
         let train_seconds = started.elapsed().as_secs_f64();
@@ -279,27 +290,29 @@ impl Trainer {
         let mut loss_sum = Tensor::zeros((), DType::F32, &self.device)?;
         let mut wrong_sum = Tensor::zeros((), DType::F32, &self.device)?;
         let all: Vec<usize> = (0..set.len()).collect();
-        for chunk in all.chunks(EVAL_BATCH) {
-            let host = make_batch(set, chunk, &self.norm, None);
-            let (images, labels) = self.to_device(&host)?;
+        let chunks: Vec<&[usize]> = all.chunks(EVAL_BATCH).collect();
+        let make = |i: usize| make_batch(set, chunks[i], &self.norm, None);
+        for_each_prefetched(chunks.len(), PREFETCH_BATCHES, make, |_, host| -> Result<(), TrainError> {
+            let (images, labels) = to_device(&host, &self.device)?;
             // Detached: otherwise the sums keep every batch's computation
             // graph, activations included, alive until the end of the pass.
             let logits = self.model.forward_t(&images, false)?.detach();
             let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
-            loss_sum = (loss_sum + (loss * chunk.len() as f64)?)?;
-            wrong_sum = (wrong_sum + count_wrong(&logits, &labels)?)?;
-        }
+            loss_sum = (&loss_sum + (loss * host.len() as f64)?)?;
+            wrong_sum = (&wrong_sum + count_wrong(&logits, &labels)?)?;
+            Ok(())
+        })?;
         let n = set.len().max(1) as f64;
         Ok((loss_sum.to_scalar::<f32>()? as f64 / n, wrong_sum.to_scalar::<f32>()? as f64 / n))
     }
+}
 
-    fn to_device(&self, host: &HostBatch) -> candle_core::Result<(Tensor, Tensor)> {
-        let side = widesweep_arch::IMAGE_SIZE;
-        let images = Tensor::from_slice(&host.pixels, (host.len(), host.channels, side, side), &Device::Cpu)?
-            .to_device(&self.device)?;
-        let labels = Tensor::from_slice(&host.labels, host.len(), &Device::Cpu)?.to_device(&self.device)?;
-        Ok((images, labels))
-    }
+fn to_device(host: &HostBatch, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+    let side = widesweep_arch::IMAGE_SIZE;
+    let images =
+        Tensor::from_slice(&host.pixels, (host.len(), host.channels, side, side), &Device::Cpu)?.to_device(device)?;
+    let labels = Tensor::from_slice(&host.labels, host.len(), &Device::Cpu)?.to_device(device)?;
+    Ok((images, labels))
 }
 
 /// Misclassified samples of a batch, as an f32 scalar on the device.

@@ -23,6 +23,11 @@ pub const BN_MOMENTUM: f64 = 0.1;
 /// backward passes, batch norm fused with the ReLU after it. The model's
 /// input and output are NCHW and `[batch, classes]` either way, and the
 /// weights keep PyTorch's layout, so checkpoints move between devices.
+///
+/// Layers compute in the dtype of their input: in bf16 mixed precision
+/// (NCHW only; the CPU kernels are f32/f64) each casts its f32 master
+/// weights to bf16 per forward pass, and the cast's backward hands the
+/// optimizer f32 gradients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
     Nchw,
@@ -45,24 +50,9 @@ impl Layout {
     pub fn for_device(device: &Device) -> Self {
         if device.is_cpu() { Layout::Nhwc } else { Layout::Nchw }
     }
-
-    /// Which kernels train in this layout, for the logs: a slow path should
-    /// be visible, not guessed from throughput.
-    pub fn kernels(self) -> String {
-        match self {
-            Layout::Nhwc => format!(
-                "widesweep CPU kernels (NHWC, {}im2col + GEMM{}, fused batch norm + ReLU) on {} threads",
-                if crate::kernels::winograd::enabled() { "Winograd F(2x2,3x3) and " } else { "" },
-                if avx512() { " with AVX-512" } else { "" },
-                rayon::current_num_threads()
-            ),
-            Layout::Nchw if cfg!(feature = "cudnn") => "candle conv2d (NCHW) through cuDNN".to_string(),
-            Layout::Nchw => "candle conv2d (NCHW) without cuDNN (build with --features cudnn for it)".to_string(),
-        }
-    }
 }
 
-fn avx512() -> bool {
+pub(crate) fn avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
@@ -98,13 +88,27 @@ impl Conv {
     fn convolve(&self, xs: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
         let (stride, padding) = (self.spec.stride, self.spec.padding());
         match (self.layout, residual) {
-            (Layout::Nchw, None) => xs.conv2d(&self.weight, padding, stride, 1, 1),
-            (Layout::Nchw, Some(residual)) => xs.conv2d(&self.weight, padding, stride, 1, 1)? + residual,
+            (Layout::Nchw, None) => self.conv2d_nchw(xs),
+            (Layout::Nchw, Some(residual)) => self.conv2d_nchw(xs)? + residual,
             (Layout::Nhwc, None) => kernels::conv::conv2d_nhwc(xs, &self.weight, stride, padding),
             (Layout::Nhwc, Some(residual)) => {
                 kernels::conv::conv2d_nhwc_add(xs, &self.weight, residual, stride, padding)
             }
         }
+    }
+
+    fn conv2d_nchw(&self, xs: &Tensor) -> Result<Tensor> {
+        let (stride, padding) = (self.spec.stride, self.spec.padding());
+        let weight = self.weight.to_dtype(xs.dtype())?;
+        if xs.dtype() == DType::BF16 && xs.device().is_cpu() {
+            // candle's CPU matmul has no bf16 kernel. Multiplying the bf16
+            // values in f32 and rounding the sums back to bf16 is what tensor
+            // cores do (exact products, f32 accumulation), so the CPU stays
+            // a faithful reference for the GPU's bf16 runs.
+            let wide = xs.to_dtype(DType::F32)?.conv2d(&weight.to_dtype(DType::F32)?, padding, stride, 1, 1)?;
+            return wide.to_dtype(DType::BF16);
+        }
+        xs.conv2d(&weight, padding, stride, 1, 1)
     }
 }
 
@@ -135,13 +139,22 @@ impl BatchNorm {
         Ok(Self { layout, gamma, beta, running_mean, running_var })
     }
 
-    /// `x * scale + shift` with per-channel scale and shift (NCHW): two
-    /// passes over the activation instead of four.
-    fn affine(&self, xs: &Tensor, mean: &Tensor, var: &Tensor) -> Result<Tensor> {
+    /// `relu(x * scale + shift)` with per-channel scale and shift (NCHW):
+    /// two passes over the activation instead of four.
+    ///
+    /// In the parameters' dtype, the result rounded to the activation's:
+    /// with bf16 activations the backward pass then sums the gradients of
+    /// gamma and beta (and the statistics' terms) over N x H x W in f32, as
+    /// cuDNN does; summed in bf16 they came out up to a third off.
+    fn affine_relu(&self, xs: &Tensor, mean: &Tensor, var: &Tensor) -> Result<Tensor> {
         let scale = (&self.gamma / (var + BN_EPS)?.sqrt()?)?;
         let shift = (&self.beta - (mean * &scale)?)?;
         let shape = (1, scale.dim(0)?, 1, 1);
-        xs.broadcast_mul(&scale.reshape(shape)?)?.broadcast_add(&shift.reshape(shape)?)
+        let wide = xs.to_dtype(self.gamma.dtype())?;
+        let normalised = wide.broadcast_mul(&scale.reshape(shape)?)?.broadcast_add(&shift.reshape(shape)?)?;
+        // Rounded before the ReLU, so that the ReLU keeps the narrow copy
+        // for its backward pass.
+        normalised.to_dtype(xs.dtype())?.relu()
     }
 
     fn update_running(&self, mean: &Tensor, var: &Tensor, count: usize) -> Result<()> {
@@ -170,20 +183,20 @@ impl BatchNorm {
                 self.update_running(&mean, &var, stats.count)?;
                 Ok(ys)
             }
-            (Layout::Nchw, false) => {
-                self.affine(xs, self.running_mean.as_tensor(), self.running_var.as_tensor())?.relu()
-            }
+            (Layout::Nchw, false) => self.affine_relu(xs, self.running_mean.as_tensor(), self.running_var.as_tensor()),
             (Layout::Nchw, true) => {
                 let c = xs.dim(1)?;
                 // Channels first and flattened, so that the statistics are
-                // reductions over the contiguous last dimension (candle's fast path).
-                let per_channel = xs.transpose(0, 1)?.flatten_from(1)?.contiguous()?;
+                // reductions over the contiguous last dimension (candle's fast
+                // path); in the parameters' dtype, so that bf16 activations
+                // still get f32 statistics, as cuDNN computes them.
+                let per_channel = xs.transpose(0, 1)?.flatten_from(1)?.contiguous()?.to_dtype(self.gamma.dtype())?;
                 let count = per_channel.dim(1)?;
                 let mean = per_channel.mean_keepdim(1)?;
                 let var = per_channel.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?;
                 let (mean, var) = (mean.reshape(c)?, var.reshape(c)?);
                 self.update_running(&mean, &var, count)?;
-                self.affine(xs, &mean, &var)?.relu()
+                self.affine_relu(xs, &mean, &var)
             }
         }
     }
@@ -269,7 +282,9 @@ impl ModuleT for Head {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         // Global average pooling: at the 32x32 input the last feature map is
         // 8x8, so this is the paper's 8x8 average pool.
-        let activated = self.bn.forward_relu_t(xs, train)?;
+        // Pooling and the classifier run in the parameters' dtype: in bf16
+        // mixed precision the logits, and so the loss, stay f32.
+        let activated = self.bn.forward_relu_t(xs, train)?.to_dtype(self.fc_weight.dtype())?;
         let pooled = match self.layout {
             Layout::Nchw => activated.flatten_from(2)?.mean(D::Minus1)?,
             Layout::Nhwc => activated.flatten(1, 2)?.mean(1)?,

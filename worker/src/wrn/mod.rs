@@ -17,12 +17,72 @@ pub mod layers;
 
 use candle_core::{DType, Device, Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
-use widesweep_arch::{NetworkPlan, WrnConfig};
+use widesweep_arch::{NetworkPlan, Precision, WrnConfig};
 
 use crate::rng::{self, Purpose};
 use block::Block;
 use init::{SeededInit, TensorStore};
 use layers::{Conv, Head, Layout, MaskSource};
+
+/// How a model computes: the layout of its activations and its arithmetic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelOptions {
+    pub layout: Layout,
+    pub precision: Precision,
+}
+
+impl ModelOptions {
+    /// The fastest layout `device` has for `precision`: widesweep's NHWC
+    /// kernels on the CPU in f32, candle's NCHW operators otherwise.
+    pub fn for_device(device: &Device, precision: Precision) -> Self {
+        let layout = match precision {
+            Precision::F32 => Layout::for_device(device),
+            Precision::Bf16 => Layout::Nchw,
+        };
+        Self { layout, precision }
+    }
+
+    /// Refuses combinations no kernel implements, naming what would work.
+    pub fn check(&self) -> Result<()> {
+        if self.layout == Layout::Nhwc && self.precision == Precision::Bf16 {
+            candle_core::bail!(
+                "precision bf16 runs in the nchw layout (candle's operators); the nhwc CPU kernels are f32: \
+                 use layout nchw, or precision f32"
+            );
+        }
+        Ok(())
+    }
+
+    /// Which kernels train, for the logs: a slow path should be visible, not
+    /// guessed from throughput.
+    pub fn kernels(&self, device: &Device) -> String {
+        let precision = match self.precision {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16 mixed precision, f32 master weights",
+        };
+        match self.layout {
+            Layout::Nhwc => format!(
+                "widesweep CPU kernels (NHWC, {precision}, {}im2col + GEMM{}, fused batch norm + ReLU) on {} threads",
+                if crate::kernels::winograd::enabled() { "Winograd F(2x2,3x3) and " } else { "" },
+                if layers::avx512() { " with AVX-512" } else { "" },
+                rayon::current_num_threads()
+            ),
+            Layout::Nchw if device.is_cpu() => format!(
+                "candle's generic CPU operators (NCHW, {precision}): a reference path, several times slower \
+                 than widesweep's NHWC kernels"
+            ),
+            Layout::Nchw if cfg!(feature = "cudnn") => format!("candle conv2d (NCHW, {precision}) through cuDNN"),
+            Layout::Nchw => format!(
+                "candle conv2d (NCHW, {precision}) as im2col + cuBLAS{}, without cuDNN (build with --features cudnn)",
+                if self.precision == Precision::F32 && candle_core::cuda::gemm_reduced_precision_f32() {
+                    " with TF32 tensor cores"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
+}
 
 /// A WRN ready to train: its layers and the store holding its tensors.
 pub struct Wrn {
@@ -31,18 +91,32 @@ pub struct Wrn {
     blocks: Vec<Block>,
     head: Head,
     masks: MaskSource,
-    layout: Layout,
+    options: ModelOptions,
     store: TensorStore,
 }
 
 impl Wrn {
-    /// Builds `config` with the official initialisation drawn from `seed`.
+    /// Builds `config` in f32 with the official initialisation drawn from `seed`.
     pub fn new(config: &WrnConfig, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
-        Self::with_layout(config, seed, dtype, device, Layout::for_device(device))
+        Self::with_options(config, seed, dtype, device, ModelOptions::for_device(device, Precision::F32))
     }
 
     /// As [`Wrn::new`] with an explicit activation layout (tests compare the two).
     pub fn with_layout(config: &WrnConfig, seed: u64, dtype: DType, device: &Device, layout: Layout) -> Result<Self> {
+        Self::with_options(config, seed, dtype, device, ModelOptions { layout, precision: Precision::F32 })
+    }
+
+    /// Builds `config` with parameters in `dtype` that computes as `options`
+    /// says. In bf16 the parameters stay in `dtype` (the master weights).
+    pub fn with_options(
+        config: &WrnConfig,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+        options: ModelOptions,
+    ) -> Result<Self> {
+        options.check()?;
+        let layout = options.layout;
         let store = TensorStore::default();
         let backend = SeededInit { seed, store: store.clone() };
         let vb = VarBuilder::from_backend(Box::new(backend), dtype, device.clone());
@@ -58,11 +132,15 @@ impl Wrn {
             }
         }
         let head = Head::new(plan.head, layout, vb.pp("head"))?;
-        Ok(Self { config: config.clone(), stem, blocks, head, masks, layout, store })
+        Ok(Self { config: config.clone(), stem, blocks, head, masks, options, store })
     }
 
     pub fn config(&self) -> &WrnConfig {
         &self.config
+    }
+
+    pub fn options(&self) -> ModelOptions {
+        self.options
     }
 
     pub fn plan(&self) -> NetworkPlan {
@@ -89,9 +167,10 @@ impl Wrn {
 impl ModuleT for Wrn {
     /// Images `[batch, in_channels, 32, 32]` to logits `[batch, classes]`.
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let xs = match self.layout {
-            Layout::Nchw => xs.clone(),
-            Layout::Nhwc => xs.permute((0, 2, 3, 1))?.contiguous()?,
+        let xs = match (self.options.layout, self.options.precision) {
+            (Layout::Nchw, Precision::F32) => xs.clone(),
+            (Layout::Nchw, Precision::Bf16) => xs.to_dtype(DType::BF16)?,
+            (Layout::Nhwc, _) => xs.permute((0, 2, 3, 1))?.contiguous()?,
         };
         let mut hidden = self.stem.forward(&xs)?;
         for block in &self.blocks {
