@@ -5,17 +5,20 @@
 #   scripts/build-cuda.sh                 # here, on the CPU machine
 #   bash bench/gpu-compare.sh             # there; log in $OUT (or ./gpu-compare.log)
 #
-# Carry the binary alone (target/cuda/dist/widesweep-cuda/widesweep): the
-# CUDA libraries build-cuda.sh copies beside it are far over the device
-# tool's 64 MiB, and the GPU machine's PyTorch environment has the same
-# CUDA 13 libraries (and cuDNN) in its nvidia wheels, which this script
-# puts on LD_LIBRARY_PATH.
+# Carry the gzipped binaries alone (target/cuda/dist/widesweep-cuda/
+# widesweep.gz, and widesweep-cudnn.gz if built), which this script unpacks:
+# the binary is ~70 MB, the CUDA libraries build-cuda.sh copies beside it
+# far more, against the device tool's 64 MiB; the GPU machine's PyTorch
+# environment has the same CUDA 13 libraries (and cuDNN) in its nvidia
+# wheels, which this script puts on LD_LIBRARY_PATH.
 #
 # For WRN-16-4 and WRN-28-10 at batch 128: candle f32 and bf16 mixed
 # precision (`widesweep bench train --precision`), PyTorch f32 (TF32
 # convolutions allowed, its default) and PyTorch bf16 autocast, each one run,
-# printed one line each. Then a correctness check: 300 steps of the same
-# seeded model on the GPU (f32 and bf16) and on the CPU.
+# printed one line each (candle's twice when the cuDNN build,
+# target/cuda/dist/widesweep-cuda/widesweep-cudnn, is there as well). Then a
+# correctness check: 300 steps of the same seeded model on the GPU (f32 and
+# bf16) and on the CPU.
 set -uo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -26,6 +29,11 @@ log="$out/gpu-compare.log"
 steps="${STEPS:-20}"
 
 exec > >(tee "$log") 2>&1
+for build in "$bin" "$bin-cudnn"; do
+    if [[ ! -x "$build" && -f "$build.gz" ]]; then
+        gunzip -c "$build.gz" > "$build" && chmod +x "$build"
+    fi
+done
 nvidia_libs="$("$python" - <<'PY' 2>/dev/null
 import glob, os
 import nvidia  # namespace package of NVIDIA's CUDA wheels, as PyTorch installs them
@@ -42,9 +50,13 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 for cell in "16 4" "28 10"; do
     set -- $cell
     echo "## WRN-$1-$2, batch 128"
-    for precision in f32 bf16; do
-        "$bin" bench train --depth "$1" -k "$2" --batch-size 128 --device cuda:0 --steps "$steps" --warmup 3 \
-            --precision "$precision" || echo "candle $precision FAILED ($?)"
+    # The plain build, and the cuDNN one (build-cuda.sh --cudnn) when carried.
+    for build in "$bin" "$bin-cudnn"; do
+        [[ -x "$build" ]] || continue
+        for precision in f32 bf16; do
+            "$build" bench train --depth "$1" -k "$2" --batch-size 128 --device cuda:0 --steps "$steps" \
+                --warmup 3 --precision "$precision" || echo "candle ${build##*/} $precision FAILED ($?)"
+        done
     done
     for precision in f32 bf16; do
         "$python" "$repo/bench/pytorch_reference.py" --depth "$1" --width "$2" --batch-size 128 --device cuda \

@@ -2,7 +2,8 @@
 # Builds `widesweep` with the `cuda` feature on a machine without a GPU or a
 # CUDA toolkit, for GPU machines with driver 580 / CUDA 13.0.
 #
-#   scripts/build-cuda.sh   # -> target/cuda/dist/widesweep-cuda/{widesweep,lib/}
+#   scripts/build-cuda.sh           # -> target/cuda/dist/widesweep-cuda/{widesweep,lib/}
+#   scripts/build-cuda.sh --cudnn   # -> .../widesweep-cudnn: forward convolutions through cuDNN
 #
 # - nvcc 13.0 and the CUDA 13.0 libraries come from NVIDIA's pip wheels,
 #   installed into a virtual environment outside the repository
@@ -15,8 +16,23 @@
 #   libcuda.so.1 of the GPU machine is loaded instead.
 # - The CUDA libraries the binary needs (cuBLAS, cuRAND, NVRTC, cudart) are
 #   copied next to it, and the binary's rpath points there, so the GPU
-#   machine needs only its driver.
+#   machine needs only its driver. They are far larger than the device
+#   tool carries (64 MiB): there, carry the gzipped binary alone
+#   (target/cuda/dist/widesweep-cuda/widesweep.gz) and take the same CUDA 13
+#   libraries from PyTorch's nvidia wheels (bench/gpu-compare.sh unpacks
+#   the binary and puts them on LD_LIBRARY_PATH).
+# - --cudnn links cuDNN 9 from NVIDIA's wheel (not copied: PyTorch's
+#   environment has its own). That binary cannot start where libcudnn.so.9
+#   is missing: the plain binary is the build without cuDNN, which runs
+#   everywhere and logs that it runs without it.
 set -euo pipefail
+
+cudnn=false
+case "${1:-}" in
+    "") ;;
+    --cudnn) cudnn=true ;;
+    *) echo "usage: $0 [--cudnn]" >&2; exit 2 ;;
+esac
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${CUDA_VENV:-$HOME/.cache/widesweep/cuda-venv}"
@@ -34,6 +50,7 @@ wheels=(
     nvidia-cublas~=13.0.0
     nvidia-curand~=10.4.0
 )
+if $cudnn; then wheels+=("nvidia-cudnn-cu13>=9.2,<10"); fi
 
 if [[ ! -x "$venv/bin/python" ]]; then
     echo "creating $venv"
@@ -68,21 +85,41 @@ gcc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$stub/libcuda.so" "$stub/libcuda.
 ln -sf libcuda.so "$stub/libcuda.so.1"
 echo "stub libcuda.so exports $(wc -l < "$stub/symbols.txt") driver symbols"
 
+features=cuda
+binary=widesweep
+cudnn_link_path=""
+if $cudnn; then
+    cudnn_so="$(find "$site/nvidia" -name 'libcudnn.so.9' | head -1)"
+    [[ -n "$cudnn_so" ]] || { echo "error: no libcudnn.so.9 under $site/nvidia" >&2; exit 1; }
+    cudnn_lib="$(dirname "$cudnn_so")"
+    [[ -e "$cudnn_lib/libcudnn.so" ]] || ln -s libcudnn.so.9 "$cudnn_lib/libcudnn.so"
+    # Through LIBRARY_PATH rather than RUSTFLAGS, whose change would
+    # rebuild every crate of the plain build.
+    cudnn_link_path="$cudnn_lib:"
+    features=cuda,cudnn
+    binary=widesweep-cudnn
+fi
+
 export CUDA_ROOT="$cuda_root" CUDA_PATH="$cuda_root" CUDA_COMPUTE_CAP="$compute_cap"
 export PATH="$cuda_root/bin:$PATH"
-export LIBRARY_PATH="$stub:$lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
+export LIBRARY_PATH="$cudnn_link_path$stub:$lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
 export RUSTFLAGS="${RUSTFLAGS:-} -L native=$stub -L native=$lib -C link-arg=-Wl,-rpath,\$ORIGIN/lib"
 # A target folder of its own: the feature set differs from the CPU build's.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target/cuda}"
 dist="$CARGO_TARGET_DIR/dist/widesweep-cuda"
 
 cd "$repo"
-cargo build --release -p widesweep --features cuda -j "$jobs"
+cargo build --release -p widesweep --features "$features" -j "$jobs"
 
 mkdir -p "$dist/lib"
-cp "$CARGO_TARGET_DIR/release/widesweep" "$dist/"
+cp "$CARGO_TARGET_DIR/release/widesweep" "$dist/$binary"
+# Stripped and gzipped for the device tool, which carries 64 MiB at most
+# (the binary is ~70 MB of mostly PTX even stripped, ~21 MB gzipped);
+# bench/gpu-compare.sh unpacks it there.
+strip "$dist/$binary"
+gzip -9 -k -f "$dist/$binary"
 for name in libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvrtc.so.13 libnvrtc-builtins.so.13.0 libcudart.so.13; do
     if [[ -e "$lib/$name" ]]; then cp -L "$lib/$name" "$dist/lib/"; fi
 done
-echo "built $dist/widesweep (CUDA 13.0, compute capability $compute_cap)"
-echo "run it on a GPU machine: $dist/widesweep bench train --depth 16 -k 4 --device cuda:0"
+echo "built $dist/$binary and $binary.gz (CUDA 13.0, compute capability $compute_cap, features $features)"
+echo "run it on a GPU machine: $dist/$binary bench train --depth 16 -k 4 --device cuda:0"
