@@ -34,6 +34,13 @@ impl Precision {
     pub fn is_default(&self) -> bool {
         *self == Precision::default()
     }
+
+    /// Parses the name as the gRPC messages carry it: empty (a proto3
+    /// string a peer from before this field never set) is f32, which such
+    /// a peer's jobs trained in.
+    pub fn from_wire(text: &str) -> Result<Self, ParsePrecisionError> {
+        if text.is_empty() { Ok(Precision::F32) } else { text.parse() }
+    }
 }
 
 impl fmt::Display for Precision {
@@ -64,5 +71,8 @@ mod tests {
         let err = "fp16".parse::<Precision>().unwrap_err().to_string();
         assert!(err.contains("\"fp16\"") && err.contains("f32 or bf16"), "{err}");
         assert!(Precision::default().is_default() && !Precision::Bf16.is_default());
+        assert_eq!(Precision::from_wire(""), Ok(Precision::F32));
+        assert_eq!(Precision::from_wire("bf16"), Ok(Precision::Bf16));
+        assert!(Precision::from_wire("fp16").is_err());
     }
 }

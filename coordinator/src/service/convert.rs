@@ -160,7 +160,8 @@ pub fn result_row_from_proto(row: pb::JobResultRow) -> Result<ResultRow, Status>
                 test_subset: recipe.test_subset,
                 augment: recipe.augment.unwrap_or(true),
                 checkpoint_every: recipe.checkpoint_every,
-                precision: precision_from_proto(&recipe.precision)?,
+                precision: Precision::from_wire(&recipe.precision)
+                    .map_err(|e| Status::invalid_argument(format!("jobs.config.recipe.precision: {e}")))?,
             },
         },
         depth_convention: row.depth_convention,
@@ -252,13 +253,4 @@ pub(crate) fn epoch_metrics(m: Option<pb::EpochMetrics>, field: &str) -> Result<
         epoch_seconds: m.epoch_seconds,
         images_per_second: m.images_per_second,
     })
-}
-
-/// A recipe's precision as the wire carries it: empty (from a peer that
-/// predates the field) is f32.
-fn precision_from_proto(text: &str) -> Result<Precision, Status> {
-    if text.is_empty() {
-        return Ok(Precision::F32);
-    }
-    text.parse().map_err(|e| Status::invalid_argument(format!("jobs.config.recipe.precision: {e}")))
 }

@@ -62,11 +62,8 @@ impl JobPlan {
             weight_decay: r.weight_decay,
             reset_momentum_on_drop: r.reset_momentum_on_drop,
             augment: r.augment.unwrap_or(true),
-            // Empty: a coordinator that predates the field, whose jobs train in f32.
-            precision: match r.precision.as_str() {
-                "" => Precision::F32,
-                text => text.parse().map_err(|e| invalid("recipe.precision", &text, format!("{e}")))?,
-            },
+            precision: Precision::from_wire(&r.precision)
+                .map_err(|e| invalid("recipe.precision", &r.precision, e.to_string()))?,
         };
         recipe.validate().map_err(|e| invalid("recipe", r, e.to_string()))?;
         let train_subset = (r.train_subset > 0).then_some(r.train_subset as usize);

@@ -96,7 +96,8 @@ pub struct Wrn {
 }
 
 impl Wrn {
-    /// Builds `config` in f32 with the official initialisation drawn from `seed`.
+    /// Builds `config` without mixed precision (computing in `dtype`), with
+    /// the official initialisation drawn from `seed`.
     pub fn new(config: &WrnConfig, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
         Self::with_options(config, seed, dtype, device, ModelOptions::for_device(device, Precision::F32))
     }
