@@ -13,9 +13,13 @@ pub struct CoordinatorArgs {
     /// Coordinator URL (https:// for TLS).
     #[arg(long, env = "WIDESWEEP_COORDINATOR", default_value = DEFAULT_COORDINATOR)]
     pub coordinator: String,
-    /// Bearer token the coordinator requires.
+    /// Bearer token of your role (user, worker or viewer); prefer the
+    /// environment or --token-file, which `ps` does not show.
     #[arg(long, env = "WIDESWEEP_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// File holding the bearer token (its first line).
+    #[arg(long, value_name = "FILE", env = "WIDESWEEP_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     /// PEM file of the CA that signed the coordinator's TLS certificate.
     #[arg(long, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
@@ -27,7 +31,8 @@ impl CoordinatorArgs {
             Some(path) => Some(std::fs::read(path).with_context(|| format!("reading --tls-ca {}", path.display()))?),
             None => None,
         };
-        Ok(ClientOptions { url: self.coordinator.clone(), token: self.token.clone(), ca_pem })
+        let token = crate::secrets::token_from(self.token.as_deref(), self.token_file.as_deref(), "--token-file")?;
+        Ok(ClientOptions { url: self.coordinator.clone(), token, ca_pem })
     }
 
     pub fn connect(&self) -> anyhow::Result<Clients> {

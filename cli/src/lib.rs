@@ -5,6 +5,7 @@
 pub mod commands;
 mod connection;
 mod engine;
+mod secrets;
 mod signals;
 
 use std::process::ExitCode;

@@ -245,6 +245,7 @@ fn finish_every_job(url: &str, token: &str) -> usize {
                 job_id: job.job_id,
                 attempt: job.attempt,
                 metrics: Some(metrics(1, error + 0.1)),
+                lease_token: job.lease_token.clone(),
             };
             clients.workers.report_epoch(report).await.unwrap();
             let complete = pb::CompleteJobRequest {
@@ -253,6 +254,7 @@ fn finish_every_job(url: &str, token: &str) -> usize {
                 final_metrics: Some(metrics(2, error)),
                 best_test_error: error,
                 train_seconds: 4.0 * f64::from(config.width),
+                lease_token: job.lease_token.clone(),
             };
             clients.workers.complete_job(complete).await.unwrap();
             done += 1;

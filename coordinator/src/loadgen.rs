@@ -164,6 +164,7 @@ async fn simulated_worker(
                     job_id: job.job_id,
                     attempt: job.attempt,
                     metrics: Some(metrics(epoch)),
+                    lease_token: job.lease_token.clone(),
                 })
                 .await?;
             tally.round_trips += 1;
@@ -175,6 +176,7 @@ async fn simulated_worker(
                 final_metrics: Some(metrics(epochs)),
                 best_test_error: 0.5,
                 train_seconds: 0.001 * epochs as f64,
+                lease_token: job.lease_token.clone(),
             })
             .await?;
         tally.round_trips += 1;

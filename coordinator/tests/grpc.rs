@@ -9,13 +9,17 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio_stream::StreamExt;
 use tonic::Code;
-use widesweep_coordinator::service::{ServerConfig, serve};
+use widesweep_coordinator::service::{Credentials, ServerConfig, serve};
 use widesweep_coordinator::store::Store;
 use widesweep_proto::client::{ClientOptions, Clients};
 use widesweep_proto::v1 as pb;
 use widesweep_proto::v1::checkpoint_chunk::Chunk;
 
+/// The shared token (every role), and one token per role.
 const TOKEN: &str = "test-token";
+const USER: &str = "user-token";
+const WORKER: &str = "worker-token";
+const VIEWER: &str = "viewer-token";
 
 struct Running {
     clients: Clients,
@@ -27,13 +31,23 @@ struct Running {
 
 impl Running {
     async fn start(store: Arc<dyn Store>, max_checkpoint_bytes: u64) -> Self {
+        Self::start_with(store, max_checkpoint_bytes, 1_000_000).await
+    }
+
+    async fn start_with(store: Arc<dyn Store>, max_checkpoint_bytes: u64, max_sweep_jobs: u64) -> Self {
         let artifacts = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let config = ServerConfig {
             artifacts_dir: artifacts.path().to_path_buf(),
             max_checkpoint_bytes,
-            token: Some(TOKEN.to_string()),
+            credentials: Credentials {
+                shared: Some(TOKEN.to_string()),
+                user: Some(USER.to_string()),
+                worker: Some(WORKER.to_string()),
+                viewer: Some(VIEWER.to_string()),
+            },
+            max_sweep_jobs,
             reap_interval: Duration::from_millis(100),
             ..ServerConfig::default()
         };
@@ -48,6 +62,11 @@ impl Running {
         let clients =
             ClientOptions { url: url.clone(), token: Some(TOKEN.to_string()), ca_pem: None }.connect_lazy().unwrap();
         Self { clients, url, stop: Some(stop), server, _artifacts: artifacts }
+    }
+
+    /// A client holding `token`.
+    fn client(&self, token: &str) -> Clients {
+        ClientOptions { url: self.url.clone(), token: Some(token.to_string()), ca_pem: None }.connect_lazy().unwrap()
     }
 
     async fn stop(mut self) {
@@ -95,6 +114,39 @@ async fn lease(clients: &mut Clients) -> pb::Job {
         .expect("a job is pending")
 }
 
+/// Asserts the call was refused for its credential's role.
+fn denied<T>(result: Result<tonic::Response<T>, tonic::Status>) {
+    let status = result.map(|_| ()).unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+}
+
+/// Asserts the call was refused as invalid, with `needle` in the message.
+fn invalid<T>(result: Result<tonic::Response<T>, tonic::Status>, needle: &str) {
+    let status = result.map(|_| ()).unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains(needle), "{needle:?} not in {:?}", status.message());
+}
+
+fn report_request(job: &pb::Job, metrics: pb::EpochMetrics) -> pb::ReportEpochRequest {
+    pb::ReportEpochRequest {
+        job_id: job.job_id,
+        attempt: job.attempt,
+        metrics: Some(metrics),
+        lease_token: job.lease_token.clone(),
+    }
+}
+
+fn complete_request(job: &pb::Job, last: pb::EpochMetrics) -> pb::CompleteJobRequest {
+    pb::CompleteJobRequest {
+        job_id: job.job_id,
+        attempt: job.attempt,
+        best_test_error: last.test_error,
+        final_metrics: Some(last),
+        train_seconds: 6.0,
+        lease_token: job.lease_token.clone(),
+    }
+}
+
 async fn calls_without_the_token_are_refused(store: Arc<dyn Store>) {
     let running = Running::start(store, 1 << 20).await;
     let mut anonymous = ClientOptions { url: running.url.clone(), token: None, ca_pem: None }.connect_lazy().unwrap();
@@ -130,7 +182,12 @@ async fn fencing_and_cancellation_have_precise_status_codes(store: Arc<dyn Store
     assert_eq!((again.new_cells, again.existing_cells), (0, 2));
     let job = lease(c).await;
     assert_eq!(job.attempt, 1);
-    let report = |attempt: u32, job_id: i64| pb::ReportEpochRequest { job_id, attempt, metrics: Some(epoch(1)) };
+    let report = |attempt: u32, job_id: i64| pb::ReportEpochRequest {
+        job_id,
+        attempt,
+        metrics: Some(epoch(1)),
+        lease_token: job.lease_token.clone(),
+    };
     c.workers.report_epoch(report(1, job.job_id)).await.unwrap();
     let stale = c.workers.report_epoch(report(7, job.job_id)).await.unwrap_err();
     assert_eq!(stale.code(), Code::Aborted, "{stale:?}");
@@ -139,7 +196,8 @@ async fn fencing_and_cancellation_have_precise_status_codes(store: Arc<dyn Store
     let mut bad_metrics = report(1, job.job_id);
     bad_metrics.metrics.as_mut().unwrap().test_error = 7.0;
     assert_eq!(c.workers.report_epoch(bad_metrics).await.unwrap_err().code(), Code::InvalidArgument);
-    let missing = pb::ReportEpochRequest { job_id: job.job_id, attempt: 1, metrics: None };
+    let missing =
+        pb::ReportEpochRequest { job_id: job.job_id, attempt: 1, metrics: None, lease_token: job.lease_token.clone() };
     assert_eq!(c.workers.report_epoch(missing).await.unwrap_err().code(), Code::InvalidArgument);
     c.sweeps.cancel_sweep(pb::SweepRef { sweep: "codes".into() }).await.unwrap();
     let cancelled = c.workers.report_epoch(report(1, job.job_id)).await.unwrap_err();
@@ -157,6 +215,7 @@ fn header(job: &pb::Job, data: &[u8]) -> pb::CheckpointChunk {
             epoch: 1,
             size_bytes: data.len() as u64,
             sha256: hex::encode(Sha256::digest(data)),
+            lease_token: job.lease_token.clone(),
         })),
     }
 }
@@ -166,6 +225,7 @@ async fn checkpoints_round_trip_and_respect_the_size_limit(store: Arc<dyn Store>
     let c = &mut running.clients;
     c.sweeps.submit_sweep(submit_request(common::spec("ckpt", &[1], &[1]))).await.unwrap();
     let job = lease(c).await;
+    c.workers.report_epoch(report_request(&job, epoch(1))).await.unwrap();
     // 2.5 MiB: several chunks each way.
     let data: Vec<u8> = (0..2_621_440u32).map(|i| (i * 7 % 251) as u8).collect();
     let chunks = vec![
@@ -181,6 +241,7 @@ async fn checkpoints_round_trip_and_respect_the_size_limit(store: Arc<dyn Store>
             job_id: job.job_id,
             attempt: job.attempt,
             checkpoint_id: stored.checkpoint_id,
+            lease_token: job.lease_token.clone(),
         })
         .await
         .unwrap()
@@ -224,16 +285,10 @@ async fn watch_streams_progress_until_the_sweep_finishes(store: Arc<dyn Store>) 
     let first = updates.next().await.unwrap().unwrap();
     assert_eq!((first.pending, first.total), (1, 1));
     let job = lease(c).await;
-    c.workers
-        .complete_job(pb::CompleteJobRequest {
-            job_id: job.job_id,
-            attempt: job.attempt,
-            final_metrics: Some(epoch(3)),
-            best_test_error: 0.4,
-            train_seconds: 6.0,
-        })
-        .await
-        .unwrap();
+    for n in 1..=2 {
+        c.workers.report_epoch(report_request(&job, epoch(n))).await.unwrap();
+    }
+    c.workers.complete_job(complete_request(&job, epoch(3))).await.unwrap();
     let mut last = first;
     while let Some(update) = tokio::time::timeout(Duration::from_secs(10), updates.next()).await.unwrap() {
         last = update.unwrap();
@@ -242,7 +297,217 @@ async fn watch_streams_progress_until_the_sweep_finishes(store: Arc<dyn Store>) 
     running.stop().await;
 }
 
+/// Regression: a process that never leased a job completed it with
+/// invented metrics (the fence was the public attempt number alone). Now
+/// every fenced call needs the lease's token, which only LeaseJob returned.
+async fn only_the_lease_holder_can_write_a_job(store: Arc<dyn Store>) {
+    let mut running = Running::start(Arc::clone(&store), 1 << 20).await;
+    running.clients.sweeps.submit_sweep(submit_request(common::spec("secret", &[1], &[1]))).await.unwrap();
+    let job = lease(&mut running.clients).await;
+    assert_eq!(job.lease_token.len(), 64, "256 bits as hex");
+    // The intruder knows everything public (job id, attempt) and holds a
+    // worker credential, but not the lease's token.
+    let mut intruder = running.client(WORKER);
+    let guessed = pb::Job { lease_token: "0".repeat(64), ..job.clone() };
+    let missing = pb::Job { lease_token: String::new(), ..job.clone() };
+    let invented = pb::EpochMetrics { test_error: 0.001, ..epoch(3) };
+    for (forged, code) in [(&guessed, Code::PermissionDenied), (&missing, Code::InvalidArgument)] {
+        let w = &mut intruder.workers;
+        let refused = [
+            w.complete_job(complete_request(forged, invented)).await.unwrap_err(),
+            w.report_epoch(report_request(forged, epoch(1))).await.unwrap_err(),
+            w.heartbeat(pb::HeartbeatRequest {
+                job_id: forged.job_id,
+                attempt: forged.attempt,
+                lease_token: forged.lease_token.clone(),
+            })
+            .await
+            .unwrap_err(),
+            w.fail_job(pb::FailJobRequest {
+                job_id: forged.job_id,
+                attempt: forged.attempt,
+                error: "sabotage".into(),
+                retryable: false,
+                lease_token: forged.lease_token.clone(),
+            })
+            .await
+            .unwrap_err(),
+            w.release_job(pb::ReleaseJobRequest {
+                job_id: forged.job_id,
+                attempt: forged.attempt,
+                lease_token: forged.lease_token.clone(),
+            })
+            .await
+            .unwrap_err(),
+            w.upload_checkpoint(tokio_stream::iter(vec![header(forged, b"forged")])).await.unwrap_err(),
+            w.download_checkpoint(pb::DownloadCheckpointRequest {
+                job_id: forged.job_id,
+                attempt: forged.attempt,
+                checkpoint_id: 1,
+                lease_token: forged.lease_token.clone(),
+            })
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+        ];
+        for status in refused {
+            assert_eq!(status.code(), code, "{status:?}");
+        }
+    }
+    let row = store.job(job.job_id).await.unwrap();
+    assert_eq!((row.status.as_str(), row.final_test_error, row.epochs_done), ("running", None, 0));
+    // The holder's own calls still work, and its result stands.
+    let c = &mut running.clients;
+    for n in 1..=2 {
+        c.workers.report_epoch(report_request(&job, epoch(n))).await.unwrap();
+    }
+    c.workers.complete_job(complete_request(&job, epoch(3))).await.unwrap();
+    let row = store.job(job.job_id).await.unwrap();
+    assert_eq!((row.status.as_str(), row.final_test_error), ("succeeded", Some(0.45)));
+    running.stop().await;
+}
+
+/// Workers lease and report; users submit, steer and read; viewers read.
+async fn each_role_may_do_only_its_part(store: Arc<dyn Store>) {
+    let running = Running::start(Arc::clone(&store), 1 << 20).await;
+    let (mut user, mut worker, mut viewer) = (running.client(USER), running.client(WORKER), running.client(VIEWER));
+    let spec = || submit_request(common::spec("roles", &[1], &[1, 2]));
+    // Neither a worker nor a viewer can submit, cancel, pause or resume.
+    for client in [&mut worker, &mut viewer] {
+        denied(client.sweeps.submit_sweep(spec()).await);
+    }
+    user.sweeps.submit_sweep(spec()).await.unwrap();
+    let sweep = || pb::SweepRef { sweep: "roles".into() };
+    for client in [&mut worker, &mut viewer] {
+        denied(client.sweeps.cancel_sweep(sweep()).await);
+        denied(client.sweeps.pause_sweep(sweep()).await);
+        denied(client.sweeps.resume_sweep(sweep()).await);
+    }
+    // A worker cannot read results either; a viewer and a user can.
+    denied(worker.sweeps.list_sweeps(pb::ListSweepsRequest {}).await);
+    for client in [&mut viewer, &mut user] {
+        assert_eq!(client.sweeps.list_sweeps(pb::ListSweepsRequest {}).await.unwrap().into_inner().sweeps.len(), 1);
+        let status = client.sweeps.get_sweep(pb::GetSweepRequest { sweep: "roles".into() }).await.unwrap();
+        assert_eq!(status.into_inner().total, 2);
+        let mut pages = client
+            .sweeps
+            .list_results(pb::ListResultsRequest { sweep: "roles".into(), include_epochs: true })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut jobs = 0;
+        while let Some(page) = pages.next().await {
+            jobs += page.unwrap().jobs.len();
+        }
+        assert_eq!(jobs, 2);
+    }
+    // Only a worker leases; users and viewers cannot register or lease.
+    for client in [&mut user, &mut viewer] {
+        let register =
+            pb::RegisterWorkerRequest { hostname: "h".into(), devices: vec!["cpu".into()], version: "t".into() };
+        denied(client.workers.register_worker(register).await);
+        denied(client.workers.lease_job(pb::LeaseJobRequest { worker_id: 1, device: "cpu".into() }).await);
+    }
+    let job = lease(&mut worker).await;
+    worker.workers.report_epoch(report_request(&job, epoch(1))).await.unwrap();
+    user.sweeps.cancel_sweep(sweep()).await.unwrap();
+    assert_eq!(store.sweep("roles").await.unwrap().counts.cancelled, 2);
+    running.stop().await;
+}
+
+/// Regression: ReportEpoch for epoch 999999 of a short job answered OK.
+async fn epochs_and_final_metrics_are_checked_against_the_job(store: Arc<dyn Store>) {
+    let mut running = Running::start(Arc::clone(&store), 1 << 20).await;
+    let c = &mut running.clients;
+    c.sweeps.submit_sweep(submit_request(common::spec("epochs", &[1], &[1]))).await.unwrap();
+    let job = lease(c).await;
+    invalid(c.workers.report_epoch(report_request(&job, epoch(999_999))).await, "epoch 999999 is out of range");
+    invalid(c.workers.report_epoch(report_request(&job, epoch(0))).await, "epochs count from 1");
+    // Epochs come in order: 2 before 1 would leave a gap in the curve.
+    invalid(c.workers.report_epoch(report_request(&job, epoch(2))).await, "the next epoch is at most 1");
+    c.workers.report_epoch(report_request(&job, epoch(1))).await.unwrap();
+    // Completing before the last epoch, or skipping epochs, is refused.
+    invalid(c.workers.complete_job(complete_request(&job, epoch(2))).await, "the job trains 3 epochs");
+    invalid(c.workers.complete_job(complete_request(&job, epoch(3))).await, "report every epoch");
+    c.workers.report_epoch(report_request(&job, epoch(2))).await.unwrap();
+    c.workers.report_epoch(report_request(&job, epoch(3))).await.unwrap();
+    // The final metrics must be the last epoch as reported.
+    let doctored = pb::EpochMetrics { test_error: 0.01, ..epoch(3) };
+    invalid(c.workers.complete_job(complete_request(&job, doctored)).await, "differ from epoch 3");
+    let mut lying = complete_request(&job, epoch(3));
+    lying.best_test_error = 0.0001;
+    c.workers.complete_job(lying).await.unwrap();
+    let rows = store.sweep_results("epochs").await.unwrap();
+    assert_eq!(rows[0].best_test_error, Some(0.45), "the best error is the recorded curve's, not the caller's");
+    assert_eq!(store.job_epochs(job.job_id).await.unwrap().len(), 3);
+    running.stop().await;
+}
+
+/// The coordinator's operator, not the client, bounds a sweep's size.
+async fn the_server_sets_the_largest_sweep(store: Arc<dyn Store>) {
+    let mut running = Running::start_with(Arc::clone(&store), 1 << 20, 4).await;
+    let mut request = submit_request(common::spec("big", &[1], &[1, 2, 3, 4, 5]));
+    request.allow_large = true;
+    let refused = running.clients.sweeps.submit_sweep(request).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("at most 4"), "{}", refused.message());
+    assert!(store.list_sweeps().await.unwrap().is_empty(), "nothing written");
+    running.clients.sweeps.submit_sweep(submit_request(common::spec("big", &[1], &[1, 2, 3, 4]))).await.unwrap();
+    running.stop().await;
+}
+
+/// ListResults pages through the database: every job once, in order, in
+/// pages of at most 500, then every epoch.
+async fn results_stream_in_pages(store: Arc<dyn Store>) {
+    let mut running = Running::start(Arc::clone(&store), 1 << 20).await;
+    let seeds: Vec<u64> = (1..=1_201).collect();
+    let mut request = submit_request(common::spec("paged", &[1], &seeds));
+    request.allow_large = true;
+    running.clients.sweeps.submit_sweep(request).await.unwrap();
+    // Two jobs with epochs, on either side of a page boundary.
+    let worker = store.register_worker("h", &[], "t", 0).await.unwrap();
+    let first = store.lease_job(worker, "cpu", common::token(), 60_000, 0).await.unwrap().unwrap();
+    let metrics = |n: u32| widesweep_coordinator::store::EpochMetrics {
+        epoch: n,
+        train_loss: 1.0,
+        train_error: 0.5,
+        test_loss: 1.0,
+        test_error: 0.5,
+        lr: 0.1,
+        epoch_seconds: 1.0,
+        images_per_second: 1.0,
+    };
+    store.report_epoch(first.fence(), &metrics(1), 60_000, 1).await.unwrap();
+    store.report_epoch(first.fence(), &metrics(2), 60_000, 2).await.unwrap();
+    let mut pages = running
+        .clients
+        .sweeps
+        .list_results(pb::ListResultsRequest { sweep: "paged".into(), include_epochs: true })
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut sizes, mut ids, mut epochs) = (Vec::new(), Vec::new(), Vec::new());
+    while let Some(page) = pages.next().await {
+        let page = page.unwrap();
+        if !page.jobs.is_empty() {
+            sizes.push(page.jobs.len());
+            ids.extend(page.jobs.iter().map(|j| j.job_id));
+        }
+        epochs.extend(page.epochs.iter().map(|e| (e.job_id, e.metrics.unwrap().epoch)));
+    }
+    assert_eq!(sizes, [500, 500, 201]);
+    let expected: Vec<i64> = store.sweep_results("paged").await.unwrap().iter().map(|r| r.job_id).collect();
+    assert_eq!(ids, expected, "every job once, in job order");
+    assert_eq!(epochs, [(first.job_id, 1), (first.job_id, 2)]);
+    running.stop().await;
+}
+
 contract_tests!(
+    only_the_lease_holder_can_write_a_job,
+    each_role_may_do_only_its_part,
+    epochs_and_final_metrics_are_checked_against_the_job,
+    the_server_sets_the_largest_sweep,
+    results_stream_in_pages,
     calls_without_the_token_are_refused,
     an_invalid_spec_is_refused_and_writes_nothing,
     fencing_and_cancellation_have_precise_status_codes,

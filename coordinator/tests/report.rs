@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestDb;
+use common::{TestDb, token};
 use widesweep_coordinator::report::export::{ExportFormat, export};
 use widesweep_coordinator::report::plot::{PlotKind, PlotOptions, plot_data, write_plot};
 use widesweep_coordinator::report::sql::{SqlError, SqlValue, query};
@@ -72,7 +72,7 @@ async fn quickstart(store: &dyn Store, leave: usize) -> Vec<LeasedJob> {
     let worker = store.register_worker("test", &["cpu".into()], "t", 1_000).await.unwrap();
     let mut left = Vec::new();
     for i in 0..8 {
-        let job = store.lease_job(worker, "cpu", LEASE, 1_000).await.unwrap().unwrap();
+        let job = store.lease_job(worker, "cpu", token(), LEASE, 1_000).await.unwrap().unwrap();
         if i < 8 - leave {
             finish(store, &job).await;
         } else {
@@ -88,7 +88,7 @@ async fn run_all(store: &dyn Store, spec: &str) {
     let outcome = common::submit(store, spec, 1, 3).await;
     let worker = store.register_worker("test", &["cpu".into()], "t", 1_000).await.unwrap();
     for _ in 0..outcome.new {
-        let job = store.lease_job(worker, "cpu", LEASE, 1_000).await.unwrap().unwrap();
+        let job = store.lease_job(worker, "cpu", token(), LEASE, 1_000).await.unwrap().unwrap();
         finish(store, &job).await;
     }
 }

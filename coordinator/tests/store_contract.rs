@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use common::{spec, submit};
+use common::{spec, submit, token};
 use widesweep_arch::Precision;
 use widesweep_coordinator::store::{
     EpochMetrics, Fence, JobResult, NewCheckpoint, Store, StoreError, SweepAction, SweepState,
@@ -47,7 +47,7 @@ async fn submit_is_idempotent_and_adds_only_new_cells(store: Arc<dyn Store>) {
     // Dropped pending jobs are never leased.
     let worker = store.register_worker("h", &["cpu".into()], "t", 0).await.unwrap();
     let mut leased = 0;
-    while let Some(job) = store.lease_job(worker, "cpu", LEASE, 2_000).await.unwrap() {
+    while let Some(job) = store.lease_job(worker, "cpu", token(), LEASE, 2_000).await.unwrap() {
         assert_eq!(job.config.width, 2);
         leased += 1;
     }
@@ -57,7 +57,7 @@ async fn submit_is_idempotent_and_adds_only_new_cells(store: Arc<dyn Store>) {
 async fn a_job_runs_from_lease_to_success(store: Arc<dyn Store>) {
     submit(&*store, &spec("cycle", &[2], &[7]), 0, 3).await;
     let worker = store.register_worker("host", &["cpu".into()], "0.1", 0).await.unwrap();
-    let job = store.lease_job(worker, "cpu", LEASE, 1_000).await.unwrap().unwrap();
+    let job = store.lease_job(worker, "cpu", token(), LEASE, 1_000).await.unwrap().unwrap();
     assert_eq!(job.attempt, 1);
     assert_eq!(job.config.seed, 7);
     assert_eq!(job.config.width, 2);
@@ -79,7 +79,7 @@ async fn a_job_runs_from_lease_to_success(store: Arc<dyn Store>) {
     assert_eq!((summary.epochs_done, summary.epochs_total), (3, 3));
     assert_eq!(summary.mean_epoch_seconds, Some(10.0));
     assert_eq!(summary.eta_seconds(), Some(0.0));
-    assert!(store.lease_job(worker, "cpu", LEASE, 9_000).await.unwrap().is_none());
+    assert!(store.lease_job(worker, "cpu", token(), LEASE, 9_000).await.unwrap().is_none());
 }
 
 /// A recipe's precision is stored with each job and leased with it; cells
@@ -92,7 +92,7 @@ async fn precision_is_stored_and_leased_with_the_job(store: Arc<dyn Store>) {
     let outcome = submit(&*store, &bf16_spec, 0, 3).await;
     assert_eq!((outcome.new, outcome.dropped), (1, 1), "another precision is another cell");
     let worker = store.register_worker("host", &["cuda:0".into()], "0.1", 0).await.unwrap();
-    let job = store.lease_job(worker, "cuda:0", LEASE, 1_000).await.unwrap().unwrap();
+    let job = store.lease_job(worker, "cuda:0", token(), LEASE, 1_000).await.unwrap().unwrap();
     assert_eq!(job.config.recipe.precision, Precision::Bf16);
     let rows = store.sweep_results("mixed").await.unwrap();
     let mut stored: Vec<Precision> = rows.iter().map(|r| r.config.recipe.precision).collect();
@@ -109,7 +109,7 @@ async fn concurrent_leasers_never_receive_the_same_job(store: Arc<dyn Store>) {
         tasks.push(tokio::spawn(async move {
             let worker = store.register_worker(&format!("w{slot}"), &[], "t", 0).await.unwrap();
             let mut mine = Vec::new();
-            while let Some(job) = store.lease_job(worker, "cpu", LEASE, 1_000).await.unwrap() {
+            while let Some(job) = store.lease_job(worker, "cpu", token(), LEASE, 1_000).await.unwrap() {
                 mine.push(job.job_id);
             }
             mine
@@ -127,11 +127,11 @@ async fn concurrent_leasers_never_receive_the_same_job(store: Arc<dyn Store>) {
 async fn a_stale_attempt_can_never_write(store: Arc<dyn Store>) {
     submit(&*store, &spec("fence", &[1], &[1]), 0, 3).await;
     let worker = store.register_worker("h", &[], "t", 0).await.unwrap();
-    let old = store.lease_job(worker, "cpu", LEASE, 1_000).await.unwrap().unwrap();
+    let old = store.lease_job(worker, "cpu", token(), LEASE, 1_000).await.unwrap().unwrap();
     store.report_epoch(old.fence(), &metrics(1, 0.9), LEASE, 2_000).await.unwrap();
     // The worker freezes; its lease expires and the reaper requeues the job.
     assert_eq!(store.reap_expired(2_000 + LEASE + 1).await.unwrap(), 1);
-    let new = store.lease_job(worker, "cpu", LEASE, 70_000).await.unwrap().unwrap();
+    let new = store.lease_job(worker, "cpu", token(), LEASE, 70_000).await.unwrap().unwrap();
     assert_eq!((new.job_id, new.attempt), (old.job_id, 2));
     // The old attempt wakes up: everything it sends is refused.
     let stale = |r: Result<_, StoreError>| {
@@ -145,6 +145,9 @@ async fn a_stale_attempt_can_never_write(store: Arc<dyn Store>) {
     let checkpoint = NewCheckpoint { epoch: 1, sha256: "a".repeat(64), size_bytes: 1 };
     stale(store.add_checkpoint(old.fence(), &checkpoint, 71_000).await.map(|_| ()));
     // The new attempt finishes; its result stands.
+    for epoch in 1..=2 {
+        store.report_epoch(new.fence(), &metrics(epoch, 0.5), LEASE, 71_500).await.unwrap();
+    }
     store.complete_job(new.fence(), &result(3, 0.25), 72_000).await.unwrap();
     stale(store.complete_job(old.fence(), &result(3, 0.99), 73_000).await.map(|_| ()));
     let row = store.job(new.job_id).await.unwrap();
@@ -154,28 +157,28 @@ async fn a_stale_attempt_can_never_write(store: Arc<dyn Store>) {
 async fn expired_leases_return_until_max_attempts(store: Arc<dyn Store>) {
     submit(&*store, &spec("expire", &[1], &[1]), 0, 2).await;
     let worker = store.register_worker("h", &[], "t", 0).await.unwrap();
-    let first = store.lease_job(worker, "cpu", LEASE, 0).await.unwrap().unwrap();
+    let first = store.lease_job(worker, "cpu", token(), LEASE, 0).await.unwrap().unwrap();
     assert_eq!(store.reap_expired(LEASE - 1).await.unwrap(), 0, "an unexpired lease stays");
     assert_eq!(store.reap_expired(LEASE + 1).await.unwrap(), 1);
     let row = store.job(first.job_id).await.unwrap();
     assert_eq!((row.status.as_str(), row.attempts_spent), ("pending", 1));
     assert!(row.last_error.unwrap().contains("expired"));
-    let second = store.lease_job(worker, "cpu", LEASE, 100_000).await.unwrap().unwrap();
+    let second = store.lease_job(worker, "cpu", token(), LEASE, 100_000).await.unwrap().unwrap();
     assert_eq!(second.attempt, 2);
     store.reap_expired(100_000 + LEASE + 1).await.unwrap();
     let row = store.job(first.job_id).await.unwrap();
     assert_eq!(row.status, "failed", "max_attempts = 2 is spent");
-    assert!(store.lease_job(worker, "cpu", LEASE, 200_000).await.unwrap().is_none());
+    assert!(store.lease_job(worker, "cpu", token(), LEASE, 200_000).await.unwrap().is_none());
 }
 
 async fn release_hands_back_without_spending_an_attempt(store: Arc<dyn Store>) {
     submit(&*store, &spec("release", &[1], &[1]), 0, 1).await;
     let worker = store.register_worker("h", &[], "t", 0).await.unwrap();
-    let first = store.lease_job(worker, "cpu", LEASE, 0).await.unwrap().unwrap();
+    let first = store.lease_job(worker, "cpu", token(), LEASE, 0).await.unwrap().unwrap();
     store.release_job(first.fence(), 10).await.unwrap();
     let row = store.job(first.job_id).await.unwrap();
     assert_eq!((row.status.as_str(), row.attempts_spent), ("pending", 0));
-    let second = store.lease_job(worker, "cpu", LEASE, 20).await.unwrap().unwrap();
+    let second = store.lease_job(worker, "cpu", token(), LEASE, 20).await.unwrap().unwrap();
     assert_eq!(second.attempt, 2, "the fencing token still grows");
     assert!(matches!(store.heartbeat(first.fence(), LEASE, 30).await, Err(StoreError::StaleAttempt { .. })));
 }
@@ -183,14 +186,14 @@ async fn release_hands_back_without_spending_an_attempt(store: Arc<dyn Store>) {
 async fn failures_requeue_until_max_attempts(store: Arc<dyn Store>) {
     submit(&*store, &spec("fail", &[1, 2], &[1]), 0, 2).await;
     let worker = store.register_worker("h", &[], "t", 0).await.unwrap();
-    let a = store.lease_job(worker, "cpu", LEASE, 0).await.unwrap().unwrap();
+    let a = store.lease_job(worker, "cpu", token(), LEASE, 0).await.unwrap().unwrap();
     assert!(store.fail_job(a.fence(), "CUDA out of memory", true, 1).await.unwrap());
-    let b = store.lease_job(worker, "cpu", LEASE, 2).await.unwrap().unwrap();
+    let b = store.lease_job(worker, "cpu", token(), LEASE, 2).await.unwrap().unwrap();
     assert_eq!(b.job_id, a.job_id, "a requeued job keeps its place");
     assert!(!store.fail_job(b.fence(), "again", true, 3).await.unwrap());
     let row = store.job(a.job_id).await.unwrap();
     assert_eq!((row.status.as_str(), row.last_error.as_deref()), ("failed", Some("again")));
-    let c = store.lease_job(worker, "cpu", LEASE, 4).await.unwrap().unwrap();
+    let c = store.lease_job(worker, "cpu", token(), LEASE, 4).await.unwrap().unwrap();
     assert!(!store.fail_job(c.fence(), "bad config", false, 5).await.unwrap(), "not retryable: fails at once");
     assert_eq!(store.sweep("fail").await.unwrap().counts.failed, 2);
 }
@@ -198,24 +201,24 @@ async fn failures_requeue_until_max_attempts(store: Arc<dyn Store>) {
 async fn pause_resume_and_cancel(store: Arc<dyn Store>) {
     submit(&*store, &spec("steer", &[1], &[1, 2, 3]), 0, 3).await;
     let worker = store.register_worker("h", &[], "t", 0).await.unwrap();
-    let running = store.lease_job(worker, "cpu", LEASE, 0).await.unwrap().unwrap();
+    let running = store.lease_job(worker, "cpu", token(), LEASE, 0).await.unwrap().unwrap();
     let paused = store.steer_sweep("steer", SweepAction::Pause, 1).await.unwrap();
     assert_eq!(paused.state, SweepState::Paused);
-    assert!(store.lease_job(worker, "cpu", LEASE, 2).await.unwrap().is_none(), "a paused sweep is not leased");
+    assert!(store.lease_job(worker, "cpu", token(), LEASE, 2).await.unwrap().is_none(), "a paused sweep is not leased");
     store.report_epoch(running.fence(), &metrics(1, 0.5), LEASE, 3).await.unwrap();
     store.steer_sweep("steer", SweepAction::Resume, 4).await.unwrap();
-    assert!(store.lease_job(worker, "cpu", LEASE, 5).await.unwrap().is_some());
+    assert!(store.lease_job(worker, "cpu", token(), LEASE, 5).await.unwrap().is_some());
     let cancelled = store.steer_sweep(&paused.id.to_string(), SweepAction::Cancel, 6).await.unwrap();
     assert_eq!(cancelled.state, SweepState::Cancelled);
     assert_eq!(cancelled.counts.cancelled, 3);
     let refused = store.report_epoch(running.fence(), &metrics(2, 0.5), LEASE, 7).await;
     assert!(matches!(refused, Err(StoreError::Cancelled { .. })), "{refused:?}");
     assert!(matches!(store.steer_sweep("steer", SweepAction::Resume, 8).await, Err(StoreError::SweepConflict { .. })));
-    assert!(store.lease_job(worker, "cpu", LEASE, 9).await.unwrap().is_none());
+    assert!(store.lease_job(worker, "cpu", token(), LEASE, 9).await.unwrap().is_none());
 }
 
 async fn unknown_jobs_and_sweeps_are_not_found(store: Arc<dyn Store>) {
-    let fence = Fence { job_id: 424_242, attempt: 1 };
+    let fence = Fence { job_id: 424_242, attempt: 1, token: token() };
     assert!(matches!(store.heartbeat(fence, LEASE, 0).await, Err(StoreError::JobNotFound(424_242))));
     assert!(matches!(store.sweep("nope").await, Err(StoreError::SweepNotFound(_))));
     assert!(matches!(store.steer_sweep("nope", SweepAction::Pause, 0).await, Err(StoreError::SweepNotFound(_))));
@@ -231,7 +234,7 @@ async fn higher_priority_sweeps_are_leased_first(store: Arc<dyn Store>) {
 
 async fn futures_order(store: &dyn Store, worker: i64) -> Vec<String> {
     let mut order = Vec::new();
-    while let Some(job) = store.lease_job(worker, "cpu", LEASE, 0).await.unwrap() {
+    while let Some(job) = store.lease_job(worker, "cpu", token(), LEASE, 0).await.unwrap() {
         order.push(job.sweep_name);
     }
     order
@@ -240,7 +243,7 @@ async fn futures_order(store: &dyn Store, worker: i64) -> Vec<String> {
 async fn checkpoints_are_handed_to_the_next_attempt_and_pruned(store: Arc<dyn Store>) {
     submit(&*store, &spec("ckpt", &[1], &[1]), 0, 3).await;
     let worker = store.register_worker("h", &[], "t", 0).await.unwrap();
-    let first = store.lease_job(worker, "cpu", LEASE, 0).await.unwrap().unwrap();
+    let first = store.lease_job(worker, "cpu", token(), LEASE, 0).await.unwrap().unwrap();
     for epoch in 1..=3 {
         store.report_epoch(first.fence(), &metrics(epoch, 0.5), LEASE, 10).await.unwrap();
     }
@@ -256,7 +259,7 @@ async fn checkpoints_are_handed_to_the_next_attempt_and_pruned(store: Arc<dyn St
     assert_eq!(orphans, vec!["1".repeat(64)], "the older checkpoint is pruned");
     assert!(store.checkpoint(first.fence(), one.checkpoint_id).await.is_err());
     store.reap_expired(10 + LEASE + 1).await.unwrap();
-    let second = store.lease_job(worker, "cpu", LEASE, 100_000).await.unwrap().unwrap();
+    let second = store.lease_job(worker, "cpu", token(), LEASE, 100_000).await.unwrap().unwrap();
     assert_eq!(second.checkpoint.as_ref(), Some(&two), "the new attempt resumes from the last checkpoint");
     assert_eq!(store.checkpoint(second.fence(), two.checkpoint_id).await.unwrap(), two);
     // Resumed from epoch 2: epoch 3 is trained again and replaces the old row.
@@ -265,10 +268,10 @@ async fn checkpoints_are_handed_to_the_next_attempt_and_pruned(store: Arc<dyn St
         .add_checkpoint(second.fence(), &NewCheckpoint { epoch: 3, sha256: "3".repeat(64), size_bytes: 30 }, 100_002)
         .await
         .unwrap();
-    let orphans = store.complete_job(second.fence(), &result(4, 0.2), 100_003).await.unwrap();
+    let orphans = store.complete_job(second.fence(), &result(3, 0.3), 100_003).await.unwrap();
     assert!(orphans.is_empty(), "the last checkpoint is kept: {orphans:?}");
     let epochs = store.job_epochs(second.job_id).await.unwrap();
-    assert_eq!(epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2, 3, 4], "no gap, no repeat");
+    assert_eq!(epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2, 3], "no gap, no repeat");
     assert_eq!(epochs[2].test_error, 0.3, "the resumed attempt's epoch 3 stands");
 }
 

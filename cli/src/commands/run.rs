@@ -16,7 +16,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc;
-use widesweep_coordinator::service::{DEFAULT_MAX_ATTEMPTS, ServerConfig, serve};
+use widesweep_coordinator::service::{Credentials, DEFAULT_MAX_ATTEMPTS, ServerConfig, serve};
 use widesweep_coordinator::store::{self, Backend, DEFAULT_DB_URL, Store};
 use widesweep_proto::client::ClientOptions;
 use widesweep_proto::v1 as pb;
@@ -39,9 +39,13 @@ pub struct RunArgs {
     /// (`widesweep work --coordinator http://ADDR`) can join; port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
-    /// Bearer token extra workers must send (required off loopback).
+    /// Bearer token extra workers must send (required off loopback); it
+    /// grants every role. Prefer the environment or --token-file.
     #[arg(long, env = "WIDESWEEP_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// File holding the bearer token.
+    #[arg(long, value_name = "FILE", env = "WIDESWEEP_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     /// Directory for checkpoint files.
     #[arg(long, value_name = "DIR", default_value = "widesweep-artifacts")]
     pub artifacts: PathBuf,
@@ -62,7 +66,8 @@ const POLL: Duration = Duration::from_millis(500);
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (text, spec) = read_spec(&args.spec)?;
     let expansion = spec.expand(args.allow_large).with_context(|| format!("invalid spec {}", args.spec.display()))?;
-    super::serve::require_token_off_loopback(args.listen, args.token.as_deref(), "keep --listen on 127.0.0.1")?;
+    let token = crate::secrets::token_from(args.token.as_deref(), args.token_file.as_deref(), "--token-file")?;
+    super::serve::require_token_off_loopback(args.listen, token.is_some(), "keep --listen on 127.0.0.1")?;
     let store = store::open(&args.db).await.with_context(|| format!("opening the database {}", args.db))?;
     if store.backend() == Backend::Sqlite {
         // The embedded database has no other coordinator: whatever is still
@@ -85,7 +90,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         lease: Duration::from_secs(args.lease_seconds),
         reap_interval: super::serve::reap_interval(Duration::from_secs(args.lease_seconds)),
         artifacts_dir: args.artifacts.clone(),
-        token: args.token.clone(),
+        credentials: Credentials { shared: token.clone(), ..Credentials::default() },
         ..ServerConfig::default()
     };
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -93,7 +98,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let _ = server_stopped.await;
     }));
 
-    let options = ClientOptions { url: url.clone(), token: args.token.clone(), ca_pem: None };
+    let options = ClientOptions { url: url.clone(), token, ca_pem: None };
     let mut clients = options.connect_lazy()?;
     let submitted = clients
         .sweeps

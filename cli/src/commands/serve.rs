@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use widesweep_coordinator::service::{ServerConfig, serve};
+use widesweep_coordinator::service::{Credentials, DEFAULT_MAX_SWEEP_JOBS, ServerConfig, serve};
+use widesweep_coordinator::spec::MAX_SWEEP_JOBS;
 use widesweep_coordinator::store::{self, DEFAULT_DB_URL};
 
 #[derive(Args, Debug)]
@@ -16,9 +17,12 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
-    /// Bearer token every client must send.
-    #[arg(long, env = "WIDESWEEP_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+    /// Most jobs one submitted spec may expand to (clients' --allow-large
+    /// cannot go past it).
+    #[arg(long, default_value_t = DEFAULT_MAX_SWEEP_JOBS, value_parser = clap::value_parser!(u64).range(1..=MAX_SWEEP_JOBS))]
+    pub max_sweep_jobs: u64,
     /// Listen on a non-loopback address without a token.
     #[arg(long)]
     pub insecure: bool,
@@ -39,11 +43,66 @@ pub struct ServeArgs {
     pub max_checkpoint_mb: u64,
 }
 
+/// The credentials a coordinator accepts, one per role (README, Security).
+/// Each comes from a file or the environment.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CredentialArgs {
+    /// Shared token granting every role, for one researcher who runs
+    /// everything; prefer the role tokens below on a shared cluster.
+    #[arg(long, env = "WIDESWEEP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the shared token.
+    #[arg(long, value_name = "FILE", env = "WIDESWEEP_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// File holding the users' token: submit, steer, read
+    /// (or set WIDESWEEP_USER_TOKEN).
+    #[arg(long, value_name = "FILE", env = "WIDESWEEP_USER_TOKEN_FILE")]
+    pub user_token_file: Option<PathBuf>,
+    /// File holding the workers' token: register, lease, report
+    /// (or set WIDESWEEP_WORKER_TOKEN).
+    #[arg(long, value_name = "FILE", env = "WIDESWEEP_WORKER_TOKEN_FILE")]
+    pub worker_token_file: Option<PathBuf>,
+    /// File holding the viewers' token: read only
+    /// (or set WIDESWEEP_VIEWER_TOKEN).
+    #[arg(long, value_name = "FILE", env = "WIDESWEEP_VIEWER_TOKEN_FILE")]
+    pub viewer_token_file: Option<PathBuf>,
+}
+
+impl CredentialArgs {
+    pub fn credentials(&self) -> anyhow::Result<Credentials> {
+        use crate::secrets::{read_token_file, token_from, token_from_env};
+        let role = |file: &Option<PathBuf>, flag: &str, var: &str| -> anyhow::Result<Option<String>> {
+            match (file, token_from_env(var)?) {
+                (Some(_), Some(_)) => bail!("give the {var} token either in the environment or with {flag}, not both"),
+                (Some(file), None) => read_token_file(file, flag).map(Some),
+                (None, from_env) => Ok(from_env),
+            }
+        };
+        let credentials = Credentials {
+            shared: token_from(self.token.as_deref(), self.token_file.as_deref(), "--token-file")?,
+            user: role(&self.user_token_file, "--user-token-file", "WIDESWEEP_USER_TOKEN")?,
+            worker: role(&self.worker_token_file, "--worker-token-file", "WIDESWEEP_WORKER_TOKEN")?,
+            viewer: role(&self.viewer_token_file, "--viewer-token-file", "WIDESWEEP_VIEWER_TOKEN")?,
+        };
+        let given: Vec<&String> = [&credentials.shared, &credentials.user, &credentials.worker, &credentials.viewer]
+            .into_iter()
+            .flatten()
+            .collect();
+        for (i, token) in given.iter().enumerate() {
+            if given[..i].contains(token) {
+                bail!("two roles were given the same token: each role needs a token of its own");
+            }
+        }
+        Ok(credentials)
+    }
+}
+
 impl ServeArgs {
     /// Checks what can be checked before touching the database.
     fn config(&self) -> anyhow::Result<ServerConfig> {
+        let credentials = self.credentials.credentials()?;
         if !self.insecure {
-            require_token_off_loopback(self.listen, self.token.as_deref(), "--insecure if the network is trusted")?;
+            require_token_off_loopback(self.listen, credentials.any(), "--insecure if the network is trusted")?;
         }
         let tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some((
@@ -57,7 +116,8 @@ impl ServeArgs {
             reap_interval: reap_interval(Duration::from_secs(self.lease_seconds)),
             artifacts_dir: self.artifacts.clone(),
             max_checkpoint_bytes: self.max_checkpoint_mb * 1024 * 1024,
-            token: self.token.clone(),
+            credentials,
+            max_sweep_jobs: self.max_sweep_jobs,
             tls,
         })
     }
@@ -65,11 +125,11 @@ impl ServeArgs {
 
 /// Refuses a coordinator reachable beyond this machine without a token;
 /// `otherwise` names the caller's other way out.
-pub fn require_token_off_loopback(listen: SocketAddr, token: Option<&str>, otherwise: &str) -> anyhow::Result<()> {
-    if !listen.ip().is_loopback() && token.is_none() {
+pub fn require_token_off_loopback(listen: SocketAddr, has_token: bool, otherwise: &str) -> anyhow::Result<()> {
+    if !listen.ip().is_loopback() && !has_token {
         bail!(
             "refusing to listen on {listen} without a token: anyone who can reach it could submit or overwrite \
-             results; pass --token (or set WIDESWEEP_TOKEN), or {otherwise}"
+             results; set WIDESWEEP_TOKEN (or the role tokens, see `widesweep serve --help`), or {otherwise}"
         );
     }
     Ok(())

@@ -31,16 +31,24 @@ pub struct ArtifactStore {
     max_bytes: u64,
 }
 
-/// An upload in progress: bytes go to a temporary file while hashed.
+/// An upload in progress: bytes go to a temporary file while hashed. The
+/// file is removed when the upload is dropped without being committed,
+/// whatever ended it (an error, a client that went away mid-stream, a
+/// refused fence), so no failure path leaves it behind.
 pub struct PendingUpload {
-    file: fs::File,
-    temp: PathBuf,
+    file: Option<fs::File>,
+    /// `None` once committed (the file was renamed into place).
+    temp: Option<PathBuf>,
     hasher: Sha256,
     written: u64,
     expected_size: u64,
     expected_sha: String,
     max_bytes: u64,
 }
+
+/// How long a temporary upload file may sit untouched before
+/// [`ArtifactStore::sweep_abandoned`] removes it.
+pub const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
     move |source| ArtifactError::Io { path: path.to_path_buf(), source }
@@ -79,8 +87,8 @@ impl ArtifactStore {
         let temp = tmp_dir.join(unique);
         let file = fs::File::create(&temp).await.map_err(io(&temp))?;
         Ok(PendingUpload {
-            file,
-            temp,
+            file: Some(file),
+            temp: Some(temp),
             hasher: Sha256::new(),
             written: 0,
             expected_size,
@@ -91,8 +99,12 @@ impl ArtifactStore {
 
     /// Moves a verified upload into place (an identical file may already be
     /// there: content addressing makes that harmless).
-    pub async fn commit(&self, upload: PendingUpload) -> Result<PathBuf, ArtifactError> {
-        let PendingUpload { mut file, temp, hasher, written, expected_size, expected_sha, .. } = upload;
+    pub async fn commit(&self, mut upload: PendingUpload) -> Result<PathBuf, ArtifactError> {
+        let mut file = upload.file.take().expect("an upload is committed once");
+        let temp = upload.temp.clone().expect("an upload is committed once");
+        let (written, expected_size) = (upload.written, upload.expected_size);
+        let hasher = std::mem::take(&mut upload.hasher);
+        let expected_sha = upload.expected_sha.clone();
         let result = async {
             file.flush().await.map_err(io(&temp))?;
             file.sync_all().await.map_err(io(&temp))?;
@@ -111,10 +123,33 @@ impl ArtifactStore {
             Ok(dest)
         }
         .await;
-        if result.is_err() {
-            let _ = fs::remove_file(&temp).await;
+        if result.is_ok() {
+            upload.temp = None;
         }
+        // Otherwise dropping `upload` removes the temporary file.
         result
+    }
+
+    /// Removes temporary files of uploads that a crash cut short: those
+    /// untouched for [`ABANDONED_AFTER`] (a live upload writes every chunk,
+    /// and another coordinator may share the directory). Returns how many.
+    pub async fn sweep_abandoned(&self) -> Result<usize, ArtifactError> {
+        let tmp_dir = self.dir.join("tmp");
+        let mut entries = match fs::read_dir(&tmp_dir).await {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(source) => return Err(ArtifactError::Io { path: tmp_dir, source }),
+        };
+        let mut removed = 0;
+        while let Some(entry) = entries.next_entry().await.map_err(io(&tmp_dir))? {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata().await else { continue };
+            let idle = meta.modified().ok().and_then(|m| m.elapsed().ok()).unwrap_or_default();
+            if meta.is_file() && idle >= ABANDONED_AFTER && fs::remove_file(&path).await.is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     pub async fn remove(&self, sha: &str) {
@@ -131,7 +166,6 @@ impl PendingUpload {
     pub async fn write(&mut self, data: &[u8]) -> Result<(), ArtifactError> {
         self.written += data.len() as u64;
         if self.written > self.expected_size.min(self.max_bytes) {
-            let _ = fs::remove_file(&self.temp).await;
             return Err(if self.written > self.max_bytes {
                 ArtifactError::TooLarge { size: self.written, limit: self.max_bytes }
             } else {
@@ -139,13 +173,26 @@ impl PendingUpload {
             });
         }
         self.hasher.update(data);
-        self.file.write_all(data).await.map_err(io(&self.temp))
+        let (Some(file), Some(temp)) = (self.file.as_mut(), self.temp.as_ref()) else {
+            unreachable!("a committed upload is consumed");
+        };
+        file.write_all(data).await.map_err(io(temp))
     }
 
-    /// Removes the temporary file of an abandoned upload.
-    pub async fn abort(self) {
-        drop(self.file);
-        let _ = fs::remove_file(&self.temp).await;
+    /// The temporary file's path while the upload is open (tests).
+    pub fn temp_path(&self) -> Option<&Path> {
+        self.temp.as_deref()
+    }
+}
+
+impl Drop for PendingUpload {
+    fn drop(&mut self) {
+        drop(self.file.take());
+        if let Some(temp) = self.temp.take() {
+            // Synchronous, but one unlink: dropping may happen outside any
+            // runtime (a cancelled handler's future).
+            let _ = std::fs::remove_file(temp);
+        }
     }
 }
 

@@ -1,34 +1,166 @@
+//! Who may call what. Three credentials, three roles (DESIGN.md, Security):
+//! workers lease and report, users submit, steer and read, viewers only
+//! read. A fourth, shared token grants all three, for a single researcher
+//! who runs everything (`widesweep run`, or `serve --token-file`).
+//!
+//! The interceptor matches the bearer token against every configured
+//! credential (each comparison in constant time, all of them always made)
+//! and attaches the [`Grant`] it earned to the request; each rpc then asks
+//! for the permission it needs with [`require`]. A coordinator started with
+//! no credential at all grants everything (loopback, or `--insecure`).
+
 use std::sync::Arc;
 
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
-/// Refuses calls without the coordinator's bearer token. With no token
-/// configured every call passes (allowed on loopback, or with --insecure).
-#[derive(Clone)]
-pub struct RequireToken {
-    /// The full expected header value, "Bearer <token>".
-    expected: Option<Arc<[u8]>>,
+/// What a call may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    /// Read sweeps, results and workers (tables, exports, the dashboard).
+    Read,
+    /// Submit, pause, resume and cancel sweeps.
+    Steer,
+    /// Register as a worker, lease jobs, report and store checkpoints.
+    Work,
 }
 
-impl RequireToken {
-    pub fn new(token: Option<&str>) -> Self {
-        Self { expected: token.map(|t| Arc::from(format!("Bearer {t}").into_bytes())) }
-    }
+/// The roles a credential stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Viewer,
+    User,
+    Worker,
+    /// The shared token: every permission.
+    Shared,
 }
 
-impl Interceptor for RequireToken {
-    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        let Some(expected) = &self.expected else {
-            return Ok(request);
-        };
-        let given = request.metadata().get("authorization").map(|v| v.as_bytes()).unwrap_or_default();
-        if constant_time_eq(given, expected) {
-            Ok(request)
-        } else {
-            Err(Status::unauthenticated("missing or wrong bearer token (pass --token or set WIDESWEEP_TOKEN)"))
+impl Role {
+    pub fn allows(self, permission: Permission) -> bool {
+        match (self, permission) {
+            (Role::Shared, _) => true,
+            (Role::User, Permission::Read | Permission::Steer) => true,
+            (Role::Viewer, Permission::Read) => true,
+            (Role::Worker, Permission::Work) => true,
+            _ => false,
         }
     }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::User => "user",
+            Role::Worker => "worker",
+            Role::Shared => "shared",
+        }
+    }
+}
+
+/// The secrets a coordinator accepts, one per role; `None` leaves the role
+/// without a credential of its own.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    pub shared: Option<String>,
+    pub user: Option<String>,
+    pub worker: Option<String>,
+    pub viewer: Option<String>,
+}
+
+impl Credentials {
+    /// Whether any credential is configured (otherwise every call passes).
+    pub fn any(&self) -> bool {
+        self.roles().next().is_some()
+    }
+
+    fn roles(&self) -> impl Iterator<Item = (Role, &str)> {
+        [
+            (Role::Shared, &self.shared),
+            (Role::User, &self.user),
+            (Role::Worker, &self.worker),
+            (Role::Viewer, &self.viewer),
+        ]
+        .into_iter()
+        .filter_map(|(role, token)| token.as_deref().map(|t| (role, t)))
+    }
+}
+
+/// Never printed: these are secrets.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let roles: Vec<&str> = self.roles().map(|(role, _)| role.name()).collect();
+        f.debug_struct("Credentials").field("roles", &roles).finish()
+    }
+}
+
+/// The role a request's credential earned, attached by [`Authenticate`].
+#[derive(Clone, Copy, Debug)]
+pub struct Grant(pub Role);
+
+/// Refuses calls without a known bearer token and tags the others with
+/// their [`Grant`].
+#[derive(Clone)]
+pub struct Authenticate {
+    /// The full expected header values, "Bearer <token>", by role; empty
+    /// when the coordinator runs without credentials.
+    expected: Arc<[(Role, Vec<u8>)]>,
+}
+
+impl Authenticate {
+    pub fn new(credentials: &Credentials) -> Self {
+        Self {
+            expected: credentials.roles().map(|(role, token)| (role, format!("Bearer {token}").into_bytes())).collect(),
+        }
+    }
+}
+
+impl Interceptor for Authenticate {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if self.expected.is_empty() {
+            request.extensions_mut().insert(Grant(Role::Shared));
+            return Ok(request);
+        }
+        let given = request.metadata().get("authorization").map(|v| v.as_bytes()).unwrap_or_default();
+        // Every credential is compared, so the time taken does not say
+        // which role (if any) a guess came close to.
+        let mut matched = None;
+        for (role, expected) in self.expected.iter() {
+            if constant_time_eq(given, expected) {
+                matched = Some(*role);
+            }
+        }
+        match matched {
+            Some(role) => {
+                request.extensions_mut().insert(Grant(role));
+                Ok(request)
+            }
+            None => Err(Status::unauthenticated(
+                "missing or wrong bearer token (set WIDESWEEP_TOKEN or pass --token-file with the credential of \
+                 your role: user, worker or viewer)",
+            )),
+        }
+    }
+}
+
+/// Refuses the call unless its credential carries `permission`.
+pub fn require<T>(request: &Request<T>, permission: Permission) -> Result<(), Status> {
+    let role = match request.extensions().get::<Grant>() {
+        Some(Grant(role)) => *role,
+        // Only reachable when a service is served without the interceptor,
+        // which `serve` never does: refuse rather than guess.
+        None => return Err(Status::unauthenticated("the request carries no checked credential")),
+    };
+    if role.allows(permission) {
+        return Ok(());
+    }
+    let needed = match permission {
+        Permission::Read => "a viewer, user or shared",
+        Permission::Steer => "the user or shared",
+        Permission::Work => "the worker or shared",
+    };
+    Err(Status::permission_denied(format!(
+        "the {} credential may not do this: it needs {needed} credential",
+        role.name()
+    )))
 }
 
 /// Compares without an early exit, so response time does not reveal how
@@ -44,16 +176,51 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn checks_the_bearer_token() {
-        let mut auth = RequireToken::new(Some("s3cret"));
+    fn call(auth: &mut Authenticate, header: Option<&str>) -> Result<Request<()>, Status> {
         let mut request = Request::new(());
-        assert_eq!(auth.call(Request::new(())).unwrap_err().code(), tonic::Code::Unauthenticated);
-        request.metadata_mut().insert("authorization", "Bearer s3cret".parse().unwrap());
-        assert!(auth.call(request).is_ok());
-        let mut wrong = Request::new(());
-        wrong.metadata_mut().insert("authorization", "Bearer s3creT".parse().unwrap());
-        assert!(auth.call(wrong).is_err());
-        assert!(RequireToken::new(None).call(Request::new(())).is_ok());
+        if let Some(header) = header {
+            request.metadata_mut().insert("authorization", header.parse().unwrap());
+        }
+        auth.call(request)
+    }
+
+    #[test]
+    fn each_credential_earns_its_role_and_only_its_permissions() {
+        let credentials = Credentials {
+            shared: None,
+            user: Some("user-secret".into()),
+            worker: Some("worker-secret".into()),
+            viewer: Some("viewer-secret".into()),
+        };
+        let mut auth = Authenticate::new(&credentials);
+        assert_eq!(call(&mut auth, None).unwrap_err().code(), tonic::Code::Unauthenticated);
+        assert_eq!(call(&mut auth, Some("Bearer user-secreT")).unwrap_err().code(), tonic::Code::Unauthenticated);
+        let user = call(&mut auth, Some("Bearer user-secret")).unwrap();
+        let worker = call(&mut auth, Some("Bearer worker-secret")).unwrap();
+        let viewer = call(&mut auth, Some("Bearer viewer-secret")).unwrap();
+        for (request, read, steer, work) in
+            [(&user, true, true, false), (&worker, false, false, true), (&viewer, true, false, false)]
+        {
+            assert_eq!(require(request, Permission::Read).is_ok(), read);
+            assert_eq!(require(request, Permission::Steer).is_ok(), steer);
+            assert_eq!(require(request, Permission::Work).is_ok(), work);
+        }
+        let denied = require(&worker, Permission::Steer).unwrap_err();
+        assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+        assert!(denied.message().contains("worker credential"), "{}", denied.message());
+    }
+
+    #[test]
+    fn the_shared_token_and_an_open_server_grant_everything() {
+        let mut shared = Authenticate::new(&Credentials { shared: Some("s3cret".into()), ..Credentials::default() });
+        let request = call(&mut shared, Some("Bearer s3cret")).unwrap();
+        for permission in [Permission::Read, Permission::Steer, Permission::Work] {
+            assert!(require(&request, permission).is_ok());
+        }
+        let mut open = Authenticate::new(&Credentials::default());
+        let request = call(&mut open, None).unwrap();
+        assert!(require(&request, Permission::Steer).is_ok());
+        // A request that never met the interceptor is refused.
+        assert!(require(&Request::new(()), Permission::Read).is_err());
     }
 }

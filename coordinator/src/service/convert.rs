@@ -7,7 +7,9 @@ use widesweep_proto::v1 as pb;
 
 use super::error::missing;
 use crate::spec::Recipe;
-use crate::store::{CheckpointRef, EpochMetrics, JobConfig, JobEpoch, JobRow, LeasedJob, ResultRow, SweepSummary};
+use crate::store::{
+    CheckpointRef, EpochMetrics, JobConfig, JobEpoch, JobRow, LeaseToken, LeasedJob, ResultRow, SweepSummary,
+};
 
 pub(crate) fn sweep_status(s: &SweepSummary) -> pb::SweepStatus {
     pb::SweepStatus {
@@ -204,7 +206,9 @@ pub fn job_epoch_from_proto(e: pb::JobEpoch) -> Result<JobEpoch, Status> {
     })
 }
 
-pub(crate) fn leased_job(job: &LeasedJob) -> pb::Job {
+/// The job a lease hands over, with the lease's secret (the only place
+/// the token leaves the coordinator).
+pub(crate) fn leased_job(job: &LeasedJob, token: &LeaseToken) -> pb::Job {
     pb::Job {
         job_id: job.job_id,
         attempt: job.attempt,
@@ -214,6 +218,7 @@ pub(crate) fn leased_job(job: &LeasedJob) -> pb::Job {
         config: Some(cell_config(&job.config)),
         lease_expires_at_ms: job.lease_expires_at_ms,
         checkpoint: job.checkpoint.as_ref().map(checkpoint_ref),
+        lease_token: token.as_str().to_string(),
     }
 }
 

@@ -16,6 +16,10 @@ impl From<StoreError> for Status {
             }
             // A fencing failure: the caller's attempt was replaced.
             StoreError::StaleAttempt { .. } => Status::aborted(error.to_string()),
+            StoreError::WrongLeaseToken { .. } => Status::permission_denied(error.to_string()),
+            StoreError::EpochOutOfRange { .. } | StoreError::InvalidReport { .. } => {
+                Status::invalid_argument(error.to_string())
+            }
             StoreError::Cancelled { .. } | StoreError::SweepConflict { .. } => {
                 Status::failed_precondition(error.to_string())
             }

@@ -8,6 +8,7 @@
 
 mod artifacts;
 mod auth;
+mod clock;
 mod convert;
 mod error;
 mod sweeps;
@@ -28,11 +29,18 @@ use widesweep_proto::v1::sweep_service_server::SweepServiceServer;
 use widesweep_proto::v1::worker_service_server::WorkerServiceServer;
 
 pub use artifacts::{ArtifactError, ArtifactStore};
-pub use auth::RequireToken;
+pub use auth::{Authenticate, Credentials, Permission, Role};
+pub use clock::DatabaseClock;
 pub use convert::{job_epoch_from_proto, result_row_from_proto};
 pub use sweeps::DEFAULT_MAX_ATTEMPTS;
 
-use crate::store::{Store, now_ms};
+use crate::store::Store;
+
+/// Jobs a spec may expand to unless the coordinator is told otherwise.
+pub const DEFAULT_MAX_SWEEP_JOBS: u64 = 1_000_000;
+/// Concurrent streams (rpcs in flight) one client connection may hold, so
+/// that one client cannot open thousands of `WatchSweep` pollers.
+const MAX_STREAMS_PER_CONNECTION: usize = 64;
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -44,8 +52,12 @@ pub struct ServerConfig {
     pub artifacts_dir: PathBuf,
     /// Largest checkpoint upload accepted.
     pub max_checkpoint_bytes: u64,
-    /// Bearer token required on every call; `None` accepts any caller.
-    pub token: Option<String>,
+    /// The bearer tokens accepted, one per role; none at all accepts any
+    /// caller (loopback, or `--insecure`).
+    pub credentials: Credentials,
+    /// Most jobs one submitted spec may expand to: the server's limit,
+    /// whatever a client asks for.
+    pub max_sweep_jobs: u64,
     /// PEM certificate chain and key: serve TLS (rustls) when set.
     pub tls: Option<(Vec<u8>, Vec<u8>)>,
 }
@@ -57,7 +69,8 @@ impl Default for ServerConfig {
             reap_interval: Duration::from_secs(5),
             artifacts_dir: PathBuf::from("widesweep-artifacts"),
             max_checkpoint_bytes: 2 * 1024 * 1024 * 1024,
-            token: None,
+            credentials: Credentials::default(),
+            max_sweep_jobs: DEFAULT_MAX_SWEEP_JOBS,
             tls: None,
         }
     }
@@ -82,26 +95,42 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let local: SocketAddr = listener.local_addr()?;
-    let auth = RequireToken::new(config.token.as_deref());
-    let sweeps = SweepServiceServer::new(sweeps::Sweeps { store: Arc::clone(&store) })
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let auth = Authenticate::new(&config.credentials);
+    let clock = DatabaseClock::new(Arc::clone(&store));
+    if let Err(error) = clock.sync().await {
+        // The reaper measures again at every pass.
+        tracing::warn!(%error, "could not read the database's clock; using this machine's until it can");
+    }
+    let artifacts = ArtifactStore::new(&config.artifacts_dir, config.max_checkpoint_bytes);
+    match artifacts.sweep_abandoned().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(files = n, "removed temporary files of abandoned checkpoint uploads"),
+        Err(error) => tracing::warn!(%error, "could not clean the artifacts' temporary directory"),
+    }
+    let sweeps = SweepServiceServer::new(sweeps::Sweeps {
+        store: Arc::clone(&store),
+        clock: clock.clone(),
+        max_sweep_jobs: config.max_sweep_jobs,
+    })
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let workers = WorkerServiceServer::new(workers::Workers {
         store: Arc::clone(&store),
-        artifacts: ArtifactStore::new(&config.artifacts_dir, config.max_checkpoint_bytes),
+        clock: clock.clone(),
+        artifacts,
         lease: config.lease,
     })
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
-    let mut builder = Server::builder();
+    let mut builder = Server::builder().concurrency_limit_per_connection(MAX_STREAMS_PER_CONNECTION);
     if let Some((cert, key)) = &config.tls {
         builder = builder
             .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
             .map_err(ServeError::Tls)?;
     }
-    let reaper = tokio::spawn(reap_forever(Arc::clone(&store), config.reap_interval));
-    tracing::info!(%local, backend = ?store.backend(), lease_s = config.lease.as_secs(), tls = config.tls.is_some(), auth = config.token.is_some(), "coordinator serving");
+    let reaper = tokio::spawn(reap_forever(Arc::clone(&store), clock, config.reap_interval));
+    tracing::info!(%local, backend = ?store.backend(), lease_s = config.lease.as_secs(), tls = config.tls.is_some(), credentials = ?config.credentials, "coordinator serving");
     let result = builder
         .add_service(InterceptedService::new(sweeps, auth.clone()))
         .add_service(InterceptedService::new(workers, auth))
@@ -118,12 +147,15 @@ pub async fn serve(
 /// The first pass waits one interval: leases that expired while the
 /// coordinator was down belong to workers that are reconnecting now, and
 /// an attempt that reports before it is reaped keeps its lease.
-async fn reap_forever(store: Arc<dyn Store>, interval: Duration) {
+async fn reap_forever(store: Arc<dyn Store>, clock: DatabaseClock, interval: Duration) {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        match store.reap_expired(now_ms()).await {
+        if let Err(error) = clock.sync().await {
+            tracing::warn!(%error, "could not read the database's clock");
+        }
+        match store.reap_expired(clock.now()).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(jobs = n, "expired leases returned to the queue"),
             Err(error) => tracing::error!(%error, "reaper failed"),

@@ -10,18 +10,20 @@ use tonic::{Request, Response, Status};
 use widesweep_proto::v1 as pb;
 use widesweep_proto::v1::sweep_service_server::SweepService;
 
+use super::auth::{Permission, require};
+use super::clock::DatabaseClock;
 use super::convert::{job_epoch, job_error, result_row, sweep_status};
 use crate::spec::Spec;
-use crate::store::{NewSweep, Store, SweepAction, now_ms};
+use crate::store::{NewSweep, Store, SweepAction};
 
 /// Attempts per job when the submitter does not say.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// Upper bound on attempts, so a typo cannot make a job retry forever.
 const MAX_ATTEMPTS_LIMIT: u32 = 100;
 /// Jobs per `ListResults` page (a few hundred bytes each).
-const RESULT_JOBS_PER_PAGE: usize = 500;
+const RESULT_JOBS_PER_PAGE: u32 = 500;
 /// Epochs per `ListResults` page (under a hundred bytes each).
-const RESULT_EPOCHS_PER_PAGE: usize = 5_000;
+const RESULT_EPOCHS_PER_PAGE: u32 = 5_000;
 /// Largest spec text accepted.
 const MAX_SPEC_BYTES: usize = 1024 * 1024;
 /// Failed jobs listed by GetSweep.
@@ -29,6 +31,10 @@ const MAX_ERRORS_SHOWN: u32 = 20;
 
 pub struct Sweeps {
     pub(super) store: Arc<dyn Store>,
+    pub(super) clock: DatabaseClock,
+    /// The server's limit on one spec's jobs (`serve --max-sweep-jobs`):
+    /// a client's `allow_large` confirms a large sweep, it cannot lift this.
+    pub(super) max_sweep_jobs: u64,
 }
 
 #[tonic::async_trait]
@@ -38,6 +44,7 @@ impl SweepService for Sweeps {
         &self,
         request: Request<pb::SubmitSweepRequest>,
     ) -> Result<Response<pb::SubmitSweepResponse>, Status> {
+        require(&request, Permission::Steer)?;
         let request = request.into_inner();
         if request.spec_toml.len() > MAX_SPEC_BYTES {
             return Err(Status::invalid_argument(format!("spec_toml is larger than {MAX_SPEC_BYTES} bytes")));
@@ -53,6 +60,14 @@ impl SweepService for Sweeps {
         };
         let spec =
             Spec::parse(&request.spec_toml).map_err(|e| Status::invalid_argument(format!("invalid spec: {e}")))?;
+        let (_, jobs) = spec.count().map_err(|e| Status::invalid_argument(format!("invalid spec: {e}")))?;
+        if jobs > self.max_sweep_jobs {
+            return Err(Status::resource_exhausted(format!(
+                "the spec expands to {jobs} jobs and this coordinator accepts at most {} per sweep \
+                 (its operator sets that with `serve --max-sweep-jobs`): split the sweep",
+                self.max_sweep_jobs
+            )));
+        }
         // Expansion hashes every job: CPU work kept off the async workers.
         let allow_large = request.allow_large;
         let spec_for_expansion = spec.clone();
@@ -71,7 +86,7 @@ impl SweepService for Sweeps {
                     max_attempts,
                     jobs: &expansion.jobs,
                 },
-                now_ms(),
+                self.clock.now(),
             )
             .await?;
         tracing::info!(sweep = %spec.name, new = outcome.new, existing = outcome.existing, dropped = outcome.dropped, "sweep submitted");
@@ -86,6 +101,7 @@ impl SweepService for Sweeps {
     }
 
     async fn get_sweep(&self, request: Request<pb::GetSweepRequest>) -> Result<Response<pb::SweepStatus>, Status> {
+        require(&request, Permission::Read)?;
         let sweep = request.into_inner().sweep;
         let summary = self.store.sweep(&sweep).await?;
         let mut status = sweep_status(&summary);
@@ -95,21 +111,25 @@ impl SweepService for Sweeps {
 
     async fn list_sweeps(
         &self,
-        _request: Request<pb::ListSweepsRequest>,
+        request: Request<pb::ListSweepsRequest>,
     ) -> Result<Response<pb::ListSweepsResponse>, Status> {
+        require(&request, Permission::Read)?;
         let sweeps = self.store.list_sweeps().await?;
         Ok(Response::new(pb::ListSweepsResponse { sweeps: sweeps.iter().map(sweep_status).collect() }))
     }
 
     async fn cancel_sweep(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::SweepStatus>, Status> {
+        require(&request, Permission::Steer)?;
         self.steer(request, SweepAction::Cancel).await
     }
 
     async fn pause_sweep(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::SweepStatus>, Status> {
+        require(&request, Permission::Steer)?;
         self.steer(request, SweepAction::Pause).await
     }
 
     async fn resume_sweep(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::SweepStatus>, Status> {
+        require(&request, Permission::Steer)?;
         self.steer(request, SweepAction::Resume).await
     }
 
@@ -119,6 +139,7 @@ impl SweepService for Sweeps {
         &self,
         request: Request<pb::WatchSweepRequest>,
     ) -> Result<Response<Self::WatchSweepStream>, Status> {
+        require(&request, Permission::Read)?;
         let request = request.into_inner();
         let interval = Duration::from_millis(match request.interval_ms {
             0 => 1000,
@@ -167,35 +188,76 @@ impl SweepService for Sweeps {
         &self,
         request: Request<pb::ListResultsRequest>,
     ) -> Result<Response<Self::ListResultsStream>, Status> {
-        let pages = self.result_pages(request.into_inner()).await?;
-        Ok(Response::new(Box::pin(tokio_stream::iter(pages.into_iter().map(Ok)))))
+        require(&request, Permission::Read)?;
+        let request = request.into_inner();
+        let sweep_id = self.store.sweep(&request.sweep).await?.id;
+        let store = Arc::clone(&self.store);
+        // Pages are read from the database one at a time as the client
+        // takes them (the channel holds two), so the coordinator's memory
+        // stays flat however large the sweep.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            let result = stream_results(store.as_ref(), sweep_id, request.include_epochs, &tx).await;
+            if let Err(status) = result {
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
 
 type ResultsStream = Pin<Box<dyn Stream<Item = Result<pb::ResultsPage, Status>> + Send>>;
 
-impl Sweeps {
-    /// Pages of a sweep's results, jobs first; the pages of the messages
-    /// stay far below the message size limit whatever the sweep's size.
-    pub(super) async fn result_pages(&self, request: pb::ListResultsRequest) -> Result<Vec<pb::ResultsPage>, Status> {
-        let rows = self.store.sweep_results(&request.sweep).await?;
-        let epochs = if request.include_epochs { self.store.sweep_epochs(&request.sweep).await? } else { Vec::new() };
-        let job_pages = rows
-            .chunks(RESULT_JOBS_PER_PAGE)
-            .map(|jobs| pb::ResultsPage { jobs: jobs.iter().map(result_row).collect(), epochs: Vec::new() });
-        let epoch_pages = epochs
-            .chunks(RESULT_EPOCHS_PER_PAGE)
-            .map(|epochs| pb::ResultsPage { jobs: Vec::new(), epochs: epochs.iter().map(job_epoch).collect() });
-        Ok(job_pages.chain(epoch_pages).collect())
+/// Sends a sweep's jobs, then (when asked) its epochs, page by page; stops
+/// early when the client goes away.
+async fn stream_results(
+    store: &dyn Store,
+    sweep_id: i64,
+    include_epochs: bool,
+    tx: &tokio::sync::mpsc::Sender<Result<pb::ResultsPage, Status>>,
+) -> Result<(), Status> {
+    let mut after = 0;
+    loop {
+        let rows = store.sweep_results_page(sweep_id, after, RESULT_JOBS_PER_PAGE).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.job_id;
+        let full = rows.len() == RESULT_JOBS_PER_PAGE as usize;
+        let page = pb::ResultsPage { jobs: rows.iter().map(result_row).collect(), epochs: Vec::new() };
+        if tx.send(Ok(page)).await.is_err() {
+            return Ok(());
+        }
+        if !full {
+            break;
+        }
     }
+    if !include_epochs {
+        return Ok(());
+    }
+    let mut after = (0, 0);
+    loop {
+        let epochs = store.sweep_epochs_page(sweep_id, after, RESULT_EPOCHS_PER_PAGE).await?;
+        let Some(last) = epochs.last() else { break };
+        after = (last.job_id, last.metrics.epoch);
+        let full = epochs.len() == RESULT_EPOCHS_PER_PAGE as usize;
+        let page = pb::ResultsPage { jobs: Vec::new(), epochs: epochs.iter().map(job_epoch).collect() };
+        if tx.send(Ok(page)).await.is_err() {
+            return Ok(());
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(())
+}
 
+impl Sweeps {
     async fn steer(
         &self,
         request: Request<pb::SweepRef>,
         action: SweepAction,
     ) -> Result<Response<pb::SweepStatus>, Status> {
         let sweep = request.into_inner().sweep;
-        let summary = self.store.steer_sweep(&sweep, action, now_ms()).await?;
+        let summary = self.store.steer_sweep(&sweep, action, self.clock.now()).await?;
         tracing::info!(sweep = %summary.name, ?action, "sweep steered");
         Ok(Response::new(sweep_status(&summary)))
     }

@@ -14,9 +14,11 @@ use widesweep_proto::v1::checkpoint_chunk::Chunk;
 use widesweep_proto::v1::worker_service_server::WorkerService;
 
 use super::artifacts::{ArtifactError, ArtifactStore};
+use super::auth::{Permission, require};
+use super::clock::DatabaseClock;
 use super::convert::{checkpoint_ref, epoch_metrics, leased_job};
 use super::error::missing;
-use crate::store::{Fence, JobResult, NewCheckpoint, Store, now_ms};
+use crate::store::{Fence, JobResult, LeaseToken, NewCheckpoint, Store};
 
 /// Size of the pieces a checkpoint is streamed in.
 const CHUNK_BYTES: usize = 1024 * 1024;
@@ -27,6 +29,8 @@ const MAX_ERROR_CHARS: usize = 4000;
 
 pub struct Workers {
     pub(super) store: Arc<dyn Store>,
+    /// Lease times are stamped on the database's clock.
+    pub(super) clock: DatabaseClock,
     pub(super) artifacts: ArtifactStore,
     pub(super) lease: Duration,
 }
@@ -35,6 +39,21 @@ impl Workers {
     fn lease_ms(&self) -> i64 {
         self.lease.as_millis() as i64
     }
+}
+
+/// The fence a call presents: its job, its attempt and its lease token. A
+/// token of the wrong shape is refused here; a well-formed wrong one by the
+/// store (PERMISSION_DENIED).
+fn fence(job_id: i64, attempt: u32, lease_token: &str) -> Result<Fence, Status> {
+    if lease_token.is_empty() {
+        return Err(Status::invalid_argument(
+            "lease_token is missing: repeat the token LeaseJob returned with the job in every call about it",
+        ));
+    }
+    if lease_token.len() != 64 || !lease_token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Status::invalid_argument("lease_token is malformed: expected the 64 hex digits LeaseJob returned"));
+    }
+    Ok(Fence { job_id, attempt, token: LeaseToken::from_wire(lease_token).digest() })
 }
 
 fn artifact_status(error: ArtifactError) -> Status {
@@ -54,25 +73,31 @@ impl WorkerService for Workers {
         &self,
         request: Request<pb::RegisterWorkerRequest>,
     ) -> Result<Response<pb::RegisterWorkerResponse>, Status> {
+        require(&request, Permission::Work)?;
         let request = request.into_inner();
         if request.hostname.is_empty() || request.hostname.len() > 255 {
             return Err(Status::invalid_argument("hostname must be 1 to 255 characters"));
         }
         let worker_id =
-            self.store.register_worker(&request.hostname, &request.devices, &request.version, now_ms()).await?;
+            self.store.register_worker(&request.hostname, &request.devices, &request.version, self.clock.now()).await?;
         tracing::info!(worker_id, hostname = %request.hostname, devices = ?request.devices, "worker registered");
         Ok(Response::new(pb::RegisterWorkerResponse { worker_id, lease_seconds: self.lease.as_secs() as u32 }))
     }
 
     #[tracing::instrument(skip_all, fields(worker_id = request.get_ref().worker_id))]
     async fn lease_job(&self, request: Request<pb::LeaseJobRequest>) -> Result<Response<pb::LeaseJobResponse>, Status> {
+        require(&request, Permission::Work)?;
         let request = request.into_inner();
-        let job = self.store.lease_job(request.worker_id, &request.device, self.lease_ms(), now_ms()).await?;
+        let token = LeaseToken::generate();
+        let job = self
+            .store
+            .lease_job(request.worker_id, &request.device, token.digest(), self.lease_ms(), self.clock.now())
+            .await?;
         if let Some(job) = &job {
             tracing::debug!(job_id = job.job_id, attempt = job.attempt, "job leased");
         }
         Ok(Response::new(pb::LeaseJobResponse {
-            job: job.as_ref().map(leased_job),
+            job: job.as_ref().map(|job| leased_job(job, &token)),
             retry_after_ms: if job.is_some() { 0 } else { EMPTY_QUEUE_RETRY_MS },
         }))
     }
@@ -81,17 +106,19 @@ impl WorkerService for Workers {
         &self,
         request: Request<pb::ReportEpochRequest>,
     ) -> Result<Response<pb::LeaseRenewal>, Status> {
+        require(&request, Permission::Work)?;
         let request = request.into_inner();
+        let fence = fence(request.job_id, request.attempt, &request.lease_token)?;
         let metrics = epoch_metrics(request.metrics, "metrics")?;
-        let fence = Fence { job_id: request.job_id, attempt: request.attempt };
-        let expires = self.store.report_epoch(fence, &metrics, self.lease_ms(), now_ms()).await?;
+        let expires = self.store.report_epoch(fence, &metrics, self.lease_ms(), self.clock.now()).await?;
         Ok(Response::new(pb::LeaseRenewal { lease_expires_at_ms: expires }))
     }
 
     async fn heartbeat(&self, request: Request<pb::HeartbeatRequest>) -> Result<Response<pb::LeaseRenewal>, Status> {
+        require(&request, Permission::Work)?;
         let request = request.into_inner();
-        let fence = Fence { job_id: request.job_id, attempt: request.attempt };
-        let expires = self.store.heartbeat(fence, self.lease_ms(), now_ms()).await?;
+        let fence = fence(request.job_id, request.attempt, &request.lease_token)?;
+        let expires = self.store.heartbeat(fence, self.lease_ms(), self.clock.now()).await?;
         Ok(Response::new(pb::LeaseRenewal { lease_expires_at_ms: expires }))
     }
 
@@ -100,7 +127,9 @@ impl WorkerService for Workers {
         &self,
         request: Request<pb::CompleteJobRequest>,
     ) -> Result<Response<pb::CompleteJobResponse>, Status> {
+        require(&request, Permission::Work)?;
         let request = request.into_inner();
+        let fence = fence(request.job_id, request.attempt, &request.lease_token)?;
         let final_metrics = epoch_metrics(request.final_metrics, "final_metrics")?;
         if !(0.0..=1.0).contains(&request.best_test_error) {
             return Err(Status::invalid_argument(format!(
@@ -111,10 +140,9 @@ impl WorkerService for Workers {
         if !request.train_seconds.is_finite() || request.train_seconds < 0.0 {
             return Err(Status::invalid_argument("train_seconds must be a finite value >= 0"));
         }
-        let fence = Fence { job_id: request.job_id, attempt: request.attempt };
         let result =
             JobResult { final_metrics, best_test_error: request.best_test_error, train_seconds: request.train_seconds };
-        let orphans = self.store.complete_job(fence, &result, now_ms()).await?;
+        let orphans = self.store.complete_job(fence, &result, self.clock.now()).await?;
         for sha in orphans {
             self.artifacts.remove(&sha).await;
         }
@@ -124,10 +152,11 @@ impl WorkerService for Workers {
 
     #[tracing::instrument(skip_all, fields(job_id = request.get_ref().job_id, attempt = request.get_ref().attempt))]
     async fn fail_job(&self, request: Request<pb::FailJobRequest>) -> Result<Response<pb::FailJobResponse>, Status> {
+        require(&request, Permission::Work)?;
         let request = request.into_inner();
-        let fence = Fence { job_id: request.job_id, attempt: request.attempt };
+        let fence = fence(request.job_id, request.attempt, &request.lease_token)?;
         let error: String = request.error.chars().take(MAX_ERROR_CHARS).collect();
-        let requeued = self.store.fail_job(fence, &error, request.retryable, now_ms()).await?;
+        let requeued = self.store.fail_job(fence, &error, request.retryable, self.clock.now()).await?;
         tracing::warn!(%error, requeued, "job attempt failed");
         Ok(Response::new(pb::FailJobResponse { requeued }))
     }
@@ -136,9 +165,10 @@ impl WorkerService for Workers {
         &self,
         request: Request<pb::ReleaseJobRequest>,
     ) -> Result<Response<pb::ReleaseJobResponse>, Status> {
+        require(&request, Permission::Work)?;
         let request = request.into_inner();
-        let fence = Fence { job_id: request.job_id, attempt: request.attempt };
-        self.store.release_job(fence, now_ms()).await?;
+        let fence = fence(request.job_id, request.attempt, &request.lease_token)?;
+        self.store.release_job(fence, self.clock.now()).await?;
         tracing::info!(job_id = fence.job_id, attempt = fence.attempt, "job released");
         Ok(Response::new(pb::ReleaseJobResponse {}))
     }
@@ -147,33 +177,29 @@ impl WorkerService for Workers {
         &self,
         request: Request<Streaming<pb::CheckpointChunk>>,
     ) -> Result<Response<pb::CheckpointRef>, Status> {
+        require(&request, Permission::Work)?;
         let mut stream = request.into_inner();
         let header = match stream.next().await {
             Some(Ok(pb::CheckpointChunk { chunk: Some(Chunk::Header(header)) })) => header,
             Some(Err(status)) => return Err(status),
             _ => return Err(missing("header (the first message of an upload)")),
         };
-        let fence = Fence { job_id: header.job_id, attempt: header.attempt };
+        let fence = fence(header.job_id, header.attempt, &header.lease_token)?;
         // Refuse a stale attempt before receiving megabytes from it.
-        self.store.heartbeat(fence, self.lease_ms(), now_ms()).await?;
+        self.store.heartbeat(fence, self.lease_ms(), self.clock.now()).await?;
         let mut upload = self.artifacts.begin(header.size_bytes, &header.sha256).await.map_err(artifact_status)?;
         while let Some(message) = stream.next().await {
             let chunk = match message {
                 Ok(pb::CheckpointChunk { chunk: Some(Chunk::Data(data)) }) => data,
-                Ok(_) => {
-                    upload.abort().await;
-                    return Err(Status::invalid_argument("only data may follow the header of an upload"));
-                }
-                Err(status) => {
-                    upload.abort().await;
-                    return Err(status);
-                }
+                // Returning drops the upload, which removes its file.
+                Ok(_) => return Err(Status::invalid_argument("only data may follow the header of an upload")),
+                Err(status) => return Err(status),
             };
             upload.write(&chunk).await.map_err(artifact_status)?;
         }
         self.artifacts.commit(upload).await.map_err(artifact_status)?;
         let new = NewCheckpoint { epoch: header.epoch, sha256: header.sha256.clone(), size_bytes: header.size_bytes };
-        let (stored, orphans) = match self.store.add_checkpoint(fence, &new, now_ms()).await {
+        let (stored, orphans) = match self.store.add_checkpoint(fence, &new, self.clock.now()).await {
             Ok(done) => done,
             Err(error) => {
                 // The attempt lost its lease while uploading; its file is
@@ -195,8 +221,9 @@ impl WorkerService for Workers {
         &self,
         request: Request<pb::DownloadCheckpointRequest>,
     ) -> Result<Response<Self::DownloadCheckpointStream>, Status> {
+        require(&request, Permission::Work)?;
         let request = request.into_inner();
-        let fence = Fence { job_id: request.job_id, attempt: request.attempt };
+        let fence = fence(request.job_id, request.attempt, &request.lease_token)?;
         let checkpoint = self.store.checkpoint(fence, request.checkpoint_id).await?;
         let path = self.artifacts.path_of(&checkpoint.sha256).map_err(artifact_status)?;
         let mut file = tokio::fs::File::open(&path).await.map_err(|error| {
@@ -211,6 +238,7 @@ impl WorkerService for Workers {
                 epoch: checkpoint.epoch,
                 size_bytes: checkpoint.size_bytes,
                 sha256: checkpoint.sha256.clone(),
+                lease_token: String::new(),
             };
             if tx.send(Ok(pb::CheckpointChunk { chunk: Some(Chunk::Header(header)) })).await.is_err() {
                 return;

@@ -12,10 +12,12 @@ pub(super) const NEXT_PENDING_JOB: &str = "SELECT j.id FROM jobs j JOIN sweeps s
      WHERE j.status = 'pending' AND j.in_spec = 1 AND s.state = 'active' \
      ORDER BY j.priority DESC, j.id LIMIT 1";
 
-/// What a claim sets, from binds $1 (worker_id) .. $4 (now). The attempt
-/// grows at every claim: it is the lease's fencing token.
+/// What a claim sets, from binds $1 (worker_id) .. $4 (now) and $5 (the
+/// lease token's digest). The attempt grows at every claim: it orders
+/// leases; the token's digest authorises the new one.
 pub(super) const CLAIM_SET: &str = "status = 'running', attempt = attempt + 1, attempts_spent = attempts_spent + 1, \
-     worker_id = $1, device = $2, lease_expires_at_ms = $3, started_at_ms = COALESCE(started_at_ms, $4)";
+     worker_id = $1, device = $2, lease_expires_at_ms = $3, started_at_ms = COALESCE(started_at_ms, $4), \
+     lease_token_sha256 = $5";
 
 /// What a leased job's row is read with: the job, its sweep's name and its
 /// latest checkpoint. Followed by `FROM <jobs as j>` and [`JOB_JOINS`].
@@ -62,14 +64,25 @@ pub(super) const JOB_INSERT: &str = "INSERT INTO jobs (sweep_id, cell_hash, bloc
      nesterov, weight_decay, reset_momentum_on_drop, train_subset, test_subset, augment, checkpoint_every, \
      precision, config_json, params, forward_macs, priority, max_attempts, created_at_ms) ";
 
-/// Every job of a sweep ($1, its id) with its sweep's name and the time
-/// of its recorded epochs, in job order (the spec's cell order).
+/// One page of a sweep's jobs ($1, its id) after job $2, at most $3 rows,
+/// with the sweep's name and the time of each job's recorded epochs, in job
+/// order (the spec's cell order).
 pub(super) const SWEEP_RESULTS: &str = "SELECT j.*, s.name AS sweep_name, \
        (SELECT CAST(AVG(e.epoch_seconds) AS DOUBLE PRECISION) FROM epochs e WHERE e.job_id = j.id) \
            AS mean_epoch_seconds, \
        (SELECT CAST(SUM(e.epoch_seconds) AS DOUBLE PRECISION) FROM epochs e WHERE e.job_id = j.id) \
            AS recorded_seconds \
-     FROM jobs j JOIN sweeps s ON s.id = j.sweep_id WHERE j.sweep_id = $1 ORDER BY j.id";
+     FROM jobs j JOIN sweeps s ON s.id = j.sweep_id WHERE j.sweep_id = $1 AND j.id > $2 ORDER BY j.id LIMIT $3";
+
+/// One page of a sweep's epochs ($1, its id), after job $2's epoch $3,
+/// at most $4 rows: by job, then epoch (the epochs' primary key order).
+pub(super) const SWEEP_EPOCHS: &str = "SELECT e.* FROM epochs e JOIN jobs j ON j.id = e.job_id \
+     WHERE j.sweep_id = $1 AND (e.job_id > $2 OR (e.job_id = $2 AND e.epoch > $3)) \
+     ORDER BY e.job_id, e.epoch LIMIT $4";
+
+/// Rows per page when a whole sweep's results or epochs are read.
+pub(super) const RESULT_PAGE_ROWS: u32 = 500;
+pub(super) const EPOCH_PAGE_ROWS: u32 = 5_000;
 
 /// Rows per INSERT: 31 binds each stays under both dialects' bind limits.
 pub(super) const INSERT_CHUNK: usize = 500;
@@ -179,7 +192,7 @@ macro_rules! impl_store {
             })
         }
 
-        pub(super) fn leased_from_row(row: &$row) -> Result<LeasedJob> {
+        pub(super) fn leased_from_row(row: &$row, lease_digest: LeaseDigest) -> Result<LeasedJob> {
             let checkpoint = match opt_int::<i64>(row, "ckpt_id")? {
                 Some(checkpoint_id) => Some(CheckpointRef {
                     checkpoint_id,
@@ -200,6 +213,7 @@ macro_rules! impl_store {
                 config: job_config_from_row(row)?,
                 lease_expires_at_ms: row.try_get("lease_expires_at_ms")?,
                 checkpoint,
+                lease_digest,
             })
         }
 
@@ -262,8 +276,8 @@ macro_rules! impl_store {
         ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
             query
                 .bind(fence.job_id)
-                .bind(m.epoch as i64)
-                .bind(fence.attempt as i64)
+                .bind(i64::from(m.epoch))
+                .bind(i64::from(fence.attempt))
                 .bind(m.train_loss)
                 .bind(m.train_error)
                 .bind(m.test_loss)
@@ -274,15 +288,43 @@ macro_rules! impl_store {
                 .bind(now)
         }
 
+        /// What a fenced row lock found: the job's length and progress.
+        struct HeldJob {
+            epochs: u32,
+            epochs_done: u32,
+        }
+
+        /// Stores an epoch's metrics, replacing an earlier attempt's row for
+        /// the same epoch and dropping its rows beyond it, so that a job's
+        /// curve runs 1..E without a gap or a repeat after a resume.
+        async fn upsert_epoch(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            fence: Fence,
+            m: &EpochMetrics,
+            now: Millis,
+        ) -> Result<()> {
+            sqlx::query("DELETE FROM epochs WHERE job_id = $1 AND epoch > $2")
+                .bind(fence.job_id)
+                .bind(i64::from(m.epoch))
+                .execute(&mut **tx)
+                .await?;
+            let sql = format!("INSERT INTO epochs {EPOCH_VALUES} ON CONFLICT (job_id, epoch) DO UPDATE SET {EPOCH_UPDATE}");
+            bind_epoch(sqlx::query(&sql), fence, m, now).execute(&mut **tx).await?;
+            Ok(())
+        }
+
         impl $store {
             /// Explains why a fenced write matched no row: unknown job,
-            /// cancelled job, or an attempt that no longer holds the lease.
-            pub(super) async fn fence_error<'e, E>(executor: E, fence: Fence) -> StoreError
+            /// cancelled job, an attempt that no longer holds the lease, a
+            /// token that is not the lease's, or (for `epoch`) an epoch
+            /// outside the job's 1..=epochs or past the next one due.
+            pub(super) async fn fence_error<'e, E>(executor: E, fence: Fence, epoch: Option<u32>) -> StoreError
             where
                 E: sqlx::Executor<'e, Database = $db>,
             {
                 let row = sqlx::query(
-                    "SELECT j.status, j.attempt, s.state, s.name FROM jobs j JOIN sweeps s ON s.id = j.sweep_id WHERE j.id = $1",
+                    "SELECT j.status, j.attempt, j.lease_token_sha256, j.epochs, j.epochs_done, s.state, s.name \
+                     FROM jobs j JOIN sweeps s ON s.id = j.sweep_id WHERE j.id = $1",
                 )
                 .bind(fence.job_id)
                 .fetch_optional(executor)
@@ -300,11 +342,24 @@ macro_rules! impl_store {
                         sweep: row.try_get("name").unwrap_or_default(),
                     };
                 }
-                StoreError::StaleAttempt {
-                    job_id: fence.job_id,
-                    attempt: fence.attempt,
-                    current: row.try_get::<i64, _>("attempt").unwrap_or_default() as u32,
-                    status,
+                let current: u32 = int(&row, "attempt").unwrap_or_default();
+                if status != "running" || current != fence.attempt {
+                    return StoreError::StaleAttempt { job_id: fence.job_id, attempt: fence.attempt, current, status };
+                }
+                let digest: Option<String> = row.try_get("lease_token_sha256").unwrap_or_default();
+                if digest.as_deref() != Some(fence.token.hex().as_str()) {
+                    return StoreError::WrongLeaseToken { job_id: fence.job_id, attempt: fence.attempt };
+                }
+                match epoch {
+                    Some(epoch) => StoreError::EpochOutOfRange {
+                        job_id: fence.job_id,
+                        epoch,
+                        epochs: int(&row, "epochs").unwrap_or_default(),
+                        epochs_done: int(&row, "epochs_done").unwrap_or_default(),
+                    },
+                    // Every condition of the fence holds now: the row changed
+                    // between the write and this read (a concurrent caller).
+                    None => StoreError::StaleAttempt { job_id: fence.job_id, attempt: fence.attempt, current, status },
                 }
             }
 
@@ -314,17 +369,40 @@ macro_rules! impl_store {
                 E: sqlx::Executor<'e, Database = $db> + Copy,
             {
                 let updated = sqlx::query(
-                    "UPDATE jobs SET lease_expires_at_ms = $3 WHERE id = $1 AND attempt = $2 AND status = 'running'",
+                    "UPDATE jobs SET lease_expires_at_ms = $3 \
+                     WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $4",
                 )
                 .bind(fence.job_id)
-                .bind(fence.attempt as i64)
+                .bind(i64::from(fence.attempt))
                 .bind(expires)
+                .bind(fence.token.hex())
                 .execute(executor)
                 .await?;
                 if updated.rows_affected() == 0 {
-                    return Err(Self::fence_error(executor, fence).await);
+                    return Err(Self::fence_error(executor, fence, None).await);
                 }
                 Ok(())
+            }
+
+            /// Checks the fence inside a write transaction and locks the
+            /// job's row until it ends (`FOR UPDATE` on PostgreSQL; SQLite's
+            /// immediate transaction holds the database's write lock).
+            async fn lock_fenced(tx: &mut sqlx::Transaction<'static, $db>, fence: Fence) -> Result<HeldJob> {
+                let sql = format!(
+                    "SELECT epochs, epochs_done FROM jobs \
+                     WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $3{}",
+                    Self::LOCK_ROW
+                );
+                let row = sqlx::query(&sql)
+                    .bind(fence.job_id)
+                    .bind(i64::from(fence.attempt))
+                    .bind(fence.token.hex())
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                match row {
+                    Some(row) => Ok(HeldJob { epochs: int(&row, "epochs")?, epochs_done: int(&row, "epochs_done")? }),
+                    None => Err(Self::fence_error(&mut **tx, fence, None).await),
+                }
             }
 
             async fn summary(&self, sweep: &str) -> Result<SweepSummary> {
@@ -379,36 +457,40 @@ macro_rules! impl_store {
                 Self::BACKEND
             }
 
+            async fn clock_ms(&self) -> Result<Millis> {
+                self.clock_impl().await
+            }
+
             async fn submit_sweep(&self, sweep: &NewSweep<'_>, now: Millis) -> Result<SubmitOutcome> {
                 let mut tx = self.begin_write().await?;
-                let existing_sweep = sqlx::query("SELECT id, state FROM sweeps WHERE name = $1")
+                // Insert-or-keep, then lock: two submits of the same new sweep
+                // meet at the unique name (the second waits for the first to
+                // commit, then finds its row), and a cancel, which locks the
+                // same row, runs wholly before or wholly after this submit.
+                sqlx::query(
+                    "INSERT INTO sweeps (name, dataset, priority, max_attempts, spec_toml, created_at_ms, updated_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(sweep.name)
+                .bind(sweep.dataset)
+                .bind(i64::from(sweep.priority))
+                .bind(i64::from(sweep.max_attempts))
+                .bind(sweep.spec_toml)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let row = sqlx::query(&format!("SELECT id, state FROM sweeps WHERE name = $1{}", Self::LOCK_ROW))
                     .bind(sweep.name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let sweep_id: i64 = match existing_sweep {
-                    Some(row) => {
-                        let state: String = row.try_get("state")?;
-                        if state == "cancelled" {
-                            return Err(StoreError::SweepConflict {
-                                sweep: sweep.name.to_string(),
-                                message: "was cancelled; submit the spec under a new name".to_string(),
-                            });
-                        }
-                        row.try_get("id")?
-                    }
-                    None => sqlx::query_scalar(
-                        "INSERT INTO sweeps (name, dataset, priority, max_attempts, spec_toml, created_at_ms, updated_at_ms) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
-                    )
-                    .bind(sweep.name)
-                    .bind(sweep.dataset)
-                    .bind(sweep.priority as i64)
-                    .bind(sweep.max_attempts as i64)
-                    .bind(sweep.spec_toml)
-                    .bind(now)
                     .fetch_one(&mut *tx)
-                    .await?,
-                };
+                    .await?;
+                let state: String = row.try_get("state")?;
+                if state == SweepState::Cancelled.name() {
+                    return Err(StoreError::SweepConflict {
+                        sweep: sweep.name.to_string(),
+                        message: "was cancelled; submit the spec under a new name".to_string(),
+                    });
+                }
+                let sweep_id: i64 = row.try_get("id")?;
                 let stored: HashMap<String, bool> = sqlx::query("SELECT cell_hash, in_spec FROM jobs WHERE sweep_id = $1")
                     .bind(sweep_id)
                     .fetch_all(&mut *tx)
@@ -512,37 +594,57 @@ macro_rules! impl_store {
             }
 
             async fn steer_sweep(&self, sweep: &str, action: SweepAction, now: Millis) -> Result<SweepSummary> {
-                let current = self.summary(sweep).await?;
-                let conflict = |message: &str| StoreError::SweepConflict {
-                    sweep: current.name.clone(),
-                    message: message.to_string(),
-                };
-                let target = match (current.state, action) {
-                    (SweepState::Cancelled, SweepAction::Cancel) => return Ok(current),
-                    (SweepState::Cancelled, _) => return Err(conflict("is cancelled; a cancelled sweep stays cancelled")),
-                    (_, SweepAction::Pause) => SweepState::Paused,
-                    (_, SweepAction::Resume) => SweepState::Active,
-                    (_, SweepAction::Cancel) => SweepState::Cancelled,
-                };
                 let mut tx = self.begin_write().await?;
-                sqlx::query("UPDATE sweeps SET state = $2, updated_at_ms = $3 WHERE id = $1")
-                    .bind(current.id)
-                    .bind(target.name())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                if target == SweepState::Cancelled {
-                    sqlx::query(
-                        "UPDATE jobs SET status = 'cancelled', worker_id = NULL, lease_expires_at_ms = NULL, \
-                         finished_at_ms = $2 WHERE sweep_id = $1 AND status IN ('pending', 'running')",
-                    )
-                    .bind(current.id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                // The state is read under the row's lock, in the transaction
+                // that changes it: a cancel racing a pause or resume cannot be
+                // undone by it.
+                let (filter, id) = sweep_filter(sweep);
+                let sql = format!("SELECT s.id, s.name, s.state FROM sweeps s{filter}{}", Self::LOCK_ROW);
+                let query = sqlx::query(&sql);
+                let query = match id {
+                    Some(id) => query.bind(id),
+                    None => query.bind(sweep),
+                };
+                let row =
+                    query.fetch_optional(&mut *tx).await?.ok_or_else(|| StoreError::SweepNotFound(sweep.to_string()))?;
+                let sweep_id: i64 = row.try_get("id")?;
+                let name: String = row.try_get("name")?;
+                let state: String = row.try_get("state")?;
+                let state =
+                    SweepState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("sweep state {state:?}")))?;
+                let target = match (state, action) {
+                    (SweepState::Cancelled, SweepAction::Cancel) => None,
+                    (SweepState::Cancelled, _) => {
+                        return Err(StoreError::SweepConflict {
+                            sweep: name,
+                            message: "is cancelled; a cancelled sweep stays cancelled".to_string(),
+                        });
+                    }
+                    (_, SweepAction::Pause) => Some(SweepState::Paused),
+                    (_, SweepAction::Resume) => Some(SweepState::Active),
+                    (_, SweepAction::Cancel) => Some(SweepState::Cancelled),
+                };
+                if let Some(target) = target {
+                    sqlx::query("UPDATE sweeps SET state = $2, updated_at_ms = $3 WHERE id = $1")
+                        .bind(sweep_id)
+                        .bind(target.name())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    if target == SweepState::Cancelled {
+                        sqlx::query(
+                            "UPDATE jobs SET status = 'cancelled', worker_id = NULL, lease_expires_at_ms = NULL, \
+                             lease_token_sha256 = NULL, finished_at_ms = $2 \
+                             WHERE sweep_id = $1 AND status IN ('pending', 'running')",
+                        )
+                        .bind(sweep_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
                 tx.commit().await?;
-                self.summary(&current.id.to_string()).await
+                self.summary(&sweep_id.to_string()).await
             }
 
             async fn register_worker(&self, hostname: &str, devices: &[String], version: &str, now: Millis) -> Result<i64> {
@@ -559,8 +661,15 @@ macro_rules! impl_store {
                 Ok(id)
             }
 
-            async fn lease_job(&self, worker_id: i64, device: &str, lease_ms: i64, now: Millis) -> Result<Option<LeasedJob>> {
-                self.lease_impl(worker_id, device, now + lease_ms, now).await
+            async fn lease_job(
+                &self,
+                worker_id: i64,
+                device: &str,
+                token: LeaseDigest,
+                lease_ms: i64,
+                now: Millis,
+            ) -> Result<Option<LeasedJob>> {
+                self.lease_impl(worker_id, device, token, now + lease_ms, now).await
             }
 
             async fn report_epoch(&self, fence: Fence, metrics: &EpochMetrics, lease_ms: i64, now: Millis) -> Result<Millis> {
@@ -576,7 +685,89 @@ macro_rules! impl_store {
             }
 
             async fn complete_job(&self, fence: Fence, result: &JobResult, now: Millis) -> Result<Vec<String>> {
-                self.complete_job_impl(fence, result, now).await
+                let m = &result.final_metrics;
+                let mut tx = self.begin_write().await?;
+                let held = Self::lock_fenced(&mut tx, fence).await?;
+                let invalid = |field: &'static str, message: String| StoreError::InvalidReport {
+                    job_id: fence.job_id,
+                    field,
+                    message,
+                };
+                if m.epoch != held.epochs {
+                    return Err(invalid(
+                        "final_metrics.epoch",
+                        format!("is {}, but the job trains {} epochs: complete it after its last epoch", m.epoch, held.epochs),
+                    ));
+                }
+                if held.epochs_done + 1 < held.epochs {
+                    return Err(invalid(
+                        "final_metrics.epoch",
+                        format!(
+                            "the job has reported epochs 1..={} of {}: report every epoch before completing",
+                            held.epochs_done, held.epochs
+                        ),
+                    ));
+                }
+                // The last epoch, when this attempt reported it already, is the
+                // final result: a completion that disagrees with it is refused.
+                let reported = sqlx::query(
+                    "SELECT train_loss, train_error, test_loss, test_error FROM epochs \
+                     WHERE job_id = $1 AND epoch = $2 AND attempt = $3",
+                )
+                .bind(fence.job_id)
+                .bind(i64::from(m.epoch))
+                .bind(i64::from(fence.attempt))
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(row) = reported {
+                    let same = [
+                        ("train_loss", m.train_loss),
+                        ("train_error", m.train_error),
+                        ("test_loss", m.test_loss),
+                        ("test_error", m.test_error),
+                    ]
+                    .into_iter()
+                    .all(|(column, value)| row.try_get::<f64, _>(column).is_ok_and(|stored| stored == value));
+                    if !same {
+                        return Err(invalid(
+                            "final_metrics",
+                            format!("differ from epoch {} as this attempt reported it", m.epoch),
+                        ));
+                    }
+                }
+                upsert_epoch(&mut tx, fence, m, now).await?;
+                // The best test error is the curve's: computed from the
+                // recorded epochs, not taken from the caller.
+                let best: Option<f64> = sqlx::query_scalar(
+                    "SELECT CAST(MIN(test_error) AS DOUBLE PRECISION) FROM epochs WHERE job_id = $1",
+                )
+                .bind(fence.job_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE jobs SET status = 'succeeded', lease_expires_at_ms = NULL, lease_token_sha256 = NULL, \
+                     worker_id = NULL, finished_at_ms = $2, epochs_done = $3, final_train_loss = $4, \
+                     final_train_error = $5, final_test_loss = $6, final_test_error = $7, best_test_error = $8, \
+                     train_seconds = $9, last_error = NULL WHERE id = $1",
+                )
+                .bind(fence.job_id)
+                .bind(now)
+                .bind(i64::from(m.epoch))
+                .bind(m.train_loss)
+                .bind(m.train_error)
+                .bind(m.test_loss)
+                .bind(m.test_error)
+                .bind(best.unwrap_or(m.test_error))
+                .bind(result.train_seconds)
+                .execute(&mut *tx)
+                .await?;
+                let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM checkpoints WHERE job_id = $1")
+                    .bind(fence.job_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let orphans = Self::prune_checkpoints(&mut tx, fence.job_id, last).await?;
+                tx.commit().await?;
+                Ok(orphans)
             }
 
             async fn fail_job(&self, fence: Fence, error: &str, retryable: bool, now: Millis) -> Result<bool> {
@@ -584,33 +775,37 @@ macro_rules! impl_store {
                     "UPDATE jobs SET \
                        status = CASE WHEN $3 = 1 AND attempts_spent < max_attempts THEN 'pending' ELSE 'failed' END, \
                        finished_at_ms = CASE WHEN $3 = 1 AND attempts_spent < max_attempts THEN NULL ELSE $4 END, \
-                       last_error = $5, worker_id = NULL, lease_expires_at_ms = NULL \
-                     WHERE id = $1 AND attempt = $2 AND status = 'running' RETURNING status",
+                       last_error = $5, worker_id = NULL, lease_expires_at_ms = NULL, lease_token_sha256 = NULL \
+                     WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $6 \
+                     RETURNING status",
                 )
                 .bind(fence.job_id)
-                .bind(fence.attempt as i64)
-                .bind(retryable as i64)
+                .bind(i64::from(fence.attempt))
+                .bind(i64::from(retryable))
                 .bind(now)
                 .bind(error)
+                .bind(fence.token.hex())
                 .fetch_optional(self.writer())
                 .await?;
                 match status {
                     Some(status) => Ok(status == "pending"),
-                    None => Err(Self::fence_error(self.reader(), fence).await),
+                    None => Err(Self::fence_error(self.writer(), fence, None).await),
                 }
             }
 
             async fn release_job(&self, fence: Fence, _now: Millis) -> Result<()> {
                 let updated = sqlx::query(
                     "UPDATE jobs SET status = 'pending', attempts_spent = attempts_spent - 1, worker_id = NULL, \
-                     lease_expires_at_ms = NULL WHERE id = $1 AND attempt = $2 AND status = 'running'",
+                     lease_expires_at_ms = NULL, lease_token_sha256 = NULL \
+                     WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $3",
                 )
                 .bind(fence.job_id)
-                .bind(fence.attempt as i64)
+                .bind(i64::from(fence.attempt))
+                .bind(fence.token.hex())
                 .execute(self.writer())
                 .await?;
                 if updated.rows_affected() == 0 {
-                    return Err(Self::fence_error(self.reader(), fence).await);
+                    return Err(Self::fence_error(self.writer(), fence, None).await);
                 }
                 Ok(())
             }
@@ -621,7 +816,7 @@ macro_rules! impl_store {
                        status = CASE WHEN attempts_spent < max_attempts THEN 'pending' ELSE 'failed' END, \
                        finished_at_ms = CASE WHEN attempts_spent < max_attempts THEN NULL ELSE $1 END, \
                        last_error = 'lease of attempt ' || attempt || ' expired', \
-                       worker_id = NULL, lease_expires_at_ms = NULL \
+                       worker_id = NULL, lease_expires_at_ms = NULL, lease_token_sha256 = NULL \
                      WHERE status = 'running' AND lease_expires_at_ms < $1",
                 )
                 .bind(now)
@@ -632,25 +827,35 @@ macro_rules! impl_store {
 
             async fn add_checkpoint(&self, fence: Fence, checkpoint: &NewCheckpoint, now: Millis) -> Result<(CheckpointRef, Vec<String>)> {
                 let mut tx = self.begin_write().await?;
-                let held: Option<i64> = sqlx::query_scalar(
-                    "SELECT id FROM jobs WHERE id = $1 AND attempt = $2 AND status = 'running'",
-                )
-                .bind(fence.job_id)
-                .bind(fence.attempt as i64)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if held.is_none() {
-                    return Err(Self::fence_error(&mut *tx, fence).await);
+                // The fence locks the job's row until commit, so the reaper
+                // and a new lease wait for this insert and its pruning: a
+                // stale attempt cannot slip in between and prune the new
+                // attempt's checkpoint.
+                let held = Self::lock_fenced(&mut tx, fence).await?;
+                if checkpoint.epoch == 0 || checkpoint.epoch > held.epochs_done {
+                    return Err(StoreError::InvalidReport {
+                        job_id: fence.job_id,
+                        field: "checkpoint epoch",
+                        message: format!(
+                            "{} is not among the epochs the job has reported (1..={}): a checkpoint follows its \
+                             epoch's report, so that a resumed attempt never runs ahead of the recorded curve",
+                            checkpoint.epoch, held.epochs_done
+                        ),
+                    });
                 }
                 let checkpoint_id: i64 = sqlx::query_scalar(
                     "INSERT INTO checkpoints (job_id, attempt, epoch, sha256, size_bytes, created_at_ms) \
                      VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
                 )
                 .bind(fence.job_id)
-                .bind(fence.attempt as i64)
-                .bind(checkpoint.epoch as i64)
+                .bind(i64::from(fence.attempt))
+                .bind(i64::from(checkpoint.epoch))
                 .bind(&checkpoint.sha256)
-                .bind(checkpoint.size_bytes as i64)
+                .bind(i64::try_from(checkpoint.size_bytes).map_err(|_| StoreError::InvalidReport {
+                    job_id: fence.job_id,
+                    field: "size_bytes",
+                    message: format!("{} is too large", checkpoint.size_bytes),
+                })?)
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -669,14 +874,15 @@ macro_rules! impl_store {
 
             async fn checkpoint(&self, fence: Fence, checkpoint_id: i64) -> Result<CheckpointRef> {
                 let held: Option<i64> = sqlx::query_scalar(
-                    "SELECT id FROM jobs WHERE id = $1 AND attempt = $2 AND status = 'running'",
+                    "SELECT id FROM jobs WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $3",
                 )
                 .bind(fence.job_id)
-                .bind(fence.attempt as i64)
+                .bind(i64::from(fence.attempt))
+                .bind(fence.token.hex())
                 .fetch_optional(self.reader())
                 .await?;
                 if held.is_none() {
-                    return Err(Self::fence_error(self.reader(), fence).await);
+                    return Err(Self::fence_error(self.reader(), fence, None).await);
                 }
                 let row = sqlx::query("SELECT * FROM checkpoints WHERE id = $1 AND job_id = $2")
                     .bind(checkpoint_id)
@@ -740,9 +946,38 @@ macro_rules! impl_store {
             }
 
             async fn sweep_results(&self, sweep: &str) -> Result<Vec<ResultRow>> {
-                let summary = self.summary(sweep).await?;
+                let sweep_id = self.summary(sweep).await?.id;
+                let mut rows = Vec::new();
+                loop {
+                    let after = rows.last().map_or(0, |row: &ResultRow| row.job_id);
+                    let page = self.sweep_results_page(sweep_id, after, RESULT_PAGE_ROWS).await?;
+                    let done = page.len() < RESULT_PAGE_ROWS as usize;
+                    rows.extend(page);
+                    if done {
+                        return Ok(rows);
+                    }
+                }
+            }
+
+            async fn sweep_epochs(&self, sweep: &str) -> Result<Vec<JobEpoch>> {
+                let sweep_id = self.summary(sweep).await?.id;
+                let mut epochs = Vec::new();
+                loop {
+                    let after = epochs.last().map_or((0, 0), |e: &JobEpoch| (e.job_id, e.metrics.epoch));
+                    let page = self.sweep_epochs_page(sweep_id, after, EPOCH_PAGE_ROWS).await?;
+                    let done = page.len() < EPOCH_PAGE_ROWS as usize;
+                    epochs.extend(page);
+                    if done {
+                        return Ok(epochs);
+                    }
+                }
+            }
+
+            async fn sweep_results_page(&self, sweep_id: i64, after_job_id: i64, limit: u32) -> Result<Vec<ResultRow>> {
                 sqlx::query(SWEEP_RESULTS)
-                    .bind(summary.id)
+                    .bind(sweep_id)
+                    .bind(after_job_id)
+                    .bind(i64::from(limit))
                     .fetch_all(self.reader())
                     .await?
                     .iter()
@@ -750,18 +985,17 @@ macro_rules! impl_store {
                     .collect()
             }
 
-            async fn sweep_epochs(&self, sweep: &str) -> Result<Vec<JobEpoch>> {
-                let summary = self.summary(sweep).await?;
-                sqlx::query(
-                    "SELECT e.* FROM epochs e JOIN jobs j ON j.id = e.job_id \
-                     WHERE j.sweep_id = $1 ORDER BY e.job_id, e.epoch",
-                )
-                .bind(summary.id)
-                .fetch_all(self.reader())
-                .await?
-                .iter()
-                .map(|row| Ok(JobEpoch { job_id: row.try_get("job_id")?, metrics: epoch_from_row(row)? }))
-                .collect()
+            async fn sweep_epochs_page(&self, sweep_id: i64, after: (i64, u32), limit: u32) -> Result<Vec<JobEpoch>> {
+                sqlx::query(SWEEP_EPOCHS)
+                    .bind(sweep_id)
+                    .bind(after.0)
+                    .bind(i64::from(after.1))
+                    .bind(i64::from(limit))
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(|row| Ok(JobEpoch { job_id: row.try_get("job_id")?, metrics: epoch_from_row(row)? }))
+                    .collect()
             }
         }
 

@@ -35,6 +35,18 @@ pub enum StoreError {
     CheckpointNotFound { job_id: i64, checkpoint_id: i64 },
     #[error("job {job_id}: attempt {attempt} no longer holds the lease (the job is {status} at attempt {current})")]
     StaleAttempt { job_id: i64, attempt: u32, current: u32, status: String },
+    #[error(
+        "job {job_id}: the lease token does not match attempt {attempt}'s lease \
+         (only the worker that leased the job may write its results)"
+    )]
+    WrongLeaseToken { job_id: i64, attempt: u32 },
+    #[error(
+        "job {job_id}: epoch {epoch} is out of range: the job trains epochs 1..={epochs} and has reported \
+         1..={epochs_done}, so the next epoch is at most {}", (*epochs_done + 1).min(*epochs)
+    )]
+    EpochOutOfRange { job_id: i64, epoch: u32, epochs: u32, epochs_done: u32 },
+    #[error("job {job_id}: {field} {message}")]
+    InvalidReport { job_id: i64, field: &'static str, message: String },
     #[error("job {job_id} was cancelled (sweep {sweep:?})")]
     Cancelled { job_id: i64, sweep: String },
     #[error("sweep {sweep:?}: {message}")]
@@ -75,17 +87,20 @@ impl StoreError {
                 | sqlx::Error::WorkerCrashed
                 | sqlx::Error::Tls(_)
                 | sqlx::Error::Protocol(_) => true,
-                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                sqlx::Error::Database(db) => match db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                    // SQLite reports extended result codes (e.g. 517,
+                    // SQLITE_BUSY_SNAPSHOT); the low byte is the primary
+                    // code: 5 busy, 6 locked.
+                    Some(_) => db
+                        .code()
+                        .and_then(|code| code.parse::<i32>().ok())
+                        .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
                     // Postgres: 08 connection exceptions, 57P admin or crash
                     // shutdown, 40001/40P01 serialisation and deadlock.
-                    // SQLite: 5 busy, 6 locked.
-                    code.starts_with("08")
-                        || code.starts_with("57P")
-                        || code == "40001"
-                        || code == "40P01"
-                        || code == "5"
-                        || code == "6"
-                }),
+                    None => db.code().is_some_and(|code| {
+                        code.starts_with("08") || code.starts_with("57P") || code == "40001" || code == "40P01"
+                    }),
+                },
                 _ => false,
             },
             _ => false,
@@ -99,6 +114,11 @@ impl StoreError {
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
+    /// The time by the database's clock: the one clock that every
+    /// coordinator sharing the database agrees on (the system clock for
+    /// SQLite, whose coordinators share one machine).
+    async fn clock_ms(&self) -> Result<Millis>;
+
     /// Creates the sweep or adds the spec's new cells to it, in one
     /// transaction. Cells the sweep has but the spec lacks are marked out of
     /// spec (kept with their results, no longer leased).
@@ -111,13 +131,27 @@ pub trait Store: Send + Sync + 'static {
     async fn register_worker(&self, hostname: &str, devices: &[String], version: &str, now: Millis) -> Result<i64>;
     /// Claims the next pending job of the highest-priority active sweep
     /// atomically; `None` when there is none.
-    async fn lease_job(&self, worker_id: i64, device: &str, lease_ms: i64, now: Millis) -> Result<Option<LeasedJob>>;
+    /// The lease is authorised by `token`, the digest of the secret the
+    /// caller hands to the worker; every fenced call must present it.
+    async fn lease_job(
+        &self,
+        worker_id: i64,
+        device: &str,
+        token: LeaseDigest,
+        lease_ms: i64,
+        now: Millis,
+    ) -> Result<Option<LeasedJob>>;
     /// Records an epoch (replacing an earlier attempt's row for the same
-    /// epoch and dropping its later ones) and renews the lease.
+    /// epoch and dropping its later ones) and renews the lease. The epoch
+    /// must lie in 1..=epochs of the job and follow the reported ones
+    /// without a gap.
     async fn report_epoch(&self, fence: Fence, metrics: &EpochMetrics, lease_ms: i64, now: Millis) -> Result<Millis>;
     async fn heartbeat(&self, fence: Fence, lease_ms: i64, now: Millis) -> Result<Millis>;
     /// Marks the job succeeded; returns checkpoint digests no longer
-    /// referenced (all of the job's checkpoints but the last).
+    /// referenced (all of the job's checkpoints but the last). The final
+    /// metrics must be those of the job's last epoch (and equal that epoch's
+    /// report when this attempt made one); the best test error stored is the
+    /// recorded curve's minimum.
     async fn complete_job(&self, fence: Fence, result: &JobResult, now: Millis) -> Result<Vec<String>>;
     /// Returns whether the job went back to pending.
     async fn fail_job(&self, fence: Fence, error: &str, retryable: bool, now: Millis) -> Result<bool>;
@@ -150,6 +184,12 @@ pub trait Store: Send + Sync + 'static {
     async fn sweep_results(&self, sweep: &str) -> Result<Vec<ResultRow>>;
     /// Every recorded epoch of a sweep's jobs, by job then epoch.
     async fn sweep_epochs(&self, sweep: &str) -> Result<Vec<JobEpoch>>;
+    /// At most `limit` jobs of sweep `sweep_id` after job `after_job_id`,
+    /// in job order: what streams a sweep's results in bounded memory.
+    async fn sweep_results_page(&self, sweep_id: i64, after_job_id: i64, limit: u32) -> Result<Vec<ResultRow>>;
+    /// At most `limit` epochs of sweep `sweep_id` after `after` (job id,
+    /// epoch), by job then epoch.
+    async fn sweep_epochs_page(&self, sweep_id: i64, after: (i64, u32), limit: u32) -> Result<Vec<JobEpoch>>;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

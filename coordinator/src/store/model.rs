@@ -5,11 +5,68 @@ use crate::spec::{JobSpec, Recipe};
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
 
-/// The proof a worker gives that it holds a job's lease.
+/// The proof a worker gives that it holds a job's lease: the attempt
+/// orders (it is public: tables show it), the token's digest authorises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fence {
     pub job_id: i64,
     pub attempt: u32,
+    pub token: LeaseDigest,
+}
+
+/// The secret a lease hands to its worker: 256 bits from the operating
+/// system's generator, as 64 hex digits on the wire. Only its digest is
+/// stored, so a database reader (or a `widesweep sql` user) cannot act as
+/// the worker.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LeaseToken(String);
+
+impl LeaseToken {
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("the operating system's random generator failed");
+        Self(hex::encode(bytes))
+    }
+
+    /// The token as the worker sent it back (not checked here: a wrong
+    /// token simply has another digest).
+    pub fn from_wire(text: &str) -> Self {
+        Self(text.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn digest(&self) -> LeaseDigest {
+        use sha2::Digest as _;
+        LeaseDigest(sha2::Sha256::digest(self.0.as_bytes()).into())
+    }
+}
+
+/// Never printed: a token in a log line would be a credential in the log.
+impl std::fmt::Debug for LeaseToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeaseToken(..)")
+    }
+}
+
+/// SHA-256 of a lease token: what the store keeps and compares. Comparing
+/// digests leaks nothing useful through timing: learning a digest's
+/// prefix does not help to find a token that hashes to it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct LeaseDigest([u8; 32]);
+
+impl LeaseDigest {
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Debug for LeaseDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LeaseDigest({}..)", &self.hex()[..8])
+    }
 }
 
 pub struct NewSweep<'a> {
@@ -133,11 +190,14 @@ pub struct LeasedJob {
     pub config: JobConfig,
     pub lease_expires_at_ms: Millis,
     pub checkpoint: Option<CheckpointRef>,
+    /// The digest of the lease's token (the token itself went to the worker).
+    pub lease_digest: LeaseDigest,
 }
 
 impl LeasedJob {
+    /// The fence of this lease: its attempt and its token's digest.
     pub fn fence(&self) -> Fence {
-        Fence { job_id: self.job_id, attempt: self.attempt }
+        Fence { job_id: self.job_id, attempt: self.attempt, token: self.lease_digest }
     }
 }
 

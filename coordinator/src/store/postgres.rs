@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Transaction};
 
 use super::common::{CLAIM_SET, EPOCH_UPDATE, JOB_COLUMNS, JOB_JOINS, NEXT_PENDING_JOB, impl_store};
-use super::{EpochMetrics, Fence, JobResult, LeasedJob, Millis};
+use super::{EpochMetrics, Fence, LeaseDigest, LeasedJob, Millis};
 
 /// Connections per coordinator: enough for hundreds of workers' short
 /// statements without exhausting the server's max_connections.
@@ -22,6 +22,8 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     const BACKEND: super::Backend = super::Backend::Postgres;
+    /// Locks a fenced job's row until the transaction ends.
+    const LOCK_ROW: &'static str = " FOR UPDATE";
 
     pub async fn open(url: &str) -> super::Result<Self> {
         let pool = PgPoolOptions::new()
@@ -50,6 +52,13 @@ impl PostgresStore {
         Ok(Self { pool })
     }
 
+    async fn clock_impl(&self) -> super::Result<Millis> {
+        let now: i64 = sqlx::query_scalar("SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT)")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(now)
+    }
+
     fn reader(&self) -> &PgPool {
         &self.pool
     }
@@ -69,6 +78,7 @@ impl PostgresStore {
         &self,
         worker_id: i64,
         device: &str,
+        token: LeaseDigest,
         expires: Millis,
         now: Millis,
     ) -> super::Result<Option<LeasedJob>> {
@@ -79,9 +89,15 @@ impl PostgresStore {
                  {JOB_COLUMNS} FROM claimed j {JOB_JOINS}"
             )
         });
-        let row =
-            sqlx::query(&SQL).bind(worker_id).bind(device).bind(expires).bind(now).fetch_optional(&self.pool).await?;
-        row.as_ref().map(leased_from_row).transpose()
+        let row = sqlx::query(&SQL)
+            .bind(worker_id)
+            .bind(device)
+            .bind(expires)
+            .bind(now)
+            .bind(token.hex())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(|row| leased_from_row(row, token)).transpose()
     }
 
     /// Fence, epoch row and lease renewal in one statement: one round trip
@@ -97,54 +113,21 @@ impl PostgresStore {
             format!(
                 "WITH fenced AS ( \
                    UPDATE jobs SET lease_expires_at_ms = $12, epochs_done = $2 \
-                   WHERE id = $1 AND attempt = $3 AND status = 'running' RETURNING id), \
+                   WHERE id = $1 AND attempt = $3 AND status = 'running' AND lease_token_sha256 = $13 \
+                     AND $2 BETWEEN 1 AND epochs AND $2 <= epochs_done + 1 RETURNING id), \
                  later AS (DELETE FROM epochs WHERE job_id IN (SELECT id FROM fenced) AND epoch > $2) \
                  {EPOCH_FROM_FENCED}{EPOCH_UPDATE} RETURNING job_id"
             )
         });
-        let stored = bind_epoch(sqlx::query(&SQL), fence, m, now).bind(expires).fetch_optional(&self.pool).await?;
+        let stored = bind_epoch(sqlx::query(&SQL), fence, m, now)
+            .bind(expires)
+            .bind(fence.token.hex())
+            .fetch_optional(&self.pool)
+            .await?;
         if stored.is_none() {
-            return Err(Self::fence_error(&self.pool, fence).await);
+            return Err(Self::fence_error(&self.pool, fence, Some(m.epoch)).await);
         }
         Ok(())
-    }
-
-    async fn complete_job_impl(&self, fence: Fence, result: &JobResult, now: Millis) -> super::Result<Vec<String>> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "WITH fenced AS ( \
-                   UPDATE jobs SET status = 'succeeded', lease_expires_at_ms = NULL, finished_at_ms = $11, \
-                     epochs_done = $2, final_train_loss = $4, final_train_error = $5, final_test_loss = $6, \
-                     final_test_error = $7, best_test_error = $12, train_seconds = $13, last_error = NULL \
-                   WHERE id = $1 AND attempt = $3 AND status = 'running' RETURNING id), \
-                 later AS (DELETE FROM epochs WHERE job_id IN (SELECT id FROM fenced) AND epoch > $2), \
-                 final_epoch AS ({EPOCH_FROM_FENCED}{EPOCH_UPDATE} RETURNING job_id), \
-                 pruned AS ( \
-                   DELETE FROM checkpoints WHERE job_id IN (SELECT id FROM fenced) \
-                   AND id < (SELECT MAX(id) FROM checkpoints WHERE job_id = $1) RETURNING sha256) \
-                 SELECT (SELECT COUNT(*) FROM fenced) AS done, ARRAY(SELECT sha256 FROM pruned) AS pruned"
-            )
-        });
-        let row = bind_epoch(sqlx::query(&SQL), fence, &result.final_metrics, now)
-            .bind(result.best_test_error)
-            .bind(result.train_seconds)
-            .fetch_one(&self.pool)
-            .await?;
-        if row.try_get::<i64, _>("done")? == 0 {
-            return Err(Self::fence_error(&self.pool, fence).await);
-        }
-        let pruned: Vec<String> = row.try_get("pruned")?;
-        let mut orphans = Vec::new();
-        for sha in pruned {
-            let refs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM checkpoints WHERE sha256 = $1")
-                .bind(&sha)
-                .fetch_one(&self.pool)
-                .await?;
-            if refs == 0 && !orphans.contains(&sha) {
-                orphans.push(sha);
-            }
-        }
-        Ok(orphans)
     }
 }
 

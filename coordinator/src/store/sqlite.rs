@@ -14,7 +14,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::common::{CLAIM_SET, EPOCH_UPDATE, EPOCH_VALUES, JOB_COLUMNS, JOB_JOINS, NEXT_PENDING_JOB, impl_store};
-use super::{EpochMetrics, Fence, JobResult, LeasedJob, Millis};
+use super::{EpochMetrics, Fence, LeaseDigest, LeasedJob, Millis};
 
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,6 +30,8 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     const BACKEND: super::Backend = super::Backend::Sqlite;
+    /// Nothing to add: an immediate transaction holds the write lock.
+    const LOCK_ROW: &'static str = "";
 
     pub async fn open(url: &str) -> super::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
@@ -63,6 +65,10 @@ impl SqliteStore {
         Ok(Self { writer: readers.clone(), readers })
     }
 
+    async fn clock_impl(&self) -> super::Result<Millis> {
+        Ok(super::now_ms())
+    }
+
     fn reader(&self) -> &SqlitePool {
         &self.readers
     }
@@ -81,6 +87,7 @@ impl SqliteStore {
         &self,
         worker_id: i64,
         device: &str,
+        token: LeaseDigest,
         expires: Millis,
         now: Millis,
     ) -> super::Result<Option<LeasedJob>> {
@@ -92,6 +99,7 @@ impl SqliteStore {
             .bind(device)
             .bind(expires)
             .bind(now)
+            .bind(token.hex())
             .fetch_optional(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -99,7 +107,7 @@ impl SqliteStore {
         static SQL: LazyLock<String> =
             LazyLock::new(|| format!("{JOB_COLUMNS} FROM jobs j {JOB_JOINS} WHERE j.id = $1"));
         let row = sqlx::query(&SQL).bind(job_id).fetch_one(self.reader()).await?;
-        leased_from_row(&row).map(Some)
+        leased_from_row(&row, token).map(Some)
     }
 
     /// SQLite runs in-process, so several short statements in one
@@ -114,74 +122,23 @@ impl SqliteStore {
         let mut tx = self.begin_write().await?;
         let updated = sqlx::query(
             "UPDATE jobs SET lease_expires_at_ms = $3, epochs_done = $4 \
-             WHERE id = $1 AND attempt = $2 AND status = 'running'",
+             WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $5 \
+               AND $4 BETWEEN 1 AND epochs AND $4 <= epochs_done + 1",
         )
         .bind(fence.job_id)
-        .bind(fence.attempt as i64)
+        .bind(i64::from(fence.attempt))
         .bind(expires)
-        .bind(metrics.epoch as i64)
+        .bind(i64::from(metrics.epoch))
+        .bind(fence.token.hex())
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
-            return Err(Self::fence_error(&mut *tx, fence).await);
+            return Err(Self::fence_error(&mut *tx, fence, Some(metrics.epoch)).await);
         }
         upsert_epoch(&mut tx, fence, metrics, now).await?;
         tx.commit().await?;
         Ok(())
     }
-
-    async fn complete_job_impl(&self, fence: Fence, result: &JobResult, now: Millis) -> super::Result<Vec<String>> {
-        let m = &result.final_metrics;
-        let mut tx = self.begin_write().await?;
-        let updated = sqlx::query(
-            "UPDATE jobs SET status = 'succeeded', lease_expires_at_ms = NULL, finished_at_ms = $3, \
-             epochs_done = $4, final_train_loss = $5, final_train_error = $6, final_test_loss = $7, \
-             final_test_error = $8, best_test_error = $9, train_seconds = $10, last_error = NULL \
-             WHERE id = $1 AND attempt = $2 AND status = 'running'",
-        )
-        .bind(fence.job_id)
-        .bind(fence.attempt as i64)
-        .bind(now)
-        .bind(m.epoch as i64)
-        .bind(m.train_loss)
-        .bind(m.train_error)
-        .bind(m.test_loss)
-        .bind(m.test_error)
-        .bind(result.best_test_error)
-        .bind(result.train_seconds)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            return Err(Self::fence_error(&mut *tx, fence).await);
-        }
-        upsert_epoch(&mut tx, fence, m, now).await?;
-        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM checkpoints WHERE job_id = $1")
-            .bind(fence.job_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let orphans = Self::prune_checkpoints(&mut tx, fence.job_id, last).await?;
-        tx.commit().await?;
-        Ok(orphans)
-    }
-}
-
-/// Stores an epoch's metrics, replacing an earlier attempt's row for the
-/// same epoch and dropping its rows beyond it, so that a job's curve runs
-/// 1..E without a gap or a repeat after a resume.
-async fn upsert_epoch(
-    tx: &mut Transaction<'static, Sqlite>,
-    fence: Fence,
-    m: &EpochMetrics,
-    now: Millis,
-) -> super::Result<()> {
-    sqlx::query("DELETE FROM epochs WHERE job_id = $1 AND epoch > $2")
-        .bind(fence.job_id)
-        .bind(m.epoch as i64)
-        .execute(&mut **tx)
-        .await?;
-    let sql = format!("INSERT INTO epochs {EPOCH_VALUES} ON CONFLICT (job_id, epoch) DO UPDATE SET {EPOCH_UPDATE}");
-    bind_epoch(sqlx::query(&sql), fence, m, now).execute(&mut **tx).await?;
-    Ok(())
 }
 
 impl_store!(SqliteStore, Sqlite, SqliteRow);

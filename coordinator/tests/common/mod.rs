@@ -132,3 +132,8 @@ macro_rules! contract_tests {
         }
     };
 }
+
+/// A fresh lease token's digest, for leasing through the store directly.
+pub fn token() -> store::LeaseDigest {
+    store::LeaseToken::generate().digest()
+}

@@ -35,6 +35,7 @@ pub async fn upload(
     client: &WorkerClient,
     job_id: i64,
     attempt: u32,
+    lease_token: &str,
     epoch: u32,
     path: &Path,
     patience: &Patience,
@@ -46,6 +47,7 @@ pub async fn upload(
         epoch,
         size_bytes: bytes.len() as u64,
         sha256: hex::encode(Sha256::digest(&bytes)),
+        lease_token: lease_token.to_string(),
     };
     let stored = rpc::call("upload a checkpoint", patience, || {
         let mut client = client.clone();
@@ -63,13 +65,19 @@ pub async fn download(
     client: &WorkerClient,
     job_id: i64,
     attempt: u32,
+    lease_token: &str,
     checkpoint: &pb::CheckpointRef,
     path: &Path,
     patience: &Patience,
 ) -> Result<(), TransferError> {
-    let request = pb::DownloadCheckpointRequest { job_id, attempt, checkpoint_id: checkpoint.checkpoint_id };
+    let request = pb::DownloadCheckpointRequest {
+        job_id,
+        attempt,
+        checkpoint_id: checkpoint.checkpoint_id,
+        lease_token: lease_token.to_string(),
+    };
     let mut stream = rpc::call("download a checkpoint", patience, || {
-        let mut client = client.clone();
+        let (mut client, request) = (client.clone(), request.clone());
         async move { client.download_checkpoint(request).await }
     })
     .await?;

@@ -19,6 +19,8 @@ pub enum JobPlanError {
 pub struct JobPlan {
     pub job_id: i64,
     pub attempt: u32,
+    /// The lease's secret, repeated in every call about the job.
+    pub lease_token: String,
     pub spec: RunSpec,
     /// Upload a checkpoint every this many epochs; 0 never (except when
     /// handing the job back at shutdown).
@@ -71,6 +73,7 @@ impl JobPlan {
         Ok(Self {
             job_id,
             attempt: job.attempt,
+            lease_token: job.lease_token.clone(),
             label: cell_label(cell),
             spec: RunSpec { config, dataset, recipe, seed: cell.seed, train_subset, test_subset },
             checkpoint_every: r.checkpoint_every as usize,

@@ -87,8 +87,12 @@ pub async fn run(
         Err(CallError::GaveUp(_)) => return Ok(()),
         Err(CallError::Refused(status)) => {
             let message = match status.code() {
-                tonic::Code::Unauthenticated => {
-                    format!("{} (check --token or WIDESWEEP_TOKEN against the coordinator's)", status.message())
+                tonic::Code::Unauthenticated => format!(
+                    "{} (check WIDESWEEP_TOKEN or --token-file against the coordinator's worker token)",
+                    status.message()
+                ),
+                tonic::Code::PermissionDenied => {
+                    format!("{} (a worker needs the coordinator's worker token)", status.message())
                 }
                 _ => status.message().to_string(),
             };

@@ -160,6 +160,7 @@ impl Slot {
                     &self.client,
                     job.job_id,
                     job.attempt,
+                    &job.lease_token,
                     checkpoint,
                     &checkpoint_path,
                     &patience,
@@ -188,7 +189,7 @@ impl Slot {
         let lease_lost = Arc::new(AtomicBool::new(false));
         let keep_alive = tokio::spawn(keep_alive(
             self.client.clone(),
-            pb::HeartbeatRequest { job_id: job.job_id, attempt: job.attempt },
+            pb::HeartbeatRequest { job_id: job.job_id, attempt: job.attempt, lease_token: job.lease_token.clone() },
             self.heartbeat_every,
             Arc::clone(&abort),
             Arc::clone(&lease_lost),
@@ -218,9 +219,13 @@ impl Slot {
         match end {
             TrainEnd::Finished(history) => self.complete(job, &history).await,
             TrainEnd::Stopped { epochs_done } => {
-                let request = pb::ReleaseJobRequest { job_id: job.job_id, attempt: job.attempt };
+                let request = pb::ReleaseJobRequest {
+                    job_id: job.job_id,
+                    attempt: job.attempt,
+                    lease_token: job.lease_token.clone(),
+                };
                 match rpc::call("hand a job back", &patience, || {
-                    let mut client = self.client.clone();
+                    let (mut client, request) = (self.client.clone(), request.clone());
                     async move { client.release_job(request).await }
                 })
                 .await
@@ -243,10 +248,11 @@ impl Slot {
             final_metrics: Some(to_proto(last)),
             best_test_error: best,
             train_seconds: history.iter().map(|m| m.seconds).sum(),
+            lease_token: job.lease_token.clone(),
         };
         let patience = Patience::Job(self.shutdown.clone());
         match rpc::call("complete a job", &patience, || {
-            let mut client = self.client.clone();
+            let (mut client, request) = (self.client.clone(), request.clone());
             async move { client.complete_job(request).await }
         })
         .await
@@ -257,7 +263,13 @@ impl Slot {
     }
 
     async fn fail(&self, job: &pb::Job, error: String, retryable: bool) -> JobOutcome {
-        let request = pb::FailJobRequest { job_id: job.job_id, attempt: job.attempt, error: error.clone(), retryable };
+        let request = pb::FailJobRequest {
+            job_id: job.job_id,
+            attempt: job.attempt,
+            error: error.clone(),
+            retryable,
+            lease_token: job.lease_token.clone(),
+        };
         let patience = Patience::Job(self.shutdown.clone());
         match rpc::call("report a failed job", &patience, || {
             let (mut client, request) = (self.client.clone(), request.clone());
@@ -285,7 +297,7 @@ async fn keep_alive(
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        match client.heartbeat(request).await {
+        match client.heartbeat(request.clone()).await {
             Ok(_) => {}
             Err(status) if rpc::lease_gone(&status) => {
                 tracing::warn!(message = status.message(), "heartbeat refused: the lease is gone; stopping the job");
@@ -408,6 +420,7 @@ impl AttemptRun {
             &self.client,
             job_id,
             attempt,
+            &self.plan.lease_token,
             epoch as u32,
             &self.checkpoint_path,
             &self.patience,
@@ -436,9 +449,10 @@ impl EpochObserver for AttemptRun {
             job_id: self.plan.job_id,
             attempt: self.plan.attempt,
             metrics: Some(to_proto(metrics)),
+            lease_token: self.plan.lease_token.clone(),
         };
         let reported = self.call(rpc::call("report an epoch", &self.patience, || {
-            let mut client = self.client.clone();
+            let (mut client, request) = (self.client.clone(), request.clone());
             async move { client.report_epoch(request).await }
         }));
         match reported {
