@@ -37,13 +37,13 @@ pub enum Role {
 
 impl Role {
     pub fn allows(self, permission: Permission) -> bool {
-        match (self, permission) {
-            (Role::Shared, _) => true,
-            (Role::User, Permission::Read | Permission::Steer) => true,
-            (Role::Viewer, Permission::Read) => true,
-            (Role::Worker, Permission::Work) => true,
-            _ => false,
-        }
+        matches!(
+            (self, permission),
+            (Role::Shared, _)
+                | (Role::User, Permission::Read | Permission::Steer)
+                | (Role::Viewer, Permission::Read)
+                | (Role::Worker, Permission::Work)
+        )
     }
 
     pub fn name(self) -> &'static str {
