@@ -54,14 +54,20 @@ fn epoch(job: &LeasedJob, epoch: u32, test_error: f64) -> EpochMetrics {
     }
 }
 
-/// Trains (in name only) a leased job to its known result: two epochs,
-/// the first 5 points worse than the last.
+/// Trains (in name only) a leased job to its known result: every epoch
+/// but the last 5 points worse than the last.
 async fn finish(store: &dyn Store, job: &LeasedJob) {
     let error = known_error(job);
-    store.report_epoch(job.fence(), &epoch(job, 1, error + 0.05), LEASE, 2_000).await.unwrap();
-    let last = epoch(job, 2, error);
-    let result =
-        JobResult { final_metrics: last, best_test_error: error, train_seconds: 2.0 * known_epoch_seconds(job) };
+    let epochs = job.config.recipe.epochs;
+    for n in 1..epochs {
+        store.report_epoch(job.fence(), &epoch(job, n, error + 0.05), LEASE, 2_000).await.unwrap();
+    }
+    let last = epoch(job, epochs, error);
+    let result = JobResult {
+        final_metrics: last,
+        best_test_error: error,
+        train_seconds: f64::from(epochs) * known_epoch_seconds(job),
+    };
     store.complete_job(job.fence(), &result, 3_000).await.unwrap();
 }
 

@@ -11,9 +11,10 @@ impl From<StoreError> for Status {
             return Status::unavailable("the coordinator's database is unavailable; retry shortly");
         }
         match &error {
-            StoreError::SweepNotFound(_) | StoreError::JobNotFound(_) | StoreError::CheckpointNotFound { .. } => {
-                Status::not_found(error.to_string())
-            }
+            StoreError::SweepNotFound(_)
+            | StoreError::JobNotFound(_)
+            | StoreError::WorkerNotFound(_)
+            | StoreError::CheckpointNotFound { .. } => Status::not_found(error.to_string()),
             // A fencing failure: the caller's attempt was replaced.
             StoreError::StaleAttempt { .. } => Status::aborted(error.to_string()),
             StoreError::WrongLeaseToken { .. } => Status::permission_denied(error.to_string()),

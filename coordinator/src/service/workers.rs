@@ -24,6 +24,8 @@ use crate::store::{Fence, JobResult, LeaseToken, NewCheckpoint, Store};
 const CHUNK_BYTES: usize = 1024 * 1024;
 /// How long an idle worker waits before asking again.
 const EMPTY_QUEUE_RETRY_MS: u32 = 1000;
+/// Longest device name a slot may give.
+const MAX_DEVICE_CHARS: usize = 64;
 /// Longest error text stored for a failed attempt.
 const MAX_ERROR_CHARS: usize = 4000;
 
@@ -78,6 +80,14 @@ impl WorkerService for Workers {
         if request.hostname.is_empty() || request.hostname.len() > 255 {
             return Err(Status::invalid_argument("hostname must be 1 to 255 characters"));
         }
+        if request.devices.len() > 1024 || request.devices.iter().any(|d| d.len() > MAX_DEVICE_CHARS) {
+            return Err(Status::invalid_argument(format!(
+                "devices: give at most 1024 device names of at most {MAX_DEVICE_CHARS} bytes each"
+            )));
+        }
+        if request.version.len() > 64 {
+            return Err(Status::invalid_argument("version must be at most 64 bytes"));
+        }
         let worker_id =
             self.store.register_worker(&request.hostname, &request.devices, &request.version, self.clock.now()).await?;
         tracing::info!(worker_id, hostname = %request.hostname, devices = ?request.devices, "worker registered");
@@ -88,6 +98,12 @@ impl WorkerService for Workers {
     async fn lease_job(&self, request: Request<pb::LeaseJobRequest>) -> Result<Response<pb::LeaseJobResponse>, Status> {
         require(&request, Permission::Work)?;
         let request = request.into_inner();
+        if request.device.len() > MAX_DEVICE_CHARS {
+            return Err(Status::invalid_argument(format!(
+                "device is {} bytes long: name a device in at most {MAX_DEVICE_CHARS} (e.g. cuda:0, cpu)",
+                request.device.len()
+            )));
+        }
         let token = LeaseToken::generate();
         let job = self
             .store

@@ -669,7 +669,13 @@ macro_rules! impl_store {
                 lease_ms: i64,
                 now: Millis,
             ) -> Result<Option<LeasedJob>> {
-                self.lease_impl(worker_id, device, token, now + lease_ms, now).await
+                self.lease_impl(worker_id, device, token, now + lease_ms, now).await.map_err(|error| match &error {
+                    // jobs.worker_id references workers: an id nobody registered.
+                    StoreError::Database(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                        StoreError::WorkerNotFound(worker_id)
+                    }
+                    _ => error,
+                })
             }
 
             async fn report_epoch(&self, fence: Fence, metrics: &EpochMetrics, lease_ms: i64, now: Millis) -> Result<Millis> {

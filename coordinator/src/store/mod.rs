@@ -31,6 +31,8 @@ pub enum StoreError {
     SweepNotFound(String),
     #[error("job {0} not found")]
     JobNotFound(i64),
+    #[error("worker {0} is not registered with this coordinator (call RegisterWorker first)")]
+    WorkerNotFound(i64),
     #[error("checkpoint {checkpoint_id} of job {job_id} not found")]
     CheckpointNotFound { job_id: i64, checkpoint_id: i64 },
     #[error("job {job_id}: attempt {attempt} no longer holds the lease (the job is {status} at attempt {current})")]
