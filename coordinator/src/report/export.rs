@@ -95,7 +95,7 @@ pub fn job_record(row: &ResultRow) -> Record {
     m.insert("sweep", row.sweep.clone().into());
     m.insert("job_id", row.job_id.into());
     m.insert("cell_hash", row.cell_hash.clone().into());
-    m.insert("status", row.status.clone().into());
+    m.insert("status", row.status.as_str().into());
     m.insert("in_spec", row.in_spec.into());
     m.insert("block", c.block.clone().into());
     m.insert("l", c.deepening.into());

@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::ReportError;
-use crate::store::ResultRow;
+use crate::store::{JobStatus, ResultRow};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Metric {
@@ -62,7 +62,7 @@ impl Metric {
         if self == Metric::Params {
             return Some(row.params as f64);
         }
-        if row.status != "succeeded" {
+        if row.status != JobStatus::Succeeded {
             return None;
         }
         match self {

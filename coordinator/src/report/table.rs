@@ -13,7 +13,7 @@ use super::ReportError;
 use super::aggregate::{Agg, median};
 use super::axis::{Axis, AxisValue, shorten_recipe_keys};
 use super::metric::{Metric, epoch_seconds};
-use crate::store::ResultRow;
+use crate::store::{JobStatus, ResultRow};
 
 /// What the user asked for; `None` axes are chosen from the data.
 #[derive(Clone, Debug)]
@@ -95,13 +95,13 @@ pub struct StatusCounts {
 }
 
 impl StatusCounts {
-    fn add(&mut self, status: &str) {
+    fn add(&mut self, status: JobStatus) {
         match status {
-            "pending" => self.pending += 1,
-            "running" => self.running += 1,
-            "succeeded" => self.succeeded += 1,
-            "failed" => self.failed += 1,
-            _ => self.cancelled += 1,
+            JobStatus::Pending => self.pending += 1,
+            JobStatus::Running => self.running += 1,
+            JobStatus::Succeeded => self.succeeded += 1,
+            JobStatus::Failed => self.failed += 1,
+            JobStatus::Cancelled => self.cancelled += 1,
         }
     }
 
@@ -571,10 +571,11 @@ fn check_compatible(jobs: &[&ResultRow], values: &AxisValues) -> Result<(), (Axi
 fn make_cell(jobs: &[&ResultRow], metric: Metric, agg: Agg) -> Cell {
     let mut counts = StatusCounts::default();
     for job in jobs {
-        counts.add(&job.status);
+        counts.add(job.status);
     }
     let values: Vec<f64> = jobs.iter().filter_map(|j| metric.value(j)).collect();
-    let seconds: Vec<f64> = jobs.iter().filter(|j| j.status == "succeeded").filter_map(|j| epoch_seconds(j)).collect();
+    let seconds: Vec<f64> =
+        jobs.iter().filter(|j| j.status == JobStatus::Succeeded).filter_map(|j| epoch_seconds(j)).collect();
     Cell {
         value: agg.apply(&values),
         spread: if agg.has_spread() { super::aggregate::std_dev(&values) } else { None },
@@ -667,7 +668,7 @@ fn relabel(values: &AxisValues, axes: &[Axis], key: &mut [AxisValue]) {
 fn status_notes(jobs: &[&ResultRow], notes: &mut Vec<String>) {
     let mut counts = StatusCounts::default();
     for job in jobs {
-        counts.add(&job.status);
+        counts.add(job.status);
     }
     if counts.succeeded < counts.total() {
         notes.insert(
@@ -676,7 +677,7 @@ fn status_notes(jobs: &[&ResultRow], notes: &mut Vec<String>) {
         );
     }
     const SHOWN: usize = 3;
-    let failed: Vec<&&ResultRow> = jobs.iter().filter(|j| j.status == "failed").collect();
+    let failed: Vec<&&ResultRow> = jobs.iter().filter(|j| j.status == JobStatus::Failed).collect();
     for job in failed.iter().take(SHOWN) {
         let reason = job.last_error.as_deref().and_then(|e| e.lines().next()).unwrap_or("no error recorded");
         notes.push(format!("job {} (seed {}) failed: {reason}", job.job_id, job.config.seed));

@@ -8,7 +8,7 @@ use widesweep_proto::v1 as pb;
 use super::error::missing;
 use crate::spec::Recipe;
 use crate::store::{
-    CheckpointRef, EpochMetrics, JobConfig, JobEpoch, JobRow, LeaseToken, LeasedJob, ResultRow, SweepSummary,
+    CheckpointRef, EpochMetrics, JobConfig, JobEpoch, JobRow, JobStatus, LeaseToken, LeasedJob, ResultRow, SweepSummary,
 };
 
 pub(crate) fn sweep_status(s: &SweepSummary) -> pb::SweepStatus {
@@ -37,7 +37,7 @@ pub(crate) fn job_error(job: &JobRow) -> pb::JobError {
     pb::JobError {
         job_id: job.job_id,
         seed: job.seed,
-        status: job.status.clone(),
+        status: job.status.to_string(),
         attempts_spent: job.attempts_spent,
         max_attempts: job.max_attempts,
         error: job.last_error.clone().unwrap_or_default(),
@@ -95,7 +95,7 @@ pub(crate) fn result_row(row: &ResultRow) -> pb::JobResultRow {
         params: row.params,
         forward_macs: row.forward_macs,
         in_spec: row.in_spec,
-        status: row.status.clone(),
+        status: row.status.to_string(),
         attempt: row.attempt,
         epochs_done: row.epochs_done,
         final_train_loss: row.final_train_loss,
@@ -170,7 +170,12 @@ pub fn result_row_from_proto(row: pb::JobResultRow) -> Result<ResultRow, Status>
         params: row.params,
         forward_macs: row.forward_macs,
         in_spec: row.in_spec,
-        status: row.status,
+        status: JobStatus::parse(&row.status).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "jobs.status = {:?} is not a job status: expected pending, running, succeeded, failed or cancelled",
+                row.status
+            ))
+        })?,
         attempt: row.attempt,
         epochs_done: row.epochs_done,
         final_train_loss: row.final_train_loss,

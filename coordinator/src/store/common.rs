@@ -140,13 +140,18 @@ macro_rules! impl_store {
             })
         }
 
+        fn job_status(row: &$row) -> Result<JobStatus> {
+            let text: String = row.try_get("status")?;
+            JobStatus::parse(&text).ok_or_else(|| StoreError::Corrupt(format!("job status {text:?}")))
+        }
+
         fn job_row_from_row(row: &$row) -> Result<JobRow> {
             Ok(JobRow {
                 job_id: row.try_get("id")?,
                 sweep_id: row.try_get("sweep_id")?,
                 cell_hash: row.try_get("cell_hash")?,
                 seed: int(row, "seed")?,
-                status: row.try_get("status")?,
+                status: job_status(row)?,
                 in_spec: row.try_get::<i64, _>("in_spec")? != 0,
                 attempt: int(row, "attempt")?,
                 attempts_spent: int(row, "attempts_spent")?,
@@ -228,7 +233,7 @@ macro_rules! impl_store {
                 params: int(row, "params")?,
                 forward_macs: int(row, "forward_macs")?,
                 in_spec: row.try_get::<i64, _>("in_spec")? != 0,
-                status: row.try_get("status")?,
+                status: job_status(row)?,
                 attempt: int(row, "attempt")?,
                 epochs_done: int(row, "epochs_done")?,
                 final_train_loss: row.try_get("final_train_loss")?,
@@ -334,16 +339,19 @@ macro_rules! impl_store {
                     Ok(None) => return StoreError::JobNotFound(fence.job_id),
                     Err(e) => return e.into(),
                 };
-                let status: String = row.try_get("status").unwrap_or_default();
+                let status = match job_status(&row) {
+                    Ok(status) => status,
+                    Err(e) => return e,
+                };
                 let state: String = row.try_get("state").unwrap_or_default();
-                if status == "cancelled" || state == "cancelled" {
+                if status == JobStatus::Cancelled || state == SweepState::Cancelled.name() {
                     return StoreError::Cancelled {
                         job_id: fence.job_id,
                         sweep: row.try_get("name").unwrap_or_default(),
                     };
                 }
                 let current: u32 = int(&row, "attempt").unwrap_or_default();
-                if status != "running" || current != fence.attempt {
+                if status != JobStatus::Running || current != fence.attempt {
                     return StoreError::StaleAttempt { job_id: fence.job_id, attempt: fence.attempt, current, status };
                 }
                 let digest: Option<String> = row.try_get("lease_token_sha256").unwrap_or_default();

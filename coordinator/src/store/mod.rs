@@ -36,7 +36,7 @@ pub enum StoreError {
     #[error("checkpoint {checkpoint_id} of job {job_id} not found")]
     CheckpointNotFound { job_id: i64, checkpoint_id: i64 },
     #[error("job {job_id}: attempt {attempt} no longer holds the lease (the job is {status} at attempt {current})")]
-    StaleAttempt { job_id: i64, attempt: u32, current: u32, status: String },
+    StaleAttempt { job_id: i64, attempt: u32, current: u32, status: JobStatus },
     #[error(
         "job {job_id}: the lease token does not match attempt {attempt}'s lease \
          (only the worker that leased the job may write its results)"

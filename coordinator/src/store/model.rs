@@ -112,6 +112,56 @@ impl SweepState {
     }
 }
 
+/// Where a job is in its life: pending -> running -> succeeded | failed |
+/// cancelled, and running -> pending when its lease is lost or handed back.
+/// Stored as its name (the `jobs.status` column's CHECK lists them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum JobStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 5] =
+        [JobStatus::Pending, JobStatus::Running, JobStatus::Succeeded, JobStatus::Failed, JobStatus::Cancelled];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status named `text`, as the database and the wire spell it.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == text)
+    }
+
+    /// Whether the job will not run again.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled)
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Compares with a status's name, as queries and tests spell it.
+impl PartialEq<&str> for JobStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SweepAction {
     Pause,
@@ -244,7 +294,7 @@ pub struct JobRow {
     pub sweep_id: i64,
     pub cell_hash: String,
     pub seed: u64,
-    pub status: String,
+    pub status: JobStatus,
     pub in_spec: bool,
     pub attempt: u32,
     pub attempts_spent: u32,
@@ -274,8 +324,7 @@ pub struct ResultRow {
     pub forward_macs: u64,
     /// False once a resubmitted spec no longer contains the job.
     pub in_spec: bool,
-    /// pending | running | succeeded | failed | cancelled
-    pub status: String,
+    pub status: JobStatus,
     pub attempt: u32,
     pub epochs_done: u32,
     pub final_train_loss: Option<f64>,
