@@ -99,7 +99,7 @@ impl RawSpec {
                 ));
             }
         };
-        self.recipe.validate()?;
+        self.recipe.validate_for(dataset)?;
         let grid = self.grid.map(|g| g.into_grid("grid", true)).transpose()?;
         let cases = self
             .cases
