@@ -253,6 +253,110 @@ fn assert_refused(text: &str, field: &str, value: &str, valid: &str) {
     );
 }
 
+/// The tester's input: 25769803792 = 2^32 * 6 + 16 was truncated to 16 and
+/// stored as WRN-16.
+#[test]
+fn a_depth_beyond_u32_is_refused_not_truncated() {
+    assert_refused(
+        &with_grid("depth = [25769803792]\nwidth = [4]"),
+        "grid.depth",
+        "25769803792",
+        "use an integer from 1 to 9604",
+    );
+}
+
+#[test]
+fn blocks_per_group_beyond_u32_is_refused_naming_the_field() {
+    assert_refused(
+        &with_grid("blocks_per_group = [4294967297]\nwidth = [4]"),
+        "grid.blocks_per_group",
+        "4294967297",
+        "use an integer from 1 to 200",
+    );
+}
+
+#[test]
+fn width_and_l_beyond_u32_are_refused_naming_the_field() {
+    assert_refused(
+        &with_grid("depth = [16]\nwidth = [4294967300]"),
+        "grid.width",
+        "4294967300",
+        "use an integer from 1 to 64",
+    );
+    assert_refused(
+        &with_grid("l = [4294967298]\ndepth = [16]\nwidth = [4]"),
+        "grid.l",
+        "4294967298 is invalid",
+        "use an integer from 1 to 16",
+    );
+}
+
+#[test]
+fn huge_integers_in_cases_and_exclusions_name_their_section() {
+    let base = with_grid("depth = [16]\nwidth = [4]");
+    assert_refused(
+        &format!("{base}[[case]]\ndepth = 25769803792\nwidth = 4\n"),
+        "case[0].depth",
+        "25769803792",
+        "from 1 to 9604",
+    );
+    assert_refused(
+        &format!("{base}[[case]]\nblocks_per_group = 4294967297\nwidth = 4\n"),
+        "case[0].blocks_per_group",
+        "4294967297",
+        "from 1 to 200",
+    );
+    assert_refused(
+        &format!("{base}[[case]]\nl = 4294967298\nblocks_per_group = 1\nwidth = 4\n"),
+        "case[0].l",
+        "4294967298 is invalid",
+        "from 1 to 16",
+    );
+    assert_refused(
+        &format!("{base}[[case]]\ndepth = 16\nwidth = 4294967300\n"),
+        "case[0].width",
+        "4294967300",
+        "from 1 to 64",
+    );
+    assert_refused(
+        &format!("{base}[[exclude]]\ndepth = 25769803792\n"),
+        "exclude[0].depth",
+        "25769803792",
+        "from 1 to 9604",
+    );
+    assert_refused(
+        &format!("{base}[[exclude]]\nblocks_per_group = 4294967297\n"),
+        "exclude[0].blocks_per_group",
+        "4294967297",
+        "from 1 to 200",
+    );
+}
+
+#[test]
+fn negative_integers_name_the_field() {
+    assert_refused(&with_grid("depth = [-16]\nwidth = [4]"), "grid.depth", "-16", "from 1 to 9604");
+    assert_refused(&with_grid("depth = [16]\nwidth = -4"), "grid.width", "-4", "from 1 to 64");
+    assert_refused(
+        "name = \"s\"\ndataset = \"cifar10\"\nseeds = [1, -1]\n[grid]\ndepth = [16]\nwidth = [4]\n",
+        "seeds",
+        "-1",
+        "from 0 to 9223372036854775807",
+    );
+}
+
+/// A depth that divides into whole blocks but gives more of them than a
+/// network may have: the error names the depth the user wrote, not a
+/// blocks_per_group they never gave.
+#[test]
+fn a_depth_with_too_many_blocks_names_the_depth() {
+    // 1210 = 3 * 201 * 2 + 4 = 6 * 201 + 4: N = 201 in both conventions.
+    assert_refused(&with_grid("depth = [1210]\nwidth = [1]"), "grid.depth", "N = 201", "from 10 to 1204");
+    let nominal =
+        with_grid("depth = [1210]\nwidth = [1]").replace("seeds = [1]", "seeds = [1]\ndepth_convention = \"nominal\"");
+    assert_refused(&nominal, "grid.depth", "N = 201", "from 10 to 1204");
+    assert_eq!(Spec::parse(&with_grid("depth = [1204]\nwidth = [1]")).unwrap().expand(false).unwrap().cells.len(), 1);
+}
+
 /// Each recipe integer beyond u32: refused while reading, naming the field,
 /// the value and the range (the old parser said only "expected u32").
 #[test]
