@@ -29,7 +29,7 @@ use widesweep_proto::v1::worker_service_server::WorkerServiceServer;
 
 pub use artifacts::{ArtifactError, ArtifactStore};
 pub use auth::RequireToken;
-pub use convert::{job_epoch_from_proto, result_row_from_proto};
+pub use convert::{cell_config, job_epoch_from_proto, result_row_from_proto};
 pub use sweeps::DEFAULT_MAX_ATTEMPTS;
 
 use crate::store::{Store, now_ms};
