@@ -12,8 +12,9 @@ pub struct BlockPattern {
     kernels: Vec<usize>,
 }
 
-/// Longest block accepted; deeper blocks are almost surely a typo.
-const MAX_CONVS_PER_BLOCK: usize = 16;
+/// Longest block accepted (the largest deepening factor l); deeper blocks
+/// are almost surely a typo.
+pub const MAX_CONVS_PER_BLOCK: usize = 16;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseBlockError {

@@ -4,6 +4,8 @@
 //! - [`BlockPattern`]: the kernel sizes of the convolutions in one block, B(3,3), B(1,3,1), ...
 //! - [`Dataset`]: the datasets widesweep trains on, with their input channels and classes.
 //! - [`Precision`]: the arithmetic a network trains in (f32, or bf16 mixed precision).
+//! - [`Recipe`]: how a network is trained (epochs, batch, schedule, SGD), with
+//!   the one validation the coordinator and the worker both apply.
 //! - [`WrnConfig`]: one network of the family, validated once in [`WrnConfig::new`].
 //! - [`NetworkPlan`]: every layer of that network with its shapes, from which parameter
 //!   counts, multiply-accumulates and activation sizes are derived.
@@ -41,12 +43,14 @@ mod config;
 mod dataset;
 mod plan;
 mod precision;
+mod recipe;
 
-pub use block::{BlockPattern, ParseBlockError};
+pub use block::{BlockPattern, MAX_CONVS_PER_BLOCK, ParseBlockError};
 pub use config::{ConfigError, MAX_BLOCKS_PER_GROUP, MAX_WIDTH, WrnConfig};
 pub use dataset::{Dataset, ParseDatasetError};
 pub use plan::{BlockPlan, ConvSpec, GroupPlan, HeadSpec, NetworkPlan};
 pub use precision::{ParsePrecisionError, Precision};
+pub use recipe::{MAX_BATCH_SIZE, MAX_EPOCHS, MIN_BATCH_SIZE, Recipe, RecipeError};
 
 /// Side length of the square images every network sees. Greyscale 28x28
 /// datasets are zero-padded to this size so that the three groups run at
@@ -55,3 +59,14 @@ pub const IMAGE_SIZE: usize = 32;
 
 /// Base channel count of the stem convolution and of group 1 before widening.
 pub const BASE_WIDTH: usize = 16;
+
+/// A `u32` (as specs, the database and the gRPC messages carry counts) as a
+/// `usize` (as the trainer indexes): lossless, because widesweep builds only
+/// for targets whose `usize` has at least 32 bits (checked at compile time
+/// below). Use this rather than a bare `as`, which would also compile for a
+/// narrowing.
+pub const fn widen(n: u32) -> usize {
+    n as usize
+}
+
+const _: () = assert!(usize::BITS >= u32::BITS, "widesweep needs a usize of at least 32 bits");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use widesweep_arch::{BlockPattern, Dataset, Precision, WrnConfig};
+use widesweep_arch::{BlockPattern, Dataset, Precision, WrnConfig, widen};
 use widesweep_coordinator::plan::group_thousands;
 use widesweep_worker::candle;
 use widesweep_worker::data::fetch::{FetchOptions, fetch};
@@ -67,14 +67,14 @@ impl CellArgs {
 #[derive(Args, Debug, Clone)]
 pub struct RecipeArgs {
     #[arg(long, default_value_t = 200)]
-    pub epochs: usize,
+    pub epochs: u32,
     #[arg(long, default_value_t = 128)]
-    pub batch_size: usize,
+    pub batch_size: u32,
     #[arg(long, default_value_t = 0.1)]
     pub lr: f64,
     /// Epochs at which the learning rate is multiplied by --lr-gamma.
     #[arg(long, value_delimiter = ',', default_value = "60,120,160")]
-    pub lr_milestones: Vec<usize>,
+    pub lr_milestones: Vec<u32>,
     #[arg(long, default_value_t = 0.2)]
     pub lr_gamma: f64,
     #[arg(long, default_value_t = 0.9)]
@@ -97,26 +97,6 @@ pub struct RecipeArgs {
     pub precision: Precision,
 }
 
-impl RecipeArgs {
-    pub fn recipe(&self) -> anyhow::Result<Recipe> {
-        let recipe = Recipe {
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            lr: self.lr,
-            lr_milestones: self.lr_milestones.clone(),
-            lr_gamma: self.lr_gamma,
-            momentum: self.momentum,
-            nesterov: !self.no_nesterov,
-            weight_decay: self.weight_decay,
-            reset_momentum_on_drop: !self.keep_momentum_on_drop,
-            augment: !self.no_augment,
-            precision: self.precision,
-        };
-        recipe.validate()?;
-        Ok(recipe)
-    }
-}
-
 /// `widesweep train`: train one cell directly, printing every epoch.
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
@@ -134,21 +114,48 @@ pub struct TrainArgs {
     pub data_dir: PathBuf,
     /// Train on this many training images only (the same ones for every seed).
     #[arg(long)]
-    pub train_subset: Option<usize>,
+    pub train_subset: Option<u32>,
     /// Evaluate on this many test images only (the first ones).
     #[arg(long)]
-    pub test_subset: Option<usize>,
+    pub test_subset: Option<u32>,
     /// Save the whole training state here after every --checkpoint-every epochs.
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
     #[arg(long, default_value_t = 1, requires = "checkpoint")]
-    pub checkpoint_every: usize,
+    pub checkpoint_every: u32,
     /// Continue from --checkpoint when the file exists.
     #[arg(long, requires = "checkpoint")]
     pub resume: bool,
     /// Accept datasets whose record counts differ from the official ones.
     #[arg(long)]
     pub allow_unofficial: bool,
+}
+
+impl TrainArgs {
+    /// The run's recipe, subsets and checkpoint period included, validated
+    /// for its dataset as a leased job's is (the same type and rules as a
+    /// sweep spec's, from widesweep-arch).
+    pub fn recipe(&self) -> anyhow::Result<Recipe> {
+        let r = &self.recipe;
+        let recipe = Recipe {
+            epochs: r.epochs,
+            batch_size: r.batch_size,
+            lr: r.lr,
+            lr_milestones: r.lr_milestones.clone(),
+            lr_gamma: r.lr_gamma,
+            momentum: r.momentum,
+            nesterov: !r.no_nesterov,
+            weight_decay: r.weight_decay,
+            reset_momentum_on_drop: !r.keep_momentum_on_drop,
+            train_subset: self.train_subset.unwrap_or(0),
+            test_subset: self.test_subset.unwrap_or(0),
+            augment: !r.no_augment,
+            checkpoint_every: self.checkpoint_every,
+            precision: r.precision,
+        };
+        recipe.validate_for(self.cell.dataset)?;
+        Ok(recipe)
+    }
 }
 
 /// `widesweep model`: the size and cost of one network.
@@ -210,13 +217,12 @@ pub struct BenchTrainArgs {
 
 pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let config = args.cell.config()?;
-    let recipe = args.recipe.recipe()?;
+    let recipe = args.recipe()?;
     let dataset = args.cell.dataset;
     let device = args.device.open()?;
     let options = LoadOptions { official_sizes: !args.allow_unofficial };
     let splits = data::load(dataset, &args.data_dir, options)?;
-    let (train_subset, test_subset) = (args.train_subset, args.test_subset);
-    let spec = RunSpec { config: config.clone(), dataset, recipe, seed: args.seed, train_subset, test_subset };
+    let spec = RunSpec { config: config.clone(), dataset, recipe, seed: args.seed };
     let splits = Arc::new(splits);
     let mut trainer = match &args.checkpoint {
         Some(path) if args.resume && path.exists() => {
@@ -252,8 +258,9 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         );
         let _ = std::io::stdout().flush();
         if let Some(path) = &args.checkpoint {
-            let last = m.epoch == t.spec().recipe.epochs;
-            if last || m.epoch.is_multiple_of(args.checkpoint_every.max(1)) {
+            let recipe = &t.spec().recipe;
+            let last = m.epoch == widen(recipe.epochs);
+            if last || m.epoch.is_multiple_of(widen(recipe.checkpoint_every).max(1)) {
                 t.save_checkpoint(path)?;
             }
         }

@@ -26,16 +26,16 @@ fn a_tiny_wrn_on_real_fashion_mnist_beats_chance_by_far() {
     // Two passes over 1,024 images, the second at a fifth of the rate: with
     // a single pass at a high rate the BN running statistics lag the weights
     // and the test error swings widely between seeds.
-    let recipe =
-        Recipe { epochs: 2, batch_size: 16, lr: 0.05, lr_milestones: vec![1], augment: false, ..Recipe::default() };
-    let spec = RunSpec {
-        config,
-        dataset: Dataset::FashionMnist,
-        recipe,
-        seed: 1,
-        train_subset: Some(1024),
-        test_subset: None,
+    let recipe = Recipe {
+        epochs: 2,
+        batch_size: 16,
+        lr: 0.05,
+        lr_milestones: vec![1],
+        augment: false,
+        train_subset: 1024,
+        ..Recipe::default()
     };
+    let spec = RunSpec { config, dataset: Dataset::FashionMnist, recipe, seed: 1 };
     let mut trainer = Trainer::new(spec, Arc::new(splits), &Device::Cpu).unwrap();
     trainer.run(&mut Silent).unwrap();
     let m = trainer.history()[1].clone();

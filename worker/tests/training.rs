@@ -20,10 +20,13 @@ fn synthetic(train: usize, test: usize) -> Arc<Splits> {
     Arc::new(Splits { dataset: Dataset::Cifar10, train: set(train, 1), test: set(test, 2) })
 }
 
-fn tiny_spec(dropout: f64, epochs: usize, batch: usize) -> RunSpec {
+/// Milestones at 1 and 2 where the run is long enough for them (a
+/// milestone must come before the last epoch).
+fn tiny_spec(dropout: f64, epochs: u32, batch: u32) -> RunSpec {
     let config = WrnConfig::new("B(3,3)".parse().unwrap(), 1, 1, dropout, 3, 10).unwrap();
-    let recipe = Recipe { epochs, batch_size: batch, lr: 0.05, lr_milestones: vec![1, 2], ..Recipe::default() };
-    RunSpec { config, dataset: Dataset::Cifar10, recipe, seed: 7, train_subset: None, test_subset: None }
+    let lr_milestones = [1, 2].into_iter().filter(|m| *m < epochs).collect();
+    let recipe = Recipe { epochs, batch_size: batch, lr: 0.05, lr_milestones, ..Recipe::default() };
+    RunSpec { config, dataset: Dataset::Cifar10, recipe, seed: 7 }
 }
 
 fn weights(trainer: &Trainer) -> Vec<(String, Vec<f32>)> {
@@ -118,22 +121,32 @@ fn foreign_and_corrupt_checkpoints_are_refused() {
     let splits = synthetic(64, 20);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ckpt.safetensors");
-    let mut t = Trainer::new(tiny_spec(0.0, 1, 32), splits.clone(), &Device::Cpu).unwrap();
-    t.run(&mut Silent).unwrap();
+    // One epoch of three, so that extending the run keeps its milestones.
+    let mut t = Trainer::new(tiny_spec(0.0, 3, 32), splits.clone(), &Device::Cpu).unwrap();
+    t.train_epoch().unwrap();
     t.save_checkpoint(&path).unwrap();
 
-    let mut wider = tiny_spec(0.0, 1, 32);
+    let mut wider = tiny_spec(0.0, 3, 32);
     wider.config = WrnConfig::new("B(3,3)".parse().unwrap(), 1, 2, 0.0, 3, 10).unwrap();
     let err = Trainer::resume(wider, splits.clone(), &Device::Cpu, &path).err().unwrap().to_string();
     assert!(err.contains("another cell") && err.contains("architecture") && err.contains("WRN-10-2"), "{err}");
 
-    let mut reseeded = tiny_spec(0.0, 1, 32);
+    let mut reseeded = tiny_spec(0.0, 3, 32);
     reseeded.seed = 99;
     let err = Trainer::resume(reseeded, splits.clone(), &Device::Cpu, &path).err().unwrap().to_string();
     assert!(err.contains("seed is 7, this run's is 99"), "{err}");
 
     // More epochs is allowed: a run can be extended.
     Trainer::resume(tiny_spec(0.0, 4, 32), splits.clone(), &Device::Cpu, &path).unwrap();
+    // Another recipe is not.
+    let mut faster = tiny_spec(0.0, 3, 32);
+    faster.recipe.lr = 0.1;
+    let err = Trainer::resume(faster, splits.clone(), &Device::Cpu, &path).err().unwrap().to_string();
+    assert!(err.contains("another cell") && err.contains("recipe"), "{err}");
+    let mut subset = tiny_spec(0.0, 3, 32);
+    subset.recipe.train_subset = 32;
+    let err = Trainer::resume(subset, splits.clone(), &Device::Cpu, &path).err().unwrap().to_string();
+    assert!(err.contains("train_subset is None, this run's is Some(32)"), "{err}");
 
     let bytes = std::fs::read(&path).unwrap();
     let truncated = dir.path().join("truncated.safetensors");

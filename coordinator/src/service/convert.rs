@@ -55,7 +55,9 @@ pub(crate) fn checkpoint_ref(c: &CheckpointRef) -> pb::CheckpointRef {
     }
 }
 
-fn cell_config(c: &JobConfig) -> pb::CellConfig {
+/// A job's config as a worker receives it (in [`leased_job`]) and as
+/// `ListResults` sends it.
+pub fn cell_config(c: &JobConfig) -> pb::CellConfig {
     let r = &c.recipe;
     pb::CellConfig {
         block: c.block.clone(),

@@ -31,7 +31,7 @@ use widesweep_proto::v1::worker_service_server::WorkerServiceServer;
 pub use artifacts::{ArtifactError, ArtifactStore};
 pub use auth::{Authenticate, Credentials, Permission, Role};
 pub use clock::DatabaseClock;
-pub use convert::{job_epoch_from_proto, result_row_from_proto};
+pub use convert::{cell_config, job_epoch_from_proto, result_row_from_proto};
 pub use sweeps::DEFAULT_MAX_ATTEMPTS;
 
 use crate::store::Store;

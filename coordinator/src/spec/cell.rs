@@ -1,6 +1,6 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use widesweep_arch::{BlockPattern, ConfigError, Dataset, WrnConfig};
+use widesweep_arch::{BlockPattern, ConfigError, Dataset, WrnConfig, widen};
 
 use super::{DepthConvention, Recipe};
 
@@ -20,8 +20,8 @@ impl CellConfig {
     pub fn wrn(&self, dataset: Dataset) -> Result<WrnConfig, ConfigError> {
         WrnConfig::new(
             self.block.clone(),
-            self.blocks_per_group as usize,
-            self.width as usize,
+            widen(self.blocks_per_group),
+            widen(self.width),
             self.dropout,
             dataset.in_channels(),
             dataset.num_classes(),
@@ -31,8 +31,16 @@ impl CellConfig {
     /// Depth as convolution layers are counted (3*N*l + 4), whatever the
     /// spec's convention.
     pub fn conv_depth(&self) -> u32 {
-        3 * self.blocks_per_group * self.block.deepening() as u32 + 4
+        conv_layers(self.blocks_per_group, &self.block)
     }
+}
+
+/// 3 * N * l + 4 for N blocks per group of `block`. A spec's cells have
+/// N <= MAX_BLOCKS_PER_GROUP and l <= MAX_CONVS_PER_BLOCK (at most 9604
+/// layers), so the count always fits.
+pub(super) fn conv_layers(blocks_per_group: u32, block: &BlockPattern) -> u32 {
+    let layers = 3 * widen(blocks_per_group) * block.deepening() + 4;
+    u32::try_from(layers).expect("a cell's depth fits u32: N <= 200 and l <= 16")
 }
 
 /// One job: a cell, a seed, and everything else that defines the run.

@@ -6,6 +6,10 @@ pub enum SpecError {
     Toml(String),
     #[error("{field}: {message}")]
     Field { field: String, message: String },
+    /// The recipe's own validation (shared with the worker); its message
+    /// names the field, e.g. `recipe.batch_size`.
+    #[error(transparent)]
+    Recipe(#[from] widesweep_arch::RecipeError),
     #[error(
         "the spec expands to {jobs} jobs (cells x seeds), more than {limit}; check the axes for a typo, or pass --allow-large"
     )]

@@ -1,7 +1,8 @@
 use std::collections::HashSet;
 
-use widesweep_arch::{BlockPattern, WrnConfig};
+use widesweep_arch::{BlockPattern, MAX_BLOCKS_PER_GROUP, WrnConfig, widen};
 
+use super::cell::conv_layers;
 use super::{CellConfig, JobSpec, Spec, SpecError};
 
 /// How `depth` in a spec maps to blocks per group N.
@@ -23,10 +24,11 @@ impl DepthConvention {
     }
 }
 
+/// Depths and blocks per group, range-checked by the parser (see `raw`).
 #[derive(Clone, Debug)]
 pub(super) enum DepthAxis {
-    Depth(Vec<u64>),
-    BlocksPerGroup(Vec<u64>),
+    Depth(Vec<u32>),
+    BlocksPerGroup(Vec<u32>),
 }
 
 /// A set of axes; in a grid or a case every present axis multiplies.
@@ -34,7 +36,7 @@ pub(super) enum DepthAxis {
 pub(super) struct Grid {
     pub blocks: Option<Vec<BlockPattern>>,
     pub depth: Option<DepthAxis>,
-    pub widths: Option<Vec<u64>>,
+    pub widths: Option<Vec<u32>>,
     pub dropouts: Option<Vec<f64>>,
 }
 
@@ -76,14 +78,15 @@ impl Grid {
             let depths: Vec<(u32, u32)> = match &self.depth {
                 Some(DepthAxis::Depth(depths)) => depths
                     .iter()
-                    .map(|&d| blocks_for(d, block, convention, section).map(|n| (n, d as u32)))
+                    .map(|&d| blocks_for(d, block, convention, section).map(|n| (n, d)))
                     .collect::<Result<_, _>>()?,
+                // N is at most MAX_BLOCKS_PER_GROUP (checked by the parser):
+                // neither depth can overflow.
                 Some(DepthAxis::BlocksPerGroup(ns)) => ns
                     .iter()
                     .map(|&n| {
-                        let n = u32::try_from(n).unwrap_or(u32::MAX);
                         let depth = match convention {
-                            DepthConvention::ConvLayers => 3 * n * block.deepening() as u32 + 4,
+                            DepthConvention::ConvLayers => conv_layers(n, block),
                             DepthConvention::Nominal => 6 * n + 4,
                         };
                         (n, depth)
@@ -94,13 +97,7 @@ impl Grid {
             for &(blocks_per_group, depth) in &depths {
                 for &width in widths {
                     for &dropout in dropouts {
-                        cells.push(CellConfig {
-                            block: block.clone(),
-                            blocks_per_group,
-                            depth,
-                            width: width as u32,
-                            dropout,
-                        });
+                        cells.push(CellConfig { block: block.clone(), blocks_per_group, depth, width, dropout });
                     }
                 }
             }
@@ -112,36 +109,55 @@ impl Grid {
     fn matches(&self, cell: &CellConfig) -> bool {
         self.blocks.as_ref().is_none_or(|b| b.contains(&cell.block))
             && match &self.depth {
-                Some(DepthAxis::Depth(d)) => d.contains(&(cell.depth as u64)),
-                Some(DepthAxis::BlocksPerGroup(n)) => n.contains(&(cell.blocks_per_group as u64)),
+                Some(DepthAxis::Depth(d)) => d.contains(&cell.depth),
+                Some(DepthAxis::BlocksPerGroup(n)) => n.contains(&cell.blocks_per_group),
                 None => true,
             }
-            && self.widths.as_ref().is_none_or(|w| w.contains(&(cell.width as u64)))
+            && self.widths.as_ref().is_none_or(|w| w.contains(&cell.width))
             && self.dropouts.as_ref().is_none_or(|d| d.contains(&cell.dropout))
     }
 }
 
-fn blocks_for(depth: u64, block: &BlockPattern, convention: DepthConvention, section: &str) -> Result<u32, SpecError> {
+/// Blocks per group N of a `depth` in `convention`: it must divide into
+/// whole blocks and give at most [`MAX_BLOCKS_PER_GROUP`] of them; the
+/// error names `<section>.depth`.
+fn blocks_for(depth: u32, block: &BlockPattern, convention: DepthConvention, section: &str) -> Result<u32, SpecError> {
     let field = format!("{section}.depth");
-    let depth_usize = usize::try_from(depth).unwrap_or(usize::MAX);
-    match convention {
-        DepthConvention::ConvLayers => WrnConfig::blocks_for_depth(depth_usize, block)
-            .map(|n| n as u32)
-            .map_err(|e| SpecError::field(field, e.to_string())),
+    let n = match convention {
+        DepthConvention::ConvLayers => WrnConfig::blocks_for_depth(widen(depth), block)
+            .map_err(|e| SpecError::field(field.clone(), e.to_string()))?,
         DepthConvention::Nominal => {
             if depth > 4 && (depth - 4).is_multiple_of(6) {
-                Ok(((depth - 4) / 6) as u32)
+                widen((depth - 4) / 6)
             } else {
                 let below = depth.saturating_sub(4) / 6 * 6 + 4;
                 let below = if below > 4 { below.to_string() } else { "none".to_string() };
-                Err(SpecError::field(
+                return Err(SpecError::field(
                     field,
                     format!(
                         "nominal depth {depth} is not 6N + 4; nearest valid depths: {below}, {}",
                         (depth.saturating_sub(4) / 6 + 1) * 6 + 4
                     ),
-                ))
+                ));
             }
+        }
+    };
+    match u32::try_from(n) {
+        Ok(n) if widen(n) <= MAX_BLOCKS_PER_GROUP => Ok(n),
+        _ => {
+            let per_block = match convention {
+                DepthConvention::ConvLayers => 3 * block.deepening(),
+                DepthConvention::Nominal => 6,
+            };
+            Err(SpecError::field(
+                field,
+                format!(
+                    "depth {depth} gives N = {n} {block} blocks per group, more than {MAX_BLOCKS_PER_GROUP}: use a depth from {} to {} ({} convention)",
+                    per_block + 4,
+                    per_block * MAX_BLOCKS_PER_GROUP + 4,
+                    convention.name()
+                ),
+            ))
         }
     }
 }

@@ -11,12 +11,12 @@ mod cell;
 mod error;
 mod expand;
 mod raw;
-mod recipe;
 
 pub use cell::{CellConfig, JobSpec};
 pub use error::SpecError;
 pub use expand::{DepthConvention, Expansion};
-pub use recipe::Recipe;
+/// The recipe is shared with the worker: one type, one validation.
+pub use widesweep_arch::{Recipe, RecipeError};
 
 use widesweep_arch::Dataset;
 

@@ -1,9 +1,17 @@
 //! What the user typed: the TOML document as serde structs. Unknown fields
 //! and duplicate keys are refused by the parser; meaning is checked in
 //! [`RawSpec::validate`].
+//!
+//! Integers are read as TOML's own type, i64, and each is range-checked
+//! here, before it is narrowed, with an error naming the field, the value
+//! and the range: `depth = [25769803792]` is refused, never truncated into
+//! another cell. The recipe's integers are checked the same way by the
+//! shared [`Recipe`] type.
+
+use std::ops::RangeInclusive;
 
 use serde::Deserialize;
-use widesweep_arch::{BlockPattern, Dataset};
+use widesweep_arch::{BlockPattern, Dataset, MAX_BLOCKS_PER_GROUP, MAX_CONVS_PER_BLOCK, MAX_WIDTH};
 
 use super::expand::{Case, DepthAxis, DepthConvention, Exclusion, Grid};
 use super::{Recipe, Spec, SpecError};
@@ -13,7 +21,7 @@ use super::{Recipe, Spec, SpecError};
 pub(super) struct RawSpec {
     name: String,
     dataset: String,
-    seeds: Vec<u64>,
+    seeds: Vec<i64>,
     #[serde(default)]
     depth_convention: Option<String>,
     #[serde(default)]
@@ -32,10 +40,10 @@ pub(super) struct RawSpec {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCellSet {
     block: Option<OneOrMany<String>>,
-    l: Option<OneOrMany<u64>>,
-    depth: Option<OneOrMany<u64>>,
-    blocks_per_group: Option<OneOrMany<u64>>,
-    width: Option<OneOrMany<u64>>,
+    l: Option<OneOrMany<i64>>,
+    depth: Option<OneOrMany<i64>>,
+    blocks_per_group: Option<OneOrMany<i64>>,
+    width: Option<OneOrMany<i64>>,
     dropout: Option<OneOrMany<f64>>,
 }
 
@@ -56,6 +64,18 @@ impl<T> OneOrMany<T> {
 }
 
 const NAME_MAX: usize = 100;
+
+// The ranges of the spec's integers, from the architecture's own limits
+// (usize constants of at most 9604: these casts widen).
+const L_RANGE: RangeInclusive<i64> = 1..=MAX_CONVS_PER_BLOCK as i64;
+const BLOCKS_PER_GROUP_RANGE: RangeInclusive<i64> = 1..=MAX_BLOCKS_PER_GROUP as i64;
+const WIDTH_RANGE: RangeInclusive<i64> = 1..=MAX_WIDTH as i64;
+/// Up to the deepest network accepted, N = 200 blocks per group of l = 16
+/// convolutions; whether a depth divides into whole blocks of the cell's
+/// block type (and gives at most 200 of them) is checked on expansion.
+const DEPTH_RANGE: RangeInclusive<i64> = 1..=(3 * MAX_BLOCKS_PER_GROUP * MAX_CONVS_PER_BLOCK + 4) as i64;
+/// Seeds are stored as the databases' signed 64-bit integers.
+const SEED_RANGE: RangeInclusive<i64> = 0..=i64::MAX;
 
 impl RawSpec {
     pub(super) fn validate(self) -> Result<Spec, SpecError> {
@@ -84,9 +104,7 @@ impl RawSpec {
         if let Some(dup) = self.seeds.iter().find(|s| !seen.insert(**s)) {
             return Err(SpecError::field("seeds", format!("seed {dup} appears twice; seeds must be distinct")));
         }
-        if let Some(big) = self.seeds.iter().find(|s| **s > i64::MAX as u64) {
-            return Err(SpecError::field("seeds", format!("seed {big} is too large: use 0 to {}", i64::MAX)));
-        }
+        let seeds: Vec<u64> = narrow(self.seeds, "seeds", SEED_RANGE)?;
         let depth_convention = match self.depth_convention.as_deref() {
             None | Some("conv-layers") => DepthConvention::ConvLayers,
             Some("nominal") => DepthConvention::Nominal,
@@ -99,7 +117,7 @@ impl RawSpec {
                 ));
             }
         };
-        self.recipe.validate()?;
+        self.recipe.validate_for(dataset)?;
         let grid = self.grid.map(|g| g.into_grid("grid", true)).transpose()?;
         let cases = self
             .cases
@@ -119,7 +137,7 @@ impl RawSpec {
         if grid.is_none() && !exclusions.is_empty() {
             return Err(SpecError::field("exclude", "exclusions apply to the [grid], and the spec has none"));
         }
-        Ok(Spec { name, dataset, seeds: self.seeds, recipe: self.recipe, depth_convention, grid, cases, exclusions })
+        Ok(Spec { name, dataset, seeds, recipe: self.recipe, depth_convention, grid, cases, exclusions })
     }
 }
 
@@ -144,12 +162,9 @@ impl RawCellSet {
                     .collect::<Result<Vec<_>, _>>()?,
             ),
             (None, Some(ls)) => Some(
-                non_empty(ls.into_vec(), &field("l"))?
+                narrow::<usize>(non_empty(ls.into_vec(), &field("l"))?, &field("l"), L_RANGE)?
                     .into_iter()
-                    .map(|l| {
-                        BlockPattern::deepened(usize::try_from(l).unwrap_or(usize::MAX))
-                            .map_err(|e| SpecError::field(field("l"), e.to_string()))
-                    })
+                    .map(|l| BlockPattern::deepened(l).map_err(|e| SpecError::field(field("l"), e.to_string())))
                     .collect::<Result<Vec<_>, _>>()?,
             ),
             (None, None) => None,
@@ -161,16 +176,13 @@ impl RawCellSet {
                     "give either depth or blocks_per_group, not both",
                 ));
             }
-            (Some(depths), None) => Some(DepthAxis::Depth(non_empty(depths.into_vec(), &field("depth"))?)),
+            (Some(depths), None) => {
+                let depths = non_empty(depths.into_vec(), &field("depth"))?;
+                Some(DepthAxis::Depth(narrow(depths, &field("depth"), DEPTH_RANGE)?))
+            }
             (None, Some(ns)) => {
                 let ns = non_empty(ns.into_vec(), &field("blocks_per_group"))?;
-                if let Some(zero) = ns.iter().find(|n| **n == 0) {
-                    return Err(SpecError::field(
-                        field("blocks_per_group"),
-                        format!("{zero} is invalid: use 1 or more"),
-                    ));
-                }
-                Some(DepthAxis::BlocksPerGroup(ns))
+                Some(DepthAxis::BlocksPerGroup(narrow(ns, &field("blocks_per_group"), BLOCKS_PER_GROUP_RANGE)?))
             }
             (None, None) if complete => {
                 return Err(SpecError::field(
@@ -183,13 +195,7 @@ impl RawCellSet {
         let widths = match self.width {
             Some(w) => {
                 let w = non_empty(w.into_vec(), &field("width"))?;
-                if let Some(bad) = w.iter().find(|k| **k == 0 || **k > widesweep_arch_max_width()) {
-                    return Err(SpecError::field(
-                        field("width"),
-                        format!("{bad} is invalid: use an integer from 1 to {}", widesweep_arch_max_width()),
-                    ));
-                }
-                Some(w)
+                Some(narrow(w, &field("width"), WIDTH_RANGE)?)
             }
             None if complete => {
                 return Err(SpecError::field(
@@ -216,8 +222,21 @@ impl RawCellSet {
     }
 }
 
-fn widesweep_arch_max_width() -> u64 {
-    widesweep_arch::MAX_WIDTH as u64
+/// Checks every value against `range`, then narrows it to `T`: the one
+/// way a spec's integer becomes a smaller type. The error names the field,
+/// the value and the range.
+fn narrow<T: TryFrom<i64>>(values: Vec<i64>, field: &str, range: RangeInclusive<i64>) -> Result<Vec<T>, SpecError> {
+    values
+        .into_iter()
+        .map(|value| {
+            range.contains(&value).then(|| T::try_from(value).ok()).flatten().ok_or_else(|| {
+                SpecError::field(
+                    field,
+                    format!("{value} is invalid: use an integer from {} to {}", range.start(), range.end()),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Refuses empty and repeated axis values: a repeat would hash to the same

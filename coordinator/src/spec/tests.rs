@@ -217,7 +217,181 @@ fn hash_of_a_known_cell_never_changes() {
         job.canonical_json(),
         r#"{"block":"B(3,3)","blocks_per_group":2,"dataset":"cifar10","dropout":0.0,"format":1,"recipe":{"batch_size":128,"checkpoint_every":1,"epochs":2,"lr":0.1,"lr_gamma":0.2,"lr_milestones":[],"momentum":0.9,"nesterov":true,"reset_momentum_on_drop":true,"train_subset":0,"weight_decay":0.0005},"seed":1,"width":4}"#
     );
-    assert_eq!(job.cell_hash.len(), 64);
+    assert_eq!(job.cell_hash, "623db43fad3a7f5cd790e0a82ffc733218c88f11cb95f304e3cbd8d3f708cb1d");
+}
+
+/// Every recipe field set away from its default: pins the canonical form of
+/// the shared recipe type, the fields left out at their defaults included.
+/// The hash is the one the coordinator computed before the recipe moved to
+/// widesweep-arch.
+#[test]
+fn hash_of_a_cell_with_a_full_recipe_never_changes() {
+    let text = "name = \"s\"\ndataset = \"cifar10\"\nseeds = [1]\n[recipe]\nepochs = 30\nbatch_size = 64\nlr = 0.05\n\
+        lr_milestones = [10, 20]\nlr_gamma = 0.1\nmomentum = 0.8\nnesterov = false\nweight_decay = 0.001\n\
+        reset_momentum_on_drop = false\ntrain_subset = 1000\ntest_subset = 500\naugment = false\n\
+        checkpoint_every = 5\nprecision = \"bf16\"\n[grid]\ndepth = [16]\nwidth = [4]\n";
+    let job = &Spec::parse(text).unwrap().expand(false).unwrap().jobs[0];
+    assert_eq!(
+        job.canonical_json(),
+        r#"{"block":"B(3,3)","blocks_per_group":2,"dataset":"cifar10","dropout":0.0,"format":1,"recipe":{"augment":false,"batch_size":64,"checkpoint_every":5,"epochs":30,"lr":0.05,"lr_gamma":0.1,"lr_milestones":[10,20],"momentum":0.8,"nesterov":false,"precision":"bf16","reset_momentum_on_drop":false,"test_subset":500,"train_subset":1000,"weight_decay":0.001},"seed":1,"width":4}"#
+    );
+    assert_eq!(job.cell_hash, "4c847d39e6d47b9c3b6b2beb3266387b9d46e517f356a0f3138007e8e4e44ce1");
+}
+
+/// A spec whose `[recipe]` table is `recipe` (and a one-cell grid).
+fn with_recipe(recipe: &str) -> String {
+    format!("name = \"s\"\ndataset = \"cifar10\"\nseeds = [1]\n[recipe]\n{recipe}\n[grid]\ndepth = [16]\nwidth = [4]\n")
+}
+
+/// Asserts that `text` is refused with an error naming `field`, the bad
+/// `value` and the `valid` range.
+fn assert_refused(text: &str, field: &str, value: &str, valid: &str) {
+    let message = err(text);
+    assert!(
+        message.contains(field) && message.contains(value) && message.contains(valid),
+        "expected {field:?}, {value:?} and {valid:?} in {message:?}\nfor\n{text}"
+    );
+}
+
+/// The tester's input: 25769803792 = 2^32 * 6 + 16 was truncated to 16 and
+/// stored as WRN-16.
+#[test]
+fn a_depth_beyond_u32_is_refused_not_truncated() {
+    assert_refused(
+        &with_grid("depth = [25769803792]\nwidth = [4]"),
+        "grid.depth",
+        "25769803792",
+        "use an integer from 1 to 9604",
+    );
+}
+
+#[test]
+fn blocks_per_group_beyond_u32_is_refused_naming_the_field() {
+    assert_refused(
+        &with_grid("blocks_per_group = [4294967297]\nwidth = [4]"),
+        "grid.blocks_per_group",
+        "4294967297",
+        "use an integer from 1 to 200",
+    );
+}
+
+#[test]
+fn width_and_l_beyond_u32_are_refused_naming_the_field() {
+    assert_refused(
+        &with_grid("depth = [16]\nwidth = [4294967300]"),
+        "grid.width",
+        "4294967300",
+        "use an integer from 1 to 64",
+    );
+    assert_refused(
+        &with_grid("l = [4294967298]\ndepth = [16]\nwidth = [4]"),
+        "grid.l",
+        "4294967298 is invalid",
+        "use an integer from 1 to 16",
+    );
+}
+
+#[test]
+fn huge_integers_in_cases_and_exclusions_name_their_section() {
+    let base = with_grid("depth = [16]\nwidth = [4]");
+    assert_refused(
+        &format!("{base}[[case]]\ndepth = 25769803792\nwidth = 4\n"),
+        "case[0].depth",
+        "25769803792",
+        "from 1 to 9604",
+    );
+    assert_refused(
+        &format!("{base}[[case]]\nblocks_per_group = 4294967297\nwidth = 4\n"),
+        "case[0].blocks_per_group",
+        "4294967297",
+        "from 1 to 200",
+    );
+    assert_refused(
+        &format!("{base}[[case]]\nl = 4294967298\nblocks_per_group = 1\nwidth = 4\n"),
+        "case[0].l",
+        "4294967298 is invalid",
+        "from 1 to 16",
+    );
+    assert_refused(
+        &format!("{base}[[case]]\ndepth = 16\nwidth = 4294967300\n"),
+        "case[0].width",
+        "4294967300",
+        "from 1 to 64",
+    );
+    assert_refused(
+        &format!("{base}[[exclude]]\ndepth = 25769803792\n"),
+        "exclude[0].depth",
+        "25769803792",
+        "from 1 to 9604",
+    );
+    assert_refused(
+        &format!("{base}[[exclude]]\nblocks_per_group = 4294967297\n"),
+        "exclude[0].blocks_per_group",
+        "4294967297",
+        "from 1 to 200",
+    );
+}
+
+#[test]
+fn negative_integers_name_the_field() {
+    assert_refused(&with_grid("depth = [-16]\nwidth = [4]"), "grid.depth", "-16", "from 1 to 9604");
+    assert_refused(&with_grid("depth = [16]\nwidth = -4"), "grid.width", "-4", "from 1 to 64");
+    assert_refused(
+        "name = \"s\"\ndataset = \"cifar10\"\nseeds = [1, -1]\n[grid]\ndepth = [16]\nwidth = [4]\n",
+        "seeds",
+        "-1",
+        "from 0 to 9223372036854775807",
+    );
+}
+
+/// A depth that divides into whole blocks but gives more of them than a
+/// network may have: the error names the depth the user wrote, not a
+/// blocks_per_group they never gave.
+#[test]
+fn a_depth_with_too_many_blocks_names_the_depth() {
+    // 1210 = 3 * 201 * 2 + 4 = 6 * 201 + 4: N = 201 in both conventions.
+    assert_refused(&with_grid("depth = [1210]\nwidth = [1]"), "grid.depth", "N = 201", "from 10 to 1204");
+    let nominal =
+        with_grid("depth = [1210]\nwidth = [1]").replace("seeds = [1]", "seeds = [1]\ndepth_convention = \"nominal\"");
+    assert_refused(&nominal, "grid.depth", "N = 201", "from 10 to 1204");
+    assert_eq!(Spec::parse(&with_grid("depth = [1204]\nwidth = [1]")).unwrap().expand(false).unwrap().cells.len(), 1);
+}
+
+/// Each recipe integer beyond u32: refused while reading, naming the field,
+/// the value and the range (the old parser said only "expected u32").
+#[test]
+fn recipe_integers_beyond_u32_name_the_field() {
+    for (line, field, value, valid) in [
+        ("epochs = 4294967296", "recipe.epochs", "4294967296", "from 1 to 10000"),
+        ("epochs = -1", "recipe.epochs", "-1", "from 1 to 10000"),
+        ("batch_size = 4294967298", "recipe.batch_size", "4294967298", "from 2 to 65536"),
+        ("train_subset = 4294967296", "recipe.train_subset", "4294967296", "from 0 to 4294967295"),
+        ("test_subset = 4294967296", "recipe.test_subset", "4294967296", "from 0 to 4294967295"),
+        ("checkpoint_every = 4294967296", "recipe.checkpoint_every", "4294967296", "from 0 to 4294967295"),
+        ("lr_milestones = [4294967297]", "recipe.lr_milestones", "4294967297", "below recipe.epochs"),
+    ] {
+        assert_refused(&with_recipe(line), field, value, valid);
+    }
+}
+
+/// The coordinator once accepted batch_size = 1, which every worker refused
+/// (batch norm needs two samples): now both apply the one validation.
+#[test]
+fn the_recipe_is_refused_where_a_worker_would_refuse_it() {
+    for (recipe, field, valid) in [
+        ("batch_size = 1", "recipe.batch_size", "batch norm needs two samples"),
+        ("batch_size = 50001", "recipe.batch_size", "at most 50000"),
+        ("epochs = 10001", "recipe.epochs", "from 1 to 10000"),
+        ("epochs = 10\nlr_milestones = [5, 10]", "recipe.lr_milestones", "from 1 to 9"),
+        ("lr_milestones = [0, 5]", "recipe.lr_milestones", "from 1"),
+        ("train_subset = 100", "recipe.train_subset", "at least 128"),
+    ] {
+        let message = err(&with_recipe(recipe));
+        assert!(message.contains(field) && message.contains(valid), "{recipe}: {message}");
+    }
+    let accepted = |recipe: &str| Spec::parse(&with_recipe(recipe)).and_then(|s| s.expand(false)).map(|e| e.jobs.len());
+    assert_eq!(accepted("batch_size = 2\ntrain_subset = 2"), Ok(1));
+    assert_eq!(accepted("epochs = 10\nlr_milestones = [1, 9]"), Ok(1));
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! A leased job, as the trainer needs it: the gRPC cell config turned into
 //! a [`RunSpec`], checked with the same rules as a local `widesweep train`.
 
-use widesweep_arch::{BlockPattern, Dataset, Precision, WrnConfig};
+use widesweep_arch::{BlockPattern, Dataset, Precision, WrnConfig, widen};
 use widesweep_proto::v1 as pb;
 
 use crate::train::{Recipe, RunSpec};
@@ -44,44 +44,45 @@ impl JobPlan {
         let dataset: Dataset = cell.dataset.parse().map_err(|e| invalid("dataset", &cell.dataset, format!("{e}")))?;
         let config = WrnConfig::new(
             block,
-            cell.blocks_per_group as usize,
-            cell.width as usize,
+            widen(cell.blocks_per_group),
+            widen(cell.width),
             cell.dropout,
             dataset.in_channels(),
             dataset.num_classes(),
         )
         .map_err(|e| invalid("config", &cell, e.to_string()))?;
-        // The spec's "lr drops after N epochs" is the trainer's "at the
-        // start of 0-based epoch N": the same number.
+        // The same type and validation as the coordinator's (widesweep-arch),
+        // field for field from the message.
         let recipe = Recipe {
-            epochs: r.epochs as usize,
-            batch_size: r.batch_size as usize,
+            epochs: r.epochs,
+            batch_size: r.batch_size,
             lr: r.lr,
-            lr_milestones: r.lr_milestones.iter().map(|m| *m as usize).collect(),
+            lr_milestones: r.lr_milestones.clone(),
             lr_gamma: r.lr_gamma,
             momentum: r.momentum,
             nesterov: r.nesterov,
             weight_decay: r.weight_decay,
             reset_momentum_on_drop: r.reset_momentum_on_drop,
+            train_subset: r.train_subset,
+            test_subset: r.test_subset,
             augment: r.augment.unwrap_or(true),
+            checkpoint_every: r.checkpoint_every,
             precision: Precision::from_wire(&r.precision)
                 .map_err(|e| invalid("recipe.precision", &r.precision, e.to_string()))?,
         };
-        recipe.validate().map_err(|e| invalid("recipe", r, e.to_string()))?;
-        let train_subset = (r.train_subset > 0).then_some(r.train_subset as usize);
-        let test_subset = (r.test_subset > 0).then_some(r.test_subset as usize);
+        recipe.validate_for(dataset).map_err(|e| invalid("recipe", r, e.to_string()))?;
         Ok(Self {
             job_id,
             attempt: job.attempt,
             lease_token: job.lease_token.clone(),
             label: cell_label(cell),
-            spec: RunSpec { config, dataset, recipe, seed: cell.seed, train_subset, test_subset },
-            checkpoint_every: r.checkpoint_every as usize,
+            checkpoint_every: widen(recipe.checkpoint_every),
+            spec: RunSpec { config, dataset, recipe, seed: cell.seed },
         })
     }
 
     pub fn epochs(&self) -> usize {
-        self.spec.recipe.epochs
+        widen(self.spec.recipe.epochs)
     }
 }
 

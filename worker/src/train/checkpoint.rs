@@ -43,6 +43,12 @@ pub enum CheckpointError {
 }
 
 /// The cell a checkpoint was written for, as stored in its metadata.
+///
+/// Checkpoints written before the recipe was shared with the coordinator
+/// hold a recipe without `train_subset`, `test_subset` and
+/// `checkpoint_every`: those read back as their defaults (serde), and the
+/// subset that run trained on is the record's own `train_subset`, which is
+/// therefore still written and is what a resume compares.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct CellRecord {
     network: String,
@@ -71,7 +77,7 @@ impl CellRecord {
             num_classes: c.num_classes,
             dataset: spec.dataset.to_string(),
             seed: spec.seed,
-            train_subset: spec.train_subset,
+            train_subset: spec.recipe.train_subset_len(),
             recipe: spec.recipe.clone(),
         }
     }
@@ -85,7 +91,10 @@ impl CellRecord {
 
     /// The first field in which `self` (the checkpoint's) differs from
     /// `run` (this run's). The number of epochs may differ: a run can be
-    /// extended.
+    /// extended. The recipe's subsets and checkpoint period are not
+    /// compared there: the training subset is compared as the record's
+    /// `train_subset` (the only place older checkpoints have it), and the
+    /// test subset and the checkpoint period do not change the training.
     fn first_difference(&self, run: &CellRecord) -> Option<(&'static str, String, String)> {
         if self.architecture() != run.architecture() {
             return Some(("architecture", self.architecture(), run.architecture()));
@@ -98,8 +107,14 @@ impl CellRecord {
         if let Some(diff) = pairs.into_iter().find(|(_, a, b)| a != b) {
             return Some(diff);
         }
-        let same_epochs = Recipe { epochs: run.recipe.epochs, ..self.recipe.clone() };
-        (same_epochs != run.recipe).then(|| {
+        let comparable = Recipe {
+            epochs: run.recipe.epochs,
+            train_subset: run.recipe.train_subset,
+            test_subset: run.recipe.test_subset,
+            checkpoint_every: run.recipe.checkpoint_every,
+            ..self.recipe.clone()
+        };
+        (comparable != run.recipe).then(|| {
             let json = |r: &Recipe| serde_json::to_string(r).unwrap_or_default();
             ("recipe", json(&self.recipe), json(&run.recipe))
         })
@@ -219,4 +234,57 @@ pub fn load(path: &Path, spec: &RunSpec, model: &Wrn, optimizer: &mut Sgd) -> Re
     }
     optimizer.load_momentum(|name, _| Ok(momentum.remove(name))).map_err(|e| corrupt(e.to_string()))?;
     Ok(CheckpointState { epochs_done, history })
+}
+
+#[cfg(test)]
+mod tests {
+    use widesweep_arch::{Dataset, WrnConfig};
+
+    use super::*;
+
+    /// The cell metadata of a checkpoint written by the worker before the
+    /// recipe was shared (its own recipe type: usize fields, no subsets, no
+    /// checkpoint period), for WRN-10-1 on CIFAR-10, seed 7, 1024 images.
+    const OLD_CELL: &str = r#"{"network":"WRN-10-1 B(3,3)","block":"B(3,3)","blocks_per_group":1,"width":1,"dropout":0.0,"in_channels":3,"num_classes":10,"dataset":"cifar10","seed":7,"train_subset":1024,"recipe":{"epochs":3,"batch_size":32,"lr":0.05,"lr_milestones":[1,2],"lr_gamma":0.2,"momentum":0.9,"nesterov":true,"weight_decay":0.0005,"reset_momentum_on_drop":true,"augment":true,"precision":"f32"}}"#;
+
+    fn run(recipe: Recipe) -> CellRecord {
+        let config = WrnConfig::new("B(3,3)".parse().unwrap(), 1, 1, 0.0, 3, 10).unwrap();
+        CellRecord::of(&RunSpec { config, dataset: Dataset::Cifar10, recipe, seed: 7 })
+    }
+
+    fn same_recipe() -> Recipe {
+        Recipe {
+            epochs: 3,
+            batch_size: 32,
+            lr: 0.05,
+            lr_milestones: vec![1, 2],
+            train_subset: 1024,
+            ..Recipe::default()
+        }
+    }
+
+    #[test]
+    fn an_old_checkpoints_cell_still_reads_and_matches_its_run() {
+        let old: CellRecord = serde_json::from_str(OLD_CELL).unwrap();
+        assert_eq!(old.recipe.train_subset, 0, "not recorded in the old recipe: the default");
+        assert_eq!(old.first_difference(&run(same_recipe())), None);
+        // A longer run, another test subset or checkpoint period: the same training.
+        let extended = Recipe { epochs: 5, test_subset: 500, checkpoint_every: 2, ..same_recipe() };
+        assert_eq!(old.first_difference(&run(extended)), None);
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_recipe_or_subset_is_refused() {
+        let old: CellRecord = serde_json::from_str(OLD_CELL).unwrap();
+        let new: CellRecord = serde_json::from_str(&json(&run(same_recipe()))).unwrap();
+        for checkpoint in [old, new] {
+            let field = |recipe: Recipe| checkpoint.first_difference(&run(recipe)).map(|(field, _, _)| field);
+            assert_eq!(field(Recipe { lr: 0.1, ..same_recipe() }), Some("recipe"));
+            assert_eq!(field(Recipe { batch_size: 64, ..same_recipe() }), Some("recipe"));
+            assert_eq!(field(Recipe { augment: false, ..same_recipe() }), Some("recipe"));
+            assert_eq!(field(Recipe { train_subset: 2048, ..same_recipe() }), Some("train_subset"));
+            assert_eq!(field(Recipe { train_subset: 0, ..same_recipe() }), Some("train_subset"));
+            assert_eq!(field(same_recipe()), None);
+        }
+    }
 }

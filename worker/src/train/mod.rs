@@ -1,7 +1,9 @@
 //! Training: the paper's recipe (Zagoruyko & Komodakis, BMVC 2016, section 4),
 //! the loop, and checkpoints.
 //!
-//! - [`recipe`]: epochs, batch, learning-rate schedule, SGD settings.
+//! - [`Recipe`]: epochs, batch, learning-rate schedule, SGD settings; the
+//!   type and its validation live in `widesweep-arch`, shared with the
+//!   coordinator, so a recipe it accepts is one this worker accepts.
 //! - [`optimizer`]: SGD with Nesterov momentum and weight decay.
 //! - [`trainer`]: one run: epochs, metrics, evaluation, an observer per epoch.
 //! - [`checkpoint`]: the whole training state in one safetensors file.
@@ -10,12 +12,11 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod optimizer;
-pub mod recipe;
 pub mod trainer;
 
 pub use checkpoint::CheckpointError;
-pub use recipe::{Recipe, RecipeError};
 pub use trainer::{EpochMetrics, EpochObserver, RunSpec, Trainer};
+pub use widesweep_arch::{Recipe, RecipeError};
 
 /// Everything that can stop a run.
 #[derive(Debug, thiserror::Error)]

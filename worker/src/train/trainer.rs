@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use candle_core::{D, DType, Device, ModuleT, Tensor};
 use serde::{Deserialize, Serialize};
-use widesweep_arch::{Dataset, WrnConfig};
+use widesweep_arch::{Dataset, WrnConfig, widen};
 
 use super::checkpoint::{self, CheckpointState};
 use super::optimizer::Sgd;
@@ -37,13 +37,11 @@ const PREFETCH_BATCHES: usize = 2;
 pub struct RunSpec {
     pub config: WrnConfig,
     pub dataset: Dataset,
+    /// The recipe, subsets included (`recipe.train_subset`: train on that
+    /// many images of the training set, the same ones for every seed;
+    /// `recipe.test_subset`: evaluate on the first that many test images).
     pub recipe: Recipe,
     pub seed: u64,
-    /// Train on this many images of the training set (the same images for
-    /// every seed), for quick runs; `None` uses all of it.
-    pub train_subset: Option<usize>,
-    /// Evaluate on the first this many test images; `None` uses all.
-    pub test_subset: Option<usize>,
 }
 
 /// What one epoch measured. Errors are fractions in [0, 1].
@@ -106,7 +104,7 @@ pub struct Trainer {
 impl Trainer {
     /// A fresh run: weights initialised from the spec's seed.
     pub fn new(spec: RunSpec, splits: Arc<Splits>, device: &Device) -> Result<Self, TrainError> {
-        spec.recipe.validate()?;
+        spec.recipe.validate_for(spec.dataset)?;
         if splits.train.channels != spec.config.in_channels {
             return Err(TrainError::Channels {
                 dataset: spec.dataset.to_string(),
@@ -114,20 +112,21 @@ impl Trainer {
                 expected: spec.config.in_channels,
             });
         }
-        let train_subset = match spec.train_subset {
+        let train_subset = match spec.recipe.train_subset_len() {
             Some(n) if n < splits.train.len() => {
                 let order = rng::permutation(&mut rng::stream(0, 0, 0, Purpose::Subset), splits.train.len());
                 Some(splits.train.subset(&order[..n]))
             }
             _ => None,
         };
-        let test_subset = match spec.test_subset {
+        let test_subset = match spec.recipe.test_subset_len() {
             Some(n) if n < splits.test.len() => Some(splits.test.subset(&(0..n).collect::<Vec<_>>())),
             _ => None,
         };
         let train_images = train_subset.as_ref().map_or(splits.train.len(), ImageSet::len);
-        if train_images < spec.recipe.batch_size {
-            return Err(TrainError::TooFewImages { images: train_images, batch: spec.recipe.batch_size });
+        let batch = widen(spec.recipe.batch_size);
+        if train_images < batch {
+            return Err(TrainError::TooFewImages { images: train_images, batch });
         }
         let options = ModelOptions::for_device(device, spec.recipe.precision);
         let model = Wrn::with_options(&spec.config, spec.seed, DType::F32, device, options)?;
@@ -206,7 +205,7 @@ impl Trainer {
 
     /// Trains the remaining epochs of the recipe, telling `observer` after each.
     pub fn run(&mut self, observer: &mut dyn EpochObserver) -> Result<(), TrainError> {
-        while self.epochs_done < self.spec.recipe.epochs {
+        while self.epochs_done < widen(self.spec.recipe.epochs) {
             let metrics = self.train_epoch()?;
             if observer.epoch_finished(&metrics, self)?.is_break() {
                 break;
@@ -220,7 +219,7 @@ impl Trainer {
         let started = Instant::now();
         let epoch = self.epochs_done;
         let recipe = &self.spec.recipe;
-        let (seed, batch) = (self.spec.seed, recipe.batch_size);
+        let (seed, batch) = (self.spec.seed, widen(recipe.batch_size));
         if recipe.reset_momentum_on_drop && recipe.drops_at(epoch) {
             self.optimizer.reset_momentum();
         }
