@@ -466,7 +466,10 @@ async fn results_stream_in_pages(store: Arc<dyn Store>) {
     running.clients.sweeps.submit_sweep(request).await.unwrap();
     // Two jobs with epochs, on either side of a page boundary.
     let worker = store.register_worker("h", &[], "t", 0).await.unwrap();
-    let first = store.lease_job(worker, "cpu", common::token(), 60_000, 0).await.unwrap().unwrap();
+    // On the real clock: the running server's reaper would return a lease
+    // stamped at time 0 at once.
+    let now = widesweep_coordinator::store::now_ms();
+    let first = store.lease_job(worker, "cpu", common::token(), 60_000, now).await.unwrap().unwrap();
     let metrics = |n: u32| widesweep_coordinator::store::EpochMetrics {
         epoch: n,
         train_loss: 1.0,
@@ -477,8 +480,8 @@ async fn results_stream_in_pages(store: Arc<dyn Store>) {
         epoch_seconds: 1.0,
         images_per_second: 1.0,
     };
-    store.report_epoch(first.fence(), &metrics(1), 60_000, 1).await.unwrap();
-    store.report_epoch(first.fence(), &metrics(2), 60_000, 2).await.unwrap();
+    store.report_epoch(first.fence(), &metrics(1), 60_000, now + 1).await.unwrap();
+    store.report_epoch(first.fence(), &metrics(2), 60_000, now + 2).await.unwrap();
     let mut pages = running
         .clients
         .sweeps
