@@ -335,6 +335,30 @@ fn a_finished_sweep_reads_as_tables_sql_exports_and_plots() {
     }
     let still = run(&["sql", "SELECT COUNT(*) AS n FROM jobs", "--db", &db, "--format", "json"]);
     assert_eq!(text(&still.stdout), "[\n  {\n    \"n\": 8\n  }\n]\n");
+    // SQLite's parser, not ours, finds the second statement.
+    let two = run(&["sql", "SELECT '--'; DELETE FROM jobs", "--db", &db]);
+    assert!(
+        !two.status.success() && text(&two.stderr).contains("only one statement is accepted"),
+        "{}",
+        text(&two.stderr)
+    );
+    // --max-rows: the grid formats say the result was cut; CSV and JSON stay
+    // data only, and the note goes to standard error.
+    let ids = "SELECT id FROM jobs ORDER BY id";
+    let note = "cut at 3 rows: the result has more; raise --max-rows or page with LIMIT and OFFSET";
+    for format in ["text", "markdown", "latex"] {
+        let cut = run(&["sql", ids, "--db", &db, "--max-rows", "3", "--format", format]);
+        assert!(cut.status.success(), "{}", text(&cut.stderr));
+        assert!(text(&cut.stdout).contains(note), "{format}: {}", text(&cut.stdout));
+    }
+    let csv = run(&["sql", ids, "--db", &db, "--max-rows", "3", "--format", "csv"]);
+    assert_eq!(text(&csv.stdout), "id\n1\n2\n3\n");
+    assert!(text(&csv.stderr).contains(note), "{}", text(&csv.stderr));
+    let json = run(&["sql", ids, "--db", &db, "--max-rows", "3", "--format", "json"]);
+    assert_eq!(text(&json.stdout).matches("\"id\"").count(), 3, "{}", text(&json.stdout));
+    assert!(text(&json.stdout).ends_with("}\n]\n") && text(&json.stderr).contains(note));
+    let whole = run(&["sql", ids, "--db", &db, "--max-rows", "8", "--format", "csv"]);
+    assert_eq!((text(&whole.stdout).lines().count(), text(&whole.stderr)), (9, String::new()));
 
     // Exports for pandas, and both kinds of plot.
     let csv = client(&["export", "quickstart", "--format", "csv"]);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{TestDb, token};
 use widesweep_coordinator::report::export::{ExportFormat, export};
 use widesweep_coordinator::report::plot::{PlotKind, PlotOptions, plot_data, write_plot};
-use widesweep_coordinator::report::sql::{SqlError, SqlValue, query};
+use widesweep_coordinator::report::sql::{SqlError, SqlValue, query, query_into};
 use widesweep_coordinator::report::table::parse_assignment;
 use widesweep_coordinator::report::{Axis, Format, ReportError, TableOptions, build, default_table, render};
 use widesweep_coordinator::store::{self, EpochMetrics, JobResult, LeasedJob, Store, StoreError};
@@ -493,41 +493,52 @@ const REFUSED: [&str; 11] = [
     "SELECT 1;\nUPDATE sweeps SET state = 'cancelled'",
 ];
 
+/// The rows of jobs and epochs, read through `widesweep sql` itself.
+async fn rows_of_jobs_and_epochs(db: &TestDb) -> SqlValue {
+    let sql = "SELECT (SELECT COUNT(*) FROM jobs) + (SELECT COUNT(*) FROM epochs) AS n";
+    query(&db.url, sql, TIMEOUT, MAX_ROWS).await.unwrap().rows[0][0].clone()
+}
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_ROWS: usize = 1_000;
+
 async fn sql_is_read_only(db: &TestDb) {
     quickstart(&*db.store, 0).await;
-    let timeout = Duration::from_secs(10);
-    let count = || async {
-        let result = query(&db.url, "SELECT (SELECT COUNT(*) FROM jobs) + (SELECT COUNT(*) FROM epochs) AS n", timeout)
-            .await
-            .unwrap();
-        result.rows[0][0].clone()
-    };
-    let before = count().await;
+    let before = rows_of_jobs_and_epochs(db).await;
     assert_eq!(before, SqlValue::Int(8 + 16));
     for statement in REFUSED {
-        let error = query(&db.url, statement, timeout).await.unwrap_err();
+        let error = query(&db.url, statement, TIMEOUT, MAX_ROWS).await.unwrap_err();
         assert!(matches!(error, SqlError::Refused { .. } | SqlError::Multiple { .. }), "{statement}: {error}");
     }
-    // Statements that read at first sight but write are stopped by the
-    // connection itself.
-    let sneaky = match db.store.backend() {
+    // Statements that read at first sight but write, data-modifying CTEs
+    // among them, are refused by the database: SQLite's compiled statement
+    // says it writes, PostgreSQL's read-only transaction refuses.
+    let mut sneaky = vec![
+        "WITH doomed AS (SELECT id FROM jobs) UPDATE jobs SET status = 'failed' WHERE id IN (SELECT id FROM doomed)",
+    ];
+    match db.store.backend() {
         store::Backend::Sqlite => {
-            vec!["WITH doomed AS (SELECT id FROM jobs) DELETE FROM epochs WHERE job_id IN doomed"]
+            sneaky.push("WITH doomed AS (SELECT id FROM jobs) DELETE FROM epochs WHERE job_id IN doomed");
+            sneaky.push("WITH x AS (SELECT 1) INSERT INTO epochs SELECT * FROM epochs");
         }
-        store::Backend::Postgres => vec![
+        store::Backend::Postgres => sneaky.extend([
             "WITH doomed AS (DELETE FROM epochs RETURNING job_id) SELECT COUNT(*) FROM doomed",
+            "WITH moved AS (UPDATE jobs SET status = 'failed' RETURNING id) SELECT * FROM moved",
             "EXPLAIN ANALYZE DELETE FROM epochs",
             "SELECT nextval('sweeps_id_seq')",
-            "SELECT set_config('transaction_read_only', 'off', true)",
-        ],
-    };
-    for statement in sneaky {
-        let error = query(&db.url, statement, timeout).await.unwrap_err();
-        assert!(matches!(error, SqlError::Database(_)), "{statement}: {error}");
-        let message = error.to_string();
-        assert!(message.contains("read") || message.contains("readonly"), "{statement}: {message}");
+        ]),
     }
-    assert_eq!(count().await, before, "nothing changed");
+    for statement in sneaky {
+        let error = query(&db.url, statement, TIMEOUT, MAX_ROWS).await.unwrap_err();
+        assert!(matches!(error, SqlError::Writes { .. }), "{statement}: {error}");
+        assert!(error.to_string().contains("read-only"), "{statement}: {error}");
+    }
+    if db.store.backend() == store::Backend::Postgres {
+        let statement = "SELECT set_config('transaction_read_only', 'off', true)";
+        let error = query(&db.url, statement, TIMEOUT, MAX_ROWS).await.unwrap_err();
+        assert!(error.to_string().contains("read"), "{statement}: {error}");
+    }
+    assert_eq!(rows_of_jobs_and_epochs(db).await, before, "nothing changed");
 
     // A runaway statement is stopped by the timeout.
     let endless = match db.store.backend() {
@@ -537,7 +548,7 @@ async fn sql_is_read_only(db: &TestDb) {
         store::Backend::Postgres => "SELECT pg_sleep(30)",
     };
     let started = std::time::Instant::now();
-    let error = query(&db.url, endless, Duration::from_millis(500)).await.unwrap_err();
+    let error = query(&db.url, endless, Duration::from_millis(500), MAX_ROWS).await.unwrap_err();
     assert!(matches!(error, SqlError::Timeout { .. }), "{error}");
     assert!(started.elapsed() < Duration::from_secs(10));
 
@@ -546,15 +557,198 @@ async fn sql_is_read_only(db: &TestDb) {
         &db.url,
         "SELECT block, width, COUNT(*) AS jobs, AVG(final_test_error) AS mean_error FROM results \
          WHERE sweep = 'quickstart' GROUP BY block, width ORDER BY block DESC, width",
-        timeout,
+        TIMEOUT,
+        MAX_ROWS,
     )
     .await
     .unwrap();
     assert_eq!(result.columns, ["block", "width", "jobs", "mean_error"]);
     assert_eq!(result.rows.len(), 4);
+    assert_eq!(result.cut_at, None);
     assert_eq!(result.rows[0][..3], [SqlValue::Text("B(3,3)".into()), SqlValue::Int(1), SqlValue::Int(2)]);
     let SqlValue::Float(mean) = result.rows[0][3] else { panic!("{:?}", result.rows[0][3]) };
     assert!((mean - 0.123).abs() < 1e-9);
+}
+
+/// Issue 13's finding: on PostgreSQL a `$$` that the server reads as part
+/// of an identifier (`a$$`) hid the `;`s from our lexer, and the simple-query
+/// protocol then ran every statement, the DELETE in a read-write transaction
+/// of its own. Now the database itself decides what is one statement.
+async fn sql_runs_one_statement_as_the_database_parses_it(db: &TestDb) {
+    common::submit(&*db.store, &common::spec("victim", &[1, 2], &[1, 2, 3]), 0, 3).await;
+    let jobs = || async { query(&db.url, "SELECT COUNT(*) AS n FROM jobs", TIMEOUT, MAX_ROWS).await.unwrap().rows };
+    assert_eq!(jobs().await, [[SqlValue::Int(6)]]);
+    let mut texts = vec![
+        "SELECT 1 AS a$$; COMMIT; BEGIN READ WRITE; DELETE FROM jobs; COMMIT; SELECT 1 AS b$$",
+        "SELECT 1 AS x$t$; COMMIT; BEGIN READ WRITE; DELETE FROM jobs; COMMIT; SELECT 2 AS y$t$",
+        // Quotes and comments that hide or fake a `;`.
+        "SELECT '--'; DELETE FROM jobs",
+        "SELECT 1 /* ; */; DELETE FROM jobs /* ; */",
+        "SELECT \"a;b\" FROM (SELECT 1 AS \"a;b\") t; DELETE FROM jobs",
+        "SELECT 'it''s'; DELETE FROM jobs; --'",
+        "SELECT 1 -- ;\n; SELECT 2",
+        "SELECT 1;;; SELECT 2",
+    ];
+    match db.store.backend() {
+        store::Backend::Sqlite => texts.extend([
+            "SELECT [a;b] FROM (SELECT 1 AS [a;b]); DELETE FROM jobs",
+            "SELECT `a;b` FROM (SELECT 1 AS `a;b`); DELETE FROM jobs",
+            "SELECT 1 /* unterminated ; */ ; SELECT 2 /*",
+        ]),
+        store::Backend::Postgres => texts.extend([
+            "SELECT $$;$$; DELETE FROM jobs",
+            "SELECT E'\\''; DELETE FROM jobs; --'",
+            "SELECT 1 /* a /* nested ; */ comment ; */; DELETE FROM jobs",
+        ]),
+    }
+    for text in texts {
+        let result = query(&db.url, text, TIMEOUT, MAX_ROWS).await;
+        assert_eq!(jobs().await, [[SqlValue::Int(6)]], "{text} deleted jobs");
+        let error = result.expect_err(text);
+        assert!(matches!(error, SqlError::Multiple { .. }), "{text}: {error}");
+        assert!(error.to_string().contains("only one statement is accepted"), "{text}: {error}");
+    }
+    // One statement however it is quoted or commented, with a trailing
+    // `;`, empty statements or a comment after it.
+    let mut single = vec![
+        ("SELECT ';' AS semi; ", SqlValue::Text(";".into())),
+        ("SELECT 'a; b' AS t;;  -- done; really", SqlValue::Text("a; b".into())),
+        ("/* ; */ SELECT 2 AS n /* ; */", SqlValue::Int(2)),
+    ];
+    if db.store.backend() == store::Backend::Postgres {
+        single.push(("SELECT $x$;$x$ AS d", SqlValue::Text(";".into())));
+        // `a$$` is an identifier: what the old lexer took for a quote.
+        single.push(("SELECT 3 AS a$$, ';' AS b$$", SqlValue::Int(3)));
+    }
+    for (text, first) in single {
+        let result = query(&db.url, text, TIMEOUT, MAX_ROWS).await.unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(result.rows[0][0], first, "{text}");
+    }
+}
+
+/// Values come back typed, whatever the backend sends: PostgreSQL's binary
+/// NUMERIC (AVG and SUM of integers) included.
+async fn sql_values_are_typed(db: &TestDb) {
+    common::submit(&*db.store, &common::spec("typed", &[1, 2], &[1, 2, 3]), 0, 3).await;
+    let one = |sql: &'static str| async move {
+        let result = query(&db.url, sql, TIMEOUT, MAX_ROWS).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        result.rows.into_iter().next().unwrap_or_else(|| panic!("{sql}: no row"))
+    };
+    assert_eq!(
+        one("SELECT 1 AS i, 2.5 AS f, 'naïve; $$ ok' AS t, NULL AS n").await,
+        [SqlValue::Int(1), SqlValue::Float(2.5), SqlValue::Text("naïve; $$ ok".into()), SqlValue::Null]
+    );
+    assert_eq!(
+        one("SELECT AVG(width) AS mean, SUM(width) AS total, COUNT(*) AS n, MIN(block) AS b FROM jobs").await,
+        [SqlValue::Float(1.5), SqlValue::Int(9), SqlValue::Int(6), SqlValue::Text("B(3,3)".into())]
+    );
+    assert_eq!(one("SELECT CAST(1 AS DOUBLE PRECISION) / 4 AS q").await, [SqlValue::Float(0.25)]);
+    // An empty result still has its columns.
+    let empty = query(&db.url, "SELECT id, block FROM jobs WHERE id < 0", TIMEOUT, MAX_ROWS).await.unwrap();
+    assert_eq!((empty.columns, empty.rows.len(), empty.cut_at), (vec!["id".to_string(), "block".into()], 0, None));
+    match db.store.backend() {
+        store::Backend::Sqlite => {
+            assert_eq!(one("SELECT x'deadbeef' AS b").await, [SqlValue::Blob("deadbeef".into())]);
+        }
+        store::Backend::Postgres => {
+            let row = one(
+                "SELECT TRUE AS b, 7::int2 AS s, 7::int4 AS i, 7::int8 AS l, 1e300::float8 AS d, 0.5::float4 AS r, \
+                 'v'::varchar AS v, 'c'::char(3) AS c, 'n'::name AS nm, '{\"a\": 1}'::json AS j, '{\"a\": 1}'::jsonb AS jb, \
+                 '\\xdeadbeef'::bytea AS by, 26::oid AS o, (-1.25)::numeric AS neg, 0.000123::numeric AS small, \
+                 12345678901234567890::numeric AS huge, 'NaN'::numeric AS nan, 100000::numeric AS round",
+            )
+            .await;
+            assert_eq!(
+                row[..16],
+                [
+                    SqlValue::Bool(true),
+                    SqlValue::Int(7),
+                    SqlValue::Int(7),
+                    SqlValue::Int(7),
+                    SqlValue::Float(1e300),
+                    SqlValue::Float(0.5),
+                    SqlValue::Text("v".into()),
+                    SqlValue::Text("c  ".into()),
+                    SqlValue::Text("n".into()),
+                    SqlValue::Text("{\"a\": 1}".into()),
+                    SqlValue::Text("{\"a\": 1}".into()),
+                    SqlValue::Blob("deadbeef".into()),
+                    SqlValue::Int(26),
+                    SqlValue::Float(-1.25),
+                    SqlValue::Float(0.000123),
+                    SqlValue::Float(12345678901234567890.0),
+                ]
+            );
+            assert!(matches!(row[16], SqlValue::Float(v) if v.is_nan()), "{:?}", row[16]);
+            assert_eq!(row[17], SqlValue::Int(100_000));
+            assert_eq!(
+                one("SELECT DATE '2024-02-29' AS d, TIMESTAMP '2024-02-29 12:34:56.5' AS ts, \
+                     TIMESTAMPTZ '2024-02-29 12:34:56+00' AS tz, TIME '01:02:03' AS t, \
+                     INTERVAL '1 year 2 months 3 days 04:05:06' AS i, \
+                     'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS u")
+                .await,
+                [
+                    SqlValue::Text("2024-02-29".into()),
+                    SqlValue::Text("2024-02-29 12:34:56.5".into()),
+                    SqlValue::Text("2024-02-29 12:34:56+00".into()),
+                    SqlValue::Text("01:02:03".into()),
+                    SqlValue::Text("1 year 2 mons 3 days 04:05:06".into()),
+                    SqlValue::Text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into()),
+                ]
+            );
+            // The migrations table's timestamptz and bytea read too.
+            let migrations = query(&db.url, "TABLE _sqlx_migrations", TIMEOUT, MAX_ROWS).await.unwrap();
+            assert!(!migrations.rows.is_empty());
+            // A type without a decoder is named, with the cast that reads it.
+            let error = query(&db.url, "SELECT ARRAY[1, 2] AS pair", TIMEOUT, MAX_ROWS).await.unwrap_err();
+            assert!(matches!(error, SqlError::UnsupportedType { .. }), "{error}");
+            let message = error.to_string();
+            assert!(message.contains("\"pair\" has type INT4[]") && message.contains("::text AS pair"), "{message}");
+            assert_eq!(one("SELECT ARRAY[1, 2]::text AS pair").await, [SqlValue::Text("{1,2}".into())]);
+        }
+    }
+}
+
+/// `--max-rows`: reading stops at the cap (an endless result returns at
+/// once) and the result says that it was cut, in every format.
+async fn sql_cuts_results_at_max_rows(db: &TestDb) {
+    common::submit(&*db.store, &common::spec("many", &[1, 2], &[1, 2, 3]), 0, 3).await;
+    let ids = "SELECT id FROM jobs ORDER BY id";
+    let cut = query(&db.url, ids, TIMEOUT, 4).await.unwrap();
+    assert_eq!((cut.rows.len(), cut.cut_at), (4, Some(4)));
+    for format in Format::ALL {
+        let text = render::render_query(&cut, format);
+        match format {
+            Format::Csv | Format::Json => assert!(!text.contains("cut at"), "{format}: data only\n{text}"),
+            _ => assert!(
+                text.contains("cut at 4 rows: the result has more; raise --max-rows or page with LIMIT and OFFSET"),
+                "{format}: {text}"
+            ),
+        }
+    }
+    // Exactly as many rows as the cap is not a cut.
+    let all = query(&db.url, ids, TIMEOUT, 6).await.unwrap();
+    assert_eq!((all.rows.len(), all.cut_at), (6, None));
+    assert!(render::render_query(&all, Format::Text).contains("(6 rows)"));
+
+    let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c";
+    let started = std::time::Instant::now();
+    let first = query(&db.url, endless, TIMEOUT, 3).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "streamed, not read to the end: {:?}", started.elapsed());
+    assert_eq!(first.rows, [[SqlValue::Int(1)], [SqlValue::Int(2)], [SqlValue::Int(3)]]);
+    assert_eq!(first.cut_at, Some(3));
+
+    // The CSV and JSON writers print rows as they come, and read back.
+    for format in [Format::Csv, Format::Json] {
+        let mut writer = render::QueryWriter::new(format, Vec::new()).unwrap();
+        let streamed = query_into(&db.url, ids, TIMEOUT, 4, &mut writer).await.unwrap();
+        assert_eq!((streamed.rows, streamed.cut_at), (4, Some(4)));
+        let text = String::from_utf8(writer.finish().unwrap()).unwrap();
+        assert_eq!(text, render::render_query(&cut, format), "{format}");
+    }
+    assert_eq!(render::render_query(&cut, Format::Csv).lines().count(), 5);
+    let json: serde_json::Value = serde_json::from_str(&render::render_query(&cut, Format::Json)).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 4);
 }
 
 /// Every example query of the README runs on both databases.
@@ -565,7 +759,7 @@ async fn the_documented_queries_run(db: &TestDb) {
     assert!(queries.len() >= 5, "the README documents its example queries: {queries:?}");
     for sql in queries {
         let sql = sql.replace("'block-types'", "'quickstart'").replace("job_id = 17", "job_id = 1");
-        let result = query(&db.url, &sql, Duration::from_secs(10)).await;
+        let result = query(&db.url, &sql, TIMEOUT, MAX_ROWS).await;
         let result = result.unwrap_or_else(|e| panic!("{sql}\n{e}"));
         assert!(!result.rows.is_empty() || sql.contains("'failed'"), "{sql} returned nothing");
     }
@@ -663,4 +857,11 @@ macro_rules! url_tests {
     };
 }
 
-url_tests!(read_only_stores_read_and_refuse_writes, sql_is_read_only, the_documented_queries_run);
+url_tests!(
+    read_only_stores_read_and_refuse_writes,
+    sql_is_read_only,
+    sql_runs_one_statement_as_the_database_parses_it,
+    sql_values_are_typed,
+    sql_cuts_results_at_max_rows,
+    the_documented_queries_run,
+);

@@ -8,7 +8,7 @@
 //! - [`render`]: the table as text, Markdown, CSV, JSON or LaTeX.
 //! - [`export`]: one row per job (or per job and epoch) as CSV or JSON lines.
 //! - [`plot`]: learning curves and a metric against an axis, as SVG or PNG.
-//! - [`sql`]: a user's SQL on a read-only connection with a timeout.
+//! - [`sql`]: one user statement, read-only by construction, with a timeout and a row cap.
 //!
 //! Everything here works on [`ResultRow`]s, whether they come from the
 //! database ([`Store::sweep_results`]) or from a coordinator (the

@@ -116,7 +116,10 @@ impl Layout {
             .collect();
         let rows = result.rows.iter().map(|r| r.iter().map(|v| v.to_string()).collect()).collect();
         let count = result.rows.len();
-        let notes = vec![format!("({count} row{})", if count == 1 { "" } else { "s" })];
+        let notes = match result.cut_at {
+            Some(max_rows) => vec![format!("({})", crate::report::sql::cut_note(max_rows))],
+            None => vec![format!("({count} row{})", if count == 1 { "" } else { "s" })],
+        };
         Self { title: String::new(), columns, rows, notes }
     }
 }

@@ -12,6 +12,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use layout::{Column, Layout, cell_text};
+pub use tidy::QueryWriter;
 
 use super::ReportError;
 use super::sql::QueryResult;
@@ -66,7 +67,9 @@ impl FromStr for Format {
 }
 
 /// The result of `widesweep sql` in `format`: the same grid as a table's,
-/// or for CSV a header and rows, for JSON an array of objects.
+/// or for CSV a header and rows, for JSON an array of objects. A cut
+/// result says so in the grid formats' notes; CSV and JSON stay data only
+/// (the command says it on standard error).
 pub fn render_query(result: &QueryResult, format: Format) -> String {
     match format {
         Format::Text => text::render(&Layout::from_query(result)),

@@ -3,12 +3,15 @@
 //! the metric's unit (test error in percent); empty (CSV) or null (JSON)
 //! where undefined.
 
+use std::io::{self, Write};
+
 use serde_json::{Value, json};
 
 use crate::report::export::Record;
 
-use super::super::sql::QueryResult;
+use super::super::sql::{QueryResult, RowSink, SqlValue};
 use super::super::table::{Cell, Table};
+use super::Format;
 
 /// A number rounded to 12 significant digits: percentages computed from
 /// fractions read 10.9, not 10.899999999999999.
@@ -96,38 +99,105 @@ pub fn csv(table: &Table) -> String {
 }
 
 pub fn query_csv(result: &QueryResult) -> String {
-    let mut writer = ::csv::Writer::from_writer(Vec::new());
-    writer.write_record(&result.columns).expect("writing to memory");
-    for row in &result.rows {
-        writer.write_record(row.iter().map(|v| v.to_string())).expect("writing to memory");
-    }
-    String::from_utf8(writer.into_inner().expect("flushing to memory")).expect("CSV of UTF-8 fields")
+    query_text(result, Format::Csv)
 }
 
 /// An array of objects; a repeated column name gets a suffix (`id_2`).
 pub fn query_json(result: &QueryResult) -> String {
-    let mut names: Vec<String> = Vec::new();
-    for name in &result.columns {
-        let mut unique = name.clone();
-        let mut n = 1;
-        while names.contains(&unique) {
-            n += 1;
-            unique = format!("{name}_{n}");
-        }
-        names.push(unique);
+    query_text(result, Format::Json)
+}
+
+fn query_text(result: &QueryResult, format: Format) -> String {
+    let mut writer = QueryWriter::new(format, Vec::new()).expect("a tidy format");
+    writer.columns(&result.columns).expect("writing to memory");
+    for row in &result.rows {
+        writer.row(row.clone()).expect("writing to memory");
     }
-    let rows: Vec<Record> = result
-        .rows
-        .iter()
-        .map(|row| {
-            let mut record = Record::default();
-            for (name, value) in names.iter().zip(row) {
-                record.insert(name.clone(), value.to_json());
+    String::from_utf8(writer.finish().expect("writing to memory")).expect("UTF-8 fields")
+}
+
+/// A query's result as CSV or JSON, written row by row as the database
+/// sends it: neither format needs every row before the first is printed.
+pub enum QueryWriter<W: Write> {
+    Csv(Box<::csv::Writer<W>>),
+    Json { out: W, names: Vec<String>, rows: usize },
+}
+
+impl<W: Write> QueryWriter<W> {
+    /// A writer for `format`; None for the grid formats (text, Markdown,
+    /// LaTeX), whose column widths depend on every row.
+    pub fn new(format: Format, out: W) -> Option<Self> {
+        match format {
+            Format::Csv => Some(QueryWriter::Csv(Box::new(::csv::Writer::from_writer(out)))),
+            Format::Json => Some(QueryWriter::Json { out, names: Vec::new(), rows: 0 }),
+            Format::Text | Format::Markdown | Format::Latex => None,
+        }
+    }
+
+    /// Ends the output (JSON's closing bracket) and flushes it.
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            QueryWriter::Csv(writer) => writer.into_inner().map_err(|e| e.into_error()),
+            QueryWriter::Json { mut out, rows, .. } => {
+                out.write_all(if rows == 0 { b"[]\n" } else { b"\n]\n" })?;
+                out.flush()?;
+                Ok(out)
             }
-            record
-        })
-        .collect();
-    let mut text = serde_json::to_string_pretty(&rows).expect("JSON values serialise");
-    text.push('\n');
-    text
+        }
+    }
+}
+
+/// The I/O error under a CSV error, so that a closed pipe still reads as
+/// one (`widesweep sql ... | head`); writing strings, nothing else fails.
+fn csv_io(error: ::csv::Error) -> io::Error {
+    match error.into_kind() {
+        ::csv::ErrorKind::Io(error) => error,
+        kind => io::Error::other(format!("{kind:?}")),
+    }
+}
+
+impl<W: Write> RowSink for QueryWriter<W> {
+    fn columns(&mut self, columns: &[String]) -> io::Result<()> {
+        match self {
+            QueryWriter::Csv(writer) => writer.write_record(columns).map_err(csv_io),
+            QueryWriter::Json { names, .. } => {
+                names.clear();
+                for name in columns {
+                    let mut unique = name.clone();
+                    let mut n = 1;
+                    while names.contains(&unique) {
+                        n += 1;
+                        unique = format!("{name}_{n}");
+                    }
+                    names.push(unique);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn row(&mut self, values: Vec<SqlValue>) -> io::Result<()> {
+        match self {
+            QueryWriter::Csv(writer) => writer.write_record(values.iter().map(|v| v.to_string())).map_err(csv_io),
+            QueryWriter::Json { out, names, rows } => {
+                let mut record = Record::default();
+                for (name, value) in names.iter().zip(&values) {
+                    record.insert(name.clone(), value.to_json());
+                }
+                // The layout of serde_json's pretty array, one element at a
+                // time: each object indented by two spaces.
+                let object = serde_json::to_string_pretty(&record).expect("JSON values serialise");
+                out.write_all(if *rows == 0 { b"[\n" } else { b",\n" })?;
+                for (i, line) in object.lines().enumerate() {
+                    if i > 0 {
+                        out.write_all(b"\n")?;
+                    }
+                    out.write_all(b"  ")?;
+                    out.write_all(line.as_bytes())?;
+                }
+                *rows += 1;
+                Ok(())
+            }
+        }
+    }
 }
