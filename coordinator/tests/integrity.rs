@@ -9,10 +9,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{spec, submit, token, try_submit};
+use common::{TestDb, spec, submit, token, try_submit};
 use sqlx::{Connection, Executor};
 use widesweep_coordinator::service::DatabaseClock;
-use widesweep_coordinator::store::{Store, StoreError, SweepAction, SweepState};
+use widesweep_coordinator::store::{StoreError, SweepAction, SweepState};
 
 /// A second connection to the test's database, in a write transaction.
 enum Other {
@@ -51,7 +51,8 @@ impl Other {
 
 /// Regression: two submits of the same new sweep ended in an internal
 /// error (both found no sweep, the second insert hit the unique name).
-async fn concurrent_submits_of_a_new_sweep_meet_at_its_name(store: Arc<dyn Store>, url: String) {
+async fn concurrent_submits_of_a_new_sweep_meet_at_its_name(db: &TestDb) {
+    let (store, url) = (Arc::clone(&db.store), db.url.clone());
     let mut other = Other::begin(&url).await;
     other
         .run(
@@ -71,7 +72,8 @@ async fn concurrent_submits_of_a_new_sweep_meet_at_its_name(store: Arc<dyn Store
 
 /// Regression: a submit racing a cancel added pending jobs to the
 /// cancelled sweep (it read the sweep as active before the cancel committed).
-async fn a_submit_racing_a_cancel_adds_nothing_to_the_cancelled_sweep(store: Arc<dyn Store>, url: String) {
+async fn a_submit_racing_a_cancel_adds_nothing_to_the_cancelled_sweep(db: &TestDb) {
+    let (store, url) = (Arc::clone(&db.store), db.url.clone());
     submit(&*store, &spec("race", &[1], &[1]), 0, 3).await;
     let mut other = Other::begin(&url).await;
     other.run("UPDATE sweeps SET state = 'cancelled' WHERE name = 'race'").await;
@@ -89,7 +91,8 @@ async fn a_submit_racing_a_cancel_adds_nothing_to_the_cancelled_sweep(store: Arc
 
 /// Regression: steer_sweep read the state outside its transaction, so a
 /// resume racing a cancel brought the cancelled sweep back to life.
-async fn steering_reads_the_state_it_changes(store: Arc<dyn Store>, url: String) {
+async fn steering_reads_the_state_it_changes(db: &TestDb) {
+    let (store, url) = (Arc::clone(&db.store), db.url.clone());
     submit(&*store, &spec("steer", &[1], &[1]), 0, 3).await;
     let mut other = Other::begin(&url).await;
     other.run("UPDATE sweeps SET state = 'cancelled' WHERE name = 'steer'").await;
@@ -106,7 +109,8 @@ async fn steering_reads_the_state_it_changes(store: Arc<dyn Store>, url: String)
 /// Lease times come from the database's clock: a coordinator whose own
 /// clock is an hour fast stamps and reaps leases on the same time line as
 /// a correct one, so it does not reap the leases the other just granted.
-async fn coordinators_with_skewed_clocks_agree_on_lease_expiry(store: Arc<dyn Store>, _url: String) {
+async fn coordinators_with_skewed_clocks_agree_on_lease_expiry(db: &TestDb) {
+    let store = Arc::clone(&db.store);
     let right = DatabaseClock::new(Arc::clone(&store));
     let fast = DatabaseClock::with_local_skew(Arc::clone(&store), 3_600_000);
     right.sync().await.unwrap();
@@ -122,32 +126,7 @@ async fn coordinators_with_skewed_clocks_agree_on_lease_expiry(store: Arc<dyn St
     assert_eq!(store.reap_expired(right.now() + lease_ms + 1_000).await.unwrap(), 1);
 }
 
-macro_rules! race_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let db = crate::common::TestDb::sqlite().await;
-                    super::$name(db.store.clone(), db.url.clone()).await;
-                    db.finish().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let db = crate::common::TestDb::postgres().await;
-                    super::$name(db.store.clone(), db.url.clone()).await;
-                    db.finish().await;
-                }
-            )*
-        }
-    };
-}
-
-race_tests!(
+url_tests!(
     concurrent_submits_of_a_new_sweep_meet_at_its_name,
     a_submit_racing_a_cancel_adds_nothing_to_the_cancelled_sweep,
     steering_reads_the_state_it_changes,
@@ -158,7 +137,7 @@ race_tests!(
 /// SQLITE_BUSY_SNAPSHOT) were not recognised as "try again".
 #[tokio::test]
 async fn sqlite_busy_snapshot_is_transient() {
-    let db = crate::common::TestDb::sqlite().await;
+    let db = TestDb::sqlite().await;
     let mut reader = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
     let mut writer = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
     reader.execute("BEGIN").await.unwrap();

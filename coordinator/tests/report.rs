@@ -831,32 +831,6 @@ contract_tests!(
     list_results_streams_what_the_store_holds,
 );
 
-/// Tests that need the database's URL as well as its store.
-macro_rules! url_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_url {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = crate::common::TestDb::sqlite().await;
-                    super::$name(&db).await;
-                    db.finish().await;
-                }
-            )*
-        }
-        mod postgres_url {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = crate::common::TestDb::postgres().await;
-                    super::$name(&db).await;
-                    db.finish().await;
-                }
-            )*
-        }
-    };
-}
-
 url_tests!(
     read_only_stores_read_and_refuse_writes,
     sql_is_read_only,

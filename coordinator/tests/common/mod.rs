@@ -137,3 +137,30 @@ macro_rules! contract_tests {
 pub fn token() -> store::LeaseDigest {
     store::LeaseToken::generate().digest()
 }
+
+/// Tests that need the database's URL as well as its store.
+#[macro_export]
+macro_rules! url_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_url {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let db = $crate::common::TestDb::sqlite().await;
+                    super::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+        mod postgres_url {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let db = $crate::common::TestDb::postgres().await;
+                    super::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}
