@@ -200,3 +200,72 @@ fn rand_suffix() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::SystemTime::now())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    const SHA: &str = "5e5b7a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7";
+
+    fn temp_files(dir: &Path) -> Vec<PathBuf> {
+        match std::fs::read_dir(dir.join("tmp")) {
+            Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Regression: an upload that ended any other way than a commit (an
+    /// error, a client gone mid-stream, a refused fence) left its file.
+    #[tokio::test]
+    async fn an_upload_dropped_on_any_path_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::new(dir.path(), 1 << 20);
+        let mut upload = store.begin(10, SHA).await.unwrap();
+        upload.write(b"12345").await.unwrap();
+        let temp = upload.temp_path().unwrap().to_path_buf();
+        assert!(temp.exists());
+        drop(upload);
+        assert!(!temp.exists(), "dropping an upload removes its file");
+        // Too many bytes, then a failed commit: nothing stays behind either.
+        let mut upload = store.begin(3, SHA).await.unwrap();
+        assert!(matches!(upload.write(b"1234").await, Err(ArtifactError::SizeMismatch { .. })));
+        drop(upload);
+        let mut upload = store.begin(3, SHA).await.unwrap();
+        upload.write(b"123").await.unwrap();
+        assert!(matches!(store.commit(upload).await, Err(ArtifactError::DigestMismatch { .. })));
+        assert_eq!(temp_files(dir.path()), Vec::<PathBuf>::new());
+    }
+
+    #[tokio::test]
+    async fn a_committed_upload_keeps_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::new(dir.path(), 1 << 20);
+        let data = b"checkpoint bytes";
+        let sha = hex::encode(Sha256::digest(data));
+        let mut upload = store.begin(data.len() as u64, &sha).await.unwrap();
+        upload.write(data).await.unwrap();
+        let path = store.commit(upload).await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        assert_eq!(temp_files(dir.path()), Vec::<PathBuf>::new());
+    }
+
+    /// What a crash leaves (no drop ran) is swept at start-up, once it is
+    /// old enough not to belong to a live upload of another coordinator.
+    #[tokio::test]
+    async fn abandoned_temporary_files_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::new(dir.path(), 1 << 20);
+        assert_eq!(store.sweep_abandoned().await.unwrap(), 0, "no tmp directory yet");
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        let old = dir.path().join("tmp").join("crashed");
+        let live = dir.path().join("tmp").join("live");
+        std::fs::write(&old, b"x").unwrap();
+        std::fs::write(&live, b"y").unwrap();
+        let two_hours_ago = SystemTime::now() - ABANDONED_AFTER - Duration::from_secs(3600);
+        std::fs::File::options().write(true).open(&old).unwrap().set_modified(two_hours_ago).unwrap();
+        assert_eq!(store.sweep_abandoned().await.unwrap(), 1);
+        assert!(!old.exists() && live.exists());
+    }
+}
