@@ -99,11 +99,16 @@ fn the_services_reference_each_other_consistently() {
     let depends: Vec<&str> = worker["depends_on"].as_sequence().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
     assert!(depends.contains(&"coordinator"));
 
-    // A non-loopback coordinator needs the token (serve refuses otherwise),
-    // and workers must send the same one.
-    let token = &env(coordinator)["WIDESWEEP_TOKEN"];
-    assert!(token.starts_with("${WIDESWEEP_TOKEN"), "the token comes from the environment: {token}");
-    assert_eq!(&env(worker)["WIDESWEEP_TOKEN"], token);
+    // A non-loopback coordinator needs tokens (serve refuses otherwise):
+    // one per role, each from the environment, none shared; workers send
+    // the worker token and nothing more.
+    let coordinator_env = env(coordinator);
+    for role in ["USER", "WORKER", "VIEWER"] {
+        let token = &coordinator_env[&format!("WIDESWEEP_{role}_TOKEN")];
+        assert!(token.starts_with(&format!("${{WIDESWEEP_{role}_TOKEN")), "from the environment: {token}");
+    }
+    assert!(!coordinator_env.contains_key("WIDESWEEP_TOKEN"), "no token with every role");
+    assert_eq!(env(worker)["WIDESWEEP_TOKEN"], coordinator_env["WIDESWEEP_WORKER_TOKEN"]);
     assert!(!serve.iter().any(|w| w == "--insecure"));
 
     // Artifacts persist in a volume mounted where --artifacts points.
