@@ -284,7 +284,54 @@ async fn a_large_submission_is_one_transaction(store: Arc<dyn Store>) {
     assert_eq!(store.sweep("big").await.unwrap().counts.pending, 6_000);
 }
 
+/// The pages ListResults reads: every job and every epoch of one sweep
+/// once, in order, across page boundaries, although another sweep's jobs
+/// (and their epochs) lie between its own.
+async fn pages_hold_one_sweep_in_order(store: Arc<dyn Store>) {
+    let a = submit(&*store, &spec("a", &[1], &[1, 2, 3]), 0, 3).await.sweep_id;
+    submit(&*store, &spec("b", &[1], &[1, 2]), 0, 3).await;
+    submit(&*store, &spec("a", &[1], &[1, 2, 3, 4]), 0, 3).await;
+    let worker = store.register_worker("h", &[], "t", 0).await.unwrap();
+    let mut of_a = Vec::new();
+    while let Some(job) = store.lease_job(worker, "cpu", token(), LEASE, 1_000).await.unwrap() {
+        for epoch in 1..=2 {
+            store.report_epoch(job.fence(), &metrics(epoch, 0.5), LEASE, 2_000).await.unwrap();
+            if job.sweep_name == "a" {
+                of_a.push((job.job_id, epoch));
+            }
+        }
+    }
+    of_a.sort();
+    assert_eq!(of_a.len(), 8);
+    let mut epochs = Vec::new();
+    let mut after = (0, 0);
+    loop {
+        let page = store.sweep_epochs_page(a, after, 3).await.unwrap();
+        assert!(page.len() <= 3);
+        epochs.extend(page.iter().map(|e| (e.job_id, e.metrics.epoch)));
+        match page.last() {
+            Some(last) => after = (last.job_id, last.metrics.epoch),
+            None => break,
+        }
+    }
+    assert_eq!(epochs, of_a);
+    let mut jobs = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.sweep_results_page(a, after, 3).await.unwrap();
+        jobs.extend(page.iter().map(|r| (r.sweep.clone(), r.job_id)));
+        match page.last() {
+            Some(last) => after = last.job_id,
+            None => break,
+        }
+    }
+    let mut expected: Vec<(String, i64)> = of_a.iter().map(|(job, _)| ("a".to_string(), *job)).collect();
+    expected.dedup();
+    assert_eq!(jobs, expected);
+}
+
 contract_tests!(
+    pages_hold_one_sweep_in_order,
     submit_is_idempotent_and_adds_only_new_cells,
     a_job_runs_from_lease_to_success,
     precision_is_stored_and_leased_with_the_job,

@@ -11,10 +11,13 @@
 //! caller, so that lease expiry is tested by moving a number rather than by
 //! sleeping.
 
-mod common;
+mod columns;
+mod dialect;
 mod model;
 mod postgres;
+mod shared;
 mod sqlite;
+mod statements;
 
 use std::sync::Arc;
 

@@ -6,10 +6,13 @@ use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-use super::common::{CLAIM_SET, EPOCH_UPDATE, JOB_COLUMNS, JOB_JOINS, NEXT_PENDING_JOB, impl_store};
+use super::columns;
+use super::dialect::Dialect;
+use super::shared::Sql;
+use super::statements::{CLAIM_SET, EPOCH_UPDATE, JOB_COLUMNS, JOB_JOINS, NEXT_PENDING_JOB};
 use super::{EpochMetrics, Fence, LeaseDigest, LeasedJob, Millis};
 
 /// Connections per coordinator: enough for hundreds of workers' short
@@ -21,10 +24,6 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    const BACKEND: super::Backend = super::Backend::Postgres;
-    /// Locks a fenced job's row until the transaction ends.
-    const LOCK_ROW: &'static str = " FOR UPDATE";
-
     pub async fn open(url: &str) -> super::Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
@@ -51,8 +50,16 @@ impl PostgresStore {
         super::check_schema(url, found, sqlx::migrate!("../migrations/postgres"))?;
         Ok(Self { pool })
     }
+}
 
-    async fn clock_impl(&self) -> super::Result<Millis> {
+impl Dialect for PostgresStore {
+    type Db = Postgres;
+
+    const BACKEND: super::Backend = super::Backend::Postgres;
+    /// Locks a fenced job's row until the transaction ends.
+    const LOCK_ROW: &'static str = " FOR UPDATE";
+
+    async fn clock(&self) -> super::Result<Millis> {
         let now: i64 = sqlx::query_scalar("SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT)")
             .fetch_one(&self.pool)
             .await?;
@@ -74,7 +81,7 @@ impl PostgresStore {
     /// Claims and returns the job in one statement: the CTE locks the
     /// next pending row (skipping rows other claimers hold), the update
     /// takes it, and the final select joins what the worker needs.
-    async fn lease_impl(
+    async fn claim(
         &self,
         worker_id: i64,
         device: &str,
@@ -97,18 +104,12 @@ impl PostgresStore {
             .bind(token.hex())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(|row| leased_from_row(row, token)).transpose()
+        row.as_ref().map(|row| columns::leased_job(row, token)).transpose()
     }
 
     /// Fence, epoch row and lease renewal in one statement: one round trip
     /// per report, which is what bounds throughput with many workers.
-    async fn report_epoch_impl(
-        &self,
-        fence: Fence,
-        m: &EpochMetrics,
-        expires: Millis,
-        now: Millis,
-    ) -> super::Result<()> {
+    async fn store_epoch(&self, fence: Fence, m: &EpochMetrics, expires: Millis, now: Millis) -> super::Result<()> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "WITH fenced AS ( \
@@ -119,15 +120,19 @@ impl PostgresStore {
                  {EPOCH_FROM_FENCED}{EPOCH_UPDATE} RETURNING job_id"
             )
         });
-        let stored = bind_epoch(sqlx::query(&SQL), fence, m, now)
+        let stored = Sql::<Self>::bind_epoch(sqlx::query(&SQL), fence, m, now)
             .bind(expires)
             .bind(fence.token.hex())
             .fetch_optional(&self.pool)
             .await?;
         if stored.is_none() {
-            return Err(Self::fence_error(&self.pool, fence, Some(m.epoch)).await);
+            return Err(Sql::<Self>::fence_error(&self.pool, fence, Some(m.epoch)).await);
         }
         Ok(())
+    }
+
+    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
     }
 }
 
@@ -137,5 +142,3 @@ const EPOCH_FROM_FENCED: &str = "INSERT INTO epochs (job_id, epoch, attempt, tra
      test_error, lr, epoch_seconds, images_per_second, recorded_at_ms) \
      SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM fenced \
      ON CONFLICT (job_id, epoch) DO UPDATE SET ";
-
-impl_store!(PostgresStore, Postgres, PgRow);

@@ -8,12 +8,13 @@ use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, Transaction};
 
-use super::common::{CLAIM_SET, EPOCH_UPDATE, EPOCH_VALUES, JOB_COLUMNS, JOB_JOINS, NEXT_PENDING_JOB, impl_store};
+use super::columns;
+use super::dialect::Dialect;
+use super::shared::Sql;
+use super::statements::{CLAIM_SET, JOB_COLUMNS, JOB_JOINS, NEXT_PENDING_JOB};
 use super::{EpochMetrics, Fence, LeaseDigest, LeasedJob, Millis};
 
 /// How long a statement waits for another process's write lock.
@@ -29,10 +30,6 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    const BACKEND: super::Backend = super::Backend::Sqlite;
-    /// Nothing to add: an immediate transaction holds the write lock.
-    const LOCK_ROW: &'static str = "";
-
     pub async fn open(url: &str) -> super::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|_| super::StoreError::BadUrl(url.to_string()))?
@@ -64,8 +61,16 @@ impl SqliteStore {
         super::check_schema(url, found, sqlx::migrate!("../migrations/sqlite"))?;
         Ok(Self { writer: readers.clone(), readers })
     }
+}
 
-    async fn clock_impl(&self) -> super::Result<Millis> {
+impl Dialect for SqliteStore {
+    type Db = Sqlite;
+
+    const BACKEND: super::Backend = super::Backend::Sqlite;
+    /// Nothing to add: an immediate transaction holds the write lock.
+    const LOCK_ROW: &'static str = "";
+
+    async fn clock(&self) -> super::Result<Millis> {
         Ok(super::now_ms())
     }
 
@@ -83,7 +88,7 @@ impl SqliteStore {
 
     /// Claims one job in an immediate transaction: the subquery picks the
     /// next pending job and the update takes it, under the write lock.
-    async fn lease_impl(
+    async fn claim(
         &self,
         worker_id: i64,
         device: &str,
@@ -107,12 +112,12 @@ impl SqliteStore {
         static SQL: LazyLock<String> =
             LazyLock::new(|| format!("{JOB_COLUMNS} FROM jobs j {JOB_JOINS} WHERE j.id = $1"));
         let row = sqlx::query(&SQL).bind(job_id).fetch_one(self.reader()).await?;
-        leased_from_row(&row, token).map(Some)
+        columns::leased_job(&row, token).map(Some)
     }
 
     /// SQLite runs in-process, so several short statements in one
     /// immediate transaction cost little.
-    async fn report_epoch_impl(
+    async fn store_epoch(
         &self,
         fence: Fence,
         metrics: &EpochMetrics,
@@ -133,12 +138,14 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
-            return Err(Self::fence_error(&mut *tx, fence, Some(metrics.epoch)).await);
+            return Err(Sql::<Self>::fence_error(&mut *tx, fence, Some(metrics.epoch)).await);
         }
-        upsert_epoch(&mut tx, fence, metrics, now).await?;
+        Sql::<Self>::upsert_epoch(&mut tx, fence, metrics, now).await?;
         tx.commit().await?;
         Ok(())
     }
-}
 
-impl_store!(SqliteStore, Sqlite, SqliteRow);
+    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}

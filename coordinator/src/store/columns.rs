@@ -1,0 +1,235 @@
+//! Reading the model's types from result rows of either backend.
+//!
+//! [`Columns`] is the one place that knows how sqlx decodes a column; the
+//! functions below turn rows into [`JobRow`], [`LeasedJob`] and the rest
+//! without naming a backend, and every error names the column it came from.
+
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use super::{
+    CheckpointRef, EpochMetrics, JobConfig, JobCounts, JobRow, JobStatus, LeaseDigest, LeasedJob, Result, ResultRow,
+    StoreError, SweepState, SweepSummary,
+};
+use crate::spec::Recipe;
+
+/// A result row read by column name. Integers are stored as 64-bit and
+/// narrowed with a range check, so a corrupt value is an error, never a
+/// silently different number.
+pub(super) trait Columns {
+    fn big(&self, column: &str) -> Result<i64>;
+    fn opt_big(&self, column: &str) -> Result<Option<i64>>;
+    fn real(&self, column: &str) -> Result<f64>;
+    fn opt_real(&self, column: &str) -> Result<Option<f64>>;
+    fn text(&self, column: &str) -> Result<String>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>>;
+
+    fn int<T: TryFrom<i64>>(&self, column: &str) -> Result<T> {
+        let value = self.big(column)?;
+        T::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} = {value} is out of range")))
+    }
+
+    /// Booleans are stored as 0/1 integers in both dialects.
+    fn flag(&self, column: &str) -> Result<bool> {
+        Ok(self.big(column)? != 0)
+    }
+}
+
+impl<R> Columns for R
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    i64: Type<R::Database> + for<'r> Decode<'r, R::Database>,
+    f64: Type<R::Database> + for<'r> Decode<'r, R::Database>,
+    String: Type<R::Database> + for<'r> Decode<'r, R::Database>,
+{
+    fn big(&self, column: &str) -> Result<i64> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn opt_big(&self, column: &str) -> Result<Option<i64>> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn real(&self, column: &str) -> Result<f64> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn opt_real(&self, column: &str) -> Result<Option<f64>> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn text(&self, column: &str) -> Result<String> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn opt_text(&self, column: &str) -> Result<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+}
+
+pub(super) fn sweep_state(row: &impl Columns) -> Result<SweepState> {
+    let state = row.text("state")?;
+    SweepState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("sweep state {state:?}")))
+}
+
+pub(super) fn job_status(row: &impl Columns) -> Result<JobStatus> {
+    let text = row.text("status")?;
+    JobStatus::parse(&text).ok_or_else(|| StoreError::Corrupt(format!("job status {text:?}")))
+}
+
+/// A row of [`SWEEP_SUMMARY`](super::statements::SWEEP_SUMMARY).
+pub(super) fn sweep_summary(row: &impl Columns, mean_epoch_seconds: Option<f64>) -> Result<SweepSummary> {
+    Ok(SweepSummary {
+        id: row.big("id")?,
+        name: row.text("name")?,
+        state: sweep_state(row)?,
+        priority: row.int("priority")?,
+        dataset: row.text("dataset")?,
+        counts: JobCounts {
+            pending: row.int("pending")?,
+            running: row.int("running")?,
+            succeeded: row.int("succeeded")?,
+            failed: row.int("failed")?,
+            cancelled: row.int("cancelled")?,
+        },
+        epochs_done: row.int("epochs_done")?,
+        epochs_total: row.int("epochs_total")?,
+        mean_epoch_seconds,
+        created_at_ms: row.big("created_at_ms")?,
+    })
+}
+
+pub(super) fn job_row(row: &impl Columns) -> Result<JobRow> {
+    Ok(JobRow {
+        job_id: row.big("id")?,
+        sweep_id: row.big("sweep_id")?,
+        cell_hash: row.text("cell_hash")?,
+        seed: row.int("seed")?,
+        status: job_status(row)?,
+        in_spec: row.flag("in_spec")?,
+        attempt: row.int("attempt")?,
+        attempts_spent: row.int("attempts_spent")?,
+        max_attempts: row.int("max_attempts")?,
+        worker_id: row.opt_big("worker_id")?,
+        lease_expires_at_ms: row.opt_big("lease_expires_at_ms")?,
+        epochs_done: row.int("epochs_done")?,
+        final_test_error: row.opt_real("final_test_error")?,
+        last_error: row.opt_text("last_error")?,
+    })
+}
+
+/// A job's hyperparameters and recipe from its `jobs` row.
+pub(super) fn job_config(row: &impl Columns) -> Result<JobConfig> {
+    let milestones = row.text("lr_milestones")?;
+    let lr_milestones: Vec<u32> = serde_json::from_str(&milestones)
+        .map_err(|e| StoreError::Corrupt(format!("lr_milestones {milestones:?}: {e}")))?;
+    let precision = row.text("precision")?;
+    Ok(JobConfig {
+        block: row.text("block")?,
+        deepening: row.int("deepening")?,
+        blocks_per_group: row.int("blocks_per_group")?,
+        depth: row.int("depth")?,
+        width: row.int("width")?,
+        dropout: row.real("dropout")?,
+        dataset: row.text("dataset")?,
+        seed: row.int("seed")?,
+        recipe: Recipe {
+            epochs: row.int("epochs")?,
+            batch_size: row.int("batch_size")?,
+            lr: row.real("lr")?,
+            lr_milestones,
+            lr_gamma: row.real("lr_gamma")?,
+            momentum: row.real("momentum")?,
+            nesterov: row.flag("nesterov")?,
+            weight_decay: row.real("weight_decay")?,
+            reset_momentum_on_drop: row.flag("reset_momentum_on_drop")?,
+            train_subset: row.int("train_subset")?,
+            test_subset: row.int("test_subset")?,
+            augment: row.flag("augment")?,
+            checkpoint_every: row.int("checkpoint_every")?,
+            precision: precision.parse().map_err(|e| StoreError::Corrupt(format!("precision: {e}")))?,
+        },
+    })
+}
+
+/// A row of [`JOB_COLUMNS`](super::statements::JOB_COLUMNS): the leased job
+/// and its latest checkpoint, handed out with the digest of its new token.
+pub(super) fn leased_job(row: &impl Columns, lease_digest: LeaseDigest) -> Result<LeasedJob> {
+    let checkpoint = match row.opt_big("ckpt_id")? {
+        Some(checkpoint_id) => Some(CheckpointRef {
+            checkpoint_id,
+            job_id: row.big("id")?,
+            attempt: row.int("ckpt_attempt")?,
+            epoch: row.int("ckpt_epoch")?,
+            size_bytes: row.int("ckpt_size")?,
+            sha256: row.text("ckpt_sha256")?,
+        }),
+        None => None,
+    };
+    Ok(LeasedJob {
+        job_id: row.big("id")?,
+        attempt: row.int("attempt")?,
+        max_attempts: row.int("max_attempts")?,
+        sweep_name: row.text("sweep_name")?,
+        cell_hash: row.text("cell_hash")?,
+        config: job_config(row)?,
+        lease_expires_at_ms: row.big("lease_expires_at_ms")?,
+        checkpoint,
+        lease_digest,
+    })
+}
+
+/// A row of the `checkpoints` table.
+pub(super) fn checkpoint(row: &impl Columns) -> Result<CheckpointRef> {
+    Ok(CheckpointRef {
+        checkpoint_id: row.big("id")?,
+        job_id: row.big("job_id")?,
+        attempt: row.int("attempt")?,
+        epoch: row.int("epoch")?,
+        size_bytes: row.int("size_bytes")?,
+        sha256: row.text("sha256")?,
+    })
+}
+
+/// A row of [`SWEEP_RESULTS`](super::statements::SWEEP_RESULTS).
+pub(super) fn result_row(row: &impl Columns) -> Result<ResultRow> {
+    Ok(ResultRow {
+        job_id: row.big("id")?,
+        sweep: row.text("sweep_name")?,
+        cell_hash: row.text("cell_hash")?,
+        config: job_config(row)?,
+        depth_convention: row.text("depth_convention")?,
+        params: row.int("params")?,
+        forward_macs: row.int("forward_macs")?,
+        in_spec: row.flag("in_spec")?,
+        status: job_status(row)?,
+        attempt: row.int("attempt")?,
+        epochs_done: row.int("epochs_done")?,
+        final_train_loss: row.opt_real("final_train_loss")?,
+        final_train_error: row.opt_real("final_train_error")?,
+        final_test_loss: row.opt_real("final_test_loss")?,
+        final_test_error: row.opt_real("final_test_error")?,
+        best_test_error: row.opt_real("best_test_error")?,
+        train_seconds: row.opt_real("train_seconds")?,
+        mean_epoch_seconds: row.opt_real("mean_epoch_seconds")?,
+        recorded_seconds: row.opt_real("recorded_seconds")?.unwrap_or(0.0),
+        created_at_ms: row.big("created_at_ms")?,
+        started_at_ms: row.opt_big("started_at_ms")?,
+        finished_at_ms: row.opt_big("finished_at_ms")?,
+        last_error: row.opt_text("last_error")?,
+    })
+}
+
+/// A row of the `epochs` table.
+pub(super) fn epoch_metrics(row: &impl Columns) -> Result<EpochMetrics> {
+    Ok(EpochMetrics {
+        epoch: row.int("epoch")?,
+        train_loss: row.real("train_loss")?,
+        train_error: row.real("train_error")?,
+        test_loss: row.real("test_loss")?,
+        test_error: row.real("test_error")?,
+        lr: row.real("lr")?,
+        epoch_seconds: row.real("epoch_seconds")?,
+        images_per_second: row.real("images_per_second")?,
+    })
+}

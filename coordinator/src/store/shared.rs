@@ -1,0 +1,802 @@
+//! The [`Store`] of every [`Dialect`]: the statements both backends share,
+//! written once as generic code. The bounds below say what sqlx must offer
+//! for a backend (executing on a pool or transaction, binding and decoding
+//! 64-bit integers, doubles and text); SQLite and PostgreSQL meet them.
+
+use std::collections::{HashMap, HashSet};
+use std::marker::PhantomData;
+
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Transaction, Type};
+
+use super::columns::{self, Columns};
+use super::dialect::Dialect;
+use super::statements::*;
+use super::*;
+
+/// The fenced-write helpers, generic over the dialect; the dialects'
+/// own statements call them too.
+pub(super) struct Sql<D>(PhantomData<D>);
+
+/// A query with the backend's own arguments.
+type Query<'q, DB> = sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>;
+
+/// What a fenced row lock found: the job's length and progress.
+struct HeldJob {
+    epochs: u32,
+    epochs_done: u32,
+}
+
+impl<D> Sql<D>
+where
+    D: Dialect,
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+    <D::Db as Database>::Row: Columns,
+    usize: ColumnIndex<<D::Db as Database>::Row>,
+    for<'q> &'q str: Type<D::Db> + Encode<'q, D::Db>,
+    i64: Type<D::Db> + for<'q> Encode<'q, D::Db> + for<'r> Decode<'r, D::Db>,
+    f64: Type<D::Db> + for<'q> Encode<'q, D::Db> + for<'r> Decode<'r, D::Db>,
+    String: Type<D::Db> + for<'q> Encode<'q, D::Db> + for<'r> Decode<'r, D::Db>,
+{
+    /// Explains why a fenced write matched no row: unknown job, cancelled
+    /// job, an attempt that no longer holds the lease, a token that is not
+    /// the lease's, or (for `epoch`) an epoch outside the job's 1..=epochs
+    /// or past the next one due.
+    pub(super) async fn fence_error<'e, E>(executor: E, fence: Fence, epoch: Option<u32>) -> StoreError
+    where
+        E: Executor<'e, Database = D::Db>,
+    {
+        let row = sqlx::query(
+            "SELECT j.status, j.attempt, j.lease_token_sha256, j.epochs, j.epochs_done, s.state, s.name \
+             FROM jobs j JOIN sweeps s ON s.id = j.sweep_id WHERE j.id = $1",
+        )
+        .bind(fence.job_id)
+        .fetch_optional(executor)
+        .await;
+        let row = match row {
+            Ok(Some(row)) => row,
+            Ok(None) => return StoreError::JobNotFound(fence.job_id),
+            Err(e) => return e.into(),
+        };
+        let status = match columns::job_status(&row) {
+            Ok(status) => status,
+            Err(e) => return e,
+        };
+        if status == JobStatus::Cancelled || columns::sweep_state(&row).ok() == Some(SweepState::Cancelled) {
+            return StoreError::Cancelled { job_id: fence.job_id, sweep: row.text("name").unwrap_or_default() };
+        }
+        let current: u32 = row.int("attempt").unwrap_or_default();
+        if status != JobStatus::Running || current != fence.attempt {
+            return StoreError::StaleAttempt { job_id: fence.job_id, attempt: fence.attempt, current, status };
+        }
+        let digest = row.opt_text("lease_token_sha256").unwrap_or_default();
+        if digest.as_deref() != Some(fence.token.hex().as_str()) {
+            return StoreError::WrongLeaseToken { job_id: fence.job_id, attempt: fence.attempt };
+        }
+        match epoch {
+            Some(epoch) => StoreError::EpochOutOfRange {
+                job_id: fence.job_id,
+                epoch,
+                epochs: row.int("epochs").unwrap_or_default(),
+                epochs_done: row.int("epochs_done").unwrap_or_default(),
+            },
+            // Every condition of the fence holds now: the row changed
+            // between the write and this read (a concurrent caller).
+            None => StoreError::StaleAttempt { job_id: fence.job_id, attempt: fence.attempt, current, status },
+        }
+    }
+
+    /// Binds an epoch row as $1 (job_id) .. $11 (recorded_at_ms), the
+    /// order of [`EPOCH_VALUES`].
+    pub(super) fn bind_epoch<'q>(
+        query: Query<'q, D::Db>,
+        fence: Fence,
+        m: &EpochMetrics,
+        now: Millis,
+    ) -> Query<'q, D::Db> {
+        query
+            .bind(fence.job_id)
+            .bind(i64::from(m.epoch))
+            .bind(i64::from(fence.attempt))
+            .bind(m.train_loss)
+            .bind(m.train_error)
+            .bind(m.test_loss)
+            .bind(m.test_error)
+            .bind(m.lr)
+            .bind(m.epoch_seconds)
+            .bind(m.images_per_second)
+            .bind(now)
+    }
+
+    /// Stores an epoch's metrics, replacing an earlier attempt's row for
+    /// the same epoch and dropping its rows beyond it, so that a job's
+    /// curve runs 1..E without a gap or a repeat after a resume.
+    pub(super) async fn upsert_epoch(
+        tx: &mut Transaction<'static, D::Db>,
+        fence: Fence,
+        m: &EpochMetrics,
+        now: Millis,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM epochs WHERE job_id = $1 AND epoch > $2")
+            .bind(fence.job_id)
+            .bind(i64::from(m.epoch))
+            .execute(&mut **tx)
+            .await?;
+        let sql = format!("INSERT INTO epochs {EPOCH_VALUES} ON CONFLICT (job_id, epoch) DO UPDATE SET {EPOCH_UPDATE}");
+        Self::bind_epoch(sqlx::query(&sql), fence, m, now).execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    /// Checks the fence inside a write transaction and locks the job's row
+    /// until it ends (`FOR UPDATE` on PostgreSQL; SQLite's immediate
+    /// transaction holds the database's write lock).
+    async fn lock_fenced(tx: &mut Transaction<'static, D::Db>, fence: Fence) -> Result<HeldJob> {
+        let sql = format!(
+            "SELECT epochs, epochs_done FROM jobs \
+             WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $3{}",
+            D::LOCK_ROW
+        );
+        let row = sqlx::query(&sql)
+            .bind(fence.job_id)
+            .bind(i64::from(fence.attempt))
+            .bind(fence.token.hex())
+            .fetch_optional(&mut **tx)
+            .await?;
+        match row {
+            Some(row) => Ok(HeldJob { epochs: row.int("epochs")?, epochs_done: row.int("epochs_done")? }),
+            None => Err(Self::fence_error(&mut **tx, fence, None).await),
+        }
+    }
+
+    /// A sweep's summary, by id (all digits) or by name.
+    async fn summary(store: &D, sweep: &str) -> Result<SweepSummary> {
+        let (filter, id) = sweep_filter(sweep);
+        let sql = format!("{SWEEP_SUMMARY}{filter}{SWEEP_GROUP_BY}");
+        let query = sqlx::query(&sql);
+        let query = match id {
+            Some(id) => query.bind(id),
+            None => query.bind(sweep),
+        };
+        let row =
+            query.fetch_optional(store.reader()).await?.ok_or_else(|| StoreError::SweepNotFound(sweep.to_string()))?;
+        let sweep_id = row.big("id")?;
+        let mean: Option<f64> =
+            sqlx::query_scalar(SWEEP_EPOCH_SECONDS).bind(sweep_id).fetch_one(store.reader()).await?;
+        columns::sweep_summary(&row, mean)
+    }
+
+    /// Deletes the job's checkpoints older than `keep_id` and returns the
+    /// digests no row references any more.
+    async fn prune_checkpoints(
+        tx: &mut Transaction<'static, D::Db>,
+        job_id: i64,
+        keep_id: Option<i64>,
+    ) -> Result<Vec<String>> {
+        let keep = keep_id.unwrap_or(i64::MAX);
+        let old: Vec<String> =
+            sqlx::query_scalar("DELETE FROM checkpoints WHERE job_id = $1 AND id < $2 RETURNING sha256")
+                .bind(job_id)
+                .bind(keep)
+                .fetch_all(&mut **tx)
+                .await?;
+        let mut orphans = Vec::new();
+        for sha in old {
+            let refs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM checkpoints WHERE sha256 = $1")
+                .bind(sha.as_str())
+                .fetch_one(&mut **tx)
+                .await?;
+            if refs == 0 && !orphans.contains(&sha) {
+                orphans.push(sha);
+            }
+        }
+        Ok(orphans)
+    }
+}
+
+/// The `WHERE` of a statement that names a sweep by id (all digits) or by
+/// name, and the id when it is one.
+fn sweep_filter(sweep: &str) -> (&'static str, Option<i64>) {
+    match sweep.parse::<i64>() {
+        Ok(id) => (" WHERE s.id = $1 ", Some(id)),
+        Err(_) => (" WHERE s.name = $1 ", None),
+    }
+}
+
+#[async_trait::async_trait]
+impl<D> Store for D
+where
+    D: Dialect,
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+    <D::Db as Database>::Row: Columns,
+    usize: ColumnIndex<<D::Db as Database>::Row>,
+    for<'q> &'q str: Type<D::Db> + Encode<'q, D::Db>,
+    i64: Type<D::Db> + for<'q> Encode<'q, D::Db> + for<'r> Decode<'r, D::Db>,
+    f64: Type<D::Db> + for<'q> Encode<'q, D::Db> + for<'r> Decode<'r, D::Db>,
+    String: Type<D::Db> + for<'q> Encode<'q, D::Db> + for<'r> Decode<'r, D::Db>,
+{
+    fn backend(&self) -> Backend {
+        D::BACKEND
+    }
+
+    async fn clock_ms(&self) -> Result<Millis> {
+        self.clock().await
+    }
+
+    async fn submit_sweep(&self, sweep: &NewSweep<'_>, now: Millis) -> Result<SubmitOutcome> {
+        let mut tx = self.begin_write().await?;
+        // Insert-or-keep, then lock: two submits of the same new sweep meet
+        // at the unique name (the second waits for the first to commit,
+        // then finds its row), and a cancel, which locks the same row, runs
+        // wholly before or wholly after this submit.
+        sqlx::query(
+            "INSERT INTO sweeps (name, dataset, priority, max_attempts, spec_toml, created_at_ms, updated_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(sweep.name)
+        .bind(sweep.dataset)
+        .bind(i64::from(sweep.priority))
+        .bind(i64::from(sweep.max_attempts))
+        .bind(sweep.spec_toml)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(&format!("SELECT id, state FROM sweeps WHERE name = $1{}", D::LOCK_ROW))
+            .bind(sweep.name)
+            .fetch_one(&mut *tx)
+            .await?;
+        if columns::sweep_state(&row)? == SweepState::Cancelled {
+            return Err(StoreError::SweepConflict {
+                sweep: sweep.name.to_string(),
+                message: "was cancelled; submit the spec under a new name".to_string(),
+            });
+        }
+        let sweep_id = row.big("id")?;
+        let stored: HashMap<String, bool> = sqlx::query("SELECT cell_hash, in_spec FROM jobs WHERE sweep_id = $1")
+            .bind(sweep_id)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| Ok((row.text("cell_hash")?, row.flag("in_spec")?)))
+            .collect::<Result<_>>()?;
+        let mut in_spec = HashSet::with_capacity(sweep.jobs.len());
+        let mut new_jobs = Vec::new();
+        let mut readded = Vec::new();
+        for job in sweep.jobs {
+            in_spec.insert(job.cell_hash.as_str());
+            match stored.get(&job.cell_hash) {
+                None => new_jobs.push(job),
+                Some(false) => readded.push(job.cell_hash.as_str()),
+                Some(true) => {}
+            }
+        }
+        let dropped: Vec<&str> = stored
+            .iter()
+            .filter(|(hash, in_spec_now)| **in_spec_now && !in_spec.contains(hash.as_str()))
+            .map(|(hash, _)| hash.as_str())
+            .collect();
+
+        let priority = i64::from(sweep.priority);
+        for chunk in new_jobs.chunks(INSERT_CHUNK) {
+            let sql = format!("{JOB_INSERT} VALUES {}", placeholders(chunk.len(), JOB_INSERT_COLUMNS));
+            let mut insert = sqlx::query(&sql);
+            for job in chunk {
+                let recipe = &job.recipe;
+                insert = insert
+                    .bind(sweep_id)
+                    .bind(job.cell_hash.as_str())
+                    .bind(job.cell.block.to_string())
+                    .bind(stored_int(job.cell.block.deepening()))
+                    .bind(i64::from(job.cell.blocks_per_group))
+                    .bind(i64::from(job.cell.depth))
+                    .bind(job.depth_convention.name())
+                    .bind(i64::from(job.cell.width))
+                    .bind(job.cell.dropout)
+                    .bind(job.dataset.name())
+                    .bind(stored_int(job.seed))
+                    .bind(i64::from(recipe.epochs))
+                    .bind(i64::from(recipe.batch_size))
+                    .bind(recipe.lr)
+                    .bind(serde_json::to_string(&recipe.lr_milestones).expect("milestones serialise"))
+                    .bind(recipe.lr_gamma)
+                    .bind(recipe.momentum)
+                    .bind(i64::from(recipe.nesterov))
+                    .bind(recipe.weight_decay)
+                    .bind(i64::from(recipe.reset_momentum_on_drop))
+                    .bind(i64::from(recipe.train_subset))
+                    .bind(i64::from(recipe.test_subset))
+                    .bind(i64::from(recipe.augment))
+                    .bind(i64::from(recipe.checkpoint_every))
+                    .bind(recipe.precision.name())
+                    .bind(job.canonical_json())
+                    .bind(stored_int(job.params))
+                    .bind(stored_int(job.forward_macs))
+                    .bind(priority)
+                    .bind(i64::from(sweep.max_attempts))
+                    .bind(now);
+            }
+            insert.execute(&mut *tx).await?;
+        }
+        for (hash, flag) in dropped.iter().map(|h| (*h, 0i64)).chain(readded.iter().map(|h| (*h, 1i64))) {
+            sqlx::query("UPDATE jobs SET in_spec = $3 WHERE sweep_id = $1 AND cell_hash = $2")
+                .bind(sweep_id)
+                .bind(hash)
+                .bind(flag)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !new_jobs.is_empty() || !dropped.is_empty() || !readded.is_empty() {
+            sqlx::query("UPDATE sweeps SET spec_toml = $2, updated_at_ms = $3 WHERE id = $1")
+                .bind(sweep_id)
+                .bind(sweep.spec_toml)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(SubmitOutcome {
+            sweep_id,
+            new: new_jobs.len() as u64,
+            existing: (sweep.jobs.len() - new_jobs.len()) as u64,
+            dropped: dropped.len() as u64,
+        })
+    }
+
+    async fn sweep(&self, sweep: &str) -> Result<SweepSummary> {
+        Sql::summary(self, sweep).await
+    }
+
+    async fn list_sweeps(&self) -> Result<Vec<SweepSummary>> {
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM sweeps ORDER BY id DESC").fetch_all(self.reader()).await?;
+        let mut sweeps = Vec::with_capacity(names.len());
+        for name in names {
+            sweeps.push(Sql::summary(self, &name).await?);
+        }
+        Ok(sweeps)
+    }
+
+    async fn steer_sweep(&self, sweep: &str, action: SweepAction, now: Millis) -> Result<SweepSummary> {
+        let mut tx = self.begin_write().await?;
+        // The state is read under the row's lock, in the transaction that
+        // changes it: a cancel racing a pause or resume cannot be undone by it.
+        let (filter, id) = sweep_filter(sweep);
+        let sql = format!("SELECT s.id, s.name, s.state FROM sweeps s{filter}{}", D::LOCK_ROW);
+        let query = sqlx::query(&sql);
+        let query = match id {
+            Some(id) => query.bind(id),
+            None => query.bind(sweep),
+        };
+        let row = query.fetch_optional(&mut *tx).await?.ok_or_else(|| StoreError::SweepNotFound(sweep.to_string()))?;
+        let sweep_id = row.big("id")?;
+        let name = row.text("name")?;
+        let target = match (columns::sweep_state(&row)?, action) {
+            (SweepState::Cancelled, SweepAction::Cancel) => None,
+            (SweepState::Cancelled, _) => {
+                return Err(StoreError::SweepConflict {
+                    sweep: name,
+                    message: "is cancelled; a cancelled sweep stays cancelled".to_string(),
+                });
+            }
+            (_, SweepAction::Pause) => Some(SweepState::Paused),
+            (_, SweepAction::Resume) => Some(SweepState::Active),
+            (_, SweepAction::Cancel) => Some(SweepState::Cancelled),
+        };
+        if let Some(target) = target {
+            sqlx::query("UPDATE sweeps SET state = $2, updated_at_ms = $3 WHERE id = $1")
+                .bind(sweep_id)
+                .bind(target.name())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if target == SweepState::Cancelled {
+                sqlx::query(
+                    "UPDATE jobs SET status = 'cancelled', worker_id = NULL, lease_expires_at_ms = NULL, \
+                     lease_token_sha256 = NULL, finished_at_ms = $2 \
+                     WHERE sweep_id = $1 AND status IN ('pending', 'running')",
+                )
+                .bind(sweep_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Sql::summary(self, &sweep_id.to_string()).await
+    }
+
+    async fn register_worker(&self, hostname: &str, devices: &[String], version: &str, now: Millis) -> Result<i64> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO workers (hostname, devices, version, registered_at_ms, last_seen_at_ms) \
+             VALUES ($1, $2, $3, $4, $4) RETURNING id",
+        )
+        .bind(hostname)
+        .bind(devices.join(","))
+        .bind(version)
+        .bind(now)
+        .fetch_one(self.writer())
+        .await?;
+        Ok(id)
+    }
+
+    async fn lease_job(
+        &self,
+        worker_id: i64,
+        device: &str,
+        token: LeaseDigest,
+        lease_ms: i64,
+        now: Millis,
+    ) -> Result<Option<LeasedJob>> {
+        self.claim(worker_id, device, token, now + lease_ms, now).await.map_err(|error| match &error {
+            // jobs.worker_id references workers: an id nobody registered.
+            StoreError::Database(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                StoreError::WorkerNotFound(worker_id)
+            }
+            _ => error,
+        })
+    }
+
+    async fn report_epoch(&self, fence: Fence, metrics: &EpochMetrics, lease_ms: i64, now: Millis) -> Result<Millis> {
+        let expires = now + lease_ms;
+        self.store_epoch(fence, metrics, expires, now).await?;
+        Ok(expires)
+    }
+
+    async fn heartbeat(&self, fence: Fence, lease_ms: i64, now: Millis) -> Result<Millis> {
+        let expires = now + lease_ms;
+        let updated = sqlx::query(
+            "UPDATE jobs SET lease_expires_at_ms = $3 \
+             WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $4",
+        )
+        .bind(fence.job_id)
+        .bind(i64::from(fence.attempt))
+        .bind(expires)
+        .bind(fence.token.hex())
+        .execute(self.writer())
+        .await?;
+        if D::rows_affected(&updated) == 0 {
+            return Err(Sql::<D>::fence_error(self.writer(), fence, None).await);
+        }
+        Ok(expires)
+    }
+
+    async fn complete_job(&self, fence: Fence, result: &JobResult, now: Millis) -> Result<Vec<String>> {
+        let m = &result.final_metrics;
+        let mut tx = self.begin_write().await?;
+        let held = Sql::<D>::lock_fenced(&mut tx, fence).await?;
+        let invalid =
+            |field: &'static str, message: String| StoreError::InvalidReport { job_id: fence.job_id, field, message };
+        if m.epoch != held.epochs {
+            return Err(invalid(
+                "final_metrics.epoch",
+                format!("is {}, but the job trains {} epochs: complete it after its last epoch", m.epoch, held.epochs),
+            ));
+        }
+        if held.epochs_done + 1 < held.epochs {
+            return Err(invalid(
+                "final_metrics.epoch",
+                format!(
+                    "the job has reported epochs 1..={} of {}: report every epoch before completing",
+                    held.epochs_done, held.epochs
+                ),
+            ));
+        }
+        // The last epoch, when this attempt reported it already, is the
+        // final result: a completion that disagrees with it is refused.
+        let reported = sqlx::query(
+            "SELECT train_loss, train_error, test_loss, test_error FROM epochs \
+             WHERE job_id = $1 AND epoch = $2 AND attempt = $3",
+        )
+        .bind(fence.job_id)
+        .bind(i64::from(m.epoch))
+        .bind(i64::from(fence.attempt))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = reported {
+            let same = [
+                ("train_loss", m.train_loss),
+                ("train_error", m.train_error),
+                ("test_loss", m.test_loss),
+                ("test_error", m.test_error),
+            ]
+            .into_iter()
+            .all(|(column, value)| row.real(column).is_ok_and(|stored| stored == value));
+            if !same {
+                return Err(invalid(
+                    "final_metrics",
+                    format!("differ from epoch {} as this attempt reported it", m.epoch),
+                ));
+            }
+        }
+        Sql::<D>::upsert_epoch(&mut tx, fence, m, now).await?;
+        // The best test error is the curve's: computed from the recorded
+        // epochs, not taken from the caller.
+        let best: Option<f64> =
+            sqlx::query_scalar("SELECT CAST(MIN(test_error) AS DOUBLE PRECISION) FROM epochs WHERE job_id = $1")
+                .bind(fence.job_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        sqlx::query(
+            "UPDATE jobs SET status = 'succeeded', lease_expires_at_ms = NULL, lease_token_sha256 = NULL, \
+             worker_id = NULL, finished_at_ms = $2, epochs_done = $3, final_train_loss = $4, \
+             final_train_error = $5, final_test_loss = $6, final_test_error = $7, best_test_error = $8, \
+             train_seconds = $9, last_error = NULL WHERE id = $1",
+        )
+        .bind(fence.job_id)
+        .bind(now)
+        .bind(i64::from(m.epoch))
+        .bind(m.train_loss)
+        .bind(m.train_error)
+        .bind(m.test_loss)
+        .bind(m.test_error)
+        .bind(best.unwrap_or(m.test_error))
+        .bind(result.train_seconds)
+        .execute(&mut *tx)
+        .await?;
+        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM checkpoints WHERE job_id = $1")
+            .bind(fence.job_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let orphans = Sql::<D>::prune_checkpoints(&mut tx, fence.job_id, last).await?;
+        tx.commit().await?;
+        Ok(orphans)
+    }
+
+    async fn fail_job(&self, fence: Fence, error: &str, retryable: bool, now: Millis) -> Result<bool> {
+        let status: Option<String> = sqlx::query_scalar(
+            "UPDATE jobs SET \
+               status = CASE WHEN $3 = 1 AND attempts_spent < max_attempts THEN 'pending' ELSE 'failed' END, \
+               finished_at_ms = CASE WHEN $3 = 1 AND attempts_spent < max_attempts THEN NULL ELSE $4 END, \
+               last_error = $5, worker_id = NULL, lease_expires_at_ms = NULL, lease_token_sha256 = NULL \
+             WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $6 \
+             RETURNING status",
+        )
+        .bind(fence.job_id)
+        .bind(i64::from(fence.attempt))
+        .bind(i64::from(retryable))
+        .bind(now)
+        .bind(error)
+        .bind(fence.token.hex())
+        .fetch_optional(self.writer())
+        .await?;
+        match status {
+            Some(status) => Ok(status == JobStatus::Pending.as_str()),
+            None => Err(Sql::<D>::fence_error(self.writer(), fence, None).await),
+        }
+    }
+
+    async fn release_job(&self, fence: Fence, _now: Millis) -> Result<()> {
+        let updated = sqlx::query(
+            "UPDATE jobs SET status = 'pending', attempts_spent = attempts_spent - 1, worker_id = NULL, \
+             lease_expires_at_ms = NULL, lease_token_sha256 = NULL \
+             WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $3",
+        )
+        .bind(fence.job_id)
+        .bind(i64::from(fence.attempt))
+        .bind(fence.token.hex())
+        .execute(self.writer())
+        .await?;
+        if D::rows_affected(&updated) == 0 {
+            return Err(Sql::<D>::fence_error(self.writer(), fence, None).await);
+        }
+        Ok(())
+    }
+
+    async fn reap_expired(&self, now: Millis) -> Result<u64> {
+        let updated = sqlx::query(
+            "UPDATE jobs SET \
+               status = CASE WHEN attempts_spent < max_attempts THEN 'pending' ELSE 'failed' END, \
+               finished_at_ms = CASE WHEN attempts_spent < max_attempts THEN NULL ELSE $1 END, \
+               last_error = 'lease of attempt ' || attempt || ' expired', \
+               worker_id = NULL, lease_expires_at_ms = NULL, lease_token_sha256 = NULL \
+             WHERE status = 'running' AND lease_expires_at_ms < $1",
+        )
+        .bind(now)
+        .execute(self.writer())
+        .await?;
+        Ok(D::rows_affected(&updated))
+    }
+
+    async fn add_checkpoint(
+        &self,
+        fence: Fence,
+        checkpoint: &NewCheckpoint,
+        now: Millis,
+    ) -> Result<(CheckpointRef, Vec<String>)> {
+        let size_bytes = i64::try_from(checkpoint.size_bytes).map_err(|_| StoreError::InvalidReport {
+            job_id: fence.job_id,
+            field: "size_bytes",
+            message: format!("{} is too large", checkpoint.size_bytes),
+        })?;
+        let mut tx = self.begin_write().await?;
+        // The fence locks the job's row until commit, so the reaper and a
+        // new lease wait for this insert and its pruning: a stale attempt
+        // cannot slip in between and prune the new attempt's checkpoint.
+        let held = Sql::<D>::lock_fenced(&mut tx, fence).await?;
+        if checkpoint.epoch == 0 || checkpoint.epoch > held.epochs_done {
+            return Err(StoreError::InvalidReport {
+                job_id: fence.job_id,
+                field: "checkpoint epoch",
+                message: format!(
+                    "{} is not among the epochs the job has reported (1..={}): a checkpoint follows its \
+                     epoch's report, so that a resumed attempt never runs ahead of the recorded curve",
+                    checkpoint.epoch, held.epochs_done
+                ),
+            });
+        }
+        let checkpoint_id: i64 = sqlx::query_scalar(
+            "INSERT INTO checkpoints (job_id, attempt, epoch, sha256, size_bytes, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(fence.job_id)
+        .bind(i64::from(fence.attempt))
+        .bind(i64::from(checkpoint.epoch))
+        .bind(checkpoint.sha256.as_str())
+        .bind(size_bytes)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let orphans = Sql::<D>::prune_checkpoints(&mut tx, fence.job_id, Some(checkpoint_id)).await?;
+        tx.commit().await?;
+        let stored = CheckpointRef {
+            checkpoint_id,
+            job_id: fence.job_id,
+            attempt: fence.attempt,
+            epoch: checkpoint.epoch,
+            size_bytes: checkpoint.size_bytes,
+            sha256: checkpoint.sha256.clone(),
+        };
+        Ok((stored, orphans))
+    }
+
+    async fn checkpoint(&self, fence: Fence, checkpoint_id: i64) -> Result<CheckpointRef> {
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $3",
+        )
+        .bind(fence.job_id)
+        .bind(i64::from(fence.attempt))
+        .bind(fence.token.hex())
+        .fetch_optional(self.reader())
+        .await?;
+        if held.is_none() {
+            return Err(Sql::<D>::fence_error(self.reader(), fence, None).await);
+        }
+        let row = sqlx::query("SELECT * FROM checkpoints WHERE id = $1 AND job_id = $2")
+            .bind(checkpoint_id)
+            .bind(fence.job_id)
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or(StoreError::CheckpointNotFound { job_id: fence.job_id, checkpoint_id })?;
+        columns::checkpoint(&row)
+    }
+
+    async fn job(&self, job_id: i64) -> Result<JobRow> {
+        let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
+            .bind(job_id)
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or(StoreError::JobNotFound(job_id))?;
+        columns::job_row(&row)
+    }
+
+    async fn sweep_jobs(&self, sweep: &str) -> Result<Vec<JobRow>> {
+        let summary = Sql::summary(self, sweep).await?;
+        sqlx::query("SELECT * FROM jobs WHERE sweep_id = $1 ORDER BY id")
+            .bind(summary.id)
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(columns::job_row)
+            .collect()
+    }
+
+    async fn job_errors(&self, sweep: &str, limit: u32) -> Result<Vec<JobRow>> {
+        let summary = Sql::summary(self, sweep).await?;
+        sqlx::query(
+            "SELECT * FROM jobs WHERE sweep_id = $1 AND last_error IS NOT NULL \
+             AND status IN ('pending', 'running', 'failed') ORDER BY id LIMIT $2",
+        )
+        .bind(summary.id)
+        .bind(i64::from(limit))
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(columns::job_row)
+        .collect()
+    }
+
+    async fn job_epochs(&self, job_id: i64) -> Result<Vec<EpochMetrics>> {
+        sqlx::query("SELECT * FROM epochs WHERE job_id = $1 ORDER BY epoch")
+            .bind(job_id)
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(columns::epoch_metrics)
+            .collect()
+    }
+
+    async fn sweep_results(&self, sweep: &str) -> Result<Vec<ResultRow>> {
+        let sweep_id = Sql::summary(self, sweep).await?.id;
+        let mut rows = Vec::new();
+        loop {
+            let after = rows.last().map_or(0, |row: &ResultRow| row.job_id);
+            let page = self.sweep_results_page(sweep_id, after, RESULT_PAGE_ROWS).await?;
+            let done = page.len() < RESULT_PAGE_ROWS as usize;
+            rows.extend(page);
+            if done {
+                return Ok(rows);
+            }
+        }
+    }
+
+    async fn sweep_epochs(&self, sweep: &str) -> Result<Vec<JobEpoch>> {
+        let sweep_id = Sql::summary(self, sweep).await?.id;
+        let mut epochs = Vec::new();
+        loop {
+            let after = epochs.last().map_or((0, 0), |e: &JobEpoch| (e.job_id, e.metrics.epoch));
+            let page = self.sweep_epochs_page(sweep_id, after, EPOCH_PAGE_ROWS).await?;
+            let done = page.len() < EPOCH_PAGE_ROWS as usize;
+            epochs.extend(page);
+            if done {
+                return Ok(epochs);
+            }
+        }
+    }
+
+    async fn sweep_results_page(&self, sweep_id: i64, after_job_id: i64, limit: u32) -> Result<Vec<ResultRow>> {
+        sqlx::query(SWEEP_RESULTS)
+            .bind(sweep_id)
+            .bind(after_job_id)
+            .bind(i64::from(limit))
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(columns::result_row)
+            .collect()
+    }
+
+    async fn sweep_epochs_page(&self, sweep_id: i64, after: (i64, u32), limit: u32) -> Result<Vec<JobEpoch>> {
+        sqlx::query(SWEEP_EPOCHS)
+            .bind(sweep_id)
+            .bind(after.0)
+            .bind(i64::from(after.1))
+            .bind(i64::from(limit))
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|row| Ok(JobEpoch { job_id: row.big("job_id")?, metrics: columns::epoch_metrics(row)? }))
+            .collect()
+    }
+}
+
+/// `($1, .., $columns), ($columns + 1, ..), ..` for `rows` rows.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let row = |r: usize| {
+        let binds: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+        format!("({})", binds.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
+/// A count or seed in a signed 64-bit column. The spec's validation keeps
+/// these within range (seeds at most `i64::MAX`, the sizes of networks it
+/// accepts far below); saturating only keeps a bug from wrapping negative.
+fn stored_int(value: impl TryInto<i64>) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_every_bind_once_in_order() {
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
+
+    #[test]
+    fn a_job_insert_binds_each_column_it_names() {
+        let (_, names) = JOB_INSERT.split_once('(').unwrap();
+        assert_eq!(names.trim_end_matches(')').split(',').count(), JOB_INSERT_COLUMNS);
+    }
+}

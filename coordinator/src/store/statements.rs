@@ -1,0 +1,94 @@
+//! The SQL both dialects share. SQLite accepts PostgreSQL-style `$N`
+//! placeholders, `RETURNING`, `ON CONFLICT ... DO UPDATE` and the casts used
+//! here, so each statement is written once; what differs (claiming a job,
+//! storing an epoch, beginning a write, locking a row) is the
+//! [`Dialect`](super::dialect::Dialect)'s.
+
+/// The next job to lease: pending, in the spec, of an active sweep, highest
+/// priority first. Served by the partial index `jobs_pending`.
+pub(super) const NEXT_PENDING_JOB: &str = "SELECT j.id FROM jobs j JOIN sweeps s ON s.id = j.sweep_id \
+     WHERE j.status = 'pending' AND j.in_spec = 1 AND s.state = 'active' \
+     ORDER BY j.priority DESC, j.id LIMIT 1";
+
+/// What a claim sets, from binds $1 (worker_id) .. $4 (now) and $5 (the
+/// lease token's digest). The attempt grows at every claim: it orders
+/// leases; the token's digest authorises the new one.
+pub(super) const CLAIM_SET: &str = "status = 'running', attempt = attempt + 1, attempts_spent = attempts_spent + 1, \
+     worker_id = $1, device = $2, lease_expires_at_ms = $3, started_at_ms = COALESCE(started_at_ms, $4), \
+     lease_token_sha256 = $5";
+
+/// What a leased job's row is read with: the job, its sweep's name and its
+/// latest checkpoint. Followed by `FROM <jobs as j>` and [`JOB_JOINS`].
+pub(super) const JOB_COLUMNS: &str = "SELECT j.*, s.name AS sweep_name, c.id AS ckpt_id, c.attempt AS ckpt_attempt, \
+     c.epoch AS ckpt_epoch, c.sha256 AS ckpt_sha256, c.size_bytes AS ckpt_size";
+
+pub(super) const JOB_JOINS: &str = "JOIN sweeps s ON s.id = j.sweep_id \
+     LEFT JOIN checkpoints c ON c.id = (SELECT MAX(id) FROM checkpoints WHERE job_id = j.id)";
+
+pub(super) const SWEEP_SUMMARY: &str = "
+SELECT s.id, s.name, s.state, s.priority, s.dataset, s.created_at_ms,
+       CAST(COALESCE(SUM(CASE WHEN j.status = 'pending' THEN 1 ELSE 0 END), 0) AS BIGINT) AS pending,
+       CAST(COALESCE(SUM(CASE WHEN j.status = 'running' THEN 1 ELSE 0 END), 0) AS BIGINT) AS running,
+       CAST(COALESCE(SUM(CASE WHEN j.status = 'succeeded' THEN 1 ELSE 0 END), 0) AS BIGINT) AS succeeded,
+       CAST(COALESCE(SUM(CASE WHEN j.status = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS failed,
+       CAST(COALESCE(SUM(CASE WHEN j.status = 'cancelled' THEN 1 ELSE 0 END), 0) AS BIGINT) AS cancelled,
+       CAST(COALESCE(SUM(CASE WHEN j.status = 'succeeded' THEN j.epochs ELSE j.epochs_done END), 0) AS BIGINT)
+           AS epochs_done,
+       CAST(COALESCE(SUM(j.epochs), 0) AS BIGINT) AS epochs_total
+FROM sweeps s
+LEFT JOIN jobs j ON j.sweep_id = s.id AND j.in_spec = 1";
+
+pub(super) const SWEEP_EPOCH_SECONDS: &str = "
+SELECT CAST(AVG(e.epoch_seconds) AS DOUBLE PRECISION) AS mean_epoch_seconds
+FROM epochs e JOIN jobs j ON j.id = e.job_id
+WHERE j.sweep_id = $1";
+
+pub(super) const SWEEP_GROUP_BY: &str = "GROUP BY s.id, s.name, s.state, s.priority, s.dataset, s.created_at_ms";
+
+/// An epoch row from binds $1 (job_id) .. $11 (recorded_at_ms).
+pub(super) const EPOCH_VALUES: &str = "(job_id, epoch, attempt, train_loss, train_error, test_loss, test_error, lr, \
+     epoch_seconds, images_per_second, recorded_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+/// The upsert of an epoch row: a resumed attempt replaces the earlier
+/// attempt's row for the same epoch.
+pub(super) const EPOCH_UPDATE: &str = "attempt = excluded.attempt, train_loss = excluded.train_loss, \
+     train_error = excluded.train_error, test_loss = excluded.test_loss, test_error = excluded.test_error, \
+     lr = excluded.lr, epoch_seconds = excluded.epoch_seconds, images_per_second = excluded.images_per_second, \
+     recorded_at_ms = excluded.recorded_at_ms";
+
+/// The job columns of a submission, in insertion order: as many as
+/// [`JOB_INSERT_COLUMNS`].
+pub(super) const JOB_INSERT: &str = "INSERT INTO jobs (sweep_id, cell_hash, block, deepening, blocks_per_group, depth, \
+     depth_convention, width, dropout, dataset, seed, epochs, batch_size, lr, lr_milestones, lr_gamma, momentum, \
+     nesterov, weight_decay, reset_momentum_on_drop, train_subset, test_subset, augment, checkpoint_every, \
+     precision, config_json, params, forward_macs, priority, max_attempts, created_at_ms)";
+pub(super) const JOB_INSERT_COLUMNS: usize = 31;
+
+/// One page of a sweep's jobs ($1, its id) after job $2, at most $3 rows,
+/// with the sweep's name and the time of each job's recorded epochs, in job
+/// order (the spec's cell order).
+pub(super) const SWEEP_RESULTS: &str = "SELECT j.*, s.name AS sweep_name, \
+       (SELECT CAST(AVG(e.epoch_seconds) AS DOUBLE PRECISION) FROM epochs e WHERE e.job_id = j.id) \
+           AS mean_epoch_seconds, \
+       (SELECT CAST(SUM(e.epoch_seconds) AS DOUBLE PRECISION) FROM epochs e WHERE e.job_id = j.id) \
+           AS recorded_seconds \
+     FROM jobs j JOIN sweeps s ON s.id = j.sweep_id WHERE j.sweep_id = $1 AND j.id > $2 ORDER BY j.id LIMIT $3";
+
+/// One page of a sweep's epochs ($1, its id), after job $2's epoch $3,
+/// at most $4 rows: by job, then epoch. The row-value bound is a range on
+/// the epochs' primary key, and the sweep's jobs are looked up by id from
+/// job $2 on, so each page reads about as many rows as it returns, however
+/// far into the sweep it starts (a bound written as `job_id > $2 OR ...`
+/// made both databases scan the sweep from its first epoch at every page).
+pub(super) const SWEEP_EPOCHS: &str = "SELECT e.* FROM epochs e \
+     WHERE (e.job_id, e.epoch) > ($2, $3) \
+       AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = e.job_id AND j.sweep_id = $1 AND j.id >= $2) \
+     ORDER BY e.job_id, e.epoch LIMIT $4";
+
+/// Rows per page when a whole sweep's results or epochs are read.
+pub(super) const RESULT_PAGE_ROWS: u32 = 500;
+pub(super) const EPOCH_PAGE_ROWS: u32 = 5_000;
+
+/// Rows per INSERT: 31 binds each stays under both dialects' bind limits.
+pub(super) const INSERT_CHUNK: usize = 500;
+const _: () = assert!(INSERT_CHUNK * JOB_INSERT_COLUMNS <= 32_766, "SQLite allows 32,766 binds per statement");
