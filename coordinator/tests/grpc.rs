@@ -9,7 +9,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio_stream::StreamExt;
 use tonic::Code;
-use widesweep_coordinator::service::{Credentials, ServerConfig, serve};
+use widesweep_coordinator::service::{Credentials, MAX_STREAMS_PER_CONNECTION, ServerConfig, serve};
 use widesweep_coordinator::store::Store;
 use widesweep_proto::client::{ClientOptions, Clients};
 use widesweep_proto::v1 as pb;
@@ -505,7 +505,40 @@ async fn results_stream_in_pages(store: Arc<dyn Store>) {
     running.stop().await;
 }
 
+/// One connection holds at most MAX_STREAMS_PER_CONNECTION open streams:
+/// the next call on it waits until one closes, while another connection is
+/// served at once.
+async fn a_connection_holds_a_bounded_number_of_streams(store: Arc<dyn Store>) {
+    let running = Running::start(store, 1 << 20).await;
+    let mut c = running.client(TOKEN);
+    c.sweeps.submit_sweep(submit_request(common::spec("watched", &[1], &[1]))).await.unwrap();
+    let request = || pb::WatchSweepRequest { sweep: "watched".into(), interval_ms: 60_000 };
+    let mut open = Vec::new();
+    for _ in 0..MAX_STREAMS_PER_CONNECTION {
+        let mut stream = c.sweeps.watch_sweep(request()).await.unwrap().into_inner();
+        stream.next().await.unwrap().unwrap();
+        open.push(stream);
+    }
+    let mut sweeps = c.sweeps.clone();
+    let waiting = tokio::spawn(async move {
+        let mut stream = sweeps.watch_sweep(request()).await.unwrap().into_inner();
+        stream.next().await.unwrap().unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "a stream beyond the limit waits");
+    let mut other = running.client(TOKEN);
+    let mut elsewhere = other.sweeps.watch_sweep(request()).await.unwrap().into_inner();
+    assert_eq!(elsewhere.next().await.unwrap().unwrap().total, 1, "another connection is served");
+    open.pop();
+    let update = tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("served once a stream closes");
+    assert_eq!(update.unwrap().total, 1);
+    // A graceful stop waits for open streams: close them first.
+    drop((open, elsewhere));
+    running.stop().await;
+}
+
 contract_tests!(
+    a_connection_holds_a_bounded_number_of_streams,
     only_the_lease_holder_can_write_a_job,
     each_role_may_do_only_its_part,
     epochs_and_final_metrics_are_checked_against_the_job,

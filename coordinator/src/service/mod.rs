@@ -38,9 +38,11 @@ use crate::store::Store;
 
 /// Jobs a spec may expand to unless the coordinator is told otherwise.
 pub const DEFAULT_MAX_SWEEP_JOBS: u64 = 1_000_000;
-/// Concurrent streams (rpcs in flight) one client connection may hold, so
-/// that one client cannot open thousands of `WatchSweep` pollers.
-const MAX_STREAMS_PER_CONNECTION: usize = 64;
+/// Concurrent HTTP/2 streams (rpcs, including open `WatchSweep` and
+/// `ListResults` streams) one client connection may hold, so that one client
+/// cannot open thousands of pollers; a client's further calls wait for a
+/// free stream. Announced to clients as SETTINGS_MAX_CONCURRENT_STREAMS.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -123,7 +125,11 @@ pub async fn serve(
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
-    let mut builder = Server::builder().concurrency_limit_per_connection(MAX_STREAMS_PER_CONNECTION);
+    // The stream limit bounds streaming responses for their whole life; the
+    // concurrency limit alone would count a stream only until its headers.
+    let mut builder = Server::builder()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .concurrency_limit_per_connection(MAX_STREAMS_PER_CONNECTION as usize);
     if let Some((cert, key)) = &config.tls {
         builder = builder
             .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
