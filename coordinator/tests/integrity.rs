@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{TestDb, spec, submit, token, try_submit};
 use sqlx::{Connection, Executor};
 use widesweep_coordinator::service::DatabaseClock;
-use widesweep_coordinator::store::{StoreError, SweepAction, SweepState};
+use widesweep_coordinator::store::{EpochMetrics, Fence, NewCheckpoint, StoreError, SweepAction, SweepState};
 
 /// A second connection to the test's database, in a write transaction.
 enum Other {
@@ -40,6 +40,15 @@ impl Other {
             Other::Postgres(conn) => conn.execute(sql).await.map(|_| ()),
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The values of the first column of a query, as text.
+    async fn texts(&mut self, sql: &str) -> Vec<String> {
+        match self {
+            Other::Sqlite(conn) => sqlx::query_scalar(sql).fetch_all(conn).await,
+            Other::Postgres(conn) => sqlx::query_scalar(sql).fetch_all(conn).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// Commits after the store's operation has had time to reach the lock.
@@ -126,7 +135,64 @@ async fn coordinators_with_skewed_clocks_agree_on_lease_expiry(db: &TestDb) {
     assert_eq!(store.reap_expired(right.now() + lease_ms + 1_000).await.unwrap(), 1);
 }
 
+/// Regression: add_checkpoint checked its fence with a plain SELECT on
+/// PostgreSQL, so an attempt whose lease was being reaped and re-granted
+/// could still store (and prune against) checkpoints while the new attempt
+/// wrote its own. Now the fence locks the job's row: the stale attempt
+/// waits for the new lease to commit, then is refused, and the new
+/// attempt's checkpoint is the job's only one.
+async fn a_stale_attempt_cannot_checkpoint_over_a_new_lease(db: &TestDb) {
+    let (store, url) = (Arc::clone(&db.store), db.url.clone());
+    submit(&*store, &spec("ckpt", &[1], &[1]), 0, 3).await;
+    let worker = store.register_worker("h", &[], "t", 0).await.unwrap();
+    let now = widesweep_coordinator::store::now_ms();
+    let first = store.lease_job(worker, "cpu", token(), 60_000, now).await.unwrap().unwrap();
+    let metrics = EpochMetrics {
+        epoch: 1,
+        train_loss: 1.0,
+        train_error: 0.5,
+        test_loss: 1.0,
+        test_error: 0.5,
+        lr: 0.1,
+        epoch_seconds: 1.0,
+        images_per_second: 1.0,
+    };
+    store.report_epoch(first.fence(), &metrics, 60_000, now + 1).await.unwrap();
+    // The reaper and a new lease, halfway through: attempt 2 holds the job
+    // and has written its checkpoint, not yet committed.
+    let second = Fence { job_id: first.job_id, attempt: first.attempt + 1, token: token() };
+    let mut other = Other::begin(&url).await;
+    other
+        .run(&format!(
+            "UPDATE jobs SET attempt = {}, lease_token_sha256 = '{}' WHERE id = {}",
+            second.attempt,
+            second.token.hex(),
+            second.job_id
+        ))
+        .await;
+    other
+        .run(&format!(
+            "INSERT INTO checkpoints (job_id, attempt, epoch, sha256, size_bytes, created_at_ms) \
+             VALUES ({}, {}, 1, 'new', 1, 0)",
+            second.job_id, second.attempt
+        ))
+        .await;
+    let stale = tokio::spawn({
+        let store = Arc::clone(&store);
+        let checkpoint = NewCheckpoint { epoch: 1, sha256: "old".into(), size_bytes: 1 };
+        async move { store.add_checkpoint(first.fence(), &checkpoint, now + 2).await }
+    });
+    other.commit_later().await;
+    let refused = stale.await.unwrap();
+    assert!(matches!(refused, Err(StoreError::StaleAttempt { .. })), "{refused:?}");
+    let mut reader = Other::begin(&url).await;
+    let kept = reader.texts(&format!("SELECT sha256 FROM checkpoints WHERE job_id = {}", second.job_id)).await;
+    assert_eq!(kept, ["new"], "the new attempt's checkpoint is the job's only one");
+    reader.run("ROLLBACK").await;
+}
+
 url_tests!(
+    a_stale_attempt_cannot_checkpoint_over_a_new_lease,
     concurrent_submits_of_a_new_sweep_meet_at_its_name,
     a_submit_racing_a_cancel_adds_nothing_to_the_cancelled_sweep,
     steering_reads_the_state_it_changes,
