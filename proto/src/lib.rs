@@ -5,10 +5,12 @@
 //!
 //! The `.proto` files under `widesweep/v1/` are the source of truth and
 //! document every field. These generated types stop at the gRPC layer: the
-//! coordinator and the worker convert them to their own domain types.
+//! coordinator and the worker convert them to their own domain types, and
+//! the recipe, which both share (widesweep-arch), converts here, once.
 
 pub mod v1 {
     tonic::include_proto!("widesweep.v1");
 }
 
 pub mod client;
+mod recipe;

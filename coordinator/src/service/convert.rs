@@ -2,7 +2,6 @@
 //! types stop here.
 
 use tonic::Status;
-use widesweep_arch::Precision;
 use widesweep_proto::v1 as pb;
 
 use super::error::missing;
@@ -68,22 +67,7 @@ pub fn cell_config(c: &JobConfig) -> pb::CellConfig {
         dropout: c.dropout,
         dataset: c.dataset.clone(),
         seed: c.seed,
-        recipe: Some(pb::Recipe {
-            epochs: r.epochs,
-            batch_size: r.batch_size,
-            lr: r.lr,
-            lr_milestones: r.lr_milestones.clone(),
-            lr_gamma: r.lr_gamma,
-            momentum: r.momentum,
-            nesterov: r.nesterov,
-            weight_decay: r.weight_decay,
-            train_subset: r.train_subset,
-            test_subset: r.test_subset,
-            augment: Some(r.augment),
-            checkpoint_every: r.checkpoint_every,
-            reset_momentum_on_drop: r.reset_momentum_on_drop,
-            precision: r.precision.to_string(),
-        }),
+        recipe: Some(pb::Recipe::from(r)),
     }
 }
 
@@ -150,23 +134,8 @@ pub fn result_row_from_proto(row: pb::JobResultRow) -> Result<ResultRow, Status>
             dropout: config.dropout,
             dataset: config.dataset,
             seed: config.seed,
-            recipe: Recipe {
-                epochs: recipe.epochs,
-                batch_size: recipe.batch_size,
-                lr: recipe.lr,
-                lr_milestones: recipe.lr_milestones,
-                lr_gamma: recipe.lr_gamma,
-                momentum: recipe.momentum,
-                nesterov: recipe.nesterov,
-                weight_decay: recipe.weight_decay,
-                reset_momentum_on_drop: recipe.reset_momentum_on_drop,
-                train_subset: recipe.train_subset,
-                test_subset: recipe.test_subset,
-                augment: recipe.augment.unwrap_or(true),
-                checkpoint_every: recipe.checkpoint_every,
-                precision: Precision::from_wire(&recipe.precision)
-                    .map_err(|e| Status::invalid_argument(format!("jobs.config.recipe.precision: {e}")))?,
-            },
+            recipe: Recipe::try_from(&recipe)
+                .map_err(|e| Status::invalid_argument(format!("jobs.config.recipe.precision: {e}")))?,
         },
         depth_convention: row.depth_convention,
         params: row.params,

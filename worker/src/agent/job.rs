@@ -1,7 +1,7 @@
 //! A leased job, as the trainer needs it: the gRPC cell config turned into
 //! a [`RunSpec`], checked with the same rules as a local `widesweep train`.
 
-use widesweep_arch::{BlockPattern, Dataset, Precision, WrnConfig, widen};
+use widesweep_arch::{BlockPattern, Dataset, WrnConfig, widen};
 use widesweep_proto::v1 as pb;
 
 use crate::train::{Recipe, RunSpec};
@@ -53,23 +53,7 @@ impl JobPlan {
         .map_err(|e| invalid("config", &cell, e.to_string()))?;
         // The same type and validation as the coordinator's (widesweep-arch),
         // field for field from the message.
-        let recipe = Recipe {
-            epochs: r.epochs,
-            batch_size: r.batch_size,
-            lr: r.lr,
-            lr_milestones: r.lr_milestones.clone(),
-            lr_gamma: r.lr_gamma,
-            momentum: r.momentum,
-            nesterov: r.nesterov,
-            weight_decay: r.weight_decay,
-            reset_momentum_on_drop: r.reset_momentum_on_drop,
-            train_subset: r.train_subset,
-            test_subset: r.test_subset,
-            augment: r.augment.unwrap_or(true),
-            checkpoint_every: r.checkpoint_every,
-            precision: Precision::from_wire(&r.precision)
-                .map_err(|e| invalid("recipe.precision", &r.precision, e.to_string()))?,
-        };
+        let recipe = Recipe::try_from(r).map_err(|e| invalid("recipe.precision", &r.precision, e.to_string()))?;
         recipe.validate_for(dataset).map_err(|e| invalid("recipe", r, e.to_string()))?;
         Ok(Self {
             job_id,
