@@ -58,6 +58,7 @@ impl Dialect for PostgresStore {
     const BACKEND: super::Backend = super::Backend::Postgres;
     /// Locks a fenced job's row until the transaction ends.
     const LOCK_ROW: &'static str = " FOR UPDATE";
+    const BIND_PREFIX: &'static str = "$";
 
     async fn clock(&self) -> super::Result<Millis> {
         let now: i64 = sqlx::query_scalar("SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT)")

@@ -69,6 +69,7 @@ impl Dialect for SqliteStore {
     const BACKEND: super::Backend = super::Backend::Sqlite;
     /// Nothing to add: an immediate transaction holds the write lock.
     const LOCK_ROW: &'static str = "";
+    const BIND_PREFIX: &'static str = "?";
 
     async fn clock(&self) -> super::Result<Millis> {
         Ok(super::now_ms())
