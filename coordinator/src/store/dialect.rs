@@ -19,11 +19,12 @@ pub(super) trait Dialect: Send + Sync + 'static {
     /// reads until the transaction ends.
     const LOCK_ROW: &'static str;
 
-    /// What precedes a bind's number in a statement built at run time
-    /// (`$1` on PostgreSQL, `?1` on SQLite: SQLite takes `$1` for a named
-    /// parameter and looks each name up in a list, which made a 15,500-bind
-    /// insert quadratic to prepare).
-    const BIND_PREFIX: &'static str;
+    /// The placeholder of bind `n` (from 1) in a statement built at run
+    /// time. SQLite keeps `$1` and `?1` as named parameters and sqlx asks
+    /// for each one's name, a list search per bind, so a 15,500-bind insert
+    /// was quadratic there; its placeholders are plain `?`, numbered by
+    /// position.
+    fn placeholder(n: usize) -> String;
 
     /// Connections for statements that only read.
     fn reader(&self) -> &Pool<Self::Db>;

@@ -58,7 +58,6 @@ impl Dialect for PostgresStore {
     const BACKEND: super::Backend = super::Backend::Postgres;
     /// Locks a fenced job's row until the transaction ends.
     const LOCK_ROW: &'static str = " FOR UPDATE";
-    const BIND_PREFIX: &'static str = "$";
 
     async fn clock(&self) -> super::Result<Millis> {
         let now: i64 = sqlx::query_scalar("SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT)")
@@ -130,6 +129,10 @@ impl Dialect for PostgresStore {
             return Err(Sql::<Self>::fence_error(&self.pool, fence, Some(m.epoch)).await);
         }
         Ok(())
+    }
+
+    fn placeholder(n: usize) -> String {
+        format!("${n}")
     }
 
     fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {

@@ -278,7 +278,7 @@ where
 
         let priority = i64::from(sweep.priority);
         for chunk in new_jobs.chunks(INSERT_CHUNK) {
-            let sql = format!("{JOB_INSERT} VALUES {}", placeholders(D::BIND_PREFIX, chunk.len(), JOB_INSERT_COLUMNS));
+            let sql = format!("{JOB_INSERT} VALUES {}", placeholders(D::placeholder, chunk.len(), JOB_INSERT_COLUMNS));
             let mut insert = sqlx::query(&sql);
             for job in chunk {
                 let recipe = &job.recipe;
@@ -770,10 +770,10 @@ where
 }
 
 /// `($1, .., $columns), ($columns + 1, ..), ..` for `rows` rows, each
-/// number behind `prefix`.
-fn placeholders(prefix: &str, rows: usize, columns: usize) -> String {
+/// bind written by `placeholder`.
+fn placeholders(placeholder: fn(usize) -> String, rows: usize, columns: usize) -> String {
     let row = |r: usize| {
-        let binds: Vec<String> = (1..=columns).map(|c| format!("{prefix}{}", r * columns + c)).collect();
+        let binds: Vec<String> = (1..=columns).map(|c| placeholder(r * columns + c)).collect();
         format!("({})", binds.join(", "))
     };
     (0..rows).map(row).collect::<Vec<_>>().join(", ")
@@ -792,8 +792,8 @@ mod tests {
 
     #[test]
     fn placeholders_number_every_bind_once_in_order() {
-        assert_eq!(placeholders("$", 2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(placeholders("?", 1, 2), "(?1, ?2)");
+        assert_eq!(placeholders(PostgresStore::placeholder, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(SqliteStore::placeholder, 1, 2), "(?, ?)");
     }
 
     #[test]

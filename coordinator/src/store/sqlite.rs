@@ -69,7 +69,6 @@ impl Dialect for SqliteStore {
     const BACKEND: super::Backend = super::Backend::Sqlite;
     /// Nothing to add: an immediate transaction holds the write lock.
     const LOCK_ROW: &'static str = "";
-    const BIND_PREFIX: &'static str = "?";
 
     async fn clock(&self) -> super::Result<Millis> {
         Ok(super::now_ms())
@@ -144,6 +143,10 @@ impl Dialect for SqliteStore {
         Sql::<Self>::upsert_epoch(&mut tx, fence, metrics, now).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    fn placeholder(_: usize) -> String {
+        "?".to_string()
     }
 
     fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
