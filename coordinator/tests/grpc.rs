@@ -470,18 +470,8 @@ async fn results_stream_in_pages(store: Arc<dyn Store>) {
     // stamped at time 0 at once.
     let now = widesweep_coordinator::store::now_ms();
     let first = store.lease_job(worker, "cpu", common::token(), 60_000, now).await.unwrap().unwrap();
-    let metrics = |n: u32| widesweep_coordinator::store::EpochMetrics {
-        epoch: n,
-        train_loss: 1.0,
-        train_error: 0.5,
-        test_loss: 1.0,
-        test_error: 0.5,
-        lr: 0.1,
-        epoch_seconds: 1.0,
-        images_per_second: 1.0,
-    };
-    store.report_epoch(first.fence(), &metrics(1), 60_000, now + 1).await.unwrap();
-    store.report_epoch(first.fence(), &metrics(2), 60_000, now + 2).await.unwrap();
+    store.report_epoch(first.fence(), &common::epoch_metrics(1), 60_000, now + 1).await.unwrap();
+    store.report_epoch(first.fence(), &common::epoch_metrics(2), 60_000, now + 2).await.unwrap();
     let mut pages = running
         .clients
         .sweeps

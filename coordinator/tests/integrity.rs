@@ -9,10 +9,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestDb, spec, submit, token, try_submit};
+use common::{TestDb, epoch_metrics, spec, submit, token, try_submit};
 use sqlx::{Connection, Executor};
 use widesweep_coordinator::service::DatabaseClock;
-use widesweep_coordinator::store::{EpochMetrics, Fence, NewCheckpoint, StoreError, SweepAction, SweepState};
+use widesweep_coordinator::store::{Fence, NewCheckpoint, StoreError, SweepAction, SweepState};
 
 /// A second connection to the test's database, in a write transaction.
 enum Other {
@@ -147,17 +147,7 @@ async fn a_stale_attempt_cannot_checkpoint_over_a_new_lease(db: &TestDb) {
     let worker = store.register_worker("h", &[], "t", 0).await.unwrap();
     let now = widesweep_coordinator::store::now_ms();
     let first = store.lease_job(worker, "cpu", token(), 60_000, now).await.unwrap().unwrap();
-    let metrics = EpochMetrics {
-        epoch: 1,
-        train_loss: 1.0,
-        train_error: 0.5,
-        test_loss: 1.0,
-        test_error: 0.5,
-        lr: 0.1,
-        epoch_seconds: 1.0,
-        images_per_second: 1.0,
-    };
-    store.report_epoch(first.fence(), &metrics, 60_000, now + 1).await.unwrap();
+    store.report_epoch(first.fence(), &epoch_metrics(1), 60_000, now + 1).await.unwrap();
     // The reaper and a new lease, halfway through: attempt 2 holds the job
     // and has written its checkpoint, not yet committed.
     let second = Fence { job_id: first.job_id, attempt: first.attempt + 1, token: token() };

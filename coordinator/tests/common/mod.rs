@@ -134,6 +134,21 @@ macro_rules! contract_tests {
 }
 
 /// A fresh lease token's digest, for leasing through the store directly.
+/// Plain metrics for `epoch`, for tests that need a reported epoch and not
+/// its values.
+pub fn epoch_metrics(epoch: u32) -> store::EpochMetrics {
+    store::EpochMetrics {
+        epoch,
+        train_loss: 1.0,
+        train_error: 0.5,
+        test_loss: 1.0,
+        test_error: 0.5,
+        lr: 0.1,
+        epoch_seconds: 1.0,
+        images_per_second: 1.0,
+    }
+}
+
 pub fn token() -> store::LeaseDigest {
     store::LeaseToken::generate().digest()
 }
