@@ -7,6 +7,7 @@
 //! - [`Recipe`]: how a network is trained (epochs, batch, schedule, SGD), with
 //!   the one validation the coordinator and the worker both apply.
 //! - [`WrnConfig`]: one network of the family, validated once in [`WrnConfig::new`].
+//! - [`JobWork`]: the cost model, a job's work in FLOP-equivalents from its plan and recipe.
 //! - [`NetworkPlan`]: every layer of that network with its shapes, from which parameter
 //!   counts, multiply-accumulates and activation sizes are derived.
 //!
@@ -40,6 +41,7 @@ pub(crate) use serde_as_text;
 
 mod block;
 mod config;
+mod cost;
 mod dataset;
 mod plan;
 mod precision;
@@ -47,10 +49,14 @@ mod recipe;
 
 pub use block::{BlockPattern, MAX_CONVS_PER_BLOCK, ParseBlockError};
 pub use config::{ConfigError, MAX_BLOCKS_PER_GROUP, MAX_WIDTH, WrnConfig};
+pub use cost::{JobWork, MEMORY_FLOPS_PER_ELEMENT};
 pub use dataset::{Dataset, ParseDatasetError};
 pub use plan::{BlockPlan, ConvSpec, GroupPlan, HeadSpec, NetworkPlan};
 pub use precision::{ParsePrecisionError, Precision};
-pub use recipe::{MAX_BATCH_SIZE, MAX_EPOCHS, MIN_BATCH_SIZE, Recipe, RecipeError};
+pub use recipe::{
+    DEFAULT_BN_RECALIBRATION_BATCHES, MAX_BATCH_SIZE, MAX_BN_RECALIBRATION_BATCHES, MAX_EPOCHS, MIN_BATCH_SIZE, Recipe,
+    RecipeError, SHORT_RECIPE_EPOCHS, WrittenRecipe,
+};
 
 /// Side length of the square images every network sees. Greyscale 28x28
 /// datasets are zero-padded to this size so that the three groups run at

@@ -23,6 +23,21 @@ pub const MAX_EPOCHS: u32 = 10_000;
 pub const MIN_BATCH_SIZE: u32 = 2;
 /// Most images per batch.
 pub const MAX_BATCH_SIZE: u32 = 65_536;
+/// Most batches a batch-norm re-estimation may run.
+pub const MAX_BN_RECALIBRATION_BATCHES: u32 = 10_000;
+/// Recipes of at most this many epochs are short: batch norm's running
+/// statistics (momentum 0.1, a window of about ten steps) still lag the
+/// weights when training stops, so a spec that does not say otherwise
+/// re-estimates them before each evaluation.
+pub const SHORT_RECIPE_EPOCHS: u32 = 10;
+/// Batches a short recipe re-estimates batch norm's statistics on when its
+/// spec does not say: the exact average of 50 batches' statistics is within
+/// noise of the whole training set's for the batch sizes WRNs train with,
+/// at the cost of 50 forward passes per epoch.
+pub const DEFAULT_BN_RECALIBRATION_BATCHES: u32 = 50;
+/// Where the paper's learning-rate drops fall, in percent of the epochs
+/// (60, 120 and 160 of 200): a recipe without `lr_milestones` drops there.
+const MILESTONE_PERCENTS: [u32; 3] = [30, 60, 80];
 
 /// The training recipe of a cell. Defaults are the paper's CIFAR recipe
 /// (Zagoruyko & Komodakis, BMVC 2016, section 4, and the official code):
@@ -34,17 +49,16 @@ pub const MAX_BATCH_SIZE: u32 = 65_536;
 /// at their default so that older hashes stand. Change a field, its serde
 /// attributes or its default and every stored sweep looks new.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(from = "WrittenRecipe")]
 pub struct Recipe {
-    #[serde(deserialize_with = "de_epochs")]
     pub epochs: u32,
-    #[serde(deserialize_with = "de_batch_size")]
     pub batch_size: u32,
     pub lr: f64,
     /// The learning rate is multiplied by `lr_gamma` after each of these
     /// epochs, i.e. at the start of the 0-based epoch of the same number:
-    /// strictly increasing, from 1 to `epochs - 1`.
-    #[serde(deserialize_with = "de_lr_milestones")]
+    /// strictly increasing, from 1 to `epochs - 1`. Where a recipe does not
+    /// give them, they are the paper's, scaled to the epochs
+    /// ([`Recipe::scaled_milestones`]).
     pub lr_milestones: Vec<u32>,
     pub lr_gamma: f64,
     pub momentum: f64,
@@ -58,12 +72,11 @@ pub struct Recipe {
     pub reset_momentum_on_drop: bool,
     /// Train on N images of the training set only (the same ones for every
     /// seed), for quick studies; 0 = all.
-    #[serde(deserialize_with = "de_train_subset")]
     pub train_subset: u32,
     /// Evaluate each epoch on the first N test images only; 0 = all.
     /// Left out of the serialised form when 0, so that the hashes of
     /// cells written before this field existed do not change.
-    #[serde(skip_serializing_if = "is_zero", deserialize_with = "de_test_subset")]
+    #[serde(skip_serializing_if = "is_zero")]
     pub test_subset: u32,
     /// Random reflect-padded crops and horizontal flips of training images
     /// (the paper's augmentation). Left out when true, for the same reason
@@ -72,13 +85,107 @@ pub struct Recipe {
     pub augment: bool,
     /// Upload a checkpoint every N epochs; 0 disables periodic checkpoints.
     /// It changes how often a run is saved, not the run.
-    #[serde(deserialize_with = "de_checkpoint_every")]
     pub checkpoint_every: u32,
     /// f32, or bf16 mixed precision (see [`Precision`]). Left out at f32,
     /// for the same reason as `test_subset`; checkpoints written before
     /// this field existed read back as f32, which they trained in.
     #[serde(skip_serializing_if = "Precision::is_default")]
     pub precision: Precision,
+    /// Precise batch norm: before each evaluation, re-estimate every batch
+    /// norm's running statistics as the exact average over this many
+    /// un-augmented training batches (drawn by the seed), in place of the
+    /// momentum average that lags the weights; 0 = off. Left out when 0,
+    /// for the same reason as `test_subset`. A spec's short recipes
+    /// ([`SHORT_RECIPE_EPOCHS`]) default to [`DEFAULT_BN_RECALIBRATION_BATCHES`].
+    #[serde(skip_serializing_if = "is_zero")]
+    pub bn_recalibration_batches: u32,
+}
+
+/// A recipe as written (a spec's `[recipe]`, a stored JSON record): the
+/// fields whose default depends on the others are `None` when not given.
+/// Integers are range-checked here, before they are narrowed.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WrittenRecipe {
+    #[serde(deserialize_with = "de_epochs")]
+    epochs: u32,
+    #[serde(deserialize_with = "de_batch_size")]
+    batch_size: u32,
+    lr: f64,
+    #[serde(deserialize_with = "de_lr_milestones")]
+    lr_milestones: Option<Vec<u32>>,
+    lr_gamma: f64,
+    momentum: f64,
+    nesterov: bool,
+    weight_decay: f64,
+    reset_momentum_on_drop: bool,
+    #[serde(deserialize_with = "de_train_subset")]
+    train_subset: u32,
+    #[serde(deserialize_with = "de_test_subset")]
+    test_subset: u32,
+    augment: bool,
+    #[serde(deserialize_with = "de_checkpoint_every")]
+    checkpoint_every: u32,
+    precision: Precision,
+    #[serde(deserialize_with = "de_bn_recalibration_batches")]
+    bn_recalibration_batches: Option<u32>,
+}
+
+impl Default for WrittenRecipe {
+    fn default() -> Self {
+        let r = Recipe::default();
+        Self {
+            epochs: r.epochs,
+            batch_size: r.batch_size,
+            lr: r.lr,
+            lr_milestones: None,
+            lr_gamma: r.lr_gamma,
+            momentum: r.momentum,
+            nesterov: r.nesterov,
+            weight_decay: r.weight_decay,
+            reset_momentum_on_drop: r.reset_momentum_on_drop,
+            train_subset: r.train_subset,
+            test_subset: r.test_subset,
+            augment: r.augment,
+            checkpoint_every: r.checkpoint_every,
+            precision: r.precision,
+            bn_recalibration_batches: None,
+        }
+    }
+}
+
+impl WrittenRecipe {
+    /// The recipe a spec means: what it does not give takes the defaults
+    /// that fit its epochs (milestones at 30/60/80 %; precise batch norm
+    /// for short recipes).
+    pub fn for_spec(self) -> Recipe {
+        let bn = self.bn_recalibration_batches.unwrap_or(Recipe::default_bn_recalibration_batches(self.epochs));
+        Recipe { bn_recalibration_batches: bn, ..Recipe::from(self) }
+    }
+}
+
+/// A stored recipe: records written before precise batch norm existed
+/// trained without it.
+impl From<WrittenRecipe> for Recipe {
+    fn from(w: WrittenRecipe) -> Self {
+        Recipe {
+            lr_milestones: w.lr_milestones.unwrap_or_else(|| Recipe::scaled_milestones(w.epochs)),
+            epochs: w.epochs,
+            batch_size: w.batch_size,
+            lr: w.lr,
+            lr_gamma: w.lr_gamma,
+            momentum: w.momentum,
+            nesterov: w.nesterov,
+            weight_decay: w.weight_decay,
+            reset_momentum_on_drop: w.reset_momentum_on_drop,
+            train_subset: w.train_subset,
+            test_subset: w.test_subset,
+            augment: w.augment,
+            checkpoint_every: w.checkpoint_every,
+            precision: w.precision,
+            bn_recalibration_batches: w.bn_recalibration_batches.unwrap_or(0),
+        }
+    }
 }
 
 impl Default for Recipe {
@@ -98,6 +205,7 @@ impl Default for Recipe {
             augment: true,
             checkpoint_every: 1,
             precision: Precision::F32,
+            bn_recalibration_batches: 0,
         }
     }
 }
@@ -195,6 +303,12 @@ const TRAIN_SUBSET: Bounds =
     Bounds { field: "recipe.train_subset", min: 0, max: u32::MAX, note: " (0 trains on every image)" };
 const TEST_SUBSET: Bounds =
     Bounds { field: "recipe.test_subset", min: 0, max: u32::MAX, note: " (0 evaluates on every test image)" };
+const BN_RECALIBRATION_BATCHES: Bounds = Bounds {
+    field: "recipe.bn_recalibration_batches",
+    min: 0,
+    max: MAX_BN_RECALIBRATION_BATCHES,
+    note: " (0 keeps batch norm's momentum statistics)",
+};
 const CHECKPOINT_EVERY: Bounds =
     Bounds { field: "recipe.checkpoint_every", min: 0, max: u32::MAX, note: " (0 turns periodic checkpoints off)" };
 /// Only the type's range: the real bound, `epochs - 1`, is checked by
@@ -216,6 +330,7 @@ impl Recipe {
         TRAIN_SUBSET.check(self.train_subset)?;
         TEST_SUBSET.check(self.test_subset)?;
         CHECKPOINT_EVERY.check(self.checkpoint_every)?;
+        BN_RECALIBRATION_BATCHES.check(self.bn_recalibration_batches)?;
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(RecipeError::Lr(self.lr));
         }
@@ -264,6 +379,27 @@ impl Recipe {
             return Err(RecipeError::BatchLargerThanDataset { batch_size: self.batch_size, dataset, images });
         }
         Ok(())
+    }
+
+    /// Precise batch norm's default for a recipe of `epochs` that does not
+    /// say: on for short recipes, off for long ones such as the paper's.
+    pub fn default_bn_recalibration_batches(epochs: u32) -> u32 {
+        if epochs <= SHORT_RECIPE_EPOCHS { DEFAULT_BN_RECALIBRATION_BATCHES } else { 0 }
+    }
+
+    /// The paper's drops (epochs 60, 120 and 160 of 200) at the same shares
+    /// of `epochs`, rounded to the nearest epoch; drops that would fall on
+    /// the same epoch, on 0 or on the last epoch are left out. 200 epochs
+    /// give exactly the paper's schedule.
+    pub fn scaled_milestones(epochs: u32) -> Vec<u32> {
+        let mut milestones: Vec<u32> = Vec::new();
+        for percent in MILESTONE_PERCENTS {
+            let epoch = u32::try_from((u64::from(epochs) * u64::from(percent) + 50) / 100).unwrap_or(u32::MAX);
+            if epoch >= 1 && epoch < epochs && milestones.last().is_none_or(|last| *last < epoch) {
+                milestones.push(epoch);
+            }
+        }
+        milestones
     }
 
     /// Learning rate during 0-based `epoch`: lr * gamma^(milestones passed).
@@ -349,11 +485,16 @@ fn de_checkpoint_every<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32
     narrow(deserializer, CHECKPOINT_EVERY)
 }
 
-fn de_lr_milestones<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u32>, D::Error> {
+fn de_bn_recalibration_batches<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    narrow(deserializer, BN_RECALIBRATION_BATCHES).map(Some)
+}
+
+fn de_lr_milestones<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<u32>>, D::Error> {
     Vec::<Wide>::deserialize(deserializer)?
         .into_iter()
         .map(|Wide(value)| u32::try_from(value).map_err(|_| de::Error::custom(LR_MILESTONE.error(value))))
-        .collect()
+        .collect::<Result<_, _>>()
+        .map(Some)
 }
 
 #[cfg(test)]
@@ -434,7 +575,7 @@ mod tests {
     #[test]
     fn serde_fills_defaults_and_refuses_unknown_fields() {
         let r: Recipe = serde_json::from_str(r#"{"epochs": 3}"#).unwrap();
-        assert_eq!(r, Recipe { epochs: 3, ..Recipe::default() });
+        assert_eq!(r, Recipe { epochs: 3, lr_milestones: vec![1, 2], ..Recipe::default() });
         let err = serde_json::from_str::<Recipe>(r#"{"epoch": 3}"#).unwrap_err().to_string();
         assert!(err.contains("unknown field `epoch`"), "{err}");
     }
@@ -456,6 +597,57 @@ mod tests {
             "{json}"
         );
         assert_eq!(serde_json::from_str::<Recipe>(&json).unwrap(), all);
+    }
+
+    /// Without `lr_milestones` the paper's drops scale to the epochs; 200
+    /// epochs give the paper's own, so the default recipe is unchanged.
+    #[test]
+    fn milestones_scale_to_the_epochs_when_not_given() {
+        assert_eq!(Recipe::scaled_milestones(200), vec![60, 120, 160]);
+        assert_eq!(Recipe::scaled_milestones(200), Recipe::default().lr_milestones);
+        assert_eq!(Recipe::scaled_milestones(100), vec![30, 60, 80]);
+        assert_eq!(Recipe::scaled_milestones(10), vec![3, 6, 8]);
+        assert_eq!(Recipe::scaled_milestones(3), vec![1, 2]);
+        assert_eq!(Recipe::scaled_milestones(2), vec![1]);
+        assert_eq!(Recipe::scaled_milestones(1), Vec::<u32>::new());
+        for epochs in 1..=MAX_EPOCHS {
+            let recipe = Recipe { epochs, lr_milestones: Recipe::scaled_milestones(epochs), ..Recipe::default() };
+            recipe.validate().unwrap_or_else(|e| panic!("epochs = {epochs}: {e}"));
+        }
+        let spec: WrittenRecipe = serde_json::from_str(r#"{"epochs": 3}"#).unwrap();
+        let recipe = spec.for_spec();
+        assert_eq!(recipe.lr_milestones, vec![1, 2]);
+        recipe.validate_for(Dataset::FashionMnist).unwrap();
+        let stated: WrittenRecipe = serde_json::from_str(r#"{"epochs": 3, "lr_milestones": [2]}"#).unwrap();
+        assert_eq!(stated.for_spec().lr_milestones, vec![2]);
+    }
+
+    /// A spec's short recipe re-estimates batch norm unless it says
+    /// otherwise; a long one, and every stored record that predates the
+    /// field, does not.
+    #[test]
+    fn precise_batch_norm_defaults_on_for_short_recipes_in_specs_only() {
+        let spec = |json: &str| serde_json::from_str::<WrittenRecipe>(json).unwrap().for_spec();
+        assert_eq!(spec(r#"{"epochs": 3}"#).bn_recalibration_batches, DEFAULT_BN_RECALIBRATION_BATCHES);
+        assert_eq!(spec(r#"{"epochs": 10}"#).bn_recalibration_batches, DEFAULT_BN_RECALIBRATION_BATCHES);
+        assert_eq!(spec(r#"{"epochs": 11}"#).bn_recalibration_batches, 0);
+        assert_eq!(spec(r#"{}"#).bn_recalibration_batches, 0);
+        assert_eq!(spec(r#"{"epochs": 3, "bn_recalibration_batches": 0}"#).bn_recalibration_batches, 0);
+        assert_eq!(spec(r#"{"bn_recalibration_batches": 20}"#).bn_recalibration_batches, 20);
+        let stored: Recipe = serde_json::from_str(r#"{"epochs": 3}"#).unwrap();
+        assert_eq!(stored.bn_recalibration_batches, 0);
+        let on = Recipe { epochs: 3, lr_milestones: vec![1], bn_recalibration_batches: 50, ..Recipe::default() };
+        let json = serde_json::to_string(&on).unwrap();
+        assert!(json.ends_with(r#""checkpoint_every":1,"bn_recalibration_batches":50}"#), "{json}");
+        assert_eq!(serde_json::from_str::<Recipe>(&json).unwrap(), on);
+        let err = serde_json::from_str::<Recipe>(r#"{"bn_recalibration_batches": 10001}"#).map(|r| r.validate());
+        let err = match err {
+            Ok(Err(e)) => e.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert!(err.contains("recipe.bn_recalibration_batches = 10001") && err.contains("0 to 10000"), "{err}");
+        let err = serde_json::from_str::<Recipe>(r#"{"bn_recalibration_batches": -1}"#).unwrap_err().to_string();
+        assert!(err.contains("recipe.bn_recalibration_batches = -1"), "{err}");
     }
 
     /// Integers too large (or negative) for a u32 field are refused while

@@ -72,9 +72,11 @@ pub struct RecipeArgs {
     pub batch_size: u32,
     #[arg(long, default_value_t = 0.1)]
     pub lr: f64,
-    /// Epochs at which the learning rate is multiplied by --lr-gamma.
-    #[arg(long, value_delimiter = ',', default_value = "60,120,160")]
-    pub lr_milestones: Vec<u32>,
+    /// Epochs at which the learning rate is multiplied by --lr-gamma
+    /// [default: the paper's 60,120,160 of 200, scaled to --epochs: 30, 60
+    /// and 80 % of them]
+    #[arg(long, value_delimiter = ',')]
+    pub lr_milestones: Option<Vec<u32>>,
     #[arg(long, default_value_t = 0.2)]
     pub lr_gamma: f64,
     #[arg(long, default_value_t = 0.9)]
@@ -95,6 +97,11 @@ pub struct RecipeArgs {
     /// master weights; meant for CUDA).
     #[arg(long, default_value = "f32")]
     pub precision: Precision,
+    /// Precise batch norm: re-estimate the running statistics on this many
+    /// un-augmented training batches before each evaluation; 0 = off
+    /// [default: 50 for recipes of at most 10 epochs, else 0]
+    #[arg(long)]
+    pub bn_recalibration_batches: Option<u32>,
 }
 
 /// `widesweep train`: train one cell directly, printing every epoch.
@@ -141,7 +148,7 @@ impl TrainArgs {
             epochs: r.epochs,
             batch_size: r.batch_size,
             lr: r.lr,
-            lr_milestones: r.lr_milestones.clone(),
+            lr_milestones: r.lr_milestones.clone().unwrap_or_else(|| Recipe::scaled_milestones(r.epochs)),
             lr_gamma: r.lr_gamma,
             momentum: r.momentum,
             nesterov: !r.no_nesterov,
@@ -152,6 +159,9 @@ impl TrainArgs {
             augment: !r.no_augment,
             checkpoint_every: self.checkpoint_every,
             precision: r.precision,
+            bn_recalibration_batches: r
+                .bn_recalibration_batches
+                .unwrap_or_else(|| Recipe::default_bn_recalibration_batches(r.epochs)),
         };
         recipe.validate_for(self.cell.dataset)?;
         Ok(recipe)

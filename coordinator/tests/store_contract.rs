@@ -232,6 +232,25 @@ async fn higher_priority_sweeps_are_leased_first(store: Arc<dyn Store>) {
     assert_eq!(order, ["high", "high", "low", "low"]);
 }
 
+/// Longest processing time first within a sweep (the cost model's work
+/// grows with the width), first come, first served between sweeps of equal
+/// priority: a later sweep of longer jobs does not jump the queue.
+async fn the_longest_jobs_of_a_sweep_are_leased_first(store: Arc<dyn Store>) {
+    submit(&*store, &spec("first", &[1, 4, 2], &[1, 2]), 0, 3).await;
+    submit(&*store, &spec("second", &[8], &[1]), 0, 3).await;
+    let worker = store.register_worker("h", &[], "t", 0).await.unwrap();
+    let mut order = Vec::new();
+    while let Some(job) = store.lease_job(worker, "cpu", token(), LEASE, 0).await.unwrap() {
+        order.push((job.sweep_name, job.config.width));
+    }
+    let expected: Vec<(String, u32)> =
+        [("first", 4), ("first", 4), ("first", 2), ("first", 2), ("first", 1), ("first", 1), ("second", 8)]
+            .into_iter()
+            .map(|(s, w)| (s.to_string(), w))
+            .collect();
+    assert_eq!(order, expected);
+}
+
 async fn futures_order(store: &dyn Store, worker: i64) -> Vec<String> {
     let mut order = Vec::new();
     while let Some(job) = store.lease_job(worker, "cpu", token(), LEASE, 0).await.unwrap() {
@@ -343,6 +362,7 @@ contract_tests!(
     pause_resume_and_cancel,
     unknown_jobs_and_sweeps_are_not_found,
     higher_priority_sweeps_are_leased_first,
+    the_longest_jobs_of_a_sweep_are_leased_first,
     checkpoints_are_handed_to_the_next_attempt_and_pruned,
     a_large_submission_is_one_transaction,
 );

@@ -23,6 +23,7 @@ impl From<&Recipe> for pb::Recipe {
             checkpoint_every: r.checkpoint_every,
             reset_momentum_on_drop: r.reset_momentum_on_drop,
             precision: r.precision.to_string(),
+            bn_recalibration_batches: r.bn_recalibration_batches,
         }
     }
 }
@@ -49,6 +50,7 @@ impl TryFrom<&pb::Recipe> for Recipe {
             augment: r.augment.unwrap_or(true),
             checkpoint_every: r.checkpoint_every,
             precision: Precision::from_wire(&r.precision)?,
+            bn_recalibration_batches: r.bn_recalibration_batches,
         })
     }
 }
@@ -59,8 +61,13 @@ mod tests {
 
     #[test]
     fn a_recipe_survives_the_wire() {
-        let recipe =
-            Recipe { precision: Precision::Bf16, augment: false, lr_milestones: vec![3, 7], ..Recipe::default() };
+        let recipe = Recipe {
+            precision: Precision::Bf16,
+            augment: false,
+            lr_milestones: vec![3, 7],
+            bn_recalibration_batches: 25,
+            ..Recipe::default()
+        };
         let wire = pb::Recipe::from(&recipe);
         assert_eq!(Recipe::try_from(&wire), Ok(recipe));
     }

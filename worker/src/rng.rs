@@ -24,6 +24,8 @@ pub enum Purpose {
     Dropout = 4,
     /// The subset of the training set used by `--train-subset`.
     Subset = 5,
+    /// The batches batch norm's statistics are re-estimated on after an epoch.
+    BnRecalibration = 6,
 }
 
 /// The stream for `(seed, epoch, step, purpose)`.

@@ -6,7 +6,7 @@ use candle_nn::VarBuilder;
 use widesweep_arch::{BlockPattern, Dataset, Precision, WrnConfig};
 use widesweep_worker::wrn::block::Block;
 use widesweep_worker::wrn::init::{SeededInit, TensorStore};
-use widesweep_worker::wrn::layers::{Layout, MaskSource};
+use widesweep_worker::wrn::layers::{Layout, MaskSource, Recalibration};
 use widesweep_worker::wrn::{ModelOptions, Wrn};
 
 fn instantiated(cfg: &WrnConfig) -> u64 {
@@ -128,7 +128,7 @@ fn initialisation_follows_the_official_code_and_the_seed() {
 fn build_block(plan: &widesweep_arch::BlockPlan, dtype: DType, layout: Layout) -> (Block, TensorStore) {
     let store = TensorStore::default();
     let vb = VarBuilder::from_backend(Box::new(SeededInit { seed: 3, store: store.clone() }), dtype, Device::Cpu);
-    let block = Block::new(plan, 0.0, MaskSource::default(), layout, vb).unwrap();
+    let block = Block::new(plan, 0.0, MaskSource::default(), Recalibration::default(), layout, vb).unwrap();
     (block, store)
 }
 
@@ -271,7 +271,7 @@ fn module_forward_of_a_conv_matches_its_spec() {
 fn dropout_masks_are_seeded_and_inverted() {
     use widesweep_worker::wrn::layers::Dropout;
     let masks = MaskSource::default();
-    let dropout = Dropout::new(0.3, masks.clone());
+    let dropout = Dropout::new(0.3, masks.clone(), Recalibration::default());
     let x = Tensor::ones((4, 16, 32, 32), DType::F32, &Device::Cpu).unwrap();
     let draw = || {
         masks.reseed(widesweep_worker::rng::stream(1, 2, 3, widesweep_worker::rng::Purpose::Dropout));
@@ -347,4 +347,39 @@ fn bf16_in_the_nhwc_kernels_is_refused_with_what_works() {
     let options = ModelOptions { layout: Layout::Nhwc, precision: Precision::Bf16 };
     let err = Wrn::with_options(&cfg, 0, DType::F32, &Device::Cpu, options).err().expect("refused").to_string();
     assert!(err.contains("bf16") && err.contains("nchw"), "{err}");
+}
+
+/// Precise batch norm replaces the running statistics outright: two models
+/// whose statistics differ (one ran extra training passes) evaluate alike
+/// once both are re-estimated on the same batches, and re-estimating on a
+/// batch twice gives what once gives (the exact average of equal terms).
+#[test]
+fn re_estimated_batch_norm_forgets_the_momentum_statistics() {
+    let config = WrnConfig::wrn(10, 1, Dataset::FashionMnist).unwrap();
+    let device = Device::Cpu;
+    let build = || Wrn::new(&config, 3, DType::F32, &device).unwrap();
+    let batch = |offset: f64| (Tensor::randn(0f32, 1f32, (8, 1, 32, 32), &device).unwrap() + offset).unwrap();
+    let (a, b) = (build(), build());
+    let probe = batch(0.0);
+    for shift in [2.0, -1.0, 3.0] {
+        b.forward_t(&batch(shift), true).unwrap();
+    }
+    let logits = |m: &Wrn| m.forward_t(&probe, false).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let max_diff = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+    assert!(max_diff(&logits(&a), &logits(&b)) > 1e-3, "the extra passes moved b's statistics");
+    let batches = [batch(0.5), batch(-0.5)];
+    for model in [&a, &b] {
+        let used = model.recalibrate_batch_norm(batches.iter().map(|t| Ok(t.clone()))).unwrap();
+        assert_eq!(used, 2);
+    }
+    assert!(max_diff(&logits(&a), &logits(&b)) < 1e-5, "same batches, same statistics");
+    let once = build();
+    once.recalibrate_batch_norm([Ok(batches[0].clone())]).unwrap();
+    let twice = build();
+    twice.recalibrate_batch_norm([Ok(batches[0].clone()), Ok(batches[0].clone())]).unwrap();
+    assert!(max_diff(&logits(&once), &logits(&twice)) < 1e-5, "the average of a batch with itself");
+    // Dropout is off while re-estimating: no mask stream is needed.
+    let dropped = WrnConfig::new("B(3,3)".parse().unwrap(), 1, 1, 0.3, 1, 10).unwrap();
+    let with_dropout = Wrn::new(&dropped, 3, DType::F32, &device).unwrap();
+    with_dropout.recalibrate_batch_norm([Ok(batch(0.0))]).unwrap();
 }

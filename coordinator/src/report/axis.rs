@@ -280,6 +280,7 @@ pub fn recipe_fields(r: &Recipe) -> Vec<(&'static str, String)> {
         ("test_subset", r.test_subset.to_string()),
         ("augment", r.augment.to_string()),
         ("precision", r.precision.to_string()),
+        ("bn_batches", r.bn_recalibration_batches.to_string()),
     ]
 }
 

@@ -13,6 +13,7 @@ use super::ReportError;
 use super::aggregate::{Agg, median};
 use super::axis::{Axis, AxisValue, shorten_recipe_keys};
 use super::metric::{Metric, epoch_seconds};
+use super::stats::{self, Comparison, Interval};
 use crate::store::{JobStatus, ResultRow};
 
 /// What the user asked for; `None` axes are chosen from the data.
@@ -134,8 +135,13 @@ pub struct Cell {
     pub params: Option<u64>,
     /// Median over seeds of the mean seconds per epoch (succeeded jobs).
     pub epoch_seconds: Option<f64>,
+    /// 95 % Student-t interval of the mean over seeds (two seeds or more).
+    pub interval: Option<Interval>,
     /// `value` minus the baseline cell's value.
     pub delta: Option<f64>,
+    /// The seeds' means against the baseline cell's: the difference, its
+    /// 95 % (Welch) interval and a p-value ([`stats::compare`]).
+    pub comparison: Option<Comparison>,
     pub is_baseline: bool,
     /// The cell's jobs, in id order.
     pub job_ids: Vec<i64>,
@@ -579,11 +585,13 @@ fn make_cell(jobs: &[&ResultRow], metric: Metric, agg: Agg) -> Cell {
     Cell {
         value: agg.apply(&values),
         spread: if agg.has_spread() { super::aggregate::std_dev(&values) } else { None },
+        interval: stats::mean_interval(&values, stats::LEVEL),
         values,
         counts,
         params: common(jobs.iter().map(|j| j.params)),
         epoch_seconds: median(&seconds),
         delta: None,
+        comparison: None,
         is_baseline: false,
         job_ids: jobs.iter().map(|j| j.job_id).collect(),
     }
@@ -637,16 +645,17 @@ fn apply_baseline(table: &mut Table, values: &AxisValues, axis: Axis, text: &str
             }
             let target = row_index.get(&row_key).zip(col_index.get(&col_key));
             let is_baseline = target == Some((&r, &c));
-            let delta = target
-                .and_then(|(br, bc)| table.rows[*br].cells[*bc].value)
-                .zip(cell.value)
-                .map(|(base_value, value)| value - base_value);
-            deltas.push((r, c, delta, is_baseline));
+            let base_cell = target.map(|(br, bc)| &table.rows[*br].cells[*bc]);
+            let delta = base_cell.and_then(|b| b.value).zip(cell.value).map(|(base_value, value)| value - base_value);
+            let comparison =
+                base_cell.filter(|_| !is_baseline).and_then(|b| stats::compare(&cell.values, &b.values, stats::LEVEL));
+            deltas.push((r, c, delta, comparison, is_baseline));
         }
     }
-    for (r, c, delta, is_baseline) in deltas {
+    for (r, c, delta, comparison, is_baseline) in deltas {
         let cell = &mut table.rows[r].cells[c];
         cell.delta = delta;
+        cell.comparison = comparison;
         cell.is_baseline = is_baseline;
     }
     table.baseline = Some((axis, base));

@@ -1,6 +1,6 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use widesweep_arch::{BlockPattern, ConfigError, Dataset, WrnConfig, widen};
+use widesweep_arch::{BlockPattern, ConfigError, Dataset, JobWork, WrnConfig, widen};
 
 use super::{DepthConvention, Recipe};
 
@@ -55,6 +55,9 @@ pub struct JobSpec {
     pub params: u64,
     /// Forward multiply-accumulates per image.
     pub forward_macs: u64,
+    /// The cost model's work of the whole run, in FLOP-equivalents
+    /// ([`JobWork`]): what leasing orders by and ETAs divide.
+    pub work: f64,
     /// Hex SHA-256 of [`JobSpec::canonical_json`].
     pub cell_hash: String,
 }
@@ -86,6 +89,7 @@ impl JobSpec {
         let mut job = Self {
             params: plan.param_count(),
             forward_macs: plan.forward_macs(),
+            work: JobWork::of(&plan, &recipe, dataset).total(),
             cell,
             dataset,
             seed,

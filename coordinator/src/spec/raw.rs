@@ -11,10 +11,10 @@
 use std::ops::RangeInclusive;
 
 use serde::Deserialize;
-use widesweep_arch::{BlockPattern, Dataset, MAX_BLOCKS_PER_GROUP, MAX_CONVS_PER_BLOCK, MAX_WIDTH};
+use widesweep_arch::{BlockPattern, Dataset, MAX_BLOCKS_PER_GROUP, MAX_CONVS_PER_BLOCK, MAX_WIDTH, WrittenRecipe};
 
 use super::expand::{Case, DepthAxis, DepthConvention, Exclusion, Grid};
-use super::{Recipe, Spec, SpecError};
+use super::{Spec, SpecError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,8 +24,9 @@ pub(super) struct RawSpec {
     seeds: Vec<i64>,
     #[serde(default)]
     depth_convention: Option<String>,
+    /// Resolved with the defaults that fit its epochs ([`WrittenRecipe::for_spec`]).
     #[serde(default)]
-    recipe: Recipe,
+    recipe: WrittenRecipe,
     #[serde(default)]
     grid: Option<RawCellSet>,
     #[serde(default, rename = "case")]
@@ -117,7 +118,8 @@ impl RawSpec {
                 ));
             }
         };
-        self.recipe.validate_for(dataset)?;
+        let recipe = self.recipe.for_spec();
+        recipe.validate_for(dataset)?;
         let grid = self.grid.map(|g| g.into_grid("grid", true)).transpose()?;
         let cases = self
             .cases
@@ -137,7 +139,7 @@ impl RawSpec {
         if grid.is_none() && !exclusions.is_empty() {
             return Err(SpecError::field("exclude", "exclusions apply to the [grid], and the spec has none"));
         }
-        Ok(Spec { name, dataset, seeds, recipe: self.recipe, depth_convention, grid, cases, exclusions })
+        Ok(Spec { name, dataset, seeds, recipe, depth_convention, grid, cases, exclusions })
     }
 }
 

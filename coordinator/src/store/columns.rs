@@ -148,6 +148,7 @@ pub(super) fn job_config(row: &impl Columns) -> Result<JobConfig> {
             augment: row.flag("augment")?,
             checkpoint_every: row.int("checkpoint_every")?,
             precision: precision.parse().map_err(|e| StoreError::Corrupt(format!("precision: {e}")))?,
+            bn_recalibration_batches: row.int("bn_recalibration_batches")?,
         },
     })
 }

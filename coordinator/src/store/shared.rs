@@ -308,9 +308,11 @@ where
                     .bind(i64::from(recipe.augment))
                     .bind(i64::from(recipe.checkpoint_every))
                     .bind(recipe.precision.name())
+                    .bind(i64::from(recipe.bn_recalibration_batches))
                     .bind(job.canonical_json())
                     .bind(stored_int(job.params))
                     .bind(stored_int(job.forward_macs))
+                    .bind(job.work)
                     .bind(priority)
                     .bind(i64::from(sweep.max_attempts))
                     .bind(now);

@@ -4,11 +4,15 @@
 //! storing an epoch, beginning a write, locking a row) is the
 //! [`Dialect`](super::dialect::Dialect)'s.
 
-/// The next job to lease: pending, in the spec, of an active sweep, highest
-/// priority first. Served by the partial index `jobs_pending`.
+/// The next job to lease: pending, in the spec, of an active sweep; highest
+/// priority first, then the oldest sweep (equal priorities are served first
+/// come, first served), then the sweep's longest predicted job (longest
+/// processing time first: the short jobs fill the gaps at the end, so the
+/// sweep's last hours are not one long job on one device). Served by the
+/// partial index `jobs_pending`.
 pub(super) const NEXT_PENDING_JOB: &str = "SELECT j.id FROM jobs j JOIN sweeps s ON s.id = j.sweep_id \
      WHERE j.status = 'pending' AND j.in_spec = 1 AND s.state = 'active' \
-     ORDER BY j.priority DESC, j.id LIMIT 1";
+     ORDER BY j.priority DESC, j.sweep_id, j.work DESC, j.id LIMIT 1";
 
 /// What a claim sets, from binds $1 (worker_id) .. $4 (now) and $5 (the
 /// lease token's digest). The attempt grows at every claim: it orders
@@ -61,8 +65,9 @@ pub(super) const EPOCH_UPDATE: &str = "attempt = excluded.attempt, train_loss = 
 pub(super) const JOB_INSERT: &str = "INSERT INTO jobs (sweep_id, cell_hash, block, deepening, blocks_per_group, depth, \
      depth_convention, width, dropout, dataset, seed, epochs, batch_size, lr, lr_milestones, lr_gamma, momentum, \
      nesterov, weight_decay, reset_momentum_on_drop, train_subset, test_subset, augment, checkpoint_every, \
-     precision, config_json, params, forward_macs, priority, max_attempts, created_at_ms)";
-pub(super) const JOB_INSERT_COLUMNS: usize = 31;
+     precision, bn_recalibration_batches, config_json, params, forward_macs, work, priority, max_attempts, \
+     created_at_ms)";
+pub(super) const JOB_INSERT_COLUMNS: usize = 33;
 
 /// One page of a sweep's jobs ($1, its id) after job $2, at most $3 rows,
 /// with the sweep's name and the time of each job's recorded epochs, in job

@@ -260,6 +260,7 @@ impl Trainer {
         if !train_loss.is_finite() {
             return Err(TrainError::Diverged { epoch: epoch + 1, loss: train_loss });
         }
+        self.recalibrate_batch_norm(epoch)?;
         let (test_loss, test_error) = self.evaluate(self.test_set())?;
         self.epochs_done += 1;
         let metrics = EpochMetrics {
@@ -282,6 +283,30 @@ impl Trainer {
         );
         self.history.push(metrics.clone());
         Ok(metrics)
+    }
+
+    /// Precise batch norm, when the recipe asks: the running statistics
+    /// become the exact average over `recipe.bn_recalibration_batches`
+    /// un-augmented training batches (at most the training set's), drawn by
+    /// the seed and the epoch, so that a resumed run draws the same ones.
+    fn recalibrate_batch_norm(&self, epoch: usize) -> Result<(), TrainError> {
+        let recipe = &self.spec.recipe;
+        let batch = widen(recipe.batch_size);
+        let set = self.train_set();
+        let batches = widen(recipe.bn_recalibration_batches).min(set.len() / batch);
+        if batches == 0 {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut stream = rng::stream(self.spec.seed, epoch as u64, 0, Purpose::BnRecalibration);
+        let order = rng::permutation(&mut stream, set.len());
+        let images = (0..batches).map(|b| {
+            let host = make_batch(set, &order[b * batch..(b + 1) * batch], &self.norm, None);
+            to_device(&host, &self.device).map(|(images, _)| images)
+        });
+        self.model.recalibrate_batch_norm(images)?;
+        tracing::debug!(batches, seconds = started.elapsed().as_secs_f64(), "batch norm re-estimated");
+        Ok(())
     }
 
     /// Mean loss and error of the model in evaluation mode over `set`.

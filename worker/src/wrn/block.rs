@@ -4,7 +4,7 @@ use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 use widesweep_arch::BlockPlan;
 
-use super::layers::{BatchNorm, Conv, Dropout, Layout, MaskSource};
+use super::layers::{BatchNorm, Conv, Dropout, Layout, MaskSource, Recalibration};
 
 /// Convolution i is preceded by BN_i -> ReLU, with dropout after the ReLU of
 /// every convolution but the first (dropout sits between convolutions, never
@@ -20,15 +20,23 @@ pub struct Block {
 }
 
 impl Block {
-    pub fn new(plan: &BlockPlan, dropout: f64, masks: MaskSource, layout: Layout, vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        plan: &BlockPlan,
+        dropout: f64,
+        masks: MaskSource,
+        recalibration: Recalibration,
+        layout: Layout,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let mut bns = Vec::with_capacity(plan.convs.len());
         let mut convs = Vec::with_capacity(plan.convs.len());
         for (conv_idx, spec) in plan.convs.iter().enumerate() {
-            bns.push(BatchNorm::new(spec.in_channels, layout, vb.pp(format!("bn{conv_idx}")))?);
+            let bn_vb = vb.pp(format!("bn{conv_idx}"));
+            bns.push(BatchNorm::new(spec.in_channels, layout, recalibration.clone(), bn_vb)?);
             convs.push(Conv::new(*spec, layout, vb.pp(format!("conv{conv_idx}")))?);
         }
         let shortcut = plan.shortcut.map(|spec| Conv::new(spec, layout, vb.pp("shortcut"))).transpose()?;
-        Ok(Self { bns, convs, dropout: Dropout::new(dropout, masks), shortcut })
+        Ok(Self { bns, convs, dropout: Dropout::new(dropout, masks, recalibration), shortcut })
     }
 }
 

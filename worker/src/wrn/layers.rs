@@ -2,6 +2,7 @@
 //! (github.com/szagoruyko/wide-residual-networks, `utils.py`): convolutions
 //! He-normal over their fan-in, BN gamma U(0, 1) and beta 0, classifier bias 0.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use candle_core::{D, DType, Device, ModuleT, Result, Tensor, Var};
@@ -118,6 +119,47 @@ impl candle_core::Module for Conv {
     }
 }
 
+/// Precise batch norm: while on, a training-mode forward pass re-estimates
+/// every batch norm's running statistics as the exact average of the batches
+/// passed through since [`Recalibration::start`] (the cumulative average,
+/// momentum 1/n for batch n, as PyTorch's `momentum=None`), and dropout is
+/// off, so the statistics are those evaluation will see. Shared by every
+/// layer of one model.
+#[derive(Clone, Default)]
+pub struct Recalibration {
+    /// 0 when off; otherwise the 1-based number of the batch going through.
+    batch: Arc<AtomicU64>,
+}
+
+impl Recalibration {
+    /// The next forward pass is the first batch of a re-estimation.
+    pub fn start(&self) {
+        self.batch.store(1, Ordering::Relaxed);
+    }
+
+    /// The forward pass that follows is the next batch.
+    pub fn advance(&self) {
+        self.batch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn stop(&self) {
+        self.batch.store(0, Ordering::Relaxed);
+    }
+
+    fn is_on(&self) -> bool {
+        self.batch.load(Ordering::Relaxed) > 0
+    }
+
+    /// The running statistics' momentum: 1/n for batch n while re-estimating,
+    /// so that after n batches they are the plain mean of n batches.
+    fn momentum(&self) -> f64 {
+        match self.batch.load(Ordering::Relaxed) {
+            0 => BN_MOMENTUM,
+            n => 1.0 / n as f64,
+        }
+    }
+}
+
 /// Spatial batch normalisation over (N, H, W) with affine gamma and beta,
 /// always followed by a ReLU in a pre-activation WRN, so the two are one
 /// layer. In training it normalises with the batch statistics and updates
@@ -128,15 +170,16 @@ pub struct BatchNorm {
     beta: Tensor,
     running_mean: Var,
     running_var: Var,
+    recalibration: Recalibration,
 }
 
 impl BatchNorm {
-    pub fn new(channels: usize, layout: Layout, vb: VarBuilder) -> Result<Self> {
+    pub fn new(channels: usize, layout: Layout, recalibration: Recalibration, vb: VarBuilder) -> Result<Self> {
         let gamma = vb.get_with_hints(channels, "weight", Init::Uniform { lo: 0.0, up: 1.0 })?;
         let beta = vb.get_with_hints(channels, "bias", Init::Const(0.0))?;
         let running_mean = Var::from_tensor(&vb.get_with_hints(channels, "running_mean", Init::Const(0.0))?)?;
         let running_var = Var::from_tensor(&vb.get_with_hints(channels, "running_var", Init::Const(1.0))?)?;
-        Ok(Self { layout, gamma, beta, running_mean, running_var })
+        Ok(Self { layout, gamma, beta, running_mean, running_var, recalibration })
     }
 
     /// `relu(x * scale + shift)` with per-channel scale and shift (NCHW):
@@ -159,7 +202,7 @@ impl BatchNorm {
 
     fn update_running(&self, mean: &Tensor, var: &Tensor, count: usize) -> Result<()> {
         let unbiased = count as f64 / (count.max(2) - 1) as f64;
-        let m = BN_MOMENTUM;
+        let m = self.recalibration.momentum();
         self.running_mean.set(&((self.running_mean.as_tensor() * (1.0 - m))? + (mean.detach() * m)?)?)?;
         self.running_var.set(&((self.running_var.as_tensor() * (1.0 - m))? + (var.detach() * (m * unbiased))?)?)
     }
@@ -233,21 +276,23 @@ impl MaskSource {
     }
 }
 
-/// Inverted dropout with masks from a [`MaskSource`]; identity in evaluation.
+/// Inverted dropout with masks from a [`MaskSource`]; identity in
+/// evaluation and while batch norm is re-estimated.
 pub struct Dropout {
     p: f64,
     masks: MaskSource,
+    recalibration: Recalibration,
 }
 
 impl Dropout {
-    pub fn new(p: f64, masks: MaskSource) -> Self {
-        Self { p, masks }
+    pub fn new(p: f64, masks: MaskSource, recalibration: Recalibration) -> Self {
+        Self { p, masks, recalibration }
     }
 }
 
 impl ModuleT for Dropout {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        if !train || self.p == 0.0 {
+        if !train || self.p == 0.0 || self.recalibration.is_on() {
             return Ok(xs.clone());
         }
         let mask = self.masks.mask(xs.dims(), self.p, xs.dtype(), xs.device())?;
@@ -268,8 +313,8 @@ pub struct Head {
 }
 
 impl Head {
-    pub fn new(spec: HeadSpec, layout: Layout, vb: VarBuilder) -> Result<Self> {
-        let bn = BatchNorm::new(spec.channels, layout, vb.pp("bn"))?;
+    pub fn new(spec: HeadSpec, layout: Layout, recalibration: Recalibration, vb: VarBuilder) -> Result<Self> {
+        let bn = BatchNorm::new(spec.channels, layout, recalibration, vb.pp("bn"))?;
         let fc = vb.pp("fc");
         let init = Init::Randn { mean: 0.0, stdev: (2.0 / spec.channels as f64).sqrt() };
         let fc_weight = fc.get_with_hints((spec.num_classes, spec.channels), "weight", init)?;

@@ -22,7 +22,7 @@ use widesweep_arch::{NetworkPlan, Precision, WrnConfig};
 use crate::rng::{self, Purpose};
 use block::Block;
 use init::{SeededInit, TensorStore};
-use layers::{Conv, Head, Layout, MaskSource};
+use layers::{Conv, Head, Layout, MaskSource, Recalibration};
 
 /// How a model computes: the layout of its activations and its arithmetic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +91,7 @@ pub struct Wrn {
     blocks: Vec<Block>,
     head: Head,
     masks: MaskSource,
+    recalibration: Recalibration,
     options: ModelOptions,
     store: TensorStore,
 }
@@ -123,17 +124,19 @@ impl Wrn {
         let vb = VarBuilder::from_backend(Box::new(backend), dtype, device.clone());
         let plan = config.plan();
         let masks = MaskSource::default();
+        let recalibration = Recalibration::default();
         let stem = Conv::new(plan.stem, layout, vb.pp("stem"))?;
         let mut blocks = Vec::new();
         for (group_idx, group) in plan.groups.iter().enumerate() {
             let group_vb = vb.pp(format!("group{}", group_idx + 1));
             for (block_idx, block) in group.blocks.iter().enumerate() {
                 let block_vb = group_vb.pp(format!("block{block_idx}"));
-                blocks.push(Block::new(block, config.dropout, masks.clone(), layout, block_vb)?);
+                let (masks, recalibration) = (masks.clone(), recalibration.clone());
+                blocks.push(Block::new(block, config.dropout, masks, recalibration, layout, block_vb)?);
             }
         }
-        let head = Head::new(plan.head, layout, vb.pp("head"))?;
-        Ok(Self { config: config.clone(), stem, blocks, head, masks, options, store })
+        let head = Head::new(plan.head, layout, recalibration.clone(), vb.pp("head"))?;
+        Ok(Self { config: config.clone(), stem, blocks, head, masks, recalibration, options, store })
     }
 
     pub fn config(&self) -> &WrnConfig {
@@ -156,6 +159,29 @@ impl Wrn {
     /// Trainable parameters of the instantiated model (running statistics excluded).
     pub fn param_count(&self) -> u64 {
         self.store.params().iter().map(|(_, v)| v.elem_count() as u64).sum()
+    }
+
+    /// Precise batch norm: replaces every batch norm's running statistics
+    /// by the exact average of their batch statistics over `batches`
+    /// (training-mode forward passes, dropout off, nothing learnt).
+    pub fn recalibrate_batch_norm(&self, batches: impl IntoIterator<Item = Result<Tensor>>) -> Result<usize> {
+        struct Off<'a>(&'a Recalibration);
+        impl Drop for Off<'_> {
+            fn drop(&mut self) {
+                self.0.stop();
+            }
+        }
+        let _off = Off(&self.recalibration);
+        self.recalibration.start();
+        let mut count = 0;
+        for images in batches {
+            // The logits are dropped at once: only the running statistics,
+            // updated inside the pass, are wanted.
+            self.forward_t(&images?, true)?;
+            self.recalibration.advance();
+            count += 1;
+        }
+        Ok(count)
     }
 
     /// Seeds the dropout masks of the next training forward pass from

@@ -96,6 +96,17 @@ impl Layout {
                 if absent { "; - = no such cell in the sweep" } else { "" }
             ));
         }
+        if table.metric != Metric::Params && table.rows.iter().flat_map(|r| &r.cells).any(|c| c.interval.is_some()) {
+            notes.push(format!("95 % intervals of each cell's mean (Student t): {}", intervals_text(table)));
+        }
+        if table.baseline.is_some() {
+            notes.push(
+                "Δ marks: * p < 0.05, ** p < 0.01, *** p < 0.001, for the difference of the seeds' means \
+                 (exact permutation test below 10 seeds a side, Welch's t-test from 10)"
+                    .to_string(),
+            );
+            notes.push(what_the_table_says(table));
+        }
         notes.extend(table.notes.iter().cloned());
         Self { title: table.title(), columns, rows, notes }
     }
@@ -169,8 +180,81 @@ fn delta_text(table: &Table, cell: &Cell) -> String {
     match cell.delta {
         Some(delta) => {
             let sign = if delta < 0.0 { "-" } else { "+" };
-            format!("{sign}{}", format_value(table, delta.abs()))
+            let stars = cell.comparison.map_or("", |c| c.stars());
+            format!("{sign}{}{stars}", format_value(table, delta.abs()))
         }
         None => "-".into(),
     }
+}
+
+/// Cells whose intervals the notes list; a larger table has them in its
+/// CSV and JSON (`ci95_lo`, `ci95_hi`) instead.
+const LISTED_INTERVALS: usize = 24;
+
+/// Each cell's interval, "row / column: [lo, hi]", in table order.
+fn intervals_text(table: &Table) -> String {
+    let count = table.rows.iter().flat_map(|r| &r.cells).filter(|c| c.interval.is_some()).count();
+    if count > LISTED_INTERVALS {
+        return format!("{count} cells; see --format csv or json (ci95_lo, ci95_hi)");
+    }
+    let mut parts = Vec::new();
+    for row in &table.rows {
+        for (cell, column) in row.cells.iter().zip(&table.columns) {
+            if let Some(interval) = cell.interval {
+                parts.push(format!(
+                    "{}: [{}, {}]",
+                    place(table, row, column),
+                    table.metric.format(interval.lo),
+                    table.metric.format(interval.hi)
+                ));
+            }
+        }
+    }
+    parts.join("; ")
+}
+
+/// Where a cell is, as a reader names it: "B(3,3) d=10 / k=2".
+fn place(table: &Table, row: &super::super::table::Row, column: &[super::super::axis::AxisValue]) -> String {
+    let describe = |axes: &[super::super::axis::Axis], values: &[super::super::axis::AxisValue]| {
+        axes.iter().zip(values).map(|(a, v)| a.describe(v)).collect::<Vec<_>>().join(", ")
+    };
+    let (r, c) = (describe(&table.row_axes, &row.key), describe(&table.col_axes, column));
+    match (r.is_empty(), c.is_empty()) {
+        (false, false) => format!("{r} / {c}"),
+        (true, false) => c,
+        (false, true) => r,
+        (true, true) => "the cell".to_string(),
+    }
+}
+
+/// The line a reader wants first: which differences to the baseline the
+/// seeds resolve (p < 0.05), and which they do not yet.
+fn what_the_table_says(table: &Table) -> String {
+    let (mut resolved, mut open) = (Vec::new(), Vec::new());
+    for row in &table.rows {
+        for (cell, column) in row.cells.iter().zip(&table.columns) {
+            if let Some(c) = cell.comparison {
+                let text = format!(
+                    "{} {}{} (p = {:.3})",
+                    place(table, row, column),
+                    if c.difference < 0.0 { "-" } else { "+" },
+                    table.metric.format(c.difference.abs()),
+                    c.p_value
+                );
+                if c.p_value < 0.05 { resolved.push(text) } else { open.push(text) }
+            }
+        }
+    }
+    if resolved.is_empty() && open.is_empty() {
+        return "what the table says: no cell has two seeds on each side of a comparison yet".to_string();
+    }
+    let list = |items: &[String]| if items.is_empty() { "none".to_string() } else { items.join("; ") };
+    format!(
+        "what the table says: {} of {} differences to the baseline are resolved at these seeds (p < 0.05): {}; \
+         not resolved: {}",
+        resolved.len(),
+        resolved.len() + open.len(),
+        list(&resolved),
+        list(&open)
+    )
 }

@@ -50,6 +50,8 @@ fn fill(record: &mut Record, table: &Table, cell: &Cell) {
     record.insert("agg", table.agg.name().into());
     record.insert("value", number(cell.value));
     record.insert("std", number(cell.spread));
+    record.insert("ci95_lo", number(cell.interval.map(|i| i.lo)));
+    record.insert("ci95_hi", number(cell.interval.map(|i| i.hi)));
     record.insert("n", cell.n().into());
     record.insert("jobs", cell.jobs().into());
     record.insert("succeeded", c.succeeded.into());
@@ -63,6 +65,21 @@ fn fill(record: &mut Record, table: &Table, cell: &Cell) {
     if table.baseline.is_some() {
         record.insert("delta", number(cell.delta));
         record.insert("is_baseline", cell.is_baseline.into());
+        let comparison = cell.comparison.as_ref();
+        record.insert("mean_difference", number(comparison.map(|c| c.difference)));
+        record.insert("difference_ci95_lo", number(comparison.map(|c| c.interval.lo)));
+        record.insert("difference_ci95_hi", number(comparison.map(|c| c.interval.hi)));
+        record.insert("p_value", number(comparison.map(|c| c.p_value)));
+        record.insert("test", comparison.map_or(Value::Null, |c| test_name(c).into()));
+    }
+}
+
+/// Which test gave a comparison's p-value, for the tidy formats.
+fn test_name(comparison: &crate::report::stats::Comparison) -> &'static str {
+    match comparison.method {
+        crate::report::stats::Method::Welch { .. } => "welch",
+        crate::report::stats::Method::Permutation { exact: true, .. } => "permutation (exact)",
+        crate::report::stats::Method::Permutation { exact: false, .. } => "permutation (monte carlo)",
     }
 }
 
