@@ -288,7 +288,10 @@ fn a_finished_sweep_reads_as_tables_sql_exports_and_plots() {
     assert_eq!(text(&direct.stdout), table, "{}", text(&direct.stderr));
     for (format, needle) in [
         ("markdown", "| B(1,3,1) | 13 | 11.50 ±0.71 (n=2) | 60.6k | 2.0 | 12.50 ±0.71 (n=2) | 239.4k | 4.0 |"),
-        ("csv", "\"B(1,3,1)\",2,13,test_error,median,12.5,0.707106781187,2,2,2,0,0,0,0,239354,4.0,\"[7,8]\""),
+        (
+            "csv",
+            "\"B(1,3,1)\",2,13,test_error,median,12.5,0.707106781187,6.14689763191,18.8531023681,2,2,2,0,0,0,0,239354,4.0,\"[7,8]\"",
+        ),
         ("json", "\"title\": \"quickstart on fashion-mnist: test error (%), median over seeds\""),
         ("latex", "B(3,3) & 10 & 11.50 $\\pm$0.71 (n=2) & 77.6k & 2.0 & 12.50 $\\pm$0.71 (n=2) & 303.4k & 4.0 \\\\"),
     ] {
