@@ -132,7 +132,9 @@ fn any_spec_is_refused_precisely_or_stored_as_written() {
                 });
                 prop_assert!(!rows.is_empty());
                 if let Some((depth, width)) = single {
-                    for row in &rows {
+                    // Two cases may draw the same sweep name: the earlier
+                    // case's jobs stay listed, out of the spec.
+                    for row in rows.iter().filter(|row| row.in_spec) {
                         let cell = row.config.as_ref().unwrap();
                         prop_assert_eq!((u64::from(cell.depth), u64::from(cell.width)), (depth, width), "{}", text);
                     }
