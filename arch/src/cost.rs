@@ -12,10 +12,10 @@
 //!   element a training step keeps, a term that weighs more in thin
 //!   networks (WRN-40-1) than in wide ones, whose time the convolutions set.
 //!
-//! Seconds are work divided by a device kind's rate in FLOP-equivalents per
-//! second. The rate is learnt from the epochs that device kind reported
-//! (see the store); the model only has to get the *ratios* between jobs
-//! right, which the shape terms above do.
+//! Leasing orders jobs by this work, so the model only has to get the
+//! *ratios* between jobs right, which the shape terms above do. Predicting
+//! seconds needs a device kind's rate in FLOP-equivalents per second, which
+//! nothing measures yet.
 
 use crate::{Dataset, NetworkPlan, Recipe, widen};
 
@@ -39,11 +39,11 @@ impl JobWork {
     /// its evaluation and its batch-norm re-estimation.
     pub fn of(plan: &NetworkPlan, recipe: &Recipe, dataset: Dataset) -> Self {
         let batch = widen(recipe.batch_size).max(1);
-        let images = recipe.train_subset_len().map_or(dataset.train_size(), |n| n.min(dataset.train_size()));
-        // Drop-last batches, as the trainer takes them.
-        let train_images = (images / batch * batch) as f64;
+        let per_epoch = recipe.train_images_per_epoch(dataset);
+        let train_images = per_epoch as f64;
         let test_images = recipe.test_subset_len().map_or(dataset.test_size(), |n| n.min(dataset.test_size())) as f64;
-        let recalibration_images = (widen(recipe.bn_recalibration_batches).min(images / batch) * batch) as f64;
+        // As the trainer: at most the batches one epoch holds.
+        let recalibration_images = (widen(recipe.bn_recalibration_batches).min(per_epoch / batch) * batch) as f64;
         let epochs = f64::from(recipe.epochs);
         let macs = plan.forward_macs() as f64;
         Self {
@@ -55,11 +55,6 @@ impl JobWork {
 
     pub fn total(&self) -> f64 {
         self.train + self.evaluate + self.memory
-    }
-
-    /// Predicted seconds on a device that does `flops_per_second`.
-    pub fn seconds(&self, flops_per_second: f64) -> f64 {
-        self.total() / flops_per_second
     }
 }
 

@@ -414,6 +414,15 @@ impl Recipe {
         epoch > 0 && self.lr_milestones.iter().any(|m| widen(*m) == epoch)
     }
 
+    /// Training images one epoch of `dataset` trains on: the subset (or
+    /// the whole split) cut to whole batches, as the trainer drops the last
+    /// partial batch.
+    pub fn train_images_per_epoch(&self, dataset: Dataset) -> usize {
+        let batch = widen(self.batch_size).max(1);
+        let images = self.train_subset_len().map_or(dataset.train_size(), |n| n.min(dataset.train_size()));
+        images / batch * batch
+    }
+
     /// The number of training images to use, `None` for all of them.
     pub fn train_subset_len(&self) -> Option<usize> {
         (self.train_subset > 0).then(|| widen(self.train_subset))

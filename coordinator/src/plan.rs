@@ -49,9 +49,7 @@ impl PlanReport {
     pub fn new(spec: &Spec, allow_large: bool) -> Result<Self, SpecError> {
         let Expansion { cells, jobs } = spec.expand(allow_large)?;
         let recipe = &spec.recipe;
-        let available = spec.dataset.train_size() as u64;
-        let images = if recipe.train_subset > 0 { available.min(recipe.train_subset as u64) } else { available };
-        let per_epoch = images / recipe.batch_size as u64 * recipe.batch_size as u64;
+        let per_epoch = recipe.train_images_per_epoch(spec.dataset) as u64;
         let seeds = spec.seeds.len();
         let plan_cells: Vec<PlanCell> = cells
             .iter()

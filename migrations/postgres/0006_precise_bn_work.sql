@@ -4,9 +4,9 @@
 ALTER TABLE jobs ADD COLUMN bn_recalibration_batches BIGINT NOT NULL DEFAULT 0;
 
 -- The cost model's work of a job in FLOP-equivalents (widesweep-arch's
--- JobWork): leasing takes the longest jobs of a sweep first, and ETAs
--- divide it by the measured rate. Earlier jobs get the training term only
--- (6 FLOPs per MAC per image, every epoch), which keeps their order.
+-- JobWork): leasing takes the longest jobs of a sweep first. Earlier jobs
+-- get the training term only (6 FLOPs per MAC per image, every epoch),
+-- which keeps their order.
 ALTER TABLE jobs ADD COLUMN work DOUBLE PRECISION NOT NULL DEFAULT 0;
 UPDATE jobs SET work = 6.0 * forward_macs * epochs *
     (CASE WHEN train_subset > 0 AND train_subset < (CASE WHEN dataset IN ('cifar10', 'cifar100') THEN 50000 ELSE 60000 END)

@@ -56,7 +56,7 @@ pub struct JobSpec {
     /// Forward multiply-accumulates per image.
     pub forward_macs: u64,
     /// The cost model's work of the whole run, in FLOP-equivalents
-    /// ([`JobWork`]): what leasing orders by and ETAs divide.
+    /// ([`JobWork`]): what leasing orders by.
     pub work: f64,
     /// Hex SHA-256 of [`JobSpec::canonical_json`].
     pub cell_hash: String,

@@ -1,8 +1,9 @@
 //! The grid a reader sees: headers (grouped by column value when the
 //! table has column axes) and one line of cell texts per row.
 
+use super::super::axis::{Axis, AxisValue};
 use super::super::metric::{Metric, format_params};
-use super::super::table::{Cell, Table};
+use super::super::table::{Cell, Row, Table};
 use crate::report::Agg;
 use crate::report::sql::{QueryResult, SqlValue};
 
@@ -214,8 +215,8 @@ fn intervals_text(table: &Table) -> String {
 }
 
 /// Where a cell is, as a reader names it: "B(3,3) d=10 / k=2".
-fn place(table: &Table, row: &super::super::table::Row, column: &[super::super::axis::AxisValue]) -> String {
-    let describe = |axes: &[super::super::axis::Axis], values: &[super::super::axis::AxisValue]| {
+fn place(table: &Table, row: &Row, column: &[AxisValue]) -> String {
+    let describe = |axes: &[Axis], values: &[AxisValue]| {
         axes.iter().zip(values).map(|(a, v)| a.describe(v)).collect::<Vec<_>>().join(", ")
     };
     let (r, c) = (describe(&table.row_axes, &row.key), describe(&table.col_axes, column));

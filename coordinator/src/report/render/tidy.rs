@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::report::export::Record;
 
 use super::super::sql::{QueryResult, RowSink, SqlValue};
+use super::super::stats::{Comparison, Method};
 use super::super::table::{Cell, Table};
 use super::Format;
 
@@ -75,11 +76,11 @@ fn fill(record: &mut Record, table: &Table, cell: &Cell) {
 }
 
 /// Which test gave a comparison's p-value, for the tidy formats.
-fn test_name(comparison: &crate::report::stats::Comparison) -> &'static str {
+fn test_name(comparison: &Comparison) -> &'static str {
     match comparison.method {
-        crate::report::stats::Method::Welch { .. } => "welch",
-        crate::report::stats::Method::Permutation { exact: true, .. } => "permutation (exact)",
-        crate::report::stats::Method::Permutation { exact: false, .. } => "permutation (monte carlo)",
+        Method::Welch { .. } => "welch",
+        Method::Permutation { exact: true, .. } => "permutation (exact)",
+        Method::Permutation { exact: false, .. } => "permutation (monte carlo)",
     }
 }
 
