@@ -96,7 +96,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Sql(args) => commands::sql::run(args).await,
             Command::Export(args) => commands::export::run(args).await,
             Command::Plot(args) => commands::plot::run(args).await,
-            Command::Plan(args) => commands::plan::run(args),
+            Command::Plan(args) => commands::plan::run(args).await,
             Command::Bench(command) => commands::bench::run(command).await,
             Command::Train(args) => blocking(move || engine::run_train(&args)).await,
             Command::Model(args) => blocking(move || engine::run_model(&args)).await,

@@ -227,7 +227,7 @@ fn finish_every_job(url: &str, token: &str) -> usize {
             .worker_id;
         let mut done = 0;
         loop {
-            let lease = pb::LeaseJobRequest { worker_id, device: "cpu".into() };
+            let lease = pb::LeaseJobRequest { worker_id, device: "cpu".into(), device_kind: String::new() };
             let Some(job) = clients.workers.lease_job(lease).await.unwrap().into_inner().job else { break };
             let config = job.config.unwrap();
             let error = 0.10 + 0.01 * f64::from(config.width) + 0.01 * (config.seed as f64 - 1.0);

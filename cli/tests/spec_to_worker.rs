@@ -43,8 +43,16 @@ impl Queue {
 
     /// Stores the jobs as a sweep and returns them as workers receive them.
     fn leased_as(&self, sweep: &str, spec: &Spec, jobs: &[JobSpec], text: &str) -> Vec<pb::Job> {
-        let new =
-            NewSweep { name: sweep, dataset: spec.dataset.name(), spec_toml: text, priority: 0, max_attempts: 3, jobs };
+        let new = NewSweep {
+            name: sweep,
+            dataset: spec.dataset.name(),
+            spec_toml: text,
+            priority: 0,
+            max_attempts: 3,
+            jobs,
+            reserve: &[],
+            seeds_target_ci: None,
+        };
         self.runtime.block_on(self.store.submit_sweep(&new, store::now_ms())).unwrap();
         let rows = self.runtime.block_on(self.store.sweep_results(sweep)).unwrap();
         assert_eq!(rows.len(), jobs.len(), "every job of {sweep} is stored");

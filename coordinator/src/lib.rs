@@ -14,6 +14,7 @@
 pub mod loadgen;
 pub mod plan;
 pub mod report;
+pub mod schedule;
 pub mod service;
 pub mod spec;
 pub mod store;

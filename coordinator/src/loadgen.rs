@@ -144,7 +144,14 @@ async fn simulated_worker(
     let mut tally = WorkerTally::default();
     while Instant::now() < deadline {
         let asked = Instant::now();
-        let leased = client.lease_job(pb::LeaseJobRequest { worker_id, device: "sim".to_string() }).await?.into_inner();
+        let leased = client
+            .lease_job(pb::LeaseJobRequest {
+                worker_id,
+                device: "sim".to_string(),
+                device_kind: "simulated".to_string(),
+            })
+            .await?
+            .into_inner();
         tally.lease_latencies.push(asked.elapsed());
         tally.round_trips += 1;
         let Some(job) = leased.job else { break };

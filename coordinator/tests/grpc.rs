@@ -106,7 +106,7 @@ async fn lease(clients: &mut Clients) -> pb::Job {
         .worker_id;
     clients
         .workers
-        .lease_job(pb::LeaseJobRequest { worker_id, device: "cpu".into() })
+        .lease_job(pb::LeaseJobRequest { worker_id, device: "cpu".into(), device_kind: String::new() })
         .await
         .unwrap()
         .into_inner()
@@ -154,8 +154,11 @@ async fn calls_without_the_token_are_refused(store: Arc<dyn Store>) {
     assert_eq!(refused.code(), Code::Unauthenticated);
     let mut wrong =
         ClientOptions { url: running.url.clone(), token: Some("nope".into()), ca_pem: None }.connect_lazy().unwrap();
-    let refused =
-        wrong.workers.lease_job(pb::LeaseJobRequest { worker_id: 1, device: "cpu".into() }).await.unwrap_err();
+    let refused = wrong
+        .workers
+        .lease_job(pb::LeaseJobRequest { worker_id: 1, device: "cpu".into(), device_kind: String::new() })
+        .await
+        .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
     running.stop().await;
 }
@@ -406,7 +409,12 @@ async fn each_role_may_do_only_its_part(store: Arc<dyn Store>) {
         let register =
             pb::RegisterWorkerRequest { hostname: "h".into(), devices: vec!["cpu".into()], version: "t".into() };
         denied(client.workers.register_worker(register).await);
-        denied(client.workers.lease_job(pb::LeaseJobRequest { worker_id: 1, device: "cpu".into() }).await);
+        denied(
+            client
+                .workers
+                .lease_job(pb::LeaseJobRequest { worker_id: 1, device: "cpu".into(), device_kind: String::new() })
+                .await,
+        );
     }
     let job = lease(&mut worker).await;
     worker.workers.report_epoch(report_request(&job, epoch(1))).await.unwrap();
@@ -527,7 +535,26 @@ async fn a_connection_holds_a_bounded_number_of_streams(store: Arc<dyn Store>) {
     running.stop().await;
 }
 
+/// Adaptive seeds travel through the API: the reserve a submission holds
+/// back, and the reserve and target a sweep's status shows.
+async fn adaptive_seeds_are_reported_by_submit_and_status(store: Arc<dyn Store>) {
+    let mut running = Running::start(store, 1 << 20).await;
+    let c = &mut running.clients;
+    let text = "name = \"adaptive\"\ndataset = \"cifar10\"\n[seeds]\nstart = 2\nmax = 5\ntarget_ci = 0.5\n\
+                [recipe]\nepochs = 3\n[grid]\ndepth = [10]\nwidth = [1, 2]\n";
+    let submitted = c.sweeps.submit_sweep(submit_request(text.to_string())).await.unwrap().into_inner();
+    assert_eq!((submitted.new_cells, submitted.reserve_cells, submitted.added_cells), (4, 6, 0));
+    let status = c.sweeps.get_sweep(pb::GetSweepRequest { sweep: "adaptive".into() }).await.unwrap().into_inner();
+    assert_eq!((status.total, status.pending, status.reserve, status.seeds_target_ci), (4, 4, 6, Some(0.5)));
+    let fixed = c.sweeps.submit_sweep(submit_request(common::spec("fixed", &[1], &[1]))).await.unwrap().into_inner();
+    assert_eq!(fixed.reserve_cells, 0);
+    let status = c.sweeps.get_sweep(pb::GetSweepRequest { sweep: "fixed".into() }).await.unwrap().into_inner();
+    assert_eq!((status.reserve, status.seeds_target_ci), (0, None));
+    running.stop().await;
+}
+
 contract_tests!(
+    adaptive_seeds_are_reported_by_submit_and_status,
     a_connection_holds_a_bounded_number_of_streams,
     only_the_lease_holder_can_write_a_job,
     each_role_may_do_only_its_part,

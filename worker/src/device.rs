@@ -43,6 +43,53 @@ impl DeviceSpec {
     }
 }
 
+impl DeviceSpec {
+    /// What kind of device this is, as the coordinator learns rates by:
+    /// the GPU's model, or the CPU's model and the threads it trains with.
+    /// Best effort: `cpu` or `cuda` alone when the system does not say.
+    pub fn kind(self) -> String {
+        match self {
+            DeviceSpec::Cpu => {
+                let model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|info| cpu_model(&info));
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                match model {
+                    Some(model) => format!("cpu: {model}, {threads} threads"),
+                    None => format!("cpu, {threads} threads"),
+                }
+            }
+            // nvidia-smi rather than the CUDA driver: it needs no CUDA
+            // build, and a node's GPUs are almost always of one model.
+            DeviceSpec::Cuda(ordinal) => std::process::Command::new("nvidia-smi")
+                .args(["--query-gpu=name", "--format=csv,noheader"])
+                .output()
+                .ok()
+                .filter(|out| out.status.success())
+                .and_then(|out| gpu_model(&String::from_utf8_lossy(&out.stdout), ordinal))
+                .unwrap_or_else(|| "cuda".to_string()),
+        }
+    }
+}
+
+/// The `model name` of /proc/cpuinfo.
+fn cpu_model(cpuinfo: &str) -> Option<String> {
+    cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name")?.trim_start().strip_prefix(':'))
+        .map(|name| name.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|name| !name.is_empty())
+}
+
+/// The GPU of `ordinal` from nvidia-smi's list of names: the node's one
+/// model when all agree (CUDA's ordinals need not follow nvidia-smi's
+/// order), else the name at that position.
+fn gpu_model(names: &str, ordinal: usize) -> Option<String> {
+    let names: Vec<&str> = names.lines().map(str::trim).filter(|n| !n.is_empty()).collect();
+    match names.first() {
+        Some(first) if names.iter().all(|n| n == first) => Some(first.to_string()),
+        _ => names.get(ordinal).map(|n| n.to_string()),
+    }
+}
+
 /// Parses a device list: `cpu`, `cuda:0,cuda:1`, or `all` (every CUDA
 /// device this build can open, or the CPU when there is none).
 pub fn parse_list(text: &str) -> Result<Vec<DeviceSpec>, DeviceError> {
@@ -107,6 +154,19 @@ mod tests {
         assert_eq!("cpu".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cpu);
         assert_eq!("cuda:1".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(1));
         assert!("gpu".parse::<DeviceSpec>().unwrap_err().to_string().contains("cuda:N"));
+    }
+
+    #[test]
+    fn device_kinds_name_the_model() {
+        let cpuinfo = "processor\t: 0\nmodel name\t: AMD EPYC  7B13 64-Core Processor\nflags\t\t: fpu\n";
+        assert_eq!(cpu_model(cpuinfo).as_deref(), Some("AMD EPYC 7B13 64-Core Processor"));
+        assert_eq!(cpu_model("processor\t: 0\n"), None);
+        let same = "NVIDIA H100 80GB HBM3\nNVIDIA H100 80GB HBM3\n";
+        assert_eq!(gpu_model(same, 1).as_deref(), Some("NVIDIA H100 80GB HBM3"));
+        let mixed = "NVIDIA H100 80GB HBM3\nNVIDIA A100-SXM4-40GB\n";
+        assert_eq!(gpu_model(mixed, 1).as_deref(), Some("NVIDIA A100-SXM4-40GB"));
+        assert_eq!(gpu_model("", 0), None);
+        assert!(DeviceSpec::Cpu.kind().starts_with("cpu"));
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use widesweep_coordinator::loadgen::{self, LoadConfig};
+use widesweep_coordinator::schedule;
 use widesweep_coordinator::service::{ServerConfig, serve};
 use widesweep_coordinator::store::{self, DEFAULT_DB_URL};
 use widesweep_proto::client::ClientOptions;
@@ -14,6 +15,25 @@ pub enum BenchCommand {
     Coordinator(CoordinatorBenchArgs),
     /// Steady-state training images/s and peak memory of one config.
     Train(crate::engine::BenchTrainArgs),
+    /// Makespan of specs on simulated devices: jobs leased in id order, as
+    /// the coordinator leases them (longest first), and the lower bound.
+    Schedule(ScheduleBenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ScheduleBenchArgs {
+    /// Sweep specs, submitted in this order to a throwaway database.
+    #[arg(required = true)]
+    pub specs: Vec<std::path::PathBuf>,
+    /// Simulated devices, each running one job at a time.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub devices: u64,
+    /// Each device's rate in TFLOP-equivalents per second of the cost
+    /// model: the scale of the hours (their ratios do not depend on it).
+    #[arg(long, default_value_t = 10.0)]
+    pub tflops: f64,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -50,7 +70,58 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             tokio::task::spawn_blocking(move || crate::engine::run_bench_train(&args)).await??;
             Ok(ExitCode::SUCCESS)
         }
+        BenchCommand::Schedule(args) => schedule(args).await,
     }
+}
+
+async fn schedule(args: ScheduleBenchArgs) -> anyhow::Result<ExitCode> {
+    if !(args.tflops.is_finite() && args.tflops > 0.0) {
+        anyhow::bail!("--tflops {} is invalid: give a positive rate, e.g. 10", args.tflops);
+    }
+    let dir = tempfile::tempdir()?;
+    let store = store::open(&format!("sqlite://{}", dir.path().join("schedule.db").display())).await?;
+    let mut names = Vec::new();
+    for path in &args.specs {
+        let (text, spec) = super::plan::read_spec(path)?;
+        let expansion = spec.expand(true).with_context(|| format!("invalid spec {}", path.display()))?;
+        let sweep = store::NewSweep {
+            name: &spec.name,
+            dataset: spec.dataset.name(),
+            spec_toml: &text,
+            priority: 0,
+            max_attempts: 3,
+            jobs: &expansion.jobs,
+            reserve: &[],
+            seeds_target_ci: None,
+        };
+        store.submit_sweep(&sweep, 0).await?;
+        names.push(spec.name);
+    }
+    let order = schedule::lease_order(store.as_ref()).await?;
+    let devices = args.devices as usize;
+    let report = schedule::MakespanReport::new(&order, devices, args.tflops * 1e12);
+    match args.format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        ReportFormat::Text => {
+            let r = &report;
+            println!(
+                "{} ({} jobs) on {} simulated devices of {} TFLOP-eq/s each:\n  \
+                 id order      {:>10.1} h  ({:.3} x the bound)\n  \
+                 longest first {:>10.1} h  ({:.3} x the bound)\n  \
+                 lower bound   {:>10.1} h  (max(total work / devices, longest job))",
+                names.join(" + "),
+                r.jobs,
+                r.devices,
+                args.tflops,
+                r.id_order_hours,
+                r.id_order_hours / r.lower_bound_hours,
+                r.store_order_hours,
+                r.store_order_hours / r.lower_bound_hours,
+                r.lower_bound_hours,
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn coordinator(args: CoordinatorBenchArgs) -> anyhow::Result<ExitCode> {

@@ -120,6 +120,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         submitted.new_cells,
         submitted.existing_cells
     );
+    if let Some(adaptive) = spec.adaptive {
+        println!(
+            "adaptive seeds: each cell grows to at most {} seeds while its 95 % interval is wider than +-{} pp ({} jobs in reserve)",
+            adaptive.max, adaptive.target_ci, submitted.reserve_cells
+        );
+    }
     println!("coordinator at {url}; more workers can join with `widesweep work --coordinator {url}`");
 
     let (signal, shutdown) = agent::shutdown_channel();

@@ -54,6 +54,17 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         outcome.dropped_cells,
         outcome.total_cells
     );
+    if outcome.reserve_cells + outcome.added_cells > 0 {
+        println!(
+            "adaptive seeds: {} jobs held in reserve{}",
+            outcome.reserve_cells,
+            if outcome.added_cells > 0 {
+                format!(", {} added now to cells whose interval is still too wide", outcome.added_cells)
+            } else {
+                String::new()
+            }
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -102,7 +113,17 @@ fn describe(s: &pb::SweepStatus) -> String {
         s.epochs_done,
         s.epochs_total,
         eta
-    )
+    ) + &adaptive(s).map(|a| format!("; {a}")).unwrap_or_default()
+}
+
+/// The adaptive seeds' part of a status line, for sweeps that have them.
+pub(crate) fn adaptive(s: &pb::SweepStatus) -> Option<String> {
+    s.seeds_target_ci.map(|target| {
+        format!(
+            "adaptive seeds: {} held in reserve, added to a cell while its 95 % interval is wider than +-{target} pp",
+            s.reserve
+        )
+    })
 }
 
 pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
@@ -127,6 +148,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             "succeeded",
             "failed",
             "cancelled",
+            "reserve",
             "ETA",
         ]);
         for s in &sweeps.sweeps {
@@ -142,6 +164,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 s.succeeded.to_string(),
                 s.failed.to_string(),
                 s.cancelled.to_string(),
+                if s.seeds_target_ci.is_some() { s.reserve.to_string() } else { "-".to_string() },
                 eta,
             ]);
         }

@@ -29,6 +29,8 @@ pub(crate) fn sweep_status(s: &SweepSummary) -> pb::SweepStatus {
         eta_seconds: s.eta_seconds(),
         created_at_ms: s.created_at_ms,
         errors: Vec::new(),
+        reserve: s.reserve,
+        seeds_target_ci: s.seeds_target_ci,
     }
 }
 
@@ -80,6 +82,7 @@ pub(crate) fn result_row(row: &ResultRow) -> pb::JobResultRow {
         depth_convention: row.depth_convention.clone(),
         params: row.params,
         forward_macs: row.forward_macs,
+        work: row.work,
         in_spec: row.in_spec,
         status: row.status.to_string(),
         attempt: row.attempt,
@@ -140,6 +143,7 @@ pub fn result_row_from_proto(row: pb::JobResultRow) -> Result<ResultRow, Status>
         depth_convention: row.depth_convention,
         params: row.params,
         forward_macs: row.forward_macs,
+        work: row.work,
         in_spec: row.in_spec,
         status: JobStatus::parse(&row.status).ok_or_else(|| {
             Status::invalid_argument(format!(

@@ -85,11 +85,13 @@ impl SweepService for Sweeps {
                     priority: request.priority,
                     max_attempts,
                     jobs: &expansion.jobs,
+                    reserve: &expansion.reserve,
+                    seeds_target_ci: spec.adaptive.map(|a| a.target_ci),
                 },
                 self.clock.now(),
             )
             .await?;
-        tracing::info!(sweep = %spec.name, new = outcome.new, existing = outcome.existing, dropped = outcome.dropped, "sweep submitted");
+        tracing::info!(sweep = %spec.name, new = outcome.new, existing = outcome.existing, dropped = outcome.dropped, reserve = outcome.reserve, "sweep submitted");
         Ok(Response::new(pb::SubmitSweepResponse {
             sweep_id: outcome.sweep_id,
             name: spec.name,
@@ -97,6 +99,8 @@ impl SweepService for Sweeps {
             existing_cells: outcome.existing,
             dropped_cells: outcome.dropped,
             total_cells: outcome.new + outcome.existing,
+            reserve_cells: outcome.reserve,
+            added_cells: outcome.added,
         }))
     }
 

@@ -18,7 +18,7 @@ use super::auth::{Permission, require};
 use super::clock::DatabaseClock;
 use super::convert::{checkpoint_ref, epoch_metrics, leased_job};
 use super::error::missing;
-use crate::store::{Fence, JobResult, LeaseToken, NewCheckpoint, Store};
+use crate::store::{DeviceRate, Fence, JobResult, LeaseToken, NewCheckpoint, Store};
 
 /// Size of the pieces a checkpoint is streamed in.
 const CHUNK_BYTES: usize = 1024 * 1024;
@@ -104,11 +104,17 @@ impl WorkerService for Workers {
                 request.device.len()
             )));
         }
+        if request.device_kind.len() > MAX_DEVICE_CHARS {
+            return Err(Status::invalid_argument(format!(
+                "device_kind is {} bytes long: describe the device in at most {MAX_DEVICE_CHARS} \
+                 (e.g. NVIDIA H100 80GB HBM3)",
+                request.device_kind.len()
+            )));
+        }
+        let device = DeviceRate::label(&request.device, &request.device_kind);
         let token = LeaseToken::generate();
-        let job = self
-            .store
-            .lease_job(request.worker_id, &request.device, token.digest(), self.lease_ms(), self.clock.now())
-            .await?;
+        let job =
+            self.store.lease_job(request.worker_id, &device, token.digest(), self.lease_ms(), self.clock.now()).await?;
         if let Some(job) = &job {
             tracing::debug!(job_id = job.job_id, attempt = job.attempt, "job leased");
         }

@@ -53,6 +53,10 @@ pub struct Expansion {
     pub cells: Vec<CellConfig>,
     /// One job per cell and seed, cell-major.
     pub jobs: Vec<JobSpec>,
+    /// The adaptive seeds' reserve: one job per cell and reserve seed,
+    /// cell-major; stored but not leased until the coordinator adds it to
+    /// its cell. Empty for a list of seeds.
+    pub reserve: Vec<JobSpec>,
 }
 
 impl Grid {
@@ -196,9 +200,12 @@ pub(super) fn expand(spec: &Spec) -> Result<Expansion, SpecError> {
 
     let mut seen = HashSet::new();
     let mut distinct = Vec::with_capacity(cells.len());
+    let all_seeds = spec.all_seeds();
     let mut jobs = Vec::with_capacity(cells.len() * spec.seeds.len());
+    let mut reserve = Vec::with_capacity(cells.len() * (all_seeds.len() - spec.seeds.len()));
     for (cell, section) in cells {
-        for &seed in &spec.seeds {
+        // The starting seeds come first in `all_seeds`, then the reserve.
+        for (i, &seed) in all_seeds.iter().enumerate() {
             let job = JobSpec::new(cell.clone(), spec.dataset, seed, spec.recipe.clone(), spec.depth_convention)
                 .map_err(|e| SpecError::field(section.clone(), e.to_string()))?;
             if !seen.insert(job.cell_hash.clone()) {
@@ -210,9 +217,9 @@ pub(super) fn expand(spec: &Spec) -> Result<Expansion, SpecError> {
                     ),
                 ));
             }
-            jobs.push(job);
+            if i < spec.seeds.len() { jobs.push(job) } else { reserve.push(job) }
         }
         distinct.push(cell);
     }
-    Ok(Expansion { cells: distinct, jobs })
+    Ok(Expansion { cells: distinct, jobs, reserve })
 }

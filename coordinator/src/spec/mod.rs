@@ -33,7 +33,10 @@ pub const MAX_SWEEP_JOBS: u64 = 5_000_000;
 pub struct Spec {
     pub name: String,
     pub dataset: Dataset,
+    /// The seeds every cell trains from the start.
     pub seeds: Vec<u64>,
+    /// Seeds added to a cell while its interval is too wide, when asked for.
+    pub adaptive: Option<AdaptiveSeeds>,
     pub recipe: Recipe,
     pub depth_convention: DepthConvention,
     grid: Option<expand::Grid>,
@@ -41,7 +44,27 @@ pub struct Spec {
     exclusions: Vec<expand::Exclusion>,
 }
 
+/// `[seeds] start, max, target_ci`: after a cell's jobs finish, the
+/// coordinator adds the next seed's job while the cell's 95 % t-interval of
+/// the final test error is wider than +-`target_ci` percentage points,
+/// up to seed `max`. The seeds are 1, 2, ...: `start` of them from the
+/// start, the rest held in reserve.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdaptiveSeeds {
+    pub max: u32,
+    /// Half-width of the 95 % interval, in percentage points.
+    pub target_ci: f64,
+}
+
 impl Spec {
+    /// Every seed a cell may train: the starting ones, then the reserve.
+    pub fn all_seeds(&self) -> Vec<u64> {
+        match self.adaptive {
+            Some(adaptive) => (1..=u64::from(adaptive.max)).collect(),
+            None => self.seeds.clone(),
+        }
+    }
+
     /// Parses and validates a spec; `origin` (a file name) prefixes errors.
     pub fn parse(text: &str) -> Result<Self, SpecError> {
         let raw: raw::RawSpec = toml::from_str(text).map_err(|e| SpecError::Toml(e.to_string()))?;
@@ -49,11 +72,12 @@ impl Spec {
     }
 
     /// Number of cells (configs without the seed) and of jobs (cells x
-    /// seeds), computed without materialising the cells.
+    /// seeds, counting the reserve of adaptive seeds: the sweep may grow to
+    /// that), computed without materialising the cells.
     pub fn count(&self) -> Result<(u64, u64), SpecError> {
         let cells = expand::count_cells(self)?;
         let jobs = cells
-            .checked_mul(self.seeds.len() as u64)
+            .checked_mul(self.all_seeds().len() as u64)
             .ok_or(SpecError::TooLarge { jobs: u64::MAX, limit: MAX_SWEEP_JOBS })?;
         Ok((cells, jobs))
     }

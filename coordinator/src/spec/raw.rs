@@ -14,14 +14,16 @@ use serde::Deserialize;
 use widesweep_arch::{BlockPattern, Dataset, MAX_BLOCKS_PER_GROUP, MAX_CONVS_PER_BLOCK, MAX_WIDTH, WrittenRecipe};
 
 use super::expand::{Case, DepthAxis, DepthConvention, Exclusion, Grid};
-use super::{Spec, SpecError};
+use super::{AdaptiveSeeds, Spec, SpecError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSpec {
     name: String,
     dataset: String,
-    seeds: Vec<i64>,
+    /// A list of seeds, or a table asking for seeds until each cell's
+    /// interval is narrow enough ([`RawAdaptiveSeeds`]).
+    seeds: toml::Value,
     #[serde(default)]
     depth_convention: Option<String>,
     /// Resolved with the defaults that fit its epochs ([`WrittenRecipe::for_spec`]).
@@ -33,6 +35,45 @@ pub(super) struct RawSpec {
     cases: Vec<RawCellSet>,
     #[serde(default, rename = "exclude")]
     exclusions: Vec<RawCellSet>,
+}
+
+/// The two forms of `seeds`, told apart by hand: serde's untagged enums
+/// would answer a typo in the table with "did not match any variant".
+enum RawSeeds {
+    List(Vec<i64>),
+    Adaptive(RawAdaptiveSeeds),
+}
+
+impl TryFrom<toml::Value> for RawSeeds {
+    type Error = SpecError;
+
+    fn try_from(value: toml::Value) -> Result<Self, SpecError> {
+        let invalid = |e: toml::de::Error| SpecError::field("seeds", e.message().to_string());
+        match value {
+            value @ toml::Value::Array(_) => value.try_into().map(RawSeeds::List).map_err(|e| {
+                SpecError::field("seeds", format!("{}: give integers, e.g. seeds = [1, 2, 3]", e.message()))
+            }),
+            value @ toml::Value::Table(_) => value.try_into().map(RawSeeds::Adaptive).map_err(invalid),
+            other => Err(SpecError::field(
+                "seeds",
+                format!(
+                    "{other} is invalid: give a list (seeds = [1, 2, 3]) or a table \
+                     ([seeds] start = 3, max = 10, target_ci = 0.2)"
+                ),
+            )),
+        }
+    }
+}
+
+/// `[seeds] start = 3, max = 10, target_ci = 0.2`: every cell trains seeds
+/// 1..=start, and gets the next seed while its 95 % interval of the test
+/// error is wider than +-target_ci percentage points, up to seed `max`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdaptiveSeeds {
+    start: i64,
+    max: i64,
+    target_ci: f64,
 }
 
 /// The fields shared by `[grid]` (lists), `[[case]]` (scalars or lists,
@@ -77,6 +118,8 @@ const WIDTH_RANGE: RangeInclusive<i64> = 1..=MAX_WIDTH as i64;
 const DEPTH_RANGE: RangeInclusive<i64> = 1..=(3 * MAX_BLOCKS_PER_GROUP * MAX_CONVS_PER_BLOCK + 4) as i64;
 /// Seeds are stored as the databases' signed 64-bit integers.
 const SEED_RANGE: RangeInclusive<i64> = 0..=i64::MAX;
+/// At most this many seeds per cell when seeds are added adaptively.
+const MAX_ADAPTIVE_SEEDS: i64 = 100;
 
 impl RawSpec {
     pub(super) fn validate(self) -> Result<Spec, SpecError> {
@@ -98,14 +141,7 @@ impl RawSpec {
             .dataset
             .parse()
             .map_err(|e: widesweep_arch::ParseDatasetError| SpecError::field("dataset", e.to_string()))?;
-        if self.seeds.is_empty() {
-            return Err(SpecError::field("seeds", "is empty: give at least one seed, e.g. seeds = [1, 2, 3]"));
-        }
-        let mut seen = std::collections::HashSet::new();
-        if let Some(dup) = self.seeds.iter().find(|s| !seen.insert(**s)) {
-            return Err(SpecError::field("seeds", format!("seed {dup} appears twice; seeds must be distinct")));
-        }
-        let seeds: Vec<u64> = narrow(self.seeds, "seeds", SEED_RANGE)?;
+        let (seeds, adaptive) = RawSeeds::try_from(self.seeds)?.validate()?;
         let depth_convention = match self.depth_convention.as_deref() {
             None | Some("conv-layers") => DepthConvention::ConvLayers,
             Some("nominal") => DepthConvention::Nominal,
@@ -139,7 +175,53 @@ impl RawSpec {
         if grid.is_none() && !exclusions.is_empty() {
             return Err(SpecError::field("exclude", "exclusions apply to the [grid], and the spec has none"));
         }
-        Ok(Spec { name, dataset, seeds, recipe, depth_convention, grid, cases, exclusions })
+        Ok(Spec { name, dataset, seeds, adaptive, recipe, depth_convention, grid, cases, exclusions })
+    }
+}
+
+impl RawSeeds {
+    /// The seeds every cell trains, and the adaptive policy when there is one.
+    fn validate(self) -> Result<(Vec<u64>, Option<AdaptiveSeeds>), SpecError> {
+        match self {
+            RawSeeds::List(seeds) => {
+                if seeds.is_empty() {
+                    return Err(SpecError::field(
+                        "seeds",
+                        "is empty: give at least one seed, e.g. seeds = [1, 2, 3], or a [seeds] table with start, max and target_ci",
+                    ));
+                }
+                let mut seen = std::collections::HashSet::new();
+                if let Some(dup) = seeds.iter().find(|s| !seen.insert(**s)) {
+                    return Err(SpecError::field("seeds", format!("seed {dup} appears twice; seeds must be distinct")));
+                }
+                Ok((narrow(seeds, "seeds", SEED_RANGE)?, None))
+            }
+            RawSeeds::Adaptive(RawAdaptiveSeeds { start, max, target_ci }) => {
+                let [start] = narrow::<u32>(vec![start], "seeds.start", 1..=MAX_ADAPTIVE_SEEDS)?[..] else {
+                    unreachable!("one value in, one out")
+                };
+                let [max] = narrow::<u32>(vec![max], "seeds.max", 1..=MAX_ADAPTIVE_SEEDS)?[..] else {
+                    unreachable!("one value in, one out")
+                };
+                if max < start {
+                    return Err(SpecError::field(
+                        "seeds.max",
+                        format!("{max} is invalid: use at least seeds.start ({start})"),
+                    ));
+                }
+                if !(target_ci.is_finite() && target_ci > 0.0) {
+                    return Err(SpecError::field(
+                        "seeds.target_ci",
+                        format!(
+                            "{target_ci} is invalid: use the widest acceptable half-width of a cell's 95 % interval, \
+                             in percentage points of test error (a positive number, e.g. 0.2)"
+                        ),
+                    ));
+                }
+                let seeds = (1..=u64::from(start)).collect();
+                Ok((seeds, Some(AdaptiveSeeds { max, target_ci })))
+            }
+        }
     }
 }
 

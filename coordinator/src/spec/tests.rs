@@ -114,6 +114,48 @@ fn bad_input_names_the_field() {
     }
 }
 
+fn with_seeds(seeds: &str) -> String {
+    format!(
+        "name = \"s\"\ndataset = \"cifar10\"\n{seeds}\n[recipe]\nepochs = 3\n[grid]\ndepth = [10, 16]\nwidth = [1]\n"
+    )
+}
+
+#[test]
+fn adaptive_seeds_start_with_the_first_seeds_and_hold_the_rest_in_reserve() {
+    let spec = Spec::parse(&with_seeds("[seeds]\nstart = 3\nmax = 5\ntarget_ci = 0.2")).unwrap();
+    assert_eq!(spec.seeds, [1, 2, 3]);
+    assert_eq!(spec.adaptive, Some(AdaptiveSeeds { max: 5, target_ci: 0.2 }));
+    assert_eq!(spec.count().unwrap(), (2, 10), "the limits count every seed the sweep may grow to");
+    let expansion = spec.expand(false).unwrap();
+    let seeds = |jobs: &[JobSpec]| jobs.iter().map(|j| (j.cell.depth, j.seed)).collect::<Vec<_>>();
+    assert_eq!(seeds(&expansion.jobs), [(10, 1), (10, 2), (10, 3), (16, 1), (16, 2), (16, 3)]);
+    assert_eq!(seeds(&expansion.reserve), [(10, 4), (10, 5), (16, 4), (16, 5)]);
+    // The same seed of the same cell is the same job, whether it was in the
+    // starting seeds or in the reserve.
+    let listed = Spec::parse(&with_seeds("seeds = [1, 2, 3, 4, 5]")).unwrap().expand(false).unwrap();
+    assert_eq!(listed.jobs[3].cell_hash, expansion.reserve[0].cell_hash);
+    assert!(listed.reserve.is_empty());
+}
+
+#[test]
+fn bad_adaptive_seeds_name_the_field() {
+    let cases = [
+        ("[seeds]\nstart = 0\nmax = 5\ntarget_ci = 0.2", "seeds.start"),
+        ("[seeds]\nstart = 3\nmax = 2\ntarget_ci = 0.2", "seeds.max"),
+        ("[seeds]\nstart = 3\nmax = 101\ntarget_ci = 0.2", "seeds.max"),
+        ("[seeds]\nstart = 3\nmax = 5\ntarget_ci = 0.0", "seeds.target_ci"),
+        ("[seeds]\nstart = 3\nmax = 5\ntarget_ci = nan", "seeds.target_ci"),
+        ("[seeds]\nstart = 3\nmax = 5", "target_ci"),
+        ("[seeds]\nstart = 3\nmaximum = 5\ntarget_ci = 0.2", "maximum"),
+        ("seeds = \"1-5\"", "seeds"),
+        ("seeds = [1.5]", "seeds"),
+    ];
+    for (seeds, field) in cases {
+        let message = err(&with_seeds(seeds));
+        assert!(message.contains(field), "expected {field:?} in {message:?}");
+    }
+}
+
 #[test]
 fn depth_error_names_the_nearest_valid_depths() {
     let message = err(&with_grid("depth = [30]\nwidth = [4]"));

@@ -78,7 +78,12 @@ pub(super) fn job_status(row: &impl Columns) -> Result<JobStatus> {
 }
 
 /// A row of [`SWEEP_SUMMARY`](super::statements::SWEEP_SUMMARY).
-pub(super) fn sweep_summary(row: &impl Columns, mean_epoch_seconds: Option<f64>) -> Result<SweepSummary> {
+/// `timed` is the row of [`SWEEP_EPOCH_SECONDS`](super::statements::SWEEP_EPOCH_SECONDS).
+pub(super) fn sweep_summary(row: &impl Columns, timed: &impl Columns) -> Result<SweepSummary> {
+    let work_rate = match (timed.opt_real("work_timed")?, timed.opt_real("seconds_timed")?) {
+        (Some(work), Some(seconds)) if work > 0.0 && seconds > 0.0 => Some(work / seconds),
+        _ => None,
+    };
     Ok(SweepSummary {
         id: row.big("id")?,
         name: row.text("name")?,
@@ -94,7 +99,11 @@ pub(super) fn sweep_summary(row: &impl Columns, mean_epoch_seconds: Option<f64>)
         },
         epochs_done: row.int("epochs_done")?,
         epochs_total: row.int("epochs_total")?,
-        mean_epoch_seconds,
+        mean_epoch_seconds: timed.opt_real("mean_epoch_seconds")?,
+        work_remaining: row.real("work_remaining")?,
+        work_rate,
+        reserve: row.int("reserve")?,
+        seeds_target_ci: row.opt_real("seeds_target_ci")?,
         created_at_ms: row.big("created_at_ms")?,
     })
 }
@@ -202,6 +211,7 @@ pub(super) fn result_row(row: &impl Columns) -> Result<ResultRow> {
         depth_convention: row.text("depth_convention")?,
         params: row.int("params")?,
         forward_macs: row.int("forward_macs")?,
+        work: row.real("work")?,
         in_spec: row.flag("in_spec")?,
         status: job_status(row)?,
         attempt: row.int("attempt")?,

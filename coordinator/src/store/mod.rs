@@ -15,9 +15,11 @@ mod columns;
 mod dialect;
 mod model;
 mod postgres;
+mod seeds;
 mod shared;
 mod sqlite;
 mod statements;
+mod submit;
 
 use std::sync::Arc;
 
@@ -182,6 +184,10 @@ pub trait Store: Send + Sync + 'static {
     /// succeeded since, by job id, at most `limit`.
     async fn job_errors(&self, sweep: &str, limit: u32) -> Result<Vec<JobRow>>;
     async fn job_epochs(&self, job_id: i64) -> Result<Vec<EpochMetrics>>;
+
+    /// Each device's measured rate in the cost model's units, from every
+    /// reported epoch in the database, by device name.
+    async fn device_rates(&self) -> Result<Vec<DeviceRate>>;
 
     /// Every job of a sweep (in or out of its spec, whatever its state)
     /// with hyperparameters, recipe and results, in job order: what

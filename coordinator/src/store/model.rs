@@ -76,6 +76,12 @@ pub struct NewSweep<'a> {
     pub priority: i32,
     pub max_attempts: u32,
     pub jobs: &'a [JobSpec],
+    /// Adaptive seeds held in reserve ([`Expansion::reserve`](crate::spec::Expansion)):
+    /// stored, not leased until their cell needs them.
+    pub reserve: &'a [JobSpec],
+    /// The half-width (percentage points) each cell's 95 % interval should
+    /// reach before its reserve stops being used; `None` without adaptive seeds.
+    pub seeds_target_ci: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +90,10 @@ pub struct SubmitOutcome {
     pub new: u64,
     pub existing: u64,
     pub dropped: u64,
+    /// Reserve jobs of the spec still held back after this submission.
+    pub reserve: u64,
+    /// Reserve jobs that this submission's check of the cells added.
+    pub added: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,19 +210,66 @@ pub struct SweepSummary {
     pub epochs_total: u64,
     /// Mean over reported epochs; `None` before the first report.
     pub mean_epoch_seconds: Option<f64>,
+    /// The cost model's work (FLOP-equivalents) of the epochs still to run
+    /// in pending and running jobs.
+    pub work_remaining: f64,
+    /// Work per second of one running job, observed over the sweep's
+    /// reported epochs; `None` before the first report.
+    pub work_rate: Option<f64>,
+    /// Adaptive seeds held in reserve (not yet added to their cell).
+    pub reserve: u64,
+    /// The adaptive seeds' target half-width, in percentage points.
+    pub seeds_target_ci: Option<f64>,
     pub created_at_ms: Millis,
 }
 
 impl SweepSummary {
-    /// Seconds until every remaining epoch has run at the observed epoch
-    /// time, spread over the jobs running now (at least one).
+    /// Seconds until the remaining work has run at the sweep's observed
+    /// rate, spread over the jobs running now (at least one). By work, not
+    /// epochs, so a sweep whose long jobs are still to come (or, leased
+    /// longest first, whose short ones are) is not misjudged from the
+    /// epochs it has timed. Reserve seeds are not counted: they may never run.
     pub fn eta_seconds(&self) -> Option<f64> {
-        let per_epoch = self.mean_epoch_seconds?;
+        let rate = self.work_rate?;
         if self.counts.finished() {
             return Some(0.0);
         }
-        let remaining = self.epochs_total.saturating_sub(self.epochs_done) as f64;
-        Some(remaining * per_epoch / self.counts.running.max(1) as f64)
+        Some(self.work_remaining / rate / self.counts.running.max(1) as f64)
+    }
+}
+
+/// One device's measured speed in the cost model's units.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceRate {
+    /// The device name workers report (e.g. `cpu`, `NVIDIA H100 80GB HBM3`).
+    pub device: String,
+    pub epochs: u64,
+    /// Work of those epochs, FLOP-equivalents.
+    pub work: f64,
+    pub seconds: f64,
+}
+
+impl DeviceRate {
+    /// What `jobs.device` holds: the slot, and its kind in parentheses when
+    /// the worker told it (`cuda:0 (NVIDIA H100 80GB HBM3)`).
+    pub fn label(slot: &str, kind: &str) -> String {
+        let kind = kind.trim();
+        if kind.is_empty() { slot.to_string() } else { format!("{slot} ({kind})") }
+    }
+
+    /// The kind of a [`DeviceRate::label`]: what rates are learnt by. A
+    /// label without one (from workers that did not tell) is its own kind.
+    pub fn kind_of(label: &str) -> &str {
+        label
+            .split_once(" (")
+            .and_then(|(_, rest)| rest.strip_suffix(')'))
+            .filter(|kind| !kind.is_empty())
+            .unwrap_or(label)
+    }
+
+    /// FLOP-equivalents per second.
+    pub fn rate(&self) -> f64 {
+        self.work / self.seconds
     }
 }
 
@@ -322,6 +379,8 @@ pub struct ResultRow {
     pub params: u64,
     /// Multiply-accumulates of one forward pass of one image.
     pub forward_macs: u64,
+    /// The cost model's work of the whole job, FLOP-equivalents.
+    pub work: f64,
     /// False once a resubmitted spec no longer contains the job.
     pub in_spec: bool,
     pub status: JobStatus,
@@ -349,4 +408,20 @@ pub struct ResultRow {
 pub struct JobEpoch {
     pub job_id: i64,
     pub metrics: EpochMetrics,
+}
+
+#[cfg(test)]
+mod device_tests {
+    use super::DeviceRate;
+
+    #[test]
+    fn a_device_label_carries_its_kind() {
+        let label = DeviceRate::label("cuda:1", "NVIDIA H100 80GB HBM3");
+        assert_eq!(label, "cuda:1 (NVIDIA H100 80GB HBM3)");
+        assert_eq!(DeviceRate::kind_of(&label), "NVIDIA H100 80GB HBM3");
+        assert_eq!(DeviceRate::label("cpu", " "), "cpu");
+        assert_eq!(DeviceRate::kind_of("cpu"), "cpu");
+        let cpu = DeviceRate::label("cpu", "cpu: AMD EPYC 7B13 (64 cores), 2 threads");
+        assert_eq!(DeviceRate::kind_of(&cpu), "cpu: AMD EPYC 7B13 (64 cores), 2 threads");
+    }
 }

@@ -3,15 +3,18 @@
 //! for a backend (executing on a pool or transaction, binding and decoding
 //! 64-bit integers, doubles and text); SQLite and PostgreSQL meet them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::marker::PhantomData;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Transaction, Type};
 
 use super::columns::{self, Columns};
 use super::dialect::Dialect;
+use super::seeds::{SeedRow, reserve_jobs_to_add};
 use super::statements::*;
+use super::submit::{Stored, SubmitChanges};
 use super::*;
+use crate::spec::JobSpec;
 
 /// The fenced-write helpers, generic over the dialect; the dialects'
 /// own statements call them too.
@@ -19,6 +22,15 @@ pub(super) struct Sql<D>(PhantomData<D>);
 
 /// A query with the backend's own arguments.
 type Query<'q, DB> = sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>;
+
+/// Which cells [`Sql::add_seeds`] judges.
+#[derive(Clone, Copy, Debug)]
+enum SeedScope {
+    /// Every cell of the sweep with this id.
+    Sweep(i64),
+    /// The cell of the job with this id, in its sweep.
+    CellOf(i64),
+}
 
 /// What a fenced row lock found: the job's length and progress.
 struct HeldJob {
@@ -160,9 +172,114 @@ where
         let row =
             query.fetch_optional(store.reader()).await?.ok_or_else(|| StoreError::SweepNotFound(sweep.to_string()))?;
         let sweep_id = row.big("id")?;
-        let mean: Option<f64> =
-            sqlx::query_scalar(SWEEP_EPOCH_SECONDS).bind(sweep_id).fetch_one(store.reader()).await?;
-        columns::sweep_summary(&row, mean)
+        let timed = sqlx::query(SWEEP_EPOCH_SECONDS).bind(sweep_id).fetch_one(store.reader()).await?;
+        columns::sweep_summary(&row, &timed)
+    }
+
+    /// The adaptive sweep that `scope` belongs to, locked until `tx` ends:
+    /// its id and target, or `None` (and no lock) for a sweep with a fixed
+    /// list of seeds or a cancelled one. Taking the sweep's row lock before
+    /// any job's, as a submission and a cancel do, keeps one lock order;
+    /// and two cells' last jobs finishing at once are judged one after the
+    /// other, the second seeing both results.
+    async fn lock_adaptive_sweep(tx: &mut Transaction<'static, D::Db>, scope: SeedScope) -> Result<Option<(i64, f64)>> {
+        let (filter, id) = match scope {
+            SeedScope::Sweep(id) => ("id = $1", id),
+            SeedScope::CellOf(job_id) => ("id = (SELECT sweep_id FROM jobs WHERE id = $1)", job_id),
+        };
+        // Most sweeps have a fixed list of seeds: a plain read tells so
+        // without locking their row on the path of every completion.
+        let target: Option<Option<f64>> =
+            sqlx::query_scalar(&format!("SELECT seeds_target_ci FROM sweeps WHERE {filter}"))
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if !matches!(target, Some(Some(_))) {
+            return Ok(None);
+        }
+        let sweep =
+            sqlx::query(&format!("SELECT id, state, seeds_target_ci FROM sweeps WHERE {filter}{}", D::LOCK_ROW))
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let Some(sweep) = sweep else { return Ok(None) };
+        match sweep.opt_real("seeds_target_ci")? {
+            Some(target) if columns::sweep_state(&sweep)? != SweepState::Cancelled => {
+                Ok(Some((sweep.big("id")?, target)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Adds to each finished, undecided cell of the sweep (or only to the
+    /// cell of job `cell_of`) its next reserve seed, as [`super::seeds`]
+    /// decides; returns how many were added. The caller holds the sweep's
+    /// lock ([`Sql::lock_adaptive_sweep`]).
+    async fn add_seeds_in(
+        tx: &mut Transaction<'static, D::Db>,
+        sweep_id: i64,
+        target_ci: f64,
+        cell_of: Option<i64>,
+    ) -> Result<u64> {
+        let select = "SELECT id, seed, status, reserve, final_test_error, config_json FROM jobs \
+             WHERE sweep_id = $1 AND (in_spec = 1 OR reserve = 1)";
+        let rows = match cell_of {
+            None => sqlx::query(select).bind(sweep_id).fetch_all(&mut **tx).await?,
+            Some(job_id) => {
+                let sql = format!(
+                    "{select} AND (block, blocks_per_group, width, dropout) = \
+                     (SELECT block, blocks_per_group, width, dropout FROM jobs WHERE id = $2)"
+                );
+                sqlx::query(&sql).bind(sweep_id).bind(job_id).fetch_all(&mut **tx).await?
+            }
+        };
+        let rows = rows
+            .iter()
+            .map(|row| {
+                Ok(SeedRow {
+                    id: row.big("id")?,
+                    seed: row.big("seed")?,
+                    status: columns::job_status(row)?,
+                    reserve: row.flag("reserve")?,
+                    final_test_error: row.opt_real("final_test_error")?,
+                    config_json: row.text("config_json")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let add = reserve_jobs_to_add(rows, target_ci)?;
+        for &job_id in &add {
+            sqlx::query("UPDATE jobs SET in_spec = 1, reserve = 0 WHERE id = $1 AND reserve = 1")
+                .bind(job_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        if !add.is_empty() {
+            tracing::info!(sweep_id, jobs = ?add, "adaptive seeds: added seeds to cells whose interval is wider than the target");
+        }
+        Ok(add.len() as u64)
+    }
+
+    /// [`Sql::add_seeds_in`] in a transaction of its own.
+    async fn add_seeds(store: &D, scope: SeedScope) -> Result<u64> {
+        let mut tx = store.begin_write().await?;
+        let Some((sweep_id, target)) = Self::lock_adaptive_sweep(&mut tx, scope).await? else { return Ok(0) };
+        let cell_of = match scope {
+            SeedScope::Sweep(_) => None,
+            SeedScope::CellOf(job_id) => Some(job_id),
+        };
+        let added = Self::add_seeds_in(&mut tx, sweep_id, target, cell_of).await?;
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// [`Sql::add_seeds`] after a job failed for good. The failure is
+    /// already committed, so an error here is logged rather than returned
+    /// (the caller must not retry a write that succeeded); submitting the
+    /// spec again judges every cell anew.
+    async fn add_seeds_after(store: &D, job_id: i64) {
+        if let Err(error) = Self::add_seeds(store, SeedScope::CellOf(job_id)).await {
+            tracing::warn!(job_id, %error, "adaptive seeds: could not judge the job's cell; submit the spec again to retry");
+        }
     }
 
     /// Deletes the job's checkpoints older than `keep_id` and returns the
@@ -241,7 +358,7 @@ where
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let row = sqlx::query(&format!("SELECT id, state FROM sweeps WHERE name = $1{}", D::LOCK_ROW))
+        let row = sqlx::query(&format!("SELECT id, state, seeds_target_ci FROM sweeps WHERE name = $1{}", D::LOCK_ROW))
             .bind(sweep.name)
             .fetch_one(&mut *tx)
             .await?;
@@ -252,35 +369,29 @@ where
             });
         }
         let sweep_id = row.big("id")?;
-        let stored: HashMap<String, bool> = sqlx::query("SELECT cell_hash, in_spec FROM jobs WHERE sweep_id = $1")
-            .bind(sweep_id)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| Ok((row.text("cell_hash")?, row.flag("in_spec")?)))
-            .collect::<Result<_>>()?;
-        let mut in_spec = HashSet::with_capacity(sweep.jobs.len());
-        let mut new_jobs = Vec::new();
-        let mut readded = Vec::new();
-        for job in sweep.jobs {
-            in_spec.insert(job.cell_hash.as_str());
-            match stored.get(&job.cell_hash) {
-                None => new_jobs.push(job),
-                Some(false) => readded.push(job.cell_hash.as_str()),
-                Some(true) => {}
-            }
-        }
-        let dropped: Vec<&str> = stored
-            .iter()
-            .filter(|(hash, in_spec_now)| **in_spec_now && !in_spec.contains(hash.as_str()))
-            .map(|(hash, _)| hash.as_str())
-            .collect();
+        let stored: HashMap<String, Stored> =
+            sqlx::query("SELECT cell_hash, in_spec, reserve FROM jobs WHERE sweep_id = $1")
+                .bind(sweep_id)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok((
+                        row.text("cell_hash")?,
+                        Stored { in_spec: row.flag("in_spec")?, reserve: row.flag("reserve")? },
+                    ))
+                })
+                .collect::<Result<_>>()?;
+        let changes = SubmitChanges::of(sweep, &stored);
 
         let priority = i64::from(sweep.priority);
-        for chunk in new_jobs.chunks(INSERT_CHUNK) {
+        let inserts =
+            changes.new_jobs.iter().map(|job| (*job, false)).chain(changes.new_reserve.iter().map(|job| (*job, true)));
+        let inserts: Vec<(&JobSpec, bool)> = inserts.collect();
+        for chunk in inserts.chunks(INSERT_CHUNK) {
             let sql = format!("{JOB_INSERT} VALUES {}", placeholders(D::placeholder, chunk.len(), JOB_INSERT_COLUMNS));
             let mut insert = sqlx::query(&sql);
-            for job in chunk {
+            for &(job, reserve) in chunk {
                 let recipe = &job.recipe;
                 insert = insert
                     .bind(sweep_id)
@@ -315,32 +426,58 @@ where
                     .bind(job.work)
                     .bind(priority)
                     .bind(i64::from(sweep.max_attempts))
-                    .bind(now);
+                    .bind(now)
+                    .bind(i64::from(!reserve))
+                    .bind(i64::from(reserve));
             }
             insert.execute(&mut *tx).await?;
         }
-        for (hash, flag) in dropped.iter().map(|h| (*h, 0i64)).chain(readded.iter().map(|h| (*h, 1i64))) {
-            sqlx::query("UPDATE jobs SET in_spec = $3 WHERE sweep_id = $1 AND cell_hash = $2")
+        // Each stored job the spec moves: (hash, in_spec, reserve).
+        let moves = changes
+            .dropped
+            .iter()
+            .map(|h| (*h, 0i64, 0i64))
+            .chain(changes.readded.iter().map(|h| (*h, 1, 0)))
+            .chain(changes.back_in_reserve.iter().map(|h| (*h, 0, 1)));
+        let mut moved = false;
+        for (hash, in_spec, reserve) in moves {
+            moved = true;
+            sqlx::query("UPDATE jobs SET in_spec = $3, reserve = $4 WHERE sweep_id = $1 AND cell_hash = $2")
                 .bind(sweep_id)
                 .bind(hash)
-                .bind(flag)
+                .bind(in_spec)
+                .bind(reserve)
                 .execute(&mut *tx)
                 .await?;
         }
-        if !new_jobs.is_empty() || !dropped.is_empty() || !readded.is_empty() {
-            sqlx::query("UPDATE sweeps SET spec_toml = $2, updated_at_ms = $3 WHERE id = $1")
-                .bind(sweep_id)
-                .bind(sweep.spec_toml)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+        let retargeted = row.opt_real("seeds_target_ci")? != sweep.seeds_target_ci;
+        if !inserts.is_empty() || moved || retargeted {
+            // sqlx binds an Option only per backend, not generically: NULL
+            // is written into the statement instead.
+            let target = if sweep.seeds_target_ci.is_some() { "$4" } else { "NULL" };
+            let sql = format!(
+                "UPDATE sweeps SET spec_toml = $2, updated_at_ms = $3, seeds_target_ci = {target} WHERE id = $1"
+            );
+            let update = sqlx::query(&sql).bind(sweep_id).bind(sweep.spec_toml).bind(now);
+            match sweep.seeds_target_ci {
+                Some(target) => update.bind(target),
+                None => update,
+            }
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
+        // A resubmission also judges every cell again: a changed target, or
+        // a completion whose check was lost with its coordinator, adds the
+        // seeds that are due now.
+        let added = Sql::add_seeds(self, SeedScope::Sweep(sweep_id)).await?;
         Ok(SubmitOutcome {
             sweep_id,
-            new: new_jobs.len() as u64,
-            existing: (sweep.jobs.len() - new_jobs.len()) as u64,
-            dropped: dropped.len() as u64,
+            new: changes.new_jobs.len() as u64,
+            existing: (sweep.jobs.len() - changes.new_jobs.len()) as u64,
+            dropped: changes.dropped_from_spec,
+            reserve: changes.held.saturating_sub(added),
+            added,
         })
     }
 
@@ -465,6 +602,9 @@ where
     async fn complete_job(&self, fence: Fence, result: &JobResult, now: Millis) -> Result<Vec<String>> {
         let m = &result.final_metrics;
         let mut tx = self.begin_write().await?;
+        // The cell gets its next adaptive seed in this same transaction, so
+        // no reader ever sees the cell finished but its seed not yet added.
+        let adaptive = Sql::<D>::lock_adaptive_sweep(&mut tx, SeedScope::CellOf(fence.job_id)).await?;
         let held = Sql::<D>::lock_fenced(&mut tx, fence).await?;
         let invalid =
             |field: &'static str, message: String| StoreError::InvalidReport { job_id: fence.job_id, field, message };
@@ -540,6 +680,9 @@ where
             .fetch_one(&mut *tx)
             .await?;
         let orphans = Sql::<D>::prune_checkpoints(&mut tx, fence.job_id, last).await?;
+        if let Some((sweep_id, target)) = adaptive {
+            Sql::<D>::add_seeds_in(&mut tx, sweep_id, target, Some(fence.job_id)).await?;
+        }
         tx.commit().await?;
         Ok(orphans)
     }
@@ -562,7 +705,11 @@ where
         .fetch_optional(self.writer())
         .await?;
         match status {
-            Some(status) => Ok(status == JobStatus::Pending.as_str()),
+            Some(status) if status == JobStatus::Pending.as_str() => Ok(true),
+            Some(_) => {
+                Sql::add_seeds_after(self, fence.job_id).await;
+                Ok(false)
+            }
             None => Err(Sql::<D>::fence_error(self.writer(), fence, None).await),
         }
     }
@@ -585,18 +732,24 @@ where
     }
 
     async fn reap_expired(&self, now: Millis) -> Result<u64> {
-        let updated = sqlx::query(
+        let reaped = sqlx::query(
             "UPDATE jobs SET \
                status = CASE WHEN attempts_spent < max_attempts THEN 'pending' ELSE 'failed' END, \
                finished_at_ms = CASE WHEN attempts_spent < max_attempts THEN NULL ELSE $1 END, \
                last_error = 'lease of attempt ' || attempt || ' expired', \
                worker_id = NULL, lease_expires_at_ms = NULL, lease_token_sha256 = NULL \
-             WHERE status = 'running' AND lease_expires_at_ms < $1",
+             WHERE status = 'running' AND lease_expires_at_ms < $1 \
+             RETURNING id, status",
         )
         .bind(now)
-        .execute(self.writer())
+        .fetch_all(self.writer())
         .await?;
-        Ok(D::rows_affected(&updated))
+        for row in &reaped {
+            if columns::job_status(row)? == JobStatus::Failed {
+                Sql::add_seeds_after(self, row.big("id")?).await;
+            }
+        }
+        Ok(reaped.len() as u64)
     }
 
     async fn add_checkpoint(
@@ -715,6 +868,27 @@ where
             .iter()
             .map(columns::epoch_metrics)
             .collect()
+    }
+
+    async fn device_rates(&self) -> Result<Vec<DeviceRate>> {
+        // By slot in SQL, by kind here: the kind is inside the label.
+        let mut rates: Vec<DeviceRate> = Vec::new();
+        for row in sqlx::query(DEVICE_RATES).fetch_all(self.reader()).await? {
+            let label = row.text("device")?;
+            let kind = DeviceRate::kind_of(&label);
+            let (epochs, work, seconds): (u64, f64, f64) =
+                (row.int("epochs")?, row.real("work")?, row.real("seconds")?);
+            match rates.iter_mut().find(|rate| rate.device == kind) {
+                Some(rate) => {
+                    rate.epochs += epochs;
+                    rate.work += work;
+                    rate.seconds += seconds;
+                }
+                None => rates.push(DeviceRate { device: kind.to_string(), epochs, work, seconds }),
+            }
+        }
+        rates.sort_by(|a, b| a.device.cmp(&b.device));
+        Ok(rates)
     }
 
     async fn sweep_results(&self, sweep: &str) -> Result<Vec<ResultRow>> {

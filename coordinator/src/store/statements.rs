@@ -30,7 +30,10 @@ pub(super) const JOB_JOINS: &str = "JOIN sweeps s ON s.id = j.sweep_id \
      LEFT JOIN checkpoints c ON c.id = (SELECT MAX(id) FROM checkpoints WHERE job_id = j.id)";
 
 pub(super) const SWEEP_SUMMARY: &str = "
-SELECT s.id, s.name, s.state, s.priority, s.dataset, s.created_at_ms,
+SELECT s.id, s.name, s.state, s.priority, s.dataset, s.created_at_ms, s.seeds_target_ci,
+       CAST((SELECT COUNT(*) FROM jobs r WHERE r.sweep_id = s.id AND r.reserve = 1 AND r.in_spec = 0
+                  AND r.status = 'pending') AS BIGINT)
+           AS reserve,
        CAST(COALESCE(SUM(CASE WHEN j.status = 'pending' THEN 1 ELSE 0 END), 0) AS BIGINT) AS pending,
        CAST(COALESCE(SUM(CASE WHEN j.status = 'running' THEN 1 ELSE 0 END), 0) AS BIGINT) AS running,
        CAST(COALESCE(SUM(CASE WHEN j.status = 'succeeded' THEN 1 ELSE 0 END), 0) AS BIGINT) AS succeeded,
@@ -38,16 +41,35 @@ SELECT s.id, s.name, s.state, s.priority, s.dataset, s.created_at_ms,
        CAST(COALESCE(SUM(CASE WHEN j.status = 'cancelled' THEN 1 ELSE 0 END), 0) AS BIGINT) AS cancelled,
        CAST(COALESCE(SUM(CASE WHEN j.status = 'succeeded' THEN j.epochs ELSE j.epochs_done END), 0) AS BIGINT)
            AS epochs_done,
-       CAST(COALESCE(SUM(j.epochs), 0) AS BIGINT) AS epochs_total
+       CAST(COALESCE(SUM(j.epochs), 0) AS BIGINT) AS epochs_total,
+       CAST(COALESCE(SUM(CASE WHEN j.status IN ('pending', 'running')
+                              THEN j.work * (j.epochs - j.epochs_done) / j.epochs ELSE 0 END), 0)
+            AS DOUBLE PRECISION) AS work_remaining
 FROM sweeps s
 LEFT JOIN jobs j ON j.sweep_id = s.id AND j.in_spec = 1";
 
+/// The sweep's reported epochs: their mean time, and the cost model's work
+/// they did over the seconds they took (the sweep's observed rate).
 pub(super) const SWEEP_EPOCH_SECONDS: &str = "
-SELECT CAST(AVG(e.epoch_seconds) AS DOUBLE PRECISION) AS mean_epoch_seconds
+SELECT CAST(AVG(e.epoch_seconds) AS DOUBLE PRECISION) AS mean_epoch_seconds,
+       CAST(SUM(j.work / j.epochs) AS DOUBLE PRECISION) AS work_timed,
+       CAST(SUM(e.epoch_seconds) AS DOUBLE PRECISION) AS seconds_timed
 FROM epochs e JOIN jobs j ON j.id = e.job_id
 WHERE j.sweep_id = $1";
 
-pub(super) const SWEEP_GROUP_BY: &str = "GROUP BY s.id, s.name, s.state, s.priority, s.dataset, s.created_at_ms";
+pub(super) const SWEEP_GROUP_BY: &str =
+    "GROUP BY s.id, s.name, s.state, s.priority, s.dataset, s.created_at_ms, s.seeds_target_ci";
+
+/// Each device's rate, learnt from every reported epoch in the database:
+/// the cost model's work per epoch over the epoch's seconds, by the device
+/// name the job was leased on.
+pub(super) const DEVICE_RATES: &str = "
+SELECT j.device AS device, CAST(COUNT(*) AS BIGINT) AS epochs,
+       CAST(SUM(j.work / j.epochs) AS DOUBLE PRECISION) AS work,
+       CAST(SUM(e.epoch_seconds) AS DOUBLE PRECISION) AS seconds
+FROM epochs e JOIN jobs j ON j.id = e.job_id
+WHERE j.device IS NOT NULL AND j.work > 0 AND e.epoch_seconds > 0
+GROUP BY j.device ORDER BY j.device";
 
 /// An epoch row from binds $1 (job_id) .. $11 (recorded_at_ms).
 pub(super) const EPOCH_VALUES: &str = "(job_id, epoch, attempt, train_loss, train_error, test_loss, test_error, lr, \
@@ -66,10 +88,11 @@ pub(super) const JOB_INSERT: &str = "INSERT INTO jobs (sweep_id, cell_hash, bloc
      depth_convention, width, dropout, dataset, seed, epochs, batch_size, lr, lr_milestones, lr_gamma, momentum, \
      nesterov, weight_decay, reset_momentum_on_drop, train_subset, test_subset, augment, checkpoint_every, \
      precision, bn_recalibration_batches, config_json, params, forward_macs, work, priority, max_attempts, \
-     created_at_ms)";
-pub(super) const JOB_INSERT_COLUMNS: usize = 33;
+     created_at_ms, in_spec, reserve)";
+pub(super) const JOB_INSERT_COLUMNS: usize = 35;
 
-/// One page of a sweep's jobs ($1, its id) after job $2, at most $3 rows,
+/// One page of a sweep's jobs ($1, its id) after job $2, at most $3 rows
+/// (adaptive seeds still held in reserve are not jobs of the sweep yet),
 /// with the sweep's name and the time of each job's recorded epochs, in job
 /// order (the spec's cell order).
 pub(super) const SWEEP_RESULTS: &str = "SELECT j.*, s.name AS sweep_name, \
@@ -77,7 +100,8 @@ pub(super) const SWEEP_RESULTS: &str = "SELECT j.*, s.name AS sweep_name, \
            AS mean_epoch_seconds, \
        (SELECT CAST(SUM(e.epoch_seconds) AS DOUBLE PRECISION) FROM epochs e WHERE e.job_id = j.id) \
            AS recorded_seconds \
-     FROM jobs j JOIN sweeps s ON s.id = j.sweep_id WHERE j.sweep_id = $1 AND j.id > $2 ORDER BY j.id LIMIT $3";
+     FROM jobs j JOIN sweeps s ON s.id = j.sweep_id WHERE j.sweep_id = $1 AND j.id > $2 AND j.reserve = 0 \
+     ORDER BY j.id LIMIT $3";
 
 /// One page of a sweep's epochs ($1, its id), after job $2's epoch $3,
 /// at most $4 rows: by job, then epoch. The row-value bound is a range on
@@ -94,6 +118,6 @@ pub(super) const SWEEP_EPOCHS: &str = "SELECT e.* FROM epochs e \
 pub(super) const RESULT_PAGE_ROWS: u32 = 500;
 pub(super) const EPOCH_PAGE_ROWS: u32 = 5_000;
 
-/// Rows per INSERT: 31 binds each stays under both dialects' bind limits.
+/// Rows per INSERT: with [`JOB_INSERT_COLUMNS`] binds each, under both dialects' bind limits.
 pub(super) const INSERT_CHUNK: usize = 500;
 const _: () = assert!(INSERT_CHUNK * JOB_INSERT_COLUMNS <= 32_766, "SQLite allows 32,766 binds per statement");

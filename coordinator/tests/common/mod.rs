@@ -100,6 +100,8 @@ async fn submit_with(
                 priority,
                 max_attempts,
                 jobs: &expansion.jobs,
+                reserve: &expansion.reserve,
+                seeds_target_ci: spec.adaptive.map(|a| a.target_ci),
             },
             1_000,
         )

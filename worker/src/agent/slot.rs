@@ -87,7 +87,11 @@ impl Slot {
 
     /// Leases and trains jobs until a shutdown is requested.
     pub async fn run(self) -> Result<(), SlotError> {
-        let request = pb::LeaseJobRequest { worker_id: self.worker_id, device: self.device_spec.to_string() };
+        let request = pb::LeaseJobRequest {
+            worker_id: self.worker_id,
+            device: self.device_spec.to_string(),
+            device_kind: self.device_spec.kind(),
+        };
         let idle = Patience::Idle(self.shutdown.clone());
         // When the previous job ended: the device idles from then until
         // the next job's first step.
