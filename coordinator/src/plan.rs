@@ -159,7 +159,7 @@ impl PlanReport {
             "params",
             "fwd GMAC/img",
             "seeds",
-            "PFLOP-eq/job",
+            "work/job (FLOP-eq)",
         ];
         if self.device.is_some() {
             header.push("device-hours");
@@ -183,7 +183,7 @@ impl PlanReport {
                 Cell::new(group_thousands(cell.params)).set_alignment(CellAlignment::Right),
                 Cell::new(format!("{:.3}", cell.forward_macs as f64 / 1e9)).set_alignment(CellAlignment::Right),
                 Cell::new(&seeds),
-                Cell::new(format!("{:.3}", cell.work_per_job / 1e15)).set_alignment(CellAlignment::Right),
+                Cell::new(si(cell.work_per_job)).set_alignment(CellAlignment::Right),
             ];
             if let Some(hours) = cell.hours {
                 row.push(Cell::new(range(hours, cell.max_hours, hours_text)).set_alignment(CellAlignment::Right));
@@ -205,7 +205,7 @@ impl PlanReport {
             None => t.jobs.to_string(),
         };
         let mut text = format!(
-            "sweep {} on {} ({} depth), {seeds}, {} epochs\n{table}\n{} cells, {jobs} jobs, {} epochs, {} training images, {:.2} PFLOP of training compute, {} PFLOP-equivalents of work (cost model)\n",
+            "sweep {} on {} ({} depth), {seeds}, {} epochs\n{table}\n{} cells, {jobs} jobs, {} epochs, {} training images, {:.2} PFLOP of training compute, {} FLOP-equivalents of work (cost model)\n",
             self.sweep,
             self.dataset,
             self.depth_convention,
@@ -214,7 +214,7 @@ impl PlanReport {
             t.epochs,
             group_thousands(t.train_images),
             t.train_pflops,
-            range(t.work_pflops, t.max_work_pflops, |w| format!("{w:.2}")),
+            range(t.work_pflops * 1e15, t.max_work_pflops.map(|w| w * 1e15), si),
         );
         if let (Some(device), Some(hours)) = (&self.device, t.hours) {
             text += &format!(
@@ -237,9 +237,23 @@ fn range(low: f64, high: Option<f64>, show: impl Fn(f64) -> String) -> String {
     }
 }
 
-/// Hours with the precision that matters at their size.
+/// Hours to three significant digits (whole hours from 1,000 on): a cell
+/// of minutes and a sweep of GPU-years both read at a glance.
 fn hours_text(hours: f64) -> String {
-    if hours < 10.0 { format!("{hours:.2}") } else { format!("{hours:.0}") }
+    if hours >= 1000.0 || hours == 0.0 {
+        return group_thousands(hours.round() as u64);
+    }
+    let decimals = (2 - hours.log10().floor() as i32).max(0) as usize;
+    format!("{hours:.decimals$}")
+}
+
+/// A count of FLOP-equivalents with an SI prefix: 155.5P, 1.23T.
+fn si(value: f64) -> String {
+    const PREFIXES: [(f64, &str); 6] = [(1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
+    match PREFIXES.iter().find(|(scale, _)| value >= *scale) {
+        Some((scale, prefix)) => format!("{:.1}{prefix}", value / scale),
+        None => format!("{value:.0}"),
+    }
 }
 
 /// 36479194 -> "36,479,194", as the paper's reference counts are written.
@@ -258,6 +272,17 @@ pub fn group_thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hours_and_work_read_at_a_glance() {
+        assert_eq!(hours_text(0.01234), "0.0123");
+        assert_eq!(hours_text(3.14159), "3.14");
+        assert_eq!(hours_text(42.42), "42.4");
+        assert_eq!(hours_text(38_992.4), "38,992");
+        assert_eq!(si(155.538e15), "155.5P");
+        assert_eq!(si(2.5e11), "250.0G");
+        assert_eq!(si(12.0), "12");
+    }
 
     #[test]
     fn groups_thousands() {

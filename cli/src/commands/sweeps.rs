@@ -118,11 +118,19 @@ fn describe(s: &pb::SweepStatus) -> String {
 
 /// The adaptive seeds' part of a status line, for sweeps that have them.
 pub(crate) fn adaptive(s: &pb::SweepStatus) -> Option<String> {
-    s.seeds_target_ci.map(|target| {
-        format!(
-            "adaptive seeds: {} held in reserve, added to a cell while its 95 % interval is wider than +-{target} pp",
-            s.reserve
-        )
+    s.seeds_target_ci.filter(|_| s.state != "cancelled").map(|target| {
+        if s.pending + s.running == 0 {
+            format!(
+                "adaptive seeds: every cell's 95 % interval is within +-{target} pp or at the seed limit; \
+                 {} reserve seeds not needed",
+                s.reserve
+            )
+        } else {
+            format!(
+                "adaptive seeds: {} held in reserve, added to a cell while its 95 % interval is wider than +-{target} pp",
+                s.reserve
+            )
+        }
     })
 }
 
