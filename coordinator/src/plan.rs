@@ -276,7 +276,7 @@ mod tests {
     #[test]
     fn hours_and_work_read_at_a_glance() {
         assert_eq!(hours_text(0.01234), "0.0123");
-        assert_eq!(hours_text(3.14159), "3.14");
+        assert_eq!(hours_text(2.5049), "2.50");
         assert_eq!(hours_text(42.42), "42.4");
         assert_eq!(hours_text(38_992.4), "38,992");
         assert_eq!(si(155.538e15), "155.5P");

@@ -19,8 +19,7 @@ use crate::store::{LeaseToken, Result, Store};
 /// whenever it is idle, have run every job.
 pub fn makespan(order: &[f64], devices: usize) -> f64 {
     assert!(devices > 0, "at least one device");
-    // Free times in nanoseconds of f64 seconds would lose ordering on
-    // ties; the heap holds (free at, device) with free times as ordered bits.
+    // The earliest-free device first; equal times by device number.
     let mut free: BinaryHeap<Reverse<(OrderedSeconds, usize)>> =
         (0..devices).map(|d| Reverse((OrderedSeconds(0.0), d))).collect();
     let mut end: f64 = 0.0;
@@ -41,11 +40,23 @@ pub fn lower_bound(durations: &[f64], devices: usize) -> f64 {
     (total / devices as f64).max(longest)
 }
 
-/// Non-negative, finite seconds, ordered as numbers.
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+/// Seconds ordered as numbers (`f64::total_cmp`), for the heap.
+#[derive(Clone, Copy, Debug)]
 struct OrderedSeconds(f64);
 
+impl PartialEq for OrderedSeconds {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
 impl Eq for OrderedSeconds {}
+
+impl PartialOrd for OrderedSeconds {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Ord for OrderedSeconds {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {

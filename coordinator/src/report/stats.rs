@@ -60,6 +60,10 @@ impl Interval {
 /// Confidence level of every interval in the tables.
 pub const LEVEL: f64 = 0.95;
 
+/// The significance level that matches [`LEVEL`]: a difference is resolved
+/// when its p-value is below it (and its 95 % interval excludes zero).
+pub const ALPHA: f64 = 0.05;
+
 /// [`compare`] uses Welch's t-test only when both samples have at least this
 /// many values, the permutation test otherwise (see the module docs).
 pub const WELCH_MIN_N: usize = 10;

@@ -4,8 +4,8 @@
 use super::super::axis::{Axis, AxisValue};
 use super::super::metric::{Metric, format_params};
 use super::super::table::{Cell, Row, Table};
-use crate::report::Agg;
 use crate::report::sql::{QueryResult, SqlValue};
+use crate::report::{Agg, stats};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Column {
@@ -101,11 +101,13 @@ impl Layout {
             notes.push(format!("95 % intervals of each cell's mean (Student t): {}", intervals_text(table)));
         }
         if table.baseline.is_some() {
-            notes.push(
-                "Δ marks: * p < 0.05, ** p < 0.01, *** p < 0.001, for the difference of the seeds' means \
-                 (exact permutation test below 10 seeds a side, Welch's t-test from 10)"
-                    .to_string(),
-            );
+            notes.push(format!(
+                "Δ is the difference of the cells' {}s; its marks, * p < {:.2}, ** p < 0.01, *** p < 0.001, \
+                 test the difference of the seeds' means (exact permutation test below 10 seeds a side, \
+                 Welch's t-test from 10)",
+                table.agg,
+                stats::ALPHA
+            ));
             notes.push(what_the_table_says(table));
         }
         notes.extend(table.notes.iter().cloned());
@@ -242,7 +244,7 @@ fn what_the_table_says(table: &Table) -> String {
                     table.metric.format(c.difference.abs()),
                     c.p_value
                 );
-                if c.p_value < 0.05 { resolved.push(text) } else { open.push(text) }
+                if c.p_value < stats::ALPHA { resolved.push(text) } else { open.push(text) }
             }
         }
     }
@@ -251,10 +253,11 @@ fn what_the_table_says(table: &Table) -> String {
     }
     let list = |items: &[String]| if items.is_empty() { "none".to_string() } else { items.join("; ") };
     format!(
-        "what the table says: {} of {} differences to the baseline are resolved at these seeds (p < 0.05): {}; \
-         not resolved: {}",
+        "what the table says: {} of {} differences of means to the baseline are resolved at these seeds \
+         (p < {:.2}): {}; not resolved: {}",
         resolved.len(),
         resolved.len() + open.len(),
+        stats::ALPHA,
         list(&resolved),
         list(&open)
     )
