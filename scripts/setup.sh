@@ -3,9 +3,12 @@
 # - PostgreSQL running on 127.0.0.1:5432 (the store tests need both backends
 #   and fail, not skip, without it);
 # - the real Fashion-MNIST dataset from Debian (the real-data training test
-#   and the quickstart sweep).
+#   and the quickstart sweep);
+# - with --tests, also a one-node Slurm cluster (deploy/slurm/local-cluster.sh)
+#   for the Slurm launcher's test, which fails, not skips, without it.
 # Idempotent: it only does what is missing.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 pg_ready() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }
 
@@ -25,4 +28,8 @@ fi
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     echo "installing Fashion-MNIST (Debian package dataset-fashion-mnist)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
+fi
+
+if [ "${1:-}" = "--tests" ]; then
+    bash deploy/slurm/local-cluster.sh
 fi

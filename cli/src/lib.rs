@@ -29,6 +29,9 @@ pub enum Command {
     Run(commands::run::RunArgs),
     /// Run a worker: one slot per device, leasing jobs from a coordinator.
     Work(commands::work::WorkArgs),
+    /// Start workers through a cluster's scheduler (Slurm).
+    #[command(subcommand)]
+    Launch(commands::launch::LaunchCommand),
     /// Submit a sweep spec to a coordinator (idempotent).
     Submit(commands::sweeps::SubmitArgs),
     /// Show sweeps and their progress.
@@ -87,6 +90,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Serve(args) => commands::serve::run(args).await,
             Command::Run(args) => commands::run::run(args).await,
             Command::Work(args) => commands::work::run(args).await,
+            Command::Launch(command) => commands::launch::run(command),
             Command::Submit(args) => commands::sweeps::submit(args).await,
             Command::Status(args) => commands::sweeps::status(args).await,
             Command::Cancel(args) => commands::sweeps::steer(args, commands::sweeps::Steer::Cancel).await,

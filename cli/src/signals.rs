@@ -1,5 +1,9 @@
-//! Ctrl-C and SIGTERM for the long-running commands (`work`, `run`): the
-//! first asks for a graceful stop, the second exits at once.
+//! Ctrl-C, SIGTERM and SIGUSR1 for the long-running commands (`work`,
+//! `run`): the first asks for a graceful stop, the second exits at once.
+//! SIGUSR1 is what a Slurm job is told to expect before its time limit
+//! (`#SBATCH --signal=USR1@300`): busy slots checkpoint and hand their jobs
+//! back without spending an attempt, and the SIGTERM at the limit finds
+//! nothing left to lose.
 
 use widesweep_worker::agent::ShutdownSignal;
 
@@ -17,19 +21,21 @@ pub async fn graceful_then_immediate(signal: ShutdownSignal, what: &'static str)
     std::process::exit(EXIT_INTERRUPTED);
 }
 
-/// Ctrl-C or SIGTERM (what `docker stop` and most schedulers send).
+/// Ctrl-C, SIGTERM (what `docker stop` and most schedulers send) or
+/// SIGUSR1 (Slurm's warning before a time limit).
 pub async fn first_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        match (signal(SignalKind::terminate()), signal(SignalKind::user_defined1())) {
+            (Ok(mut term), Ok(mut usr1)) => {
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}
                     _ = term.recv() => {}
+                    _ = usr1.recv() => {}
                 }
             }
-            Err(_) => {
+            _ => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::{spec, submit, token};
 use widesweep_arch::Precision;
 use widesweep_coordinator::store::{
-    EpochMetrics, Fence, JobResult, NewCheckpoint, Store, StoreError, SweepAction, SweepState,
+    EpochMetrics, Fence, JobResult, JobStatus, NewCheckpoint, Store, StoreError, SweepAction, SweepState,
 };
 
 const LEASE: i64 = 60_000;
@@ -169,6 +169,49 @@ async fn expired_leases_return_until_max_attempts(store: Arc<dyn Store>) {
     let row = store.job(first.job_id).await.unwrap();
     assert_eq!(row.status, "failed", "max_attempts = 2 is spent");
     assert!(store.lease_job(worker, "cpu", token(), LEASE, 200_000).await.unwrap().is_none());
+}
+
+/// Preemption never fails a job that makes progress: a lease that expires
+/// after a new checkpoint costs no attempt, however often. One that
+/// expires with no new checkpoint does, and the job ends saying why.
+async fn a_lost_worker_spends_an_attempt_only_without_progress(store: Arc<dyn Store>) {
+    submit(&*store, &spec("preempted", &[1], &[1]), 0, 1).await;
+    let worker = store.register_worker("h", &[], "t", 0).await.unwrap();
+    for (round, epoch) in [(0i64, 1u32), (1, 2)] {
+        let now = round * 1_000_000;
+        let job = store.lease_job(worker, "cpu", token(), LEASE, now).await.unwrap().unwrap();
+        store.report_epoch(job.fence(), &metrics(epoch, 0.5), LEASE, now + 10).await.unwrap();
+        let checkpoint = NewCheckpoint { epoch, sha256: epoch.to_string().repeat(64), size_bytes: 10 };
+        store.add_checkpoint(job.fence(), &checkpoint, now + 11).await.unwrap();
+        assert_eq!(store.reap_expired(now + 10 + LEASE + 1).await.unwrap(), 1);
+        let row = store.job(job.job_id).await.unwrap();
+        assert_eq!((row.status, row.attempts_spent, row.lost_leases), (JobStatus::Pending, 0, round as u32 + 1));
+        assert!(row.last_error.unwrap().contains("no attempt spent"));
+    }
+    // max_attempts = 1: the third attempt finishes the job from epoch 2.
+    let job = store.lease_job(worker, "cpu", token(), LEASE, 3_000_000).await.unwrap().unwrap();
+    assert_eq!((job.attempt, job.checkpoint.as_ref().map(|c| c.epoch)), (3, Some(2)));
+    store.report_epoch(job.fence(), &metrics(3, 0.4), LEASE, 3_000_010).await.unwrap();
+    store.complete_job(job.fence(), &result(3, 0.4), 3_000_020).await.unwrap();
+    assert_eq!(store.job(job.job_id).await.unwrap().status, JobStatus::Succeeded);
+
+    // Without progress, every lost worker spends an attempt.
+    submit(&*store, &spec("stuck", &[1], &[1]), 0, 2).await;
+    for round in 0..2i64 {
+        let now = 10_000_000 + round * 1_000_000;
+        let job = store.lease_job(worker, "cpu", token(), LEASE, now).await.unwrap().unwrap();
+        store.report_epoch(job.fence(), &metrics(1, 0.5), LEASE, now + 10).await.unwrap();
+        assert_eq!(store.reap_expired(now + 10 + LEASE + 1).await.unwrap(), 1);
+        let row = store.job(job.job_id).await.unwrap();
+        assert_eq!((row.attempts_spent, row.lost_leases), (round as u32 + 1, round as u32 + 1));
+        if round == 0 {
+            assert_eq!(row.status, JobStatus::Pending);
+        } else {
+            assert_eq!(row.status, JobStatus::Failed, "max_attempts = 2 lost workers without progress");
+            let error = row.last_error.unwrap();
+            assert!(error.contains("all 2 attempts are spent") && error.contains("2 lost workers"), "{error}");
+        }
+    }
 }
 
 async fn release_hands_back_without_spending_an_attempt(store: Arc<dyn Store>) {
@@ -357,6 +400,7 @@ contract_tests!(
     concurrent_leasers_never_receive_the_same_job,
     a_stale_attempt_can_never_write,
     expired_leases_return_until_max_attempts,
+    a_lost_worker_spends_an_attempt_only_without_progress,
     release_hands_back_without_spending_an_attempt,
     failures_requeue_until_max_attempts,
     pause_resume_and_cancel,

@@ -1,5 +1,6 @@
 pub mod bench;
 pub mod export;
+pub mod launch;
 pub mod plan;
 pub mod plot;
 pub mod results;

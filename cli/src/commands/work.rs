@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
+use std::time::{Duration, SystemTime};
 
 use clap::Args;
-use widesweep_worker::agent::{self, AgentConfig};
+use widesweep_worker::agent::{self, AgentConfig, Deadline, LeavePolicy};
 use widesweep_worker::data::LoadOptions;
 use widesweep_worker::device::{self, DeviceError, DeviceSpec};
 
@@ -58,6 +59,7 @@ impl SlotArgs {
             scratch_dir,
             load: LoadOptions { official_sizes: !self.unofficial_dataset_sizes },
             hostname: agent::hostname(),
+            leave: LeavePolicy::default(),
         }
     }
 }
@@ -68,10 +70,30 @@ pub struct WorkArgs {
     pub coordinator: CoordinatorArgs,
     #[command(flatten)]
     pub slots: SlotArgs,
+    /// Exit 0 once a slot has found no job to lease for this many seconds
+    /// (every slot, for the process): a cluster allocation ends with the work.
+    #[arg(long, value_name = "SECONDS")]
+    pub exit_when_idle: Option<u64>,
+    /// When the allocation ends: seconds since the Unix epoch, or a time from
+    /// now (90m, 2h). Before it, slots lease no job whose next epoch could
+    /// not finish and checkpoint, and hand back the ones they hold. Inside a
+    /// Slurm job the job's time limit is used when this is not given.
+    #[arg(long, value_name = "TIME")]
+    pub deadline: Option<String>,
 }
 
 pub async fn run(args: WorkArgs) -> anyhow::Result<ExitCode> {
-    let config = args.slots.agent_config(args.coordinator.options()?);
+    let mut config = args.slots.agent_config(args.coordinator.options()?);
+    let now = SystemTime::now();
+    let deadline = match &args.deadline {
+        Some(text) => Some(Deadline::parse(text, now).map_err(|e| anyhow::anyhow!("--deadline: {e}"))?),
+        None => Deadline::from_slurm(now),
+    };
+    if let Some(Deadline(at)) = deadline {
+        let left = at.duration_since(now).unwrap_or_default().as_secs();
+        tracing::info!(seconds_left = left, "the allocation has a deadline: jobs are handed back before it");
+    }
+    config.leave = LeavePolicy { when_idle: args.exit_when_idle.map(Duration::from_secs), deadline };
     let scratch = config.scratch_dir.clone();
     let (signal, shutdown) = agent::shutdown_channel();
     tokio::spawn(signals::graceful_then_immediate(signal, "busy slots checkpoint and hand their jobs back"));

@@ -119,6 +119,7 @@ pub(super) fn job_row(row: &impl Columns) -> Result<JobRow> {
         attempt: row.int("attempt")?,
         attempts_spent: row.int("attempts_spent")?,
         max_attempts: row.int("max_attempts")?,
+        lost_leases: row.int("lost_leases")?,
         worker_id: row.opt_big("worker_id")?,
         lease_expires_at_ms: row.opt_big("lease_expires_at_ms")?,
         epochs_done: row.int("epochs_done")?,

@@ -356,6 +356,8 @@ pub struct JobRow {
     pub attempt: u32,
     pub attempts_spent: u32,
     pub max_attempts: u32,
+    /// Leases that expired (worker killed, frozen, preempted, out of time).
+    pub lost_leases: u32,
     pub worker_id: Option<i64>,
     pub lease_expires_at_ms: Option<Millis>,
     pub epochs_done: u32,

@@ -732,18 +732,7 @@ where
     }
 
     async fn reap_expired(&self, now: Millis) -> Result<u64> {
-        let reaped = sqlx::query(
-            "UPDATE jobs SET \
-               status = CASE WHEN attempts_spent < max_attempts THEN 'pending' ELSE 'failed' END, \
-               finished_at_ms = CASE WHEN attempts_spent < max_attempts THEN NULL ELSE $1 END, \
-               last_error = 'lease of attempt ' || attempt || ' expired', \
-               worker_id = NULL, lease_expires_at_ms = NULL, lease_token_sha256 = NULL \
-             WHERE status = 'running' AND lease_expires_at_ms < $1 \
-             RETURNING id, status",
-        )
-        .bind(now)
-        .fetch_all(self.writer())
-        .await?;
+        let reaped = sqlx::query(&REAP_EXPIRED).bind(now).fetch_all(self.writer()).await?;
         for row in &reaped {
             if columns::job_status(row)? == JobStatus::Failed {
                 Sql::add_seeds_after(self, row.big("id")?).await;

@@ -16,10 +16,45 @@ pub(super) const NEXT_PENDING_JOB: &str = "SELECT j.id FROM jobs j JOIN sweeps s
 
 /// What a claim sets, from binds $1 (worker_id) .. $4 (now) and $5 (the
 /// lease token's digest). The attempt grows at every claim: it orders
-/// leases; the token's digest authorises the new one.
+/// leases; the token's digest authorises the new one. The job's latest
+/// checkpoint is noted: an expiry refunds the attempt if a newer one
+/// arrives ([`REAP_EXPIRED`]).
 pub(super) const CLAIM_SET: &str = "status = 'running', attempt = attempt + 1, attempts_spent = attempts_spent + 1, \
      worker_id = $1, device = $2, lease_expires_at_ms = $3, started_at_ms = COALESCE(started_at_ms, $4), \
-     lease_token_sha256 = $5";
+     lease_token_sha256 = $5, \
+     lease_checkpoint_id = (SELECT MAX(c.id) FROM checkpoints c WHERE c.job_id = jobs.id)";
+
+/// Whether a job's current attempt stored a checkpoint newer than the one
+/// it was leased with: progress that the next attempt resumes from.
+const PROGRESSED: &str = "(COALESCE((SELECT MAX(c.id) FROM checkpoints c WHERE c.job_id = jobs.id), 0) \
+     > COALESCE(lease_checkpoint_id, 0))";
+
+/// Returns expired leases ($1: now) to pending. An attempt that lost its
+/// worker (killed, frozen, preempted, out of time) after storing a newer
+/// checkpoint gets its attempt back: losing a worker is not a training
+/// error, and the job resumes further on. One that made no progress spends
+/// it, so a job that keeps losing its worker without progress still fails
+/// after max_attempts, saying why.
+pub(super) static REAP_EXPIRED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE jobs SET \
+           lost_leases = lost_leases + 1, \
+           attempts_spent = attempts_spent - (CASE WHEN {PROGRESSED} THEN 1 ELSE 0 END), \
+           status = CASE WHEN {PROGRESSED} OR attempts_spent < max_attempts THEN 'pending' ELSE 'failed' END, \
+           finished_at_ms = CASE WHEN {PROGRESSED} OR attempts_spent < max_attempts THEN NULL ELSE $1 END, \
+           last_error = CASE \
+             WHEN {PROGRESSED} THEN 'attempt ' || attempt || ' lost its worker (lease expired) after a new \
+                 checkpoint; it resumes from there, no attempt spent' \
+             WHEN attempts_spent < max_attempts THEN 'attempt ' || attempt || ' lost its worker (lease expired) \
+                 with no checkpoint since its lease; one attempt spent' \
+             ELSE 'attempt ' || attempt || ' lost its worker (lease expired) with no checkpoint since its \
+                 lease, and all ' || max_attempts || ' attempts are spent (' || (lost_leases + 1) || \
+                 ' lost workers in all)' END, \
+           worker_id = NULL, lease_expires_at_ms = NULL, lease_token_sha256 = NULL \
+         WHERE status = 'running' AND lease_expires_at_ms < $1 \
+         RETURNING id, status"
+    )
+});
 
 /// What a leased job's row is read with: the job, its sweep's name and its
 /// latest checkpoint. Followed by `FROM <jobs as j>` and [`JOB_JOINS`].

@@ -10,6 +10,7 @@
 mod checkpoints;
 mod datasets;
 mod job;
+mod leave;
 mod rpc;
 mod shutdown;
 mod slot;
@@ -24,6 +25,7 @@ use widesweep_proto::client::{ClientOptions, ConnectError};
 use widesweep_proto::v1 as pb;
 
 pub use job::{JobPlan, JobPlanError, cell_label};
+pub use leave::{Deadline, LeavePolicy};
 pub use rpc::CallError;
 pub use shutdown::{Shutdown, ShutdownSignal, channel as shutdown_channel};
 pub use slot::{JobOutcome, SlotError, SlotEvent};
@@ -41,6 +43,8 @@ pub struct AgentConfig {
     pub scratch_dir: PathBuf,
     pub load: LoadOptions,
     pub hostname: String,
+    /// When the slots stop leasing on their own (idle, allocation ending).
+    pub leave: LeavePolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +123,8 @@ pub async fn run(
             heartbeat_every,
             shutdown: shutdown.clone(),
             events: events.clone(),
+            leave: config.leave,
+            last_epoch_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         };
         std::fs::create_dir_all(&slot.scratch)
             .map_err(|source| AgentError::Scratch { path: slot.scratch.clone(), source })?;

@@ -6,8 +6,8 @@
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use candle_core::Device;
 use tokio::runtime::Handle;
@@ -19,6 +19,7 @@ use widesweep_proto::v1 as pb;
 use super::checkpoints::{self, TransferError};
 use super::datasets::DatasetCache;
 use super::job::JobPlan;
+use super::leave::{Deadline, LeavePolicy};
 use super::rpc::{self, CallError, Patience};
 use super::shutdown::Shutdown;
 use crate::device::DeviceSpec;
@@ -67,6 +68,10 @@ pub(super) struct Slot {
     pub heartbeat_every: Duration,
     pub shutdown: Shutdown,
     pub events: Option<UnboundedSender<SlotEvent>>,
+    pub leave: LeavePolicy,
+    /// The duration of this slot's last epoch in milliseconds (0: none yet),
+    /// what the deadline budgets the next one by.
+    pub last_epoch_ms: Arc<AtomicU64>,
 }
 
 /// Why the lease loop of a slot ended with an error.
@@ -99,7 +104,17 @@ impl Slot {
         // Jobs in bf16 log their own kernels when their model is built.
         let kernels = ModelOptions::for_device(&self.device, Precision::F32).kernels(&self.device);
         tracing::info!(slot = self.index, device = %self.device_spec, %kernels, "slot started");
+        let mut idle_since: Option<Instant> = None;
         while !self.shutdown.is_requested() {
+            if let Some(deadline) = self.leave.deadline
+                && !deadline.allows(last_epoch(&self.last_epoch_ms), SystemTime::now())
+            {
+                tracing::info!(
+                    slot = self.index,
+                    "the allocation ends before another epoch could finish and checkpoint: leasing no more jobs"
+                );
+                break;
+            }
             let leased = rpc::call("lease a job", &idle, || {
                 let (mut client, request) = (self.client.clone(), request.clone());
                 async move { client.lease_job(request).await }
@@ -112,11 +127,19 @@ impl Slot {
             };
             match response.job {
                 Some(job) => {
+                    idle_since = None;
                     let timing = Timing { idle_since: last_end, leased: Instant::now() };
                     self.run_job(job, timing).await;
                     last_end = Some(Instant::now());
                 }
                 None => {
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    if let Some(limit) = self.leave.when_idle
+                        && since.elapsed() >= limit
+                    {
+                        tracing::info!(slot = self.index, idle_s = limit.as_secs_f64(), "no job to lease: leaving");
+                        break;
+                    }
                     let wait = Duration::from_millis(response.retry_after_ms.max(50) as u64);
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
@@ -210,6 +233,8 @@ impl Slot {
             slot: self.index,
             events: self.events.clone(),
             timing: StartTiming { timing, data_ready, checkpoint_ready },
+            deadline: self.leave.deadline,
+            last_epoch_ms: Arc::clone(&self.last_epoch_ms),
         };
         let (device, resume) = (self.device.clone(), resume_from.is_some());
         let end = tokio::task::spawn_blocking(move || run.train(splits, device, resume, abort))
@@ -374,6 +399,8 @@ struct AttemptRun {
     slot: usize,
     events: Option<UnboundedSender<SlotEvent>>,
     timing: StartTiming,
+    deadline: Option<Deadline>,
+    last_epoch_ms: Arc<AtomicU64>,
 }
 
 impl AttemptRun {
@@ -477,7 +504,15 @@ impl EpochObserver for AttemptRun {
         let epoch = metrics.epoch;
         let last = epoch >= self.plan.epochs();
         let every = self.plan.checkpoint_every;
-        let stopping = self.shutdown.is_requested();
+        let took = Duration::from_secs_f64(metrics.seconds.max(0.0));
+        self.last_epoch_ms.store(took.as_millis() as u64, Ordering::Relaxed);
+        // The allocation ends before the next epoch could finish and be
+        // checkpointed: checkpoint this one and hand the job back now.
+        let out_of_time = self.deadline.is_some_and(|d| !d.allows(Some(took), SystemTime::now()));
+        if out_of_time && !last {
+            tracing::info!(epoch, "the allocation ends before the next epoch could finish: handing the job back");
+        }
+        let stopping = self.shutdown.is_requested() || out_of_time;
         let due = every > 0 && epoch.is_multiple_of(every);
         if !last && (due || stopping) && epoch > self.uploaded_epoch && self.checkpoint(trainer)?.is_break() {
             return Ok(ControlFlow::Break(()));
@@ -486,6 +521,14 @@ impl EpochObserver for AttemptRun {
             return Ok(ControlFlow::Break(()));
         }
         Ok(ControlFlow::Continue(()))
+    }
+}
+
+/// The slot's last epoch duration, if it has trained one.
+fn last_epoch(ms: &AtomicU64) -> Option<Duration> {
+    match ms.load(Ordering::Relaxed) {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
     }
 }
 
