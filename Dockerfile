@@ -30,4 +30,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /widesweep /usr/local/bin/widesweep
 USER widesweep
 WORKDIR /var/lib/widesweep
+# The binary and the CUDA libraries it links load. Whether the coordinator
+# serves or a worker trains is the orchestrator's probe (compose and the
+# Kubernetes manifests check the coordinator's port).
+HEALTHCHECK --interval=60s --timeout=10s CMD ["widesweep", "--version"]
 CMD ["widesweep", "--help"]

@@ -5,7 +5,9 @@
 # - the real Fashion-MNIST dataset from Debian (the real-data training test
 #   and the quickstart sweep);
 # - with --tests, also a one-node Slurm cluster (deploy/slurm/local-cluster.sh)
-#   for the Slurm launcher's test, which fails, not skips, without it.
+#   for the Slurm launcher's test, and the Kubernetes manifests' tools
+#   (kubectl, kubernetes-validate, checkov); those tests fail, not skip,
+#   without them.
 # Idempotent: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,4 +34,17 @@ fi
 
 if [ "${1:-}" = "--tests" ]; then
     bash deploy/slurm/local-cluster.sh
+    if ! command -v kubectl >/dev/null 2>&1; then
+        echo "installing kubectl (Debian's kubernetes-client)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null
+    fi
+    tools=/opt/widesweep-test-tools
+    if [ ! -x "$tools/bin/checkov" ] || [ ! -x "$tools/bin/kubernetes-validate" ]; then
+        echo "installing kubernetes-validate and checkov into $tools"
+        python3 -m venv "$tools" 2>/dev/null || {
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+            python3 -m venv "$tools"
+        }
+        "$tools/bin/pip" install -q kubernetes-validate==1.37.0 checkov==3.3.30
+    fi
 fi

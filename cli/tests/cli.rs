@@ -95,6 +95,48 @@ fn serve_refuses_a_public_address_without_a_token() {
     assert!(!db.exists(), "nothing is written when serve refuses to start");
 }
 
+/// `serve --db-file`: the URL from a file (a mounted Secret), and errors
+/// that name the file, not the URL, which may hold a password.
+#[test]
+fn serve_reads_its_database_url_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.url");
+    std::fs::write(&empty, "\n").unwrap();
+    let out = run(&["serve", "--db-file", empty.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("empty.url is empty"), "{}", text(&out.stderr));
+
+    let unreachable = dir.path().join("pg.url");
+    std::fs::write(&unreachable, "postgres://widesweep:hunter2@127.0.0.1:1/nowhere\n").unwrap();
+    let out = run(&["serve", "--db-file", unreachable.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("named in") && stderr.contains("pg.url"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+
+    let db = dir.path().join("from-file.db");
+    let url = dir.path().join("sqlite.url");
+    std::fs::write(&url, format!("sqlite://{}\n", db.display())).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = widesweep()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--token", "t0123456789"])
+        .arg("--db-file")
+        .arg(&url)
+        .arg("--artifacts")
+        .arg(dir.path().join("artifacts"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _coordinator = Coordinator { child, url: String::new() };
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the coordinator did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(db.exists(), "the database named in the file was created");
+}
+
 struct Coordinator {
     child: Child,
     url: String,

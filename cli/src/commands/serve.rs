@@ -14,6 +14,11 @@ pub struct ServeArgs {
     /// Database URL: sqlite://FILE (embedded default) or postgres://USER@HOST/DB.
     #[arg(long, env = "WIDESWEEP_DB", default_value = DEFAULT_DB_URL)]
     pub db: String,
+    /// File whose first line is the database URL, instead of --db: a
+    /// PostgreSQL password then appears in no command line or environment
+    /// (a Kubernetes Secret mounted as a file, for instance).
+    #[arg(long, value_name = "FILE", env = "WIDESWEEP_DB_FILE")]
+    pub db_file: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
@@ -143,7 +148,21 @@ pub fn reap_interval(lease: Duration) -> Duration {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = args.config()?;
-    let store = store::open(&args.db).await.with_context(|| format!("opening the database {}", args.db))?;
+    let store = match &args.db_file {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading --db-file {}", path.display()))?;
+            let url = text.lines().next().unwrap_or_default().trim();
+            anyhow::ensure!(
+                !url.is_empty(),
+                "--db-file {} is empty: write the database URL on its first line",
+                path.display()
+            );
+            // The URL may hold a password: errors name the file, not the URL.
+            store::open(url).await.with_context(|| format!("opening the database named in {}", path.display()))?
+        }
+        None => store::open(&args.db).await.with_context(|| format!("opening the database {}", args.db))?,
+    };
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let shutdown = async {
