@@ -18,6 +18,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc;
 use widesweep_coordinator::service::{Credentials, DEFAULT_MAX_ATTEMPTS, ServerConfig, serve};
 use widesweep_coordinator::store::{self, Backend, DEFAULT_DB_URL, Store};
+use widesweep_coordinator::web::WebConfig;
 use widesweep_proto::client::ClientOptions;
 use widesweep_proto::v1 as pb;
 use widesweep_worker::agent::{self, JobOutcome, SlotEvent};
@@ -39,6 +40,11 @@ pub struct RunArgs {
     /// (`widesweep work --coordinator http://ADDR`) can join; port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
+    /// Address of the dashboard (live progress, the table, learning curves
+    /// in a browser); `off` for none. When the address is taken, the run
+    /// goes on without it.
+    #[arg(long, default_value = "127.0.0.1:7080")]
+    pub http: HttpAddress,
     /// Bearer token extra workers must send (required off loopback); it
     /// grants every role. Prefer the environment or --token-file.
     #[arg(long, env = "WIDESWEEP_TOKEN", hide_env_values = true)]
@@ -58,6 +64,21 @@ pub struct RunArgs {
     /// Accept a spec that expands to more than 100,000 jobs.
     #[arg(long)]
     pub allow_large: bool,
+}
+
+/// `--http`: an address, or `off`.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpAddress(pub Option<SocketAddr>);
+
+impl std::str::FromStr for HttpAddress {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "off" | "none" => Ok(Self(None)),
+            address => address.parse().map(|a| Self(Some(a))).map_err(|e| format!("{e}: give ADDR:PORT or off")),
+        }
+    }
 }
 
 /// How often the sweep's counts are refreshed.
@@ -92,6 +113,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         artifacts_dir: args.artifacts.clone(),
         credentials: Credentials { shared: token.clone(), ..Credentials::default() },
         ..ServerConfig::default()
+    };
+    let dashboard = match args.http.0 {
+        Some(address) => match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => {
+                super::serve::require_token_off_loopback(address, token.is_some(), "keep --http on 127.0.0.1")?;
+                let web = WebConfig { credentials: config.credentials.clone(), ..WebConfig::default() };
+                let login = match &token {
+                    Some(_) => " (log in with the token)",
+                    None => "",
+                };
+                println!("dashboard at http://{}/{login}", listener.local_addr()?);
+                Some(super::serve::Dashboard::start(Arc::clone(&store), web, listener))
+            }
+            Err(error) => {
+                eprintln!("no dashboard: cannot listen on {address} ({error}); pass --http 127.0.0.1:0 or --http off");
+                None
+            }
+        },
+        None => None,
     };
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(Arc::clone(&store), config, listener, async {
@@ -144,6 +184,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     progress.clear();
     let _ = stop_server.send(());
     let _ = server.await;
+    if let Some(dashboard) = dashboard {
+        dashboard.stop().await;
+    }
     let summary = store.sweep(&submitted.name).await?;
     match watched? {
         _ if interrupted.is_requested() => {

@@ -1,13 +1,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use widesweep_coordinator::service::{Credentials, DEFAULT_MAX_SWEEP_JOBS, ServerConfig, serve};
 use widesweep_coordinator::spec::MAX_SWEEP_JOBS;
-use widesweep_coordinator::store::{self, DEFAULT_DB_URL};
+use widesweep_coordinator::store::{self, DEFAULT_DB_URL, Store};
+use widesweep_coordinator::web::{WebConfig, serve_web};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -22,6 +24,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
+    /// Also serve the dashboard (read-only web pages) on this address, e.g.
+    /// 127.0.0.1:7080; readers log in with the viewer (or user) token.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
     #[command(flatten)]
     pub credentials: CredentialArgs,
     /// Most jobs one submitted spec may expand to (clients' --allow-large
@@ -165,10 +171,58 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+    let dashboard = match args.http {
+        Some(address) => {
+            if !args.insecure {
+                require_token_off_loopback(address, config.credentials.any(), "keep --http on 127.0.0.1")?;
+            }
+            if config.tls.is_some() && !address.ip().is_loopback() {
+                bail!(
+                    "--http {address}: the dashboard does not serve TLS yet; keep it on 127.0.0.1 behind a TLS \
+                     proxy (or an SSH tunnel)"
+                );
+            }
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("listening on --http {address}"))?;
+            let web = WebConfig { credentials: config.credentials.clone(), ..WebConfig::default() };
+            eprintln!("dashboard at http://{}/", listener.local_addr()?);
+            Some(Dashboard::start(Arc::clone(&store), web, listener))
+        }
+        None => None,
+    };
     let shutdown = async {
         crate::signals::first_signal().await;
         tracing::info!("shutting down");
     };
     serve(store, config, listener, shutdown).await?;
+    if let Some(dashboard) = dashboard {
+        dashboard.stop().await;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The dashboard's server task, stopped with the coordinator.
+pub struct Dashboard {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Dashboard {
+    pub fn start(store: Arc<dyn Store>, config: WebConfig, listener: tokio::net::TcpListener) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve_web(store, config, listener, async {
+            let _ = stopped.await;
+        }));
+        Self { stop, task }
+    }
+
+    /// Open event streams never end on their own: they get two seconds.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(2), &mut task).await.is_err() {
+            task.abort();
+        }
+    }
 }

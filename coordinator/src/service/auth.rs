@@ -72,6 +72,11 @@ impl Credentials {
         self.roles().next().is_some()
     }
 
+    /// The tokens whose role has `permission`.
+    pub(crate) fn tokens_for(&self, permission: Permission) -> Vec<&str> {
+        self.roles().filter(|(role, _)| role.allows(permission)).map(|(_, token)| token).collect()
+    }
+
     fn roles(&self) -> impl Iterator<Item = (Role, &str)> {
         [
             (Role::Shared, &self.shared),
@@ -165,7 +170,7 @@ pub fn require<T>(request: &Request<T>, permission: Permission) -> Result<(), St
 
 /// Compares without an early exit, so response time does not reveal how
 /// much of a guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

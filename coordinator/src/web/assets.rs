@@ -1,0 +1,28 @@
+//! The pages and their assets, compiled into the binary.
+
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+const INDEX: &str = include_str!("assets/index.html");
+const SWEEP: &str = include_str!("assets/sweep.html");
+const STYLE: &str = include_str!("assets/style.css");
+const SCRIPT: &str = include_str!("assets/app.js");
+
+pub(super) async fn index() -> Html<&'static str> {
+    Html(INDEX)
+}
+
+/// The sweep page; its script reads the sweep's name from the URL.
+pub(super) async fn sweep_page(Path(_sweep): Path<String>) -> Html<&'static str> {
+    Html(SWEEP)
+}
+
+pub(super) async fn asset(Path(file): Path<String>) -> Response {
+    let (content_type, body) = match file.as_str() {
+        "style.css" => ("text/css; charset=utf-8", STYLE),
+        "app.js" => ("text/javascript; charset=utf-8", SCRIPT),
+        _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    };
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}

@@ -1,0 +1,203 @@
+//! The dashboard's HTTP side, called in process (the router as a tower
+//! service), on both backends: who may look, the table a page shows being
+//! `widesweep table --format json`'s, the learning curves, and the live
+//! event stream moving when a worker reports an epoch.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use widesweep_coordinator::report::{Format, TableOptions, build, render};
+use widesweep_coordinator::service::Credentials;
+use widesweep_coordinator::store::{EpochMetrics, JobResult, Store};
+use widesweep_coordinator::web::{WebConfig, router};
+
+const LEASE: i64 = 60_000;
+const VIEWER: &str = "viewer-token-0123456789";
+const WORKER: &str = "worker-token-0123456789";
+
+fn config() -> WebConfig {
+    WebConfig {
+        credentials: Credentials {
+            shared: None,
+            user: Some("user-token-0123456789".into()),
+            worker: Some(WORKER.into()),
+            viewer: Some(VIEWER.into()),
+        },
+        refresh: Duration::from_millis(50),
+    }
+}
+
+fn metrics(epoch: u32, test_error: f64) -> EpochMetrics {
+    EpochMetrics {
+        epoch,
+        train_loss: 1.0,
+        train_error: 0.5,
+        test_loss: 1.0,
+        test_error,
+        lr: 0.1,
+        epoch_seconds: 2.0,
+        images_per_second: 100.0,
+    }
+}
+
+/// Two cells x two seeds, three finished with known errors, one left running
+/// after its first epoch.
+async fn fixture(store: &dyn Store) -> widesweep_coordinator::store::LeasedJob {
+    common::submit(store, &common::spec("web", &[1, 2], &[1, 2]), 0, 3).await;
+    let worker = store.register_worker("h", &["cpu".into()], "t", 0).await.unwrap();
+    for i in 0..3 {
+        let job = store.lease_job(worker, "cpu", common::token(), LEASE, 1_000).await.unwrap().unwrap();
+        let error = 0.10 + 0.01 * i as f64;
+        for epoch in 1..=2 {
+            store.report_epoch(job.fence(), &metrics(epoch, error + 0.1), LEASE, 1_500).await.unwrap();
+        }
+        let result = JobResult { final_metrics: metrics(3, error), best_test_error: error, train_seconds: 6.0 };
+        store.complete_job(job.fence(), &result, 2_000).await.unwrap();
+    }
+    let running = store.lease_job(worker, "cpu", common::token(), LEASE, 3_000).await.unwrap().unwrap();
+    store.report_epoch(running.fence(), &metrics(1, 0.3), LEASE, 3_100).await.unwrap();
+    running
+}
+
+async fn get(
+    app: &axum::Router,
+    path: &str,
+    auth: Option<(&str, &str)>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut request = Request::get(path);
+    if let Some((name, value)) = auth {
+        request = request.header(name, value);
+    }
+    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (parts.status, parts.headers, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn bearer(token: &str) -> Option<(&'static str, String)> {
+    Some(("authorization", format!("Bearer {token}")))
+}
+
+async fn only_readers_may_look(store: Arc<dyn Store>) {
+    fixture(&*store).await;
+    let app = router(Arc::clone(&store), &config());
+    let (status, _, _) = get(&app, "/api/sweeps", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, page) = get(&app, "/", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(page.contains("<form") && page.contains("/login"), "the login page: {page}");
+    let worker = bearer(WORKER);
+    let (status, _, _) = get(&app, "/api/sweeps", worker.as_ref().map(|(n, v)| (*n, v.as_str()))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a worker token does not read");
+    let viewer = bearer(VIEWER);
+    let (status, _, body) = get(&app, "/api/sweeps", viewer.as_ref().map(|(n, v)| (*n, v.as_str()))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("\"name\":\"web\""), "{body}");
+
+    // A browser logs in once; the cookie carries the credential after.
+    let (status, headers, _) = get(&app, &format!("/login?token={VIEWER}"), None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = headers.get(header::SET_COOKIE).unwrap().to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let (status, _, page) = get(&app, "/", Some(("cookie", &pair))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("/assets/app.js"));
+    let (status, _, _) = get(&app, "/login?token=wrong", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Assets carry no data and load before login.
+    let (status, _, script) = get(&app, "/assets/app.js", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(script.contains("EventSource"));
+    // Nothing writes: the API has no other method than GET.
+    let post = Request::post("/api/sweeps").header("authorization", format!("Bearer {VIEWER}")).body(Body::empty());
+    let response = app.clone().oneshot(post.unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+async fn the_table_is_the_cli_s_and_curves_hold_every_epoch(store: Arc<dyn Store>) {
+    fixture(&*store).await;
+    let app = router(Arc::clone(&store), &config());
+    let auth = bearer(VIEWER);
+    let auth = auth.as_ref().map(|(n, v)| (*n, v.as_str()));
+    let rows = store.sweep_results("web").await.unwrap();
+    for format in [Format::Json, Format::Csv, Format::Markdown, Format::Latex, Format::Text] {
+        let (status, _, body) = get(&app, &format!("/api/sweeps/web/table?format={format}"), auth).await;
+        assert_eq!(status, StatusCode::OK, "{format}: {body}");
+        assert_eq!(body, render(&build(&rows, &TableOptions::default()).unwrap(), format), "{format}");
+    }
+    let (_, headers, _) = get(&app, "/api/sweeps/web/table?format=csv&download=1", auth).await;
+    assert_eq!(headers.get(header::CONTENT_DISPOSITION).unwrap(), "attachment; filename=\"web.csv\"");
+    let (status, _, body) = get(&app, "/api/sweeps/web/table?format=json&baseline=width%3D1", auth).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("\"p_value\""), "a baseline adds the comparison: {body}");
+    let (status, _, body) = get(&app, "/api/sweeps/web/table?format=pdf", auth).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("json"), "the error names the valid formats: {body}");
+    let (status, _, _) = get(&app, "/api/sweeps/nope/table", auth).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, _, body) = get(&app, "/api/sweeps/web/curves", auth).await;
+    assert_eq!(status, StatusCode::OK);
+    let cells: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let cells = cells.as_array().unwrap();
+    assert_eq!(cells.len(), 2, "two cells: {body}");
+    let points: usize =
+        cells.iter().flat_map(|c| c["curves"].as_array().unwrap()).map(|k| k["points"].as_array().unwrap().len()).sum();
+    assert_eq!(points, 3 * 3 + 1, "every recorded epoch: {body}");
+}
+
+/// Reads the event stream until an `event: sweeps` whose data satisfies `want`.
+async fn next_event(
+    body: &mut axum::body::BodyDataStream,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    use futures::StreamExt;
+    let mut buffer = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let chunk =
+            tokio::time::timeout_at(deadline, body.next()).await.expect("an event within 10 s").unwrap().unwrap();
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: "))
+                && event.contains("event: sweeps")
+            {
+                let value: serde_json::Value = serde_json::from_str(data).unwrap();
+                if want(&value) {
+                    return value;
+                }
+            }
+        }
+    }
+}
+
+async fn the_event_stream_moves_when_a_worker_reports(store: Arc<dyn Store>) {
+    let running = fixture(&*store).await;
+    let app = router(Arc::clone(&store), &config());
+    let request = Request::get("/api/events").header("authorization", format!("Bearer {VIEWER}")).body(Body::empty());
+    let response = app.clone().oneshot(request.unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers().get(header::CONTENT_TYPE).unwrap(), "text/event-stream");
+    let mut body = response.into_body().into_data_stream();
+    let epochs = |v: &serde_json::Value| v[0]["epochs_done"].as_u64();
+    let first = next_event(&mut body, |v| epochs(v).is_some()).await;
+    let before = epochs(&first).unwrap();
+    assert_eq!(first[0]["running"], 1);
+    store.report_epoch(running.fence(), &metrics(2, 0.25), LEASE, 4_000).await.unwrap();
+    let next = next_event(&mut body, |v| epochs(v) == Some(before + 1)).await;
+    assert_eq!(next[0]["name"], "web");
+}
+
+contract_tests!(
+    only_readers_may_look,
+    the_table_is_the_cli_s_and_curves_hold_every_epoch,
+    the_event_stream_moves_when_a_worker_reports,
+);
