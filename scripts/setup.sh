@@ -5,9 +5,10 @@
 # - the real Fashion-MNIST dataset from Debian (the real-data training test
 #   and the quickstart sweep);
 # - with --tests, also a one-node Slurm cluster (deploy/slurm/local-cluster.sh)
-#   for the Slurm launcher's test, and the Kubernetes manifests' tools
-#   (kubectl, kubernetes-validate, checkov); those tests fail, not skip,
-#   without them.
+#   for the Slurm launcher's test, the Kubernetes manifests' tools
+#   (kubectl, kubernetes-validate, checkov) and the dashboard's browser
+#   (Debian's chromium, driven by playwright-core from npm); those tests
+#   fail, not skip, without them.
 # Idempotent: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,5 +47,17 @@ if [ "${1:-}" = "--tests" ]; then
             python3 -m venv "$tools"
         }
         "$tools/bin/pip" install -q kubernetes-validate==1.37.0 checkov==3.3.30
+    fi
+    if ! command -v chromium >/dev/null 2>&1; then
+        echo "installing chromium (Debian) for the dashboard's browser test"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+    if [ ! -d "$tools/node/node_modules/playwright-core" ]; then
+        echo "installing playwright-core into $tools/node (it drives Debian's chromium; no browser download)"
+        if ! command -v npm >/dev/null 2>&1; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+        fi
+        mkdir -p "$tools/node"
+        (cd "$tools/node" && npm install --silent --no-audit --no-fund playwright-core@1.64.1)
     fi
 fi

@@ -196,6 +196,99 @@ async fn the_event_stream_moves_when_a_worker_reports(store: Arc<dyn Store>) {
     assert_eq!(next[0]["name"], "web");
 }
 
+/// Compares a number or string shown on the page with the JSON value
+/// `widesweep table --format json` has for it.
+fn same_cell(shown: &str, expected: &serde_json::Value) -> bool {
+    match expected {
+        serde_json::Value::Null => shown.is_empty(),
+        serde_json::Value::String(text) => shown == text,
+        serde_json::Value::Number(number) => shown
+            .parse::<f64>()
+            .is_ok_and(|value| (value - number.as_f64().unwrap()).abs() <= 1e-9 * value.abs().max(1.0)),
+        other => shown == other.to_string(),
+    }
+}
+
+/// The pages in a real headless Chromium (Debian's, driven by
+/// playwright-core from tests/browser/dashboard.cjs): no console errors,
+/// the sweep page's table equal to `table --format json` cell for cell, an
+/// epoch reported while the page is open moving its progress and curves
+/// within seconds, a request without the credential refused. Screenshots
+/// of each page land in target/tmp/dashboard/.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_pages_work_in_a_real_browser() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let db = common::TestDb::sqlite().await;
+    let store = db.store.clone();
+    let running = fixture(&*store).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(widesweep_coordinator::web::serve_web(Arc::clone(&store), config(), listener, std::future::pending()));
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/dashboard.cjs");
+    let modules = std::env::var("WIDESWEEP_TEST_NODE_MODULES")
+        .unwrap_or_else(|_| "/opt/widesweep-test-tools/node/node_modules".to_string());
+    let mut node = tokio::process::Command::new("node")
+        .arg(script)
+        .args([base.as_str(), VIEWER, "web"])
+        .arg(&shots)
+        .env("NODE_PATH", &modules)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node is needed for the browser test (run `bash scripts/setup.sh --tests`)");
+    let mut stdin = node.stdin.take().unwrap();
+    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut next = async || -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the browser script answers within 60 s")
+            .unwrap()
+            .expect("the browser script ended early");
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(value.get("fatal").is_none(), "the browser script failed: {}", value["fatal"]);
+        value
+    };
+
+    assert_eq!(next().await["unauthorized"], 401, "a request without the credential is refused");
+    let shown = next().await["table"].clone();
+    let rows = store.sweep_results("web").await.unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(&render(&build(&rows, &TableOptions::default()).unwrap(), Format::Json)).unwrap();
+    let cells = expected["cells"].as_array().unwrap();
+    let headers: Vec<&str> = shown["headers"].as_array().unwrap().iter().map(|h| h.as_str().unwrap()).collect();
+    let shown_rows = shown["rows"].as_array().unwrap();
+    assert_eq!(shown_rows.len(), cells.len(), "a row per cell");
+    assert!(headers.contains(&"value") && headers.contains(&"ci95_lo") && headers.contains(&"width"), "{headers:?}");
+    for (row, cell) in shown_rows.iter().zip(cells) {
+        for (header, value) in headers.iter().zip(row.as_array().unwrap()) {
+            let value = value.as_str().unwrap();
+            assert!(same_cell(value, &cell[*header]), "{header}: the page shows {value:?}, the CLI {}", cell[*header]);
+        }
+    }
+
+    let ready = next().await;
+    assert!(ready["ready"].as_str().unwrap().contains("epochs 10/12"), "{ready}");
+    store.report_epoch(running.fence(), &metrics(2, 0.25), LEASE, 4_000).await.unwrap();
+    stdin.write_all(b"go\n").await.unwrap();
+    stdin.flush().await.unwrap();
+    let updated = next().await;
+    assert!(updated["updated"].as_str().unwrap().contains("epochs 11/12"), "{updated}");
+    assert!(updated["ms"].as_u64().unwrap() < 5_000, "the page followed within seconds: {updated}");
+    let errors = next().await;
+    assert_eq!(errors["errors"], serde_json::json!([]), "console errors on the pages");
+    for shot in ["sweeps.png", "sweep.png", "sweep-updated.png"] {
+        assert!(shots.join(shot).metadata().unwrap().len() > 10_000, "{shot} is a real screenshot");
+    }
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(30), node.wait()).await.expect("node exits").unwrap();
+    assert!(status.success());
+    db.finish().await;
+}
+
 contract_tests!(
     only_readers_may_look,
     the_table_is_the_cli_s_and_curves_hold_every_epoch,

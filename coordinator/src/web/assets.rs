@@ -8,6 +8,7 @@ const INDEX: &str = include_str!("assets/index.html");
 const SWEEP: &str = include_str!("assets/sweep.html");
 const STYLE: &str = include_str!("assets/style.css");
 const SCRIPT: &str = include_str!("assets/app.js");
+const ICON: &str = include_str!("assets/favicon.svg");
 
 pub(super) async fn index() -> Html<&'static str> {
     Html(INDEX)
@@ -22,7 +23,13 @@ pub(super) async fn asset(Path(file): Path<String>) -> Response {
     let (content_type, body) = match file.as_str() {
         "style.css" => ("text/css; charset=utf-8", STYLE),
         "app.js" => ("text/javascript; charset=utf-8", SCRIPT),
+        "favicon.svg" => ("image/svg+xml", ICON),
         _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
     };
     ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+/// Browsers ask for it on their own.
+pub(super) async fn favicon() -> Response {
+    ([(header::CONTENT_TYPE, "image/svg+xml")], ICON).into_response()
 }

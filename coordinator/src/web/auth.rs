@@ -85,7 +85,7 @@ fn login_page(message: Option<&str>) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
          content=\"width=device-width, initial-scale=1\"><title>widesweep: log in</title>\
-         <link rel=\"stylesheet\" href=\"/assets/style.css\"></head><body><main class=\"login\">\
+         <link rel=\"stylesheet\" href=\"/assets/style.css\"><link rel=\"icon\" href=\"/assets/favicon.svg\" type=\"image/svg+xml\"></head><body><main class=\"login\">\
          <h1>widesweep</h1>{message}<form method=\"get\" action=\"/login\"><label for=\"token\">Viewer token \
          (or your user token)</label><input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"off\" \
          required><button type=\"submit\">Open the dashboard</button></form></main></body></html>"

@@ -65,6 +65,7 @@ pub fn router(store: Arc<dyn Store>, config: &WebConfig) -> Router {
     Router::new()
         .route("/login", get(auth::login))
         .route("/assets/{file}", get(assets::asset))
+        .route("/favicon.ico", get(assets::favicon))
         .with_state(access)
         .merge(guarded)
 }
