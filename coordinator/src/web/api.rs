@@ -11,7 +11,7 @@ use super::AppState;
 use super::query::query_param;
 use crate::report::table::parse_assignment;
 use crate::report::{Agg, Format, Metric, ReportError, TableOptions, build, render};
-use crate::store::{JobStatus, StoreError, SweepSummary};
+use crate::store::{StoreError, SweepSummary};
 
 /// A sweep as the pages show it.
 #[derive(Serialize, Clone, Debug, PartialEq)]
@@ -167,17 +167,13 @@ pub(super) async fn curves(State(state): State<AppState>, Path(sweep): Path<Stri
             .filter(|e| e.job_id == row.job_id)
             .map(|e| (e.metrics.epoch, e.metrics.test_error * 100.0))
             .collect();
-        let curve = Curve { job_id: row.job_id, seed: c.seed, status: status_name(row.status), points };
+        let curve = Curve { job_id: row.job_id, seed: c.seed, status: row.status.as_str(), points };
         match cells.iter_mut().find(|cell| cell.label == label) {
             Some(cell) => cell.curves.push(curve),
             None => cells.push(CellCurves { label, curves: vec![curve] }),
         }
     }
     Ok(json(&cells))
-}
-
-fn status_name(status: JobStatus) -> &'static str {
-    status.as_str()
 }
 
 #[derive(Serialize)]
