@@ -6,9 +6,9 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{submit, token};
+use common::{metrics, submit, token};
 use widesweep_coordinator::spec::Spec;
-use widesweep_coordinator::store::{EpochMetrics, JobResult, JobStatus, LeasedJob, Store, SweepAction};
+use widesweep_coordinator::store::{JobResult, JobStatus, LeasedJob, Store, SweepAction};
 
 const LEASE: i64 = 60_000;
 
@@ -21,19 +21,6 @@ fn adaptive_spec(name: &str, widths: &[u32], start: u32, max: u32, target: f64) 
          [recipe]\nepochs = 3\n[grid]\ndepth = [10]\nwidth = [{}]\n",
         widths.join(", ")
     )
-}
-
-fn metrics(epoch: u32, test_error: f64) -> EpochMetrics {
-    EpochMetrics {
-        epoch,
-        train_loss: 1.0,
-        train_error: 0.5,
-        test_loss: 1.0,
-        test_error,
-        lr: 0.1,
-        epoch_seconds: 10.0,
-        images_per_second: 100.0,
-    }
 }
 
 /// Leases the next job, which must be of `width` and `seed`, and finishes

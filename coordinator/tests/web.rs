@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use common::metrics;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use widesweep_coordinator::report::{Format, TableOptions, build, render};
 use widesweep_coordinator::service::Credentials;
-use widesweep_coordinator::store::{EpochMetrics, JobResult, Store};
+use widesweep_coordinator::store::{JobResult, Store};
 use widesweep_coordinator::web::{WebConfig, router};
 
 const LEASE: i64 = 60_000;
@@ -30,19 +31,6 @@ fn config() -> WebConfig {
             viewer: Some(VIEWER.into()),
         },
         refresh: Duration::from_millis(50),
-    }
-}
-
-fn metrics(epoch: u32, test_error: f64) -> EpochMetrics {
-    EpochMetrics {
-        epoch,
-        train_loss: 1.0,
-        train_error: 0.5,
-        test_loss: 1.0,
-        test_error,
-        lr: 0.1,
-        epoch_seconds: 2.0,
-        images_per_second: 100.0,
     }
 }
 

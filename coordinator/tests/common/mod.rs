@@ -151,6 +151,11 @@ pub fn epoch_metrics(epoch: u32) -> store::EpochMetrics {
     }
 }
 
+/// An epoch of 10 s with the given test error (a fraction).
+pub fn metrics(epoch: u32, test_error: f64) -> store::EpochMetrics {
+    store::EpochMetrics { test_error, epoch_seconds: 10.0, ..epoch_metrics(epoch) }
+}
+
 pub fn token() -> store::LeaseDigest {
     store::LeaseToken::generate().digest()
 }
