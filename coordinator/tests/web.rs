@@ -252,10 +252,18 @@ async fn the_pages_work_in_a_real_browser() {
     let shown_rows = shown["rows"].as_array().unwrap();
     assert_eq!(shown_rows.len(), cells.len(), "a row per cell");
     assert!(headers.contains(&"value") && headers.contains(&"ci95_lo") && headers.contains(&"width"), "{headers:?}");
-    for (row, cell) in shown_rows.iter().zip(cells) {
-        for (header, value) in headers.iter().zip(row.as_array().unwrap()) {
-            let value = value.as_str().unwrap();
-            assert!(same_cell(value, &cell[*header]), "{header}: the page shows {value:?}, the CLI {}", cell[*header]);
+    let texts = shown["shown"].as_array().unwrap();
+    for ((row, text), cell) in shown_rows.iter().zip(texts).zip(cells) {
+        for ((header, value), text) in headers.iter().zip(row.as_array().unwrap()).zip(text.as_array().unwrap()) {
+            let (value, text) = (value.as_str().unwrap(), text.as_str().unwrap());
+            assert!(same_cell(value, &cell[*header]), "{header}: the page holds {value:?}, the CLI {}", cell[*header]);
+            // What a reader sees is the same number, rounded to two decimals.
+            match (value.parse::<f64>(), text.parse::<f64>()) {
+                (Ok(exact), Ok(shown)) => {
+                    assert!((exact - shown).abs() <= 0.005 + 1e-9, "{header}: {text} for {exact}")
+                }
+                _ => assert_eq!(value, text, "{header}"),
+            }
         }
     }
 

@@ -44,7 +44,9 @@ const nextLine = () =>
   await page.waitForSelector("#curves svg polyline", { timeout: 10000 });
   const table = await page.$eval("#cells", (t) => ({
     headers: [...t.querySelectorAll("thead th")].map((th) => th.textContent),
-    rows: [...t.querySelectorAll("tbody tr")].map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent)),
+    // The exact values (data-value); the text shows them rounded.
+    rows: [...t.querySelectorAll("tbody tr")].map((tr) => [...tr.querySelectorAll("td")].map((td) => td.dataset.value)),
+    shown: [...t.querySelectorAll("tbody tr")].map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent)),
   }));
   say({ table });
   const before = await page.$eval("#summary", (s) => s.textContent);

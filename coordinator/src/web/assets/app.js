@@ -103,6 +103,19 @@ const NUMBERS = ["value", "std", "n", "ci95_lo", "ci95_hi", "delta", "mean_diffe
   "difference_ci95_hi", "p_value", "test", "params", "epoch_seconds", "jobs", "succeeded", "running", "pending",
   "failed", "cancelled"];
 
+// Measured numbers as a reader wants them (the text table's decimals),
+// counts as they are; the exact value stays in data-value, where tests
+// and scripts read it.
+const DECIMALS = { value: 2, std: 2, ci95_lo: 2, ci95_hi: 2, delta: 2, mean_difference: 2, difference_ci95_lo: 2,
+  difference_ci95_hi: 2, epoch_seconds: 2, p_value: 3 };
+
+function cellOf(key, value) {
+  if (value == null) return el("td", { "data-value": "", text: "" });
+  if (typeof value !== "number") return el("td", { "data-value": String(value), text: String(value) });
+  const text = key in DECIMALS ? value.toFixed(DECIMALS[key]) : String(value);
+  return el("td", { class: "num", "data-value": String(value), text });
+}
+
 function renderTable(doc) {
   const table = $("cells");
   const records = doc.cells || [];
@@ -118,7 +131,7 @@ function renderTable(doc) {
     "tbody",
     {},
     ...records.map((r) =>
-      el("tr", {}, ...keys.map((k) => el("td", { class: typeof r[k] === "number" ? "num" : "", text: r[k] == null ? "" : String(r[k]) }))),
+      el("tr", {}, ...keys.map((k) => cellOf(k, r[k]))),
     ),
   );
   table.replaceChildren(caption, head, body);
