@@ -115,22 +115,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ..ServerConfig::default()
     };
     let dashboard = match args.http.0 {
-        Some(address) => match tokio::net::TcpListener::bind(address).await {
-            Ok(listener) => {
-                super::serve::require_token_off_loopback(address, token.is_some(), "keep --http on 127.0.0.1")?;
-                let web = WebConfig { credentials: config.credentials.clone(), ..WebConfig::default() };
-                let login = match &token {
-                    Some(_) => " (log in with the token)",
-                    None => "",
-                };
-                println!("dashboard at http://{}/{login}", listener.local_addr()?);
-                Some(super::serve::Dashboard::start(Arc::clone(&store), web, listener))
+        Some(address) => {
+            super::serve::require_token_off_loopback(address, token.is_some(), "keep --http on 127.0.0.1")?;
+            match tokio::net::TcpListener::bind(address).await {
+                Ok(listener) => {
+                    let web = WebConfig { credentials: config.credentials.clone(), ..WebConfig::default() };
+                    let login = match &token {
+                        Some(_) => " (log in with the token)",
+                        None => "",
+                    };
+                    println!("dashboard at http://{}/{login}", listener.local_addr()?);
+                    Some(super::serve::Dashboard::start(Arc::clone(&store), web, listener))
+                }
+                Err(error) => {
+                    eprintln!(
+                        "no dashboard: cannot listen on {address} ({error}); pass --http 127.0.0.1:0 or --http off"
+                    );
+                    None
+                }
             }
-            Err(error) => {
-                eprintln!("no dashboard: cannot listen on {address} ({error}); pass --http 127.0.0.1:0 or --http off");
-                None
-            }
-        },
+        }
         None => None,
     };
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -72,11 +72,6 @@ impl Credentials {
         self.roles().next().is_some()
     }
 
-    /// The tokens whose role has `permission`.
-    pub(crate) fn tokens_for(&self, permission: Permission) -> Vec<&str> {
-        self.roles().filter(|(role, _)| role.allows(permission)).map(|(_, token)| token).collect()
-    }
-
     fn roles(&self) -> impl Iterator<Item = (Role, &str)> {
         [
             (Role::Shared, &self.shared),
@@ -101,39 +96,55 @@ impl std::fmt::Debug for Credentials {
 #[derive(Clone, Copy, Debug)]
 pub struct Grant(pub Role);
 
+/// The configured tokens by role, matched in constant time: what both the
+/// gRPC interceptor and the dashboard check a credential against.
+#[derive(Clone)]
+pub(crate) struct TokenTable(Arc<[(Role, Vec<u8>)]>);
+
+impl TokenTable {
+    pub(crate) fn new(credentials: &Credentials) -> Self {
+        Self(credentials.roles().map(|(role, token)| (role, token.as_bytes().to_vec())).collect())
+    }
+
+    /// No credential configured: every caller passes.
+    pub(crate) fn is_open(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The role whose token `given` is. Every credential is compared, so the
+    /// time taken does not say which role (if any) a guess came close to.
+    pub(crate) fn role_of(&self, given: &[u8]) -> Option<Role> {
+        let mut matched = None;
+        for (role, expected) in self.0.iter() {
+            if constant_time_eq(given, expected) {
+                matched = Some(*role);
+            }
+        }
+        matched
+    }
+}
+
 /// Refuses calls without a known bearer token and tags the others with
 /// their [`Grant`].
 #[derive(Clone)]
 pub struct Authenticate {
-    /// The full expected header values, "Bearer <token>", by role; empty
-    /// when the coordinator runs without credentials.
-    expected: Arc<[(Role, Vec<u8>)]>,
+    tokens: TokenTable,
 }
 
 impl Authenticate {
     pub fn new(credentials: &Credentials) -> Self {
-        Self {
-            expected: credentials.roles().map(|(role, token)| (role, format!("Bearer {token}").into_bytes())).collect(),
-        }
+        Self { tokens: TokenTable::new(credentials) }
     }
 }
 
 impl Interceptor for Authenticate {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if self.expected.is_empty() {
+        if self.tokens.is_open() {
             request.extensions_mut().insert(Grant(Role::Shared));
             return Ok(request);
         }
         let given = request.metadata().get("authorization").map(|v| v.as_bytes()).unwrap_or_default();
-        // Every credential is compared, so the time taken does not say
-        // which role (if any) a guess came close to.
-        let mut matched = None;
-        for (role, expected) in self.expected.iter() {
-            if constant_time_eq(given, expected) {
-                matched = Some(*role);
-            }
-        }
-        match matched {
+        match given.strip_prefix(b"Bearer ").and_then(|token| self.tokens.role_of(token)) {
             Some(role) => {
                 request.extensions_mut().insert(Grant(role));
                 Ok(request)
@@ -170,7 +181,7 @@ pub fn require<T>(request: &Request<T>, permission: Permission) -> Result<(), St
 
 /// Compares without an early exit, so response time does not reveal how
 /// much of a guessed token was right.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

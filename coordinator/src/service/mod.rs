@@ -29,7 +29,7 @@ use widesweep_proto::v1::sweep_service_server::SweepServiceServer;
 use widesweep_proto::v1::worker_service_server::WorkerServiceServer;
 
 pub use artifacts::{ArtifactError, ArtifactStore};
-pub(crate) use auth::constant_time_eq;
+pub(crate) use auth::TokenTable;
 pub use auth::{Authenticate, Credentials, Permission, Role};
 pub use clock::DatabaseClock;
 pub use convert::{cell_config, job_epoch_from_proto, result_row_from_proto};

@@ -2,6 +2,8 @@
 //! module's own `build` and `render`, so every format a page offers is the
 //! one `widesweep table --format F` prints.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -157,21 +159,24 @@ struct CellCurves {
 /// Every in-spec job's test error per epoch, grouped by cell.
 pub(super) async fn curves(State(state): State<AppState>, Path(sweep): Path<String>) -> Result<Response, ApiError> {
     let rows = state.store.sweep_results(&sweep).await?;
-    let epochs = state.store.sweep_epochs(&sweep).await?;
+    // One pass over the epochs and one index of cells: a 100,000-job sweep
+    // must not cost jobs x epochs comparisons per page load.
+    let mut points: HashMap<i64, Vec<(u32, f64)>> = HashMap::new();
+    for e in state.store.sweep_epochs(&sweep).await? {
+        points.entry(e.job_id).or_default().push((e.metrics.epoch, e.metrics.test_error * 100.0));
+    }
     let mut cells: Vec<CellCurves> = Vec::new();
+    let mut cell_of: HashMap<String, usize> = HashMap::new();
     for row in rows.iter().filter(|r| r.in_spec) {
         let c = &row.config;
         let label = format!("{} depth {} k={} dropout {}", c.block, c.depth, c.width, c.dropout);
-        let points = epochs
-            .iter()
-            .filter(|e| e.job_id == row.job_id)
-            .map(|e| (e.metrics.epoch, e.metrics.test_error * 100.0))
-            .collect();
+        let points = points.remove(&row.job_id).unwrap_or_default();
         let curve = Curve { job_id: row.job_id, seed: c.seed, status: row.status.as_str(), points };
-        match cells.iter_mut().find(|cell| cell.label == label) {
-            Some(cell) => cell.curves.push(curve),
-            None => cells.push(CellCurves { label, curves: vec![curve] }),
-        }
+        let index = *cell_of.entry(label.clone()).or_insert_with(|| {
+            cells.push(CellCurves { label, curves: Vec::new() });
+            cells.len() - 1
+        });
+        cells[index].curves.push(curve);
     }
     Ok(json(&cells))
 }

@@ -5,35 +5,31 @@
 //! without credentials (loopback) shows everything. Nothing here writes:
 //! the dashboard has no route that could.
 
-use std::sync::Arc;
-
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::query::query_param;
-use crate::service::{Credentials, Permission, constant_time_eq};
+use crate::service::{Credentials, Permission, TokenTable};
 
 const COOKIE: &str = "widesweep_token";
 
+/// The coordinator's own token table: a token admits whom its role lets read.
 #[derive(Clone)]
-pub(super) struct Access {
-    /// The tokens that may read; none configured means open.
-    tokens: Arc<[Vec<u8>]>,
-    open: bool,
-}
+pub(super) struct Access(TokenTable);
 
 impl Access {
     pub(super) fn new(credentials: &Credentials) -> Self {
-        let tokens: Vec<Vec<u8>> =
-            credentials.tokens_for(Permission::Read).into_iter().map(|t| t.as_bytes().to_vec()).collect();
-        Self { open: !credentials.any(), tokens: tokens.into() }
+        Self(TokenTable::new(credentials))
     }
 
-    /// Every configured token is compared, in constant time.
+    fn is_open(&self) -> bool {
+        self.0.is_open()
+    }
+
     fn admits(&self, given: &[u8]) -> bool {
-        self.open || self.tokens.iter().fold(false, |found, token| constant_time_eq(given, token) | found)
+        self.is_open() || self.0.role_of(given).is_some_and(|role| role.allows(Permission::Read))
     }
 }
 
@@ -52,7 +48,7 @@ fn presented(headers: &HeaderMap) -> Option<Vec<u8>> {
 
 /// Lets readers through; others get 401 (the API) or the login page.
 pub(super) async fn require_reader(State(access): State<Access>, request: Request, next: Next) -> Response {
-    if access.open || presented(request.headers()).is_some_and(|token| access.admits(&token)) {
+    if access.is_open() || presented(request.headers()).is_some_and(|token| access.admits(&token)) {
         return next.run(request).await;
     }
     if request.uri().path().starts_with("/api/") {
@@ -71,7 +67,7 @@ pub(super) async fn login(State(access): State<Access>, uri: Uri) -> Response {
     let Some(token) = query_param(&uri, "token") else {
         return Html(login_page(None)).into_response();
     };
-    if access.open || access.admits(token.as_bytes()) {
+    if access.admits(token.as_bytes()) {
         let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
         // Only a path here: never a redirect to another site.
         let next = query_param(&uri, "next").filter(|n| n.starts_with('/') && !n.starts_with("//"));
