@@ -23,15 +23,6 @@ pub(super) struct Sql<D>(PhantomData<D>);
 /// A query with the backend's own arguments.
 type Query<'q, DB> = sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>;
 
-/// Which cells [`Sql::add_seeds`] judges.
-#[derive(Clone, Copy, Debug)]
-enum SeedScope {
-    /// Every cell of the sweep with this id.
-    Sweep(i64),
-    /// The cell of the job with this id, in its sweep.
-    CellOf(i64),
-}
-
 /// What a fenced row lock found: the job's length and progress.
 struct HeldJob {
     epochs: u32,
@@ -176,22 +167,19 @@ where
         columns::sweep_summary(&row, &timed)
     }
 
-    /// The adaptive sweep that `scope` belongs to, locked until `tx` ends:
+    /// The adaptive sweep that job `job_id` belongs to, locked until `tx` ends:
     /// its id and target, or `None` (and no lock) for a sweep with a fixed
     /// list of seeds or a cancelled one. Taking the sweep's row lock before
     /// any job's, as a submission and a cancel do, keeps one lock order;
     /// and two cells' last jobs finishing at once are judged one after the
     /// other, the second seeing both results.
-    async fn lock_adaptive_sweep(tx: &mut Transaction<'static, D::Db>, scope: SeedScope) -> Result<Option<(i64, f64)>> {
-        let (filter, id) = match scope {
-            SeedScope::Sweep(id) => ("id = $1", id),
-            SeedScope::CellOf(job_id) => ("id = (SELECT sweep_id FROM jobs WHERE id = $1)", job_id),
-        };
+    async fn lock_adaptive_sweep(tx: &mut Transaction<'static, D::Db>, job_id: i64) -> Result<Option<(i64, f64)>> {
+        let filter = "id = (SELECT sweep_id FROM jobs WHERE id = $1)";
         // Most sweeps have a fixed list of seeds: a plain read tells so
         // without locking their row on the path of every completion.
         let target: Option<Option<f64>> =
             sqlx::query_scalar(&format!("SELECT seeds_target_ci FROM sweeps WHERE {filter}"))
-                .bind(id)
+                .bind(job_id)
                 .fetch_optional(&mut **tx)
                 .await?;
         if !matches!(target, Some(Some(_))) {
@@ -199,7 +187,7 @@ where
         }
         let sweep =
             sqlx::query(&format!("SELECT id, state, seeds_target_ci FROM sweeps WHERE {filter}{}", D::LOCK_ROW))
-                .bind(id)
+                .bind(job_id)
                 .fetch_optional(&mut **tx)
                 .await?;
         let Some(sweep) = sweep else { return Ok(None) };
@@ -259,25 +247,21 @@ where
         Ok(add.len() as u64)
     }
 
-    /// [`Sql::add_seeds_in`] in a transaction of its own.
-    async fn add_seeds(store: &D, scope: SeedScope) -> Result<u64> {
-        let mut tx = store.begin_write().await?;
-        let Some((sweep_id, target)) = Self::lock_adaptive_sweep(&mut tx, scope).await? else { return Ok(0) };
-        let cell_of = match scope {
-            SeedScope::Sweep(_) => None,
-            SeedScope::CellOf(job_id) => Some(job_id),
-        };
-        let added = Self::add_seeds_in(&mut tx, sweep_id, target, cell_of).await?;
-        tx.commit().await?;
-        Ok(added)
-    }
-
-    /// [`Sql::add_seeds`] after a job failed for good. The failure is
-    /// already committed, so an error here is logged rather than returned
-    /// (the caller must not retry a write that succeeded); submitting the
-    /// spec again judges every cell anew.
+    /// Judges the cell of job `job_id`, which failed for good, in a
+    /// transaction of its own: the failure is already committed, so an
+    /// error here is logged rather than returned (the caller must not retry
+    /// a write that succeeded); submitting the spec again judges every cell
+    /// anew.
     async fn add_seeds_after(store: &D, job_id: i64) {
-        if let Err(error) = Self::add_seeds(store, SeedScope::CellOf(job_id)).await {
+        let judged = async {
+            let mut tx = store.begin_write().await?;
+            if let Some((sweep_id, target)) = Self::lock_adaptive_sweep(&mut tx, job_id).await? {
+                Self::add_seeds_in(&mut tx, sweep_id, target, Some(job_id)).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        };
+        if let Err(error) = judged.await {
             tracing::warn!(job_id, %error, "adaptive seeds: could not judge the job's cell; submit the spec again to retry");
         }
     }
@@ -466,11 +450,14 @@ where
             .execute(&mut *tx)
             .await?;
         }
+        // A resubmission also judges every cell again, under the sweep's lock
+        // it already holds: a changed target, or a completion whose check was
+        // lost with its coordinator, adds the seeds that are due now.
+        let added = match sweep.seeds_target_ci {
+            Some(target) => Sql::<D>::add_seeds_in(&mut tx, sweep_id, target, None).await?,
+            None => 0,
+        };
         tx.commit().await?;
-        // A resubmission also judges every cell again: a changed target, or
-        // a completion whose check was lost with its coordinator, adds the
-        // seeds that are due now.
-        let added = Sql::add_seeds(self, SeedScope::Sweep(sweep_id)).await?;
         Ok(SubmitOutcome {
             sweep_id,
             new: changes.new_jobs.len() as u64,
@@ -604,7 +591,7 @@ where
         let mut tx = self.begin_write().await?;
         // The cell gets its next adaptive seed in this same transaction, so
         // no reader ever sees the cell finished but its seed not yet added.
-        let adaptive = Sql::<D>::lock_adaptive_sweep(&mut tx, SeedScope::CellOf(fence.job_id)).await?;
+        let adaptive = Sql::<D>::lock_adaptive_sweep(&mut tx, fence.job_id).await?;
         let held = Sql::<D>::lock_fenced(&mut tx, fence).await?;
         let invalid =
             |field: &'static str, message: String| StoreError::InvalidReport { job_id: fence.job_id, field, message };
