@@ -1,7 +1,8 @@
 //! The dashboard's HTTP side, called in process (the router as a tower
 //! service), on both backends: who may look, the table a page shows being
-//! `widesweep table --format json`'s, the learning curves, and the live
-//! event stream moving when a worker reports an epoch.
+//! `widesweep table --format json`'s, the learning curves, workers and
+//! jobs, and the live event stream moving when a worker reports an epoch;
+//! then HTTPS, and every page in a real browser.
 
 mod common;
 
@@ -14,9 +15,11 @@ use common::metrics;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use widesweep_coordinator::report::{Format, TableOptions, build, render};
-use widesweep_coordinator::service::Credentials;
+use widesweep_coordinator::service::{Credentials, ServerConfig, serve};
 use widesweep_coordinator::store::{JobResult, Store};
 use widesweep_coordinator::web::{WebConfig, router};
+use widesweep_proto::client::ClientOptions;
+use widesweep_proto::v1 as pb;
 
 const LEASE: i64 = 60_000;
 const VIEWER: &str = "viewer-token-0123456789";
@@ -31,13 +34,28 @@ fn config() -> WebConfig {
             viewer: Some(VIEWER.into()),
         },
         refresh: Duration::from_millis(50),
+        stale_after: Duration::from_secs(60),
+        tls: None,
     }
 }
 
-/// Two cells x two seeds, three finished with known errors, one left running
+/// Depth x width, two seeds each: a heatmap's worth of cells.
+const SPEC: &str = "name = \"web\"\ndataset = \"cifar10\"\nseeds = [1, 2]\n[recipe]\nepochs = 3\n\
+                    lr_milestones = [2]\n[grid]\ndepth = [10, 16]\nwidth = [1, 2]\n";
+
+/// Four cells x two seeds, three finished with known errors, one left running
 /// after its first epoch.
 async fn fixture(store: &dyn Store) -> widesweep_coordinator::store::LeasedJob {
-    common::submit(store, &common::spec("web", &[1, 2], &[1, 2]), 0, 3).await;
+    let worker = finished_three(store).await;
+    let running = store.lease_job(worker, "cpu", common::token(), LEASE, 3_000).await.unwrap().unwrap();
+    store.report_epoch(running.fence(), &metrics(1, 0.3), LEASE, 3_100).await.unwrap();
+    running
+}
+
+/// The fixture's sweep with three of its four jobs finished; the worker
+/// that trained them.
+async fn finished_three(store: &dyn Store) -> i64 {
+    common::submit(store, SPEC, 0, 3).await;
     let worker = store.register_worker("h", &["cpu".into()], "t", 0).await.unwrap();
     for i in 0..3 {
         let job = store.lease_job(worker, "cpu", common::token(), LEASE, 1_000).await.unwrap().unwrap();
@@ -48,9 +66,7 @@ async fn fixture(store: &dyn Store) -> widesweep_coordinator::store::LeasedJob {
         let result = JobResult { final_metrics: metrics(3, error), best_test_error: error, train_seconds: 6.0 };
         store.complete_job(job.fence(), &result, 2_000).await.unwrap();
     }
-    let running = store.lease_job(worker, "cpu", common::token(), LEASE, 3_000).await.unwrap().unwrap();
-    store.report_epoch(running.fence(), &metrics(1, 0.3), LEASE, 3_100).await.unwrap();
-    running
+    worker
 }
 
 async fn get(
@@ -103,6 +119,11 @@ async fn only_readers_may_look(store: Arc<dyn Store>) {
     let (status, _, script) = get(&app, "/assets/app.js", None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(script.contains("EventSource"));
+    // Hardened: no framing, no sniffing, no referrer, no foreign scripts.
+    let (_, headers, _) = get(&app, "/", Some(("cookie", &pair))).await;
+    assert_eq!(headers.get("x-frame-options").unwrap(), "DENY");
+    assert!(headers.get("content-security-policy").unwrap().to_str().unwrap().contains("script-src 'self'"));
+    assert_eq!(headers.get("referrer-policy").unwrap(), "no-referrer");
     // Nothing writes: the API has no other method than GET.
     let post = Request::post("/api/sweeps").header("authorization", format!("Bearer {VIEWER}")).body(Body::empty());
     let response = app.clone().oneshot(post.unwrap()).await.unwrap();
@@ -133,12 +154,88 @@ async fn the_table_is_the_cli_s_and_curves_hold_every_epoch(store: Arc<dyn Store
 
     let (status, _, body) = get(&app, "/api/sweeps/web/curves", auth).await;
     assert_eq!(status, StatusCode::OK);
-    let cells: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let cells = cells.as_array().unwrap();
+    let curves: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let cells = curves["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 2, "two cells: {body}");
-    let points: usize =
-        cells.iter().flat_map(|c| c["curves"].as_array().unwrap()).map(|k| k["points"].as_array().unwrap().len()).sum();
-    assert_eq!(points, 3 * 3 + 1, "every recorded epoch: {body}");
+    assert_eq!(curves["more"], 0);
+    let seeds: u64 =
+        cells.iter().flat_map(|c| c["points"].as_array().unwrap()).map(|p| p["seeds"].as_u64().unwrap()).sum();
+    assert_eq!(seeds, 3 * 3 + 1, "every recorded epoch counts once: {body}");
+    // The cell with both seeds finished: the median of their last epochs,
+    // the band from the better to the worse.
+    let last = cells
+        .iter()
+        .flat_map(|c| c["points"].as_array().unwrap())
+        .find(|p| p["epoch"] == 3 && p["seeds"] == 2)
+        .unwrap_or_else(|| panic!("a cell with both seeds at epoch 3: {body}"));
+    assert!((last["median"].as_f64().unwrap() - 10.5).abs() < 1e-9, "{last}");
+    assert!(
+        (last["best"].as_f64().unwrap() - 10.0).abs() < 1e-9 && (last["worst"].as_f64().unwrap() - 11.0).abs() < 1e-9
+    );
+
+    // The heatmap's and the CLI's axes choices: rows and columns by name.
+    let (status, _, body) = get(&app, "/api/sweeps/web/table?format=json&rows=depth,width&columns=seed", auth).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["rows"], serde_json::json!(["depth", "width"]), "{body}");
+    assert_eq!(doc["columns"], serde_json::json!(["seed"]), "{body}");
+    let (status, _, body) = get(&app, "/api/sweeps/web/table?rows=colour", auth).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("colour") && body.contains("width"), "names the axis and the valid ones: {body}");
+}
+
+async fn workers_and_jobs_are_shown(store: Arc<dyn Store>) {
+    let running = fixture(&*store).await;
+    // A heartbeat later than the last sighting by more than the
+    // resolution: the worker's last sighting moves.
+    store.heartbeat(running.fence(), LEASE, 20_000).await.unwrap();
+    let app = router(Arc::clone(&store), &config());
+    let auth = bearer(VIEWER);
+    let auth = auth.as_ref().map(|(n, v)| (*n, v.as_str()));
+    let (status, _, body) = get(&app, "/api/workers", auth).await;
+    assert_eq!(status, StatusCode::OK);
+    let workers: serde_json::Value = serde_json::from_str(&body).unwrap();
+    // Heard from in 1970 (the fixture's clock) but holding a lease: shown, stale.
+    assert_eq!(workers.as_array().unwrap().len(), 1, "{body}");
+    let worker = &workers[0];
+    assert_eq!(worker["last_seen_at_ms"], 20_000, "{body}");
+    assert_eq!(worker["stale"], true);
+    assert_eq!(worker["devices"], serde_json::json!(["cpu"]));
+    let slot = &worker["slots"][0];
+    assert_eq!(slot["job_id"], running.job_id);
+    assert_eq!(slot["sweep"], "web");
+    assert_eq!((slot["epochs_done"].as_u64(), slot["epochs"].as_u64()), (Some(1), Some(3)));
+    assert!(slot["images_per_second"].as_f64().unwrap() > 0.0, "{slot}");
+    // One registered now is fresh and idle.
+    let now = store.clock_ms().await.unwrap();
+    store.register_worker("fresh", &["cuda:0".into()], "t", now).await.unwrap();
+    let (_, _, body) = get(&app, "/api/workers", auth).await;
+    let workers: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(workers[0]["hostname"], "fresh", "most recently seen first: {body}");
+    assert_eq!((workers[0]["stale"].as_bool(), workers[0]["slots"].as_array().unwrap().len()), (Some(false), 0));
+
+    let (status, _, body) = get(&app, &format!("/api/jobs/{}", running.job_id), auth).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let job: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(job["status"], "running");
+    assert_eq!(job["sweep"], "web");
+    assert_eq!((job["attempt"].as_u64(), job["max_attempts"].as_u64()), (Some(1), Some(3)));
+    assert_eq!(job["epochs"].as_array().unwrap().len(), 1);
+    assert_eq!(job["epochs"][0]["attempt"], 1);
+    let config: Vec<&str> = job["config"].as_array().unwrap().iter().map(|kv| kv[0].as_str().unwrap()).collect();
+    assert_eq!(config, ["block", "l", "n", "depth", "width", "dropout", "dataset", "seed", "recipe"]);
+    let finished =
+        store.sweep_results("web").await.unwrap().into_iter().find(|r| r.final_test_error.is_some()).unwrap();
+    let (_, _, body) = get(&app, &format!("/api/jobs/{}", finished.job_id), auth).await;
+    let job: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(job["status"], "succeeded");
+    assert_eq!(job["epochs"].as_array().unwrap().len(), 3, "{body}");
+    assert!((job["final_test_error"].as_f64().unwrap() - finished.final_test_error.unwrap()).abs() < 1e-12, "{body}");
+    let (status, _, body) = get(&app, "/api/jobs/999999", auth).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _, body) = get(&app, "/api/jobs/seven", auth).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("\"seven\""), "{body}");
 }
 
 /// Reads the event stream until an `event: sweeps` whose data satisfies `want`.
@@ -210,7 +307,43 @@ async fn the_pages_work_in_a_real_browser() {
 
     let db = common::TestDb::sqlite().await;
     let store = db.store.clone();
-    let running = fixture(&*store).await;
+    finished_three(&*store).await;
+    // The running job is a real worker's, over the coordinator's gRPC API.
+    let artifacts = tempfile::tempdir().unwrap();
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc_url = format!("http://{}", grpc.local_addr().unwrap());
+    let server = ServerConfig {
+        artifacts_dir: artifacts.path().to_path_buf(),
+        credentials: config().credentials,
+        ..ServerConfig::default()
+    };
+    tokio::spawn(serve(Arc::clone(&store), server, grpc, std::future::pending()));
+    let mut worker =
+        ClientOptions { url: grpc_url, token: Some(WORKER.into()), ca_pem: None }.connect_lazy().unwrap().workers;
+    let registration = pb::RegisterWorkerRequest {
+        hostname: "gpu-node-7".into(),
+        devices: vec!["cuda:0".into()],
+        version: "t".into(),
+    };
+    let worker_id = worker.register_worker(registration).await.unwrap().into_inner().worker_id;
+    let lease = pb::LeaseJobRequest { worker_id, device: "cuda:0".into(), device_kind: "NVIDIA H100".into() };
+    let job = worker.lease_job(lease).await.unwrap().into_inner().job.expect("a pending job");
+    let report = |epoch: u32, test_error: f64| pb::ReportEpochRequest {
+        job_id: job.job_id,
+        attempt: job.attempt,
+        lease_token: job.lease_token.clone(),
+        metrics: Some(pb::EpochMetrics {
+            epoch,
+            train_loss: 1.0,
+            train_error: 0.3,
+            test_loss: 1.1,
+            test_error,
+            lr: 0.1,
+            epoch_seconds: 10.0,
+            images_per_second: 5_000.0,
+        }),
+    };
+    worker.report_epoch(report(1, 0.3)).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(widesweep_coordinator::web::serve_web(Arc::clone(&store), config(), listener, std::future::pending()));
@@ -268,16 +401,46 @@ async fn the_pages_work_in_a_real_browser() {
     }
 
     let ready = next().await;
-    assert!(ready["ready"].as_str().unwrap().contains("epochs 10/12"), "{ready}");
-    store.report_epoch(running.fence(), &metrics(2, 0.25), LEASE, 4_000).await.unwrap();
+    assert!(ready["ready"].as_str().unwrap().contains("epochs 10/24"), "{ready}");
+    worker.report_epoch(report(2, 0.25)).await.unwrap();
     stdin.write_all(b"go\n").await.unwrap();
     stdin.flush().await.unwrap();
     let updated = next().await;
-    assert!(updated["updated"].as_str().unwrap().contains("epochs 11/12"), "{updated}");
+    assert!(updated["updated"].as_str().unwrap().contains("epochs 11/24"), "{updated}");
     assert!(updated["ms"].as_u64().unwrap() < 5_000, "the page followed within seconds: {updated}");
+
+    let views = next().await["views"].clone();
+    let mut states: Vec<&str> = views["grid"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    states.sort();
+    assert_eq!(states, ["pending", "pending", "running", "succeeded"], "a square per cell: {views}");
+    // The heatmap is depth x width: a number per finished cell, the table's.
+    assert!(views["heatmapAxes"].as_str().unwrap().ends_with("depth by width"), "{views}");
+    let heat: Vec<f64> = views["heatmap"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let finished: Vec<f64> = cells.iter().filter_map(|c| c["value"].as_f64()).collect();
+    assert_eq!(heat.len(), finished.len(), "{views}");
+    assert!(finished.iter().all(|v| heat.contains(v)), "heatmap {heat:?}, table {finished:?}");
+    assert_eq!(views["unlabelled"], serde_json::json!([]), "every control has a label");
+    let workers = views["workers"].as_array().unwrap();
+    let host = workers.iter().map(|w| w.as_str().unwrap()).find(|w| w.contains("gpu-node-7")).expect("the worker");
+    assert!(
+        host.contains(&format!("job {}", job.job_id)) && host.contains("epoch 2/3") && host.contains("5000 img/s"),
+        "{host}"
+    );
+    assert_eq!(views["job"]["title"], format!("Job {}", job.job_id));
+    assert_eq!(views["job"]["epochs"], serde_json::json!([1, 2]), "every epoch on the job page");
+    assert!(views["phoneOverflow"].as_i64().unwrap() <= 0, "the sweep page fits a phone: {views}");
+    assert_ne!(views["darkBackground"], "rgb(255, 255, 255)", "a dark page in dark mode: {views}");
     let errors = next().await;
     assert_eq!(errors["errors"], serde_json::json!([]), "console errors on the pages");
-    for shot in ["sweeps.png", "sweep.png", "sweep-updated.png"] {
+    for shot in [
+        "sweeps.png",
+        "sweep.png",
+        "sweep-updated.png",
+        "workers.png",
+        "job.png",
+        "sweep-phone.png",
+        "sweeps-dark-phone.png",
+    ] {
         assert!(shots.join(shot).metadata().unwrap().len() > 10_000, "{shot} is a real screenshot");
     }
     drop(stdin);
@@ -286,8 +449,65 @@ async fn the_pages_work_in_a_real_browser() {
     db.finish().await;
 }
 
+/// With the coordinator's certificate the dashboard speaks HTTPS only, and
+/// its login cookie is never sent in clear.
+#[tokio::test]
+async fn https_with_the_coordinator_s_certificate() {
+    use rustls::pki_types::ServerName;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let db = common::TestDb::sqlite().await;
+    fixture(&*db.store).await;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().self_signed(&key).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let web = WebConfig { tls: Some((cert.pem().into_bytes(), key.serialize_pem().into_bytes())), ..config() };
+    tokio::spawn(widesweep_coordinator::web::serve_web(Arc::clone(&db.store), web, listener, std::future::pending()));
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let https = async |request: String| -> String {
+        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        let mut tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+        tls.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        tls.read_to_string(&mut response).await.unwrap();
+        response
+    };
+    let response = https(format!(
+        "GET /api/sweeps HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {VIEWER}\r\nConnection: close\r\n\r\n"
+    ))
+    .await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"name\":\"web\""), "{response}");
+    let response =
+        https(format!("GET /login?token={VIEWER} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")).await;
+    let cookie = response.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).expect("{response}");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+
+    // Plain HTTP on the HTTPS port gets no HTTP answer.
+    let mut plain = tokio::net::TcpStream::connect(address).await.unwrap();
+    plain.write_all(b"GET /api/sweeps HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
+    assert!(!answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+
+    // A key file that is not one is named as such.
+    let error = widesweep_coordinator::web::tls_acceptor(cert.pem().as_bytes(), b"not a key").err().unwrap();
+    assert!(error.to_string().contains("TLS key"), "{error}");
+    db.finish().await;
+}
+
 contract_tests!(
     only_readers_may_look,
     the_table_is_the_cli_s_and_curves_hold_every_epoch,
+    workers_and_jobs_are_shown,
     the_event_stream_moves_when_a_worker_reports,
 );

@@ -119,7 +119,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             super::serve::require_token_off_loopback(address, token.is_some(), "keep --http on 127.0.0.1")?;
             match tokio::net::TcpListener::bind(address).await {
                 Ok(listener) => {
-                    let web = WebConfig { credentials: config.credentials.clone(), ..WebConfig::default() };
+                    let web = WebConfig {
+                        credentials: config.credentials.clone(),
+                        stale_after: config.lease,
+                        ..WebConfig::default()
+                    };
                     let login = match &token {
                         Some(_) => " (log in with the token)",
                         None => "",

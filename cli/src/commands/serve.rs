@@ -9,7 +9,7 @@ use clap::Args;
 use widesweep_coordinator::service::{Credentials, DEFAULT_MAX_SWEEP_JOBS, ServerConfig, serve};
 use widesweep_coordinator::spec::MAX_SWEEP_JOBS;
 use widesweep_coordinator::store::{self, DEFAULT_DB_URL, Store};
-use widesweep_coordinator::web::{WebConfig, serve_web};
+use widesweep_coordinator::web::{WebConfig, serve_web, tls_acceptor};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -25,7 +25,8 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
     /// Also serve the dashboard (read-only web pages) on this address, e.g.
-    /// 127.0.0.1:7080; readers log in with the viewer (or user) token.
+    /// 127.0.0.1:7080; readers log in with the viewer (or user) token. With
+    /// --tls-cert it serves HTTPS with the same certificate.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
     #[command(flatten)]
@@ -176,17 +177,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             if !args.insecure {
                 require_token_off_loopback(address, config.credentials.any(), "keep --http on 127.0.0.1")?;
             }
-            if config.tls.is_some() && !address.ip().is_loopback() {
-                bail!(
-                    "--http {address}: the dashboard does not serve TLS yet; keep it on 127.0.0.1 behind a TLS \
-                     proxy (or an SSH tunnel)"
-                );
-            }
             let listener = tokio::net::TcpListener::bind(address)
                 .await
                 .with_context(|| format!("listening on --http {address}"))?;
-            let web = WebConfig { credentials: config.credentials.clone(), ..WebConfig::default() };
-            eprintln!("dashboard at http://{}/", listener.local_addr()?);
+            // The dashboard serves HTTPS with the coordinator's certificate.
+            let web = WebConfig {
+                credentials: config.credentials.clone(),
+                stale_after: config.lease,
+                tls: config.tls.clone(),
+                ..WebConfig::default()
+            };
+            if let Some((cert, key)) = &web.tls {
+                tls_acceptor(cert, key).context("--tls-cert and --tls-key for the dashboard (--http)")?;
+            }
+            let scheme = if web.tls.is_some() { "https" } else { "http" };
+            eprintln!("dashboard at {scheme}://{}/", listener.local_addr()?);
             Some(Dashboard::start(Arc::clone(&store), web, listener))
         }
         None => None,

@@ -8,7 +8,7 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{
     CheckpointRef, EpochMetrics, JobConfig, JobCounts, JobRow, JobStatus, LeaseDigest, LeasedJob, Result, ResultRow,
-    StoreError, SweepState, SweepSummary,
+    SlotActivity, StoreError, SweepState, SweepSummary, WorkerActivity,
 };
 use crate::spec::Recipe;
 
@@ -243,5 +243,32 @@ pub(super) fn epoch_metrics(row: &impl Columns) -> Result<EpochMetrics> {
         lr: row.real("lr")?,
         epoch_seconds: row.real("epoch_seconds")?,
         images_per_second: row.real("images_per_second")?,
+    })
+}
+
+/// A row of the `workers` table, its slots still to be filled.
+pub(super) fn worker_activity(row: &impl Columns) -> Result<WorkerActivity> {
+    let devices = row.text("devices")?;
+    Ok(WorkerActivity {
+        worker_id: row.big("id")?,
+        hostname: row.text("hostname")?,
+        devices: devices.split(',').filter(|d| !d.is_empty()).map(str::to_string).collect(),
+        version: row.text("version")?,
+        registered_at_ms: row.big("registered_at_ms")?,
+        last_seen_at_ms: row.big("last_seen_at_ms")?,
+        slots: Vec::new(),
+    })
+}
+
+/// A row of [`RUNNING_SLOTS`](super::statements::RUNNING_SLOTS).
+pub(super) fn slot_activity(row: &impl Columns) -> Result<SlotActivity> {
+    Ok(SlotActivity {
+        job_id: row.big("id")?,
+        sweep: row.text("sweep_name")?,
+        device: row.opt_text("device")?,
+        epochs_done: row.int("epochs_done")?,
+        epochs: row.int("epochs")?,
+        images_per_second: row.opt_real("images_per_second")?,
+        lease_expires_at_ms: row.opt_big("lease_expires_at_ms")?,
     })
 }

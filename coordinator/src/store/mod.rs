@@ -184,6 +184,11 @@ pub trait Store: Send + Sync + 'static {
     /// succeeded since, by job id, at most `limit`.
     async fn job_errors(&self, sweep: &str, limit: u32) -> Result<Vec<JobRow>>;
     async fn job_epochs(&self, job_id: i64) -> Result<Vec<EpochMetrics>>;
+    /// A job's configuration, queue state, epochs and checkpoints.
+    async fn job_detail(&self, job_id: i64) -> Result<JobDetail>;
+    /// Workers heard from since `seen_since`, and every worker holding a
+    /// lease whenever it was last heard from, most recently seen first.
+    async fn workers(&self, seen_since: Millis) -> Result<Vec<WorkerActivity>>;
 
     /// Each device's measured rate in the cost model's units, from every
     /// reported epoch in the database, by device name.

@@ -405,6 +405,49 @@ pub struct ResultRow {
     pub last_error: Option<String>,
 }
 
+/// A registered worker as the dashboard shows it: who it is, when it was
+/// last heard from (registration, a lease, a report or a heartbeat) and
+/// what each of its slots trains now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerActivity {
+    pub worker_id: i64,
+    pub hostname: String,
+    pub devices: Vec<String>,
+    pub version: String,
+    pub registered_at_ms: Millis,
+    pub last_seen_at_ms: Millis,
+    /// The jobs it holds leases on, by job id.
+    pub slots: Vec<SlotActivity>,
+}
+
+/// A job a worker's slot trains.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlotActivity {
+    pub job_id: i64,
+    pub sweep: String,
+    /// The slot's device label (`cuda:0 (NVIDIA H100 80GB HBM3)`).
+    pub device: Option<String>,
+    pub epochs_done: u32,
+    pub epochs: u32,
+    /// The throughput of the job's latest reported epoch.
+    pub images_per_second: Option<f64>,
+    pub lease_expires_at_ms: Option<Millis>,
+}
+
+/// Everything recorded of one job: what the job page shows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobDetail {
+    /// Its configuration and results (`None` for a seed still held in an
+    /// adaptive sweep's reserve: not a job of the sweep yet).
+    pub result: Option<ResultRow>,
+    /// Its queue state: attempts, lost leases, lease, last error.
+    pub row: JobRow,
+    /// Every recorded epoch with the attempt that recorded it.
+    pub epochs: Vec<(u32, EpochMetrics)>,
+    /// Its stored checkpoints (older ones are pruned as new ones arrive).
+    pub checkpoints: Vec<CheckpointRef>,
+}
+
 /// One recorded epoch of a job: a point of its learning curve.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobEpoch {

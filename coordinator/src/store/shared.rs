@@ -266,6 +266,22 @@ where
         }
     }
 
+    /// Records that a worker (`which`: `id = $1`, or [`WORKER_OF_JOB`])
+    /// was heard from. Best effort: the write it follows has succeeded and
+    /// must not be reported as failed for this; the write is skipped within
+    /// [`SEEN_RESOLUTION_MS`] of the last one, so a busy fleet does not add
+    /// a write per report to the queue's one writer.
+    async fn seen<'e, E>(executor: E, which: &str, id: i64, now: Millis)
+    where
+        E: Executor<'e, Database = D::Db>,
+    {
+        let sql = format!("UPDATE workers SET last_seen_at_ms = $2 WHERE {which} AND last_seen_at_ms < $3");
+        let touched = sqlx::query(&sql).bind(id).bind(now).bind(now - SEEN_RESOLUTION_MS).execute(executor).await;
+        if let Err(error) = touched {
+            tracing::warn!(%error, id, "cannot record when a worker was last seen");
+        }
+    }
+
     /// Deletes the job's checkpoints older than `keep_id` and returns the
     /// digests no row references any more.
     async fn prune_checkpoints(
@@ -553,18 +569,22 @@ where
         lease_ms: i64,
         now: Millis,
     ) -> Result<Option<LeasedJob>> {
-        self.claim(worker_id, device, token, now + lease_ms, now).await.map_err(|error| match &error {
+        let leased = self.claim(worker_id, device, token, now + lease_ms, now).await.map_err(|error| match &error {
             // jobs.worker_id references workers: an id nobody registered.
             StoreError::Database(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
                 StoreError::WorkerNotFound(worker_id)
             }
             _ => error,
-        })
+        })?;
+        // An idle worker asking for work is alive too.
+        Sql::<D>::seen(self.writer(), "id = $1", worker_id, now).await;
+        Ok(leased)
     }
 
     async fn report_epoch(&self, fence: Fence, metrics: &EpochMetrics, lease_ms: i64, now: Millis) -> Result<Millis> {
         let expires = now + lease_ms;
         self.store_epoch(fence, metrics, expires, now).await?;
+        Sql::<D>::seen(self.writer(), WORKER_OF_JOB, fence.job_id, now).await;
         Ok(expires)
     }
 
@@ -583,6 +603,7 @@ where
         if D::rows_affected(&updated) == 0 {
             return Err(Sql::<D>::fence_error(self.writer(), fence, None).await);
         }
+        Sql::<D>::seen(self.writer(), WORKER_OF_JOB, fence.job_id, now).await;
         Ok(expires)
     }
 
@@ -844,6 +865,50 @@ where
             .iter()
             .map(columns::epoch_metrics)
             .collect()
+    }
+
+    async fn job_detail(&self, job_id: i64) -> Result<JobDetail> {
+        let row = Store::job(self, job_id).await?;
+        // The results query reads pages after a job id: the page after the
+        // job's predecessor starts with the job, unless it is in reserve.
+        let result = self
+            .sweep_results_page(row.sweep_id, job_id - 1, 1)
+            .await?
+            .into_iter()
+            .find(|result| result.job_id == job_id);
+        let epochs = sqlx::query("SELECT * FROM epochs WHERE job_id = $1 ORDER BY epoch")
+            .bind(job_id)
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|e| Ok((e.int("attempt")?, columns::epoch_metrics(e)?)))
+            .collect::<Result<_>>()?;
+        let checkpoints = sqlx::query("SELECT * FROM checkpoints WHERE job_id = $1 ORDER BY id")
+            .bind(job_id)
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(columns::checkpoint)
+            .collect::<Result<_>>()?;
+        Ok(JobDetail { result, row, epochs, checkpoints })
+    }
+
+    async fn workers(&self, seen_since: Millis) -> Result<Vec<WorkerActivity>> {
+        let mut workers: Vec<WorkerActivity> = sqlx::query(ACTIVE_WORKERS)
+            .bind(seen_since)
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(columns::worker_activity)
+            .collect::<Result<_>>()?;
+        let index: HashMap<i64, usize> = workers.iter().enumerate().map(|(i, w)| (w.worker_id, i)).collect();
+        for slot in sqlx::query(RUNNING_SLOTS).fetch_all(self.reader()).await? {
+            let worker = slot.big("worker_id")?;
+            if let Some(&i) = index.get(&worker) {
+                workers[i].slots.push(columns::slot_activity(&slot)?);
+            }
+        }
+        Ok(workers)
     }
 
     async fn device_rates(&self) -> Result<Vec<DeviceRate>> {

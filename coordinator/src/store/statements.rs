@@ -156,3 +156,23 @@ pub(super) const EPOCH_PAGE_ROWS: u32 = 5_000;
 /// Rows per INSERT: with [`JOB_INSERT_COLUMNS`] binds each, under both dialects' bind limits.
 pub(super) const INSERT_CHUNK: usize = 500;
 const _: () = assert!(INSERT_CHUNK * JOB_INSERT_COLUMNS <= 32_766, "SQLite allows 32,766 binds per statement");
+
+/// `seen`'s condition for the worker holding job $1.
+pub(super) const WORKER_OF_JOB: &str = "id = (SELECT worker_id FROM jobs WHERE id = $1)";
+
+/// How stale a worker's `last_seen_at_ms` may be before a report rewrites it.
+pub(super) const SEEN_RESOLUTION_MS: i64 = 5_000;
+
+/// Workers seen since $1 or holding a lease, most recently seen first.
+pub(super) const ACTIVE_WORKERS: &str = "SELECT * FROM workers w \
+     WHERE w.last_seen_at_ms >= $1 \
+        OR EXISTS (SELECT 1 FROM jobs j WHERE j.status = 'running' AND j.worker_id = w.id) \
+     ORDER BY w.last_seen_at_ms DESC, w.id";
+
+/// Every running job with its worker, sweep and latest throughput.
+pub(super) const RUNNING_SLOTS: &str = "SELECT j.id, j.worker_id, j.device, j.epochs_done, j.epochs, \
+       j.lease_expires_at_ms, s.name AS sweep_name, \
+       (SELECT e.images_per_second FROM epochs e WHERE e.job_id = j.id ORDER BY e.epoch DESC LIMIT 1) \
+           AS images_per_second \
+     FROM jobs j JOIN sweeps s ON s.id = j.sweep_id \
+     WHERE j.status = 'running' AND j.worker_id IS NOT NULL ORDER BY j.id";

@@ -2,8 +2,6 @@
 //! module's own `build` and `render`, so every format a page offers is the
 //! one `widesweep table --format F` prints.
 
-use std::collections::HashMap;
-
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -11,6 +9,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::query::query_param;
+use crate::report::axis::Axis;
 use crate::report::table::parse_assignment;
 use crate::report::{Agg, Format, Metric, ReportError, TableOptions, build, render};
 use crate::store::{StoreError, SweepSummary};
@@ -18,8 +17,8 @@ use crate::store::{StoreError, SweepSummary};
 /// A sweep as the pages show it.
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub(super) struct SweepView {
-    id: i64,
-    name: String,
+    pub(super) id: i64,
+    pub(super) name: String,
     state: &'static str,
     priority: i32,
     dataset: String,
@@ -71,7 +70,7 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::SweepNotFound(_) => Self(StatusCode::NOT_FOUND, error.to_string()),
+            StoreError::SweepNotFound(_) | StoreError::JobNotFound(_) => Self(StatusCode::NOT_FOUND, error.to_string()),
             other => {
                 tracing::error!(error = %other, "dashboard: database error");
                 Self(StatusCode::INTERNAL_SERVER_ERROR, "database error (see the coordinator's log)".into())
@@ -101,7 +100,7 @@ pub(super) async fn sweeps(State(state): State<AppState>) -> Result<Response, Ap
     Ok(json(&sweeps.iter().map(SweepView::from).collect::<Vec<_>>()))
 }
 
-/// `?format=json|csv|markdown|latex|text&baseline=AXIS=VALUE&metric=&agg=&download=1`
+/// `?format=json|csv|markdown|latex|text&baseline=AXIS=VALUE&rows=&columns=&metric=&agg=&download=1`
 pub(super) async fn table(
     State(state): State<AppState>,
     Path(sweep): Path<String>,
@@ -109,6 +108,12 @@ pub(super) async fn table(
 ) -> Result<Response, ApiError> {
     let format: Format = query_param(&uri, "format").as_deref().unwrap_or("json").parse()?;
     let mut options = TableOptions::default();
+    if let Some(rows) = query_param(&uri, "rows").filter(|r| !r.is_empty()) {
+        options.rows = Some(Axis::parse_list(&rows)?);
+    }
+    if let Some(columns) = query_param(&uri, "columns").filter(|c| !c.is_empty()) {
+        options.cols = Some(Axis::parse_list(&columns)?);
+    }
     if let Some(metric) = query_param(&uri, "metric") {
         options.metric = metric.parse::<Metric>()?;
     }
@@ -118,8 +123,10 @@ pub(super) async fn table(
     if let Some(baseline) = query_param(&uri, "baseline").filter(|b| !b.is_empty()) {
         options.baseline = Some(parse_assignment(&baseline, "baseline")?);
     }
-    let rows = state.store.sweep_results(&sweep).await?;
-    let body = render(&build(&rows, &options)?, format);
+    let data = state.sweep_data(&sweep).await?;
+    // Every page asking for the same table of the same read shares one rendering.
+    let key = format!("{format} {options:?}");
+    let body = data.rendered(&key, || Ok::<_, ReportError>(render(&build(&data.rows, &options)?, format)))?;
     let (content_type, extension) = match format {
         Format::Json => ("application/json", "json"),
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
@@ -127,7 +134,7 @@ pub(super) async fn table(
         Format::Latex => ("application/x-latex; charset=utf-8", "tex"),
         Format::Text => ("text/plain; charset=utf-8", "txt"),
     };
-    let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    let mut response = ([(header::CONTENT_TYPE, content_type)], body.to_string()).into_response();
     if query_param(&uri, "download").is_some() {
         let name: String =
             sweep.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')).collect();
@@ -139,46 +146,10 @@ pub(super) async fn table(
     Ok(response)
 }
 
-/// One line of a learning-curve plot: a job's test error (%) per epoch.
-#[derive(Serialize)]
-struct Curve {
-    job_id: i64,
-    seed: u64,
-    status: &'static str,
-    /// (epoch, test error in percent)
-    points: Vec<(u32, f64)>,
-}
-
-/// A cell's curves, one per seed, under one label.
-#[derive(Serialize)]
-struct CellCurves {
-    label: String,
-    curves: Vec<Curve>,
-}
-
-/// Every in-spec job's test error per epoch, grouped by cell.
+/// The sweep's learning curves, summarised per cell (see [`super::curves`]).
 pub(super) async fn curves(State(state): State<AppState>, Path(sweep): Path<String>) -> Result<Response, ApiError> {
-    let rows = state.store.sweep_results(&sweep).await?;
-    // One pass over the epochs and one index of cells: a 100,000-job sweep
-    // must not cost jobs x epochs comparisons per page load.
-    let mut points: HashMap<i64, Vec<(u32, f64)>> = HashMap::new();
-    for e in state.store.sweep_epochs(&sweep).await? {
-        points.entry(e.job_id).or_default().push((e.metrics.epoch, e.metrics.test_error * 100.0));
-    }
-    let mut cells: Vec<CellCurves> = Vec::new();
-    let mut cell_of: HashMap<String, usize> = HashMap::new();
-    for row in rows.iter().filter(|r| r.in_spec) {
-        let c = &row.config;
-        let label = format!("{} depth {} k={} dropout {}", c.block, c.depth, c.width, c.dropout);
-        let points = points.remove(&row.job_id).unwrap_or_default();
-        let curve = Curve { job_id: row.job_id, seed: c.seed, status: row.status.as_str(), points };
-        let index = *cell_of.entry(label.clone()).or_insert_with(|| {
-            cells.push(CellCurves { label, curves: Vec::new() });
-            cells.len() - 1
-        });
-        cells[index].curves.push(curve);
-    }
-    Ok(json(&cells))
+    let data = state.sweep_data(&sweep).await?;
+    Ok(json(&data.curves))
 }
 
 #[derive(Serialize)]
@@ -206,4 +177,192 @@ pub(super) async fn errors(State(state): State<AppState>, Path(sweep): Path<Stri
         })
         .collect();
     Ok(json(&views))
+}
+
+/// A worker as the workers page shows it.
+#[derive(Serialize)]
+struct WorkerView {
+    id: i64,
+    hostname: String,
+    devices: Vec<String>,
+    version: String,
+    registered_at_ms: i64,
+    last_seen_at_ms: i64,
+    /// Seconds since it was last heard from, by the database's clock.
+    seen_seconds_ago: f64,
+    /// Not heard from for longer than a lease: its jobs go back to the queue.
+    stale: bool,
+    slots: Vec<SlotView>,
+}
+
+#[derive(Serialize)]
+struct SlotView {
+    job_id: i64,
+    sweep: String,
+    device: Option<String>,
+    epochs_done: u32,
+    epochs: u32,
+    images_per_second: Option<f64>,
+}
+
+/// Workers heard from in the last day, and any holding a lease.
+pub(super) async fn workers(State(state): State<AppState>) -> Result<Response, ApiError> {
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+    let now = state.store.clock_ms().await?;
+    let stale_ms = i64::try_from(state.stale_after.as_millis()).unwrap_or(i64::MAX);
+    let views: Vec<WorkerView> = state
+        .store
+        .workers(now - DAY_MS)
+        .await?
+        .into_iter()
+        .map(|w| WorkerView {
+            id: w.worker_id,
+            seen_seconds_ago: (now - w.last_seen_at_ms).max(0) as f64 / 1000.0,
+            stale: now - w.last_seen_at_ms > stale_ms,
+            slots: w
+                .slots
+                .into_iter()
+                .map(|s| SlotView {
+                    job_id: s.job_id,
+                    sweep: s.sweep,
+                    device: s.device,
+                    epochs_done: s.epochs_done,
+                    epochs: s.epochs,
+                    images_per_second: s.images_per_second,
+                })
+                .collect(),
+            hostname: w.hostname,
+            devices: w.devices,
+            version: w.version,
+            registered_at_ms: w.registered_at_ms,
+            last_seen_at_ms: w.last_seen_at_ms,
+        })
+        .collect();
+    Ok(json(&views))
+}
+
+#[derive(Serialize)]
+struct JobView {
+    job_id: i64,
+    sweep: Option<String>,
+    sweep_id: i64,
+    cell_hash: String,
+    status: &'static str,
+    in_spec: bool,
+    /// Still held in an adaptive sweep's reserve: not a job of the sweep yet.
+    reserve: bool,
+    /// The configuration, field by field, in the spec's words.
+    config: Vec<(&'static str, serde_json::Value)>,
+    params: Option<u64>,
+    attempt: u32,
+    attempts_spent: u32,
+    max_attempts: u32,
+    lost_leases: u32,
+    worker_id: Option<i64>,
+    lease_expires_at_ms: Option<i64>,
+    created_at_ms: Option<i64>,
+    started_at_ms: Option<i64>,
+    finished_at_ms: Option<i64>,
+    final_test_error: Option<f64>,
+    best_test_error: Option<f64>,
+    train_seconds: Option<f64>,
+    last_error: Option<String>,
+    epochs: Vec<EpochView>,
+    checkpoints: Vec<CheckpointView>,
+}
+
+#[derive(Serialize)]
+struct EpochView {
+    epoch: u32,
+    attempt: u32,
+    train_loss: f64,
+    train_error: f64,
+    test_loss: f64,
+    test_error: f64,
+    lr: f64,
+    epoch_seconds: f64,
+    images_per_second: f64,
+}
+
+#[derive(Serialize)]
+struct CheckpointView {
+    id: i64,
+    attempt: u32,
+    epoch: u32,
+    size_bytes: u64,
+    sha256: String,
+}
+
+/// One job: configuration, every epoch, attempts, checkpoints, errors.
+pub(super) async fn job(State(state): State<AppState>, Path(job_id): Path<String>) -> Result<Response, ApiError> {
+    let job_id: i64 = job_id.parse().map_err(|_| {
+        ApiError(StatusCode::BAD_REQUEST, format!("job id {job_id:?} is not a number: use the id `status` shows"))
+    })?;
+    let detail = state.store.job_detail(job_id).await?;
+    let (row, result) = (detail.row, detail.result);
+    let config = result.as_ref().map_or_else(Vec::new, |r| {
+        let c = &r.config;
+        vec![
+            ("block", c.block.clone().into()),
+            ("l", c.deepening.into()),
+            ("n", c.blocks_per_group.into()),
+            ("depth", c.depth.into()),
+            ("width", c.width.into()),
+            ("dropout", c.dropout.into()),
+            ("dataset", c.dataset.clone().into()),
+            ("seed", c.seed.into()),
+            ("recipe", serde_json::to_value(&c.recipe).unwrap_or_default()),
+        ]
+    });
+    let view = JobView {
+        job_id,
+        sweep: result.as_ref().map(|r| r.sweep.clone()),
+        sweep_id: row.sweep_id,
+        cell_hash: row.cell_hash,
+        status: row.status.as_str(),
+        in_spec: row.in_spec,
+        reserve: result.is_none(),
+        config,
+        params: result.as_ref().map(|r| r.params),
+        attempt: row.attempt,
+        attempts_spent: row.attempts_spent,
+        max_attempts: row.max_attempts,
+        lost_leases: row.lost_leases,
+        worker_id: row.worker_id,
+        lease_expires_at_ms: row.lease_expires_at_ms,
+        created_at_ms: result.as_ref().map(|r| r.created_at_ms),
+        started_at_ms: result.as_ref().and_then(|r| r.started_at_ms),
+        finished_at_ms: result.as_ref().and_then(|r| r.finished_at_ms),
+        final_test_error: row.final_test_error,
+        best_test_error: result.as_ref().and_then(|r| r.best_test_error),
+        train_seconds: result.as_ref().and_then(|r| r.train_seconds),
+        last_error: row.last_error,
+        epochs: detail
+            .epochs
+            .into_iter()
+            .map(|(attempt, m)| EpochView {
+                epoch: m.epoch,
+                attempt,
+                train_loss: m.train_loss,
+                train_error: m.train_error,
+                test_loss: m.test_loss,
+                test_error: m.test_error,
+                lr: m.lr,
+                epoch_seconds: m.epoch_seconds,
+                images_per_second: m.images_per_second,
+            })
+            .collect(),
+        checkpoints: detail
+            .checkpoints
+            .into_iter()
+            .map(|c| CheckpointView {
+                id: c.checkpoint_id,
+                attempt: c.attempt,
+                epoch: c.epoch,
+                size_bytes: c.size_bytes,
+                sha256: c.sha256,
+            })
+            .collect(),
+    };
+    Ok(json(&view))
 }

@@ -6,6 +6,8 @@ use axum::response::{Html, IntoResponse, Response};
 
 const INDEX: &str = include_str!("assets/index.html");
 const SWEEP: &str = include_str!("assets/sweep.html");
+const WORKERS: &str = include_str!("assets/workers.html");
+const JOB: &str = include_str!("assets/job.html");
 const STYLE: &str = include_str!("assets/style.css");
 const SCRIPT: &str = include_str!("assets/app.js");
 const ICON: &str = include_str!("assets/favicon.svg");
@@ -17,6 +19,15 @@ pub(super) async fn index() -> Html<&'static str> {
 /// The sweep page; its script reads the sweep's name from the URL.
 pub(super) async fn sweep_page(Path(_sweep): Path<String>) -> Html<&'static str> {
     Html(SWEEP)
+}
+
+pub(super) async fn workers_page() -> Html<&'static str> {
+    Html(WORKERS)
+}
+
+/// The job page; its script reads the job's id from the URL.
+pub(super) async fn job_page(Path(_job): Path<String>) -> Html<&'static str> {
+    Html(JOB)
 }
 
 pub(super) async fn asset(Path(file): Path<String>) -> Response {

@@ -17,20 +17,44 @@ const COOKIE: &str = "widesweep_token";
 
 /// The coordinator's own token table: a token admits whom its role lets read.
 #[derive(Clone)]
-pub(super) struct Access(TokenTable);
+pub(super) struct Access {
+    tokens: TokenTable,
+    /// Served over HTTPS: the cookie is then never sent in clear.
+    secure: bool,
+}
 
 impl Access {
-    pub(super) fn new(credentials: &Credentials) -> Self {
-        Self(TokenTable::new(credentials))
+    pub(super) fn new(credentials: &Credentials, secure: bool) -> Self {
+        Self { tokens: TokenTable::new(credentials), secure }
     }
 
     fn is_open(&self) -> bool {
-        self.0.is_open()
+        self.tokens.is_open()
     }
 
     fn admits(&self, given: &[u8]) -> bool {
-        self.is_open() || self.0.role_of(given).is_some_and(|role| role.allows(Permission::Read))
+        self.is_open() || self.tokens.role_of(given).is_some_and(|role| role.allows(Permission::Read))
     }
+}
+
+/// Headers on every response: no framing, no sniffing, no referrer (the
+/// login URL holds a token), and scripts, styles and images only from the
+/// coordinator itself (the pages set inline styles for bars and colours).
+pub(super) async fn harden(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+             frame-ancestors 'none'; form-action 'self'",
+        ),
+    ] {
+        headers.insert(name, header::HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// The credential a request carries: `Authorization: Bearer`, else the cookie.
@@ -68,7 +92,8 @@ pub(super) async fn login(State(access): State<Access>, uri: Uri) -> Response {
         return Html(login_page(None)).into_response();
     };
     if access.admits(token.as_bytes()) {
-        let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+        let secure = if access.secure { "; Secure" } else { "" };
+        let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
         // Only a path here: never a redirect to another site.
         let next = query_param(&uri, "next").filter(|n| n.starts_with('/') && !n.starts_with("//"));
         return ([(header::SET_COOKIE, cookie)], Redirect::to(next.as_deref().unwrap_or("/"))).into_response();
@@ -100,12 +125,12 @@ mod tests {
             worker: Some("w".repeat(20)),
             viewer: Some("v".repeat(20)),
         };
-        let access = Access::new(&credentials);
+        let access = Access::new(&credentials, false);
         assert!(access.admits("v".repeat(20).as_bytes()));
         assert!(access.admits("u".repeat(20).as_bytes()));
         assert!(!access.admits("w".repeat(20).as_bytes()), "a worker token does not read");
         assert!(!access.admits(b""));
-        assert!(Access::new(&Credentials::default()).admits(b"anything"));
+        assert!(Access::new(&Credentials::default(), false).admits(b"anything"));
     }
 
     #[test]

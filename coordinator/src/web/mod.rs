@@ -6,13 +6,17 @@
 //!
 //! Live updates cost the coordinator one summary query per refresh
 //! period, however many pages are open: [`live::Live`] polls and every
-//! page's event stream reads the latest snapshot.
+//! page's event stream reads the latest snapshot; a sweep's results are
+//! read once per change and shared by every page ([`cache::Cache`]).
 
 mod api;
 mod assets;
 mod auth;
+mod cache;
+mod curves;
 mod live;
 mod query;
+mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,8 +26,9 @@ use axum::Router;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+pub use self::tls::{TlsError, acceptor as tls_acceptor};
 use crate::service::Credentials;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// What the dashboard needs besides the store.
 #[derive(Clone, Debug)]
@@ -32,11 +37,21 @@ pub struct WebConfig {
     pub credentials: Credentials,
     /// How often the sweeps' progress is read for the live pages.
     pub refresh: Duration,
+    /// A worker not heard from for this long is marked stale (the
+    /// coordinator's lease: its jobs are about to go back to the queue).
+    pub stale_after: Duration,
+    /// PEM certificate chain and key: serve HTTPS (the coordinator's own).
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
-        Self { credentials: Credentials::default(), refresh: Duration::from_secs(2) }
+        Self {
+            credentials: Credentials::default(),
+            refresh: Duration::from_secs(2),
+            stale_after: Duration::from_secs(60),
+            tls: None,
+        }
     }
 }
 
@@ -45,20 +60,40 @@ impl Default for WebConfig {
 struct AppState {
     store: Arc<dyn Store>,
     live: live::Live,
+    cache: cache::Cache,
+    refresh: Duration,
+    stale_after: Duration,
+}
+
+impl AppState {
+    /// The sweep's results and curves, shared by every page (see [`cache`]).
+    async fn sweep_data(&self, sweep: &str) -> Result<Arc<cache::SweepData>, StoreError> {
+        self.cache.get(&*self.store, sweep, self.live.version(sweep), self.refresh).await
+    }
 }
 
 /// The dashboard's routes: pages, assets, the JSON API and the event stream.
 pub fn router(store: Arc<dyn Store>, config: &WebConfig) -> Router {
     let live = live::Live::start(Arc::clone(&store), config.refresh);
-    let state = AppState { store, live };
-    let access = auth::Access::new(&config.credentials);
+    let state = AppState {
+        store,
+        live,
+        cache: cache::Cache::default(),
+        refresh: config.refresh,
+        stale_after: config.stale_after,
+    };
+    let access = auth::Access::new(&config.credentials, config.tls.is_some());
     let guarded = Router::new()
         .route("/", get(assets::index))
         .route("/sweeps/{sweep}", get(assets::sweep_page))
+        .route("/workers", get(assets::workers_page))
+        .route("/jobs/{job}", get(assets::job_page))
         .route("/api/sweeps", get(api::sweeps))
         .route("/api/sweeps/{sweep}/table", get(api::table))
         .route("/api/sweeps/{sweep}/curves", get(api::curves))
         .route("/api/sweeps/{sweep}/errors", get(api::errors))
+        .route("/api/workers", get(api::workers))
+        .route("/api/jobs/{job}", get(api::job))
         .route("/api/events", get(live::events))
         .layer(axum::middleware::from_fn_with_state(access.clone(), auth::require_reader))
         .with_state(state);
@@ -68,9 +103,11 @@ pub fn router(store: Arc<dyn Store>, config: &WebConfig) -> Router {
         .route("/favicon.ico", get(assets::favicon))
         .with_state(access)
         .merge(guarded)
+        .layer(axum::middleware::map_response(auth::harden))
 }
 
-/// Serves the dashboard on `listener` until `shutdown` resolves.
+/// Serves the dashboard on `listener` until `shutdown` resolves: HTTPS when
+/// the config holds a certificate, HTTP otherwise.
 pub async fn serve_web(
     store: Arc<dyn Store>,
     config: WebConfig,
@@ -78,6 +115,16 @@ pub async fn serve_web(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
-    tracing::info!(%local, "dashboard serving");
-    axum::serve(listener, router(store, &config)).with_graceful_shutdown(shutdown).await
+    let app = router(store, &config);
+    match &config.tls {
+        Some((cert, key)) => {
+            let acceptor = tls::acceptor(cert, key).map_err(std::io::Error::other)?;
+            tracing::info!(%local, "dashboard serving HTTPS");
+            axum::serve(tls::TlsListener::new(listener, acceptor)?, app).with_graceful_shutdown(shutdown).await
+        }
+        None => {
+            tracing::info!(%local, "dashboard serving");
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        }
+    }
 }

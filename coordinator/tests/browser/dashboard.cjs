@@ -2,7 +2,9 @@
 // (no browser download), for coordinator/tests/web.rs. Protocol on stdout,
 // one JSON object per line: {"unauthorized": status}, {"table": ...},
 // {"ready": summary}, then, after a line on stdin (the test has reported an
-// epoch), {"updated": summary, "ms": n}, and last {"errors": [...]}.
+// epoch), {"updated": summary, "ms": n}, {"views": ...} (the state grid,
+// heatmap, workers and job pages, a phone-width and a dark page), and last
+// {"errors": [...]}.
 // Usage: node dashboard.cjs BASE_URL TOKEN SWEEP SCREENSHOT_DIR
 "use strict";
 const { chromium } = require("playwright-core");
@@ -25,7 +27,8 @@ const nextLine = () =>
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
       "--disable-component-update", "--disable-sync"],
   });
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
   const errors = [];
   page.on("console", (message) => { if (message.type() === "error") errors.push(message.text()); });
   page.on("pageerror", (error) => errors.push(String(error)));
@@ -64,6 +67,45 @@ const nextLine = () =>
   );
   say({ updated: await page.$eval("#summary", (s) => s.textContent), ms: Date.now() - started });
   await page.screenshot({ path: `${shots}/sweep-updated.png`, fullPage: true });
+
+  const views = {};
+  views.grid = await page.$$eval("#grid li", (cells) => cells.map((c) => c.dataset.state));
+  views.heatmap = await page.$$eval("#heatmap td.heat.num", (cells) => cells.map((c) => Number(c.dataset.value)));
+  views.heatmapAxes = await page.$eval("#heatmap caption", (c) => c.textContent);
+  // Every control a keyboard reaches has a label a screen reader reads.
+  views.unlabelled = await page.$$eval("input, select", (controls) =>
+    controls.filter((c) => c.labels.length === 0 && !c.getAttribute("aria-label")).map((c) => c.id));
+
+  await page.goto(`${base}/workers`);
+  await page.waitForSelector("tr[data-worker] .slots a", { timeout: 10000 });
+  views.workers = await page.$$eval("tr[data-worker]", (rows) => rows.map((r) => r.textContent));
+  const jobLink = await page.$eval("tr[data-worker] .slots a", (a) => a.getAttribute("href"));
+  await page.screenshot({ path: `${shots}/workers.png`, fullPage: true });
+
+  await page.goto(`${base}${jobLink}`);
+  await page.waitForSelector("#epochs tr[data-epoch]", { timeout: 10000 });
+  views.job = {
+    title: await page.$eval("#title", (t) => t.textContent),
+    epochs: await page.$$eval("#epochs tr[data-epoch]", (rows) => rows.map((r) => Number(r.dataset.epoch))),
+    facts: await page.$eval("#job-state", (d) => d.textContent),
+  };
+  await page.screenshot({ path: `${shots}/job.png`, fullPage: true });
+
+  // A phone: the page fits its width (wide tables scroll in their own box).
+  const phone = await context.newPage();
+  phone.on("console", (message) => { if (message.type() === "error") errors.push(message.text()); });
+  phone.on("pageerror", (error) => errors.push(String(error)));
+  await phone.setViewportSize({ width: 390, height: 844 });
+  await phone.goto(`${base}/sweeps/${encodeURIComponent(sweep)}`);
+  await phone.waitForSelector("#cells tbody tr", { timeout: 10000 });
+  views.phoneOverflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  await phone.screenshot({ path: `${shots}/sweep-phone.png`, fullPage: true });
+  await phone.emulateMedia({ colorScheme: "dark" });
+  await phone.goto(`${base}/`);
+  await phone.waitForSelector(`tr[data-sweep="${sweep}"]`, { timeout: 10000 });
+  views.darkBackground = await phone.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  await phone.screenshot({ path: `${shots}/sweeps-dark-phone.png`, fullPage: true });
+  say({ views });
   say({ errors });
   await browser.close();
   process.exit(0);

@@ -58,6 +58,32 @@ function listen(onSweeps) {
   };
 }
 
+// A page in a background tab reads nothing: its refresh waits until it is
+// shown again (one refresh, however many changes it missed).
+let pendingRefresh = null;
+function whenVisible(refresh) {
+  if (!document.hidden) {
+    refresh();
+    return;
+  }
+  pendingRefresh = refresh;
+}
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden && pendingRefresh) {
+    const refresh = pendingRefresh;
+    pendingRefresh = null;
+    refresh();
+  }
+});
+
+function when(ms) {
+  return ms == null ? "-" : new Date(ms).toLocaleString();
+}
+
+function fixed(value, digits = 2) {
+  return typeof value === "number" ? value.toFixed(digits) : "-";
+}
+
 // ---- the sweeps page ----
 
 function renderSweeps(sweeps) {
@@ -138,33 +164,32 @@ function renderTable(doc) {
 }
 
 const COLOURS = ["#0b62c4", "#cf222e", "#1a7f37", "#8250df", "#bf8700", "#0a8a8a", "#d1242f", "#6e7781"];
+const SVG = "http://www.w3.org/2000/svg";
 
-function median(values) {
-  const v = [...values].sort((a, b) => a - b);
-  const m = Math.floor(v.length / 2);
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
-function renderCurves(cells) {
+// The learning curves: a line per cell (median over its seeds at each
+// epoch), its band from the best to the worst seed. The server summarises
+// (/api/sweeps/NAME/curves), so a page draws a few points per cell and
+// epoch however many jobs the sweep has.
+function renderCurves(view) {
   const width = 720, height = 320, left = 48, right = 12, top = 12, bottom = 32;
-  const all = cells.flatMap((c) => c.curves.flatMap((k) => k.points));
+  const cells = view.cells;
+  const all = cells.flatMap((c) => c.points);
   const box = $("curves");
   if (all.length === 0) {
     box.replaceChildren(el("p", { class: "note", text: "No epoch reported yet." }));
     $("legend").replaceChildren();
     return;
   }
-  const maxEpoch = Math.max(...all.map((p) => p[0]), 1);
-  const maxError = Math.max(...all.map((p) => p[1]), 1);
+  const maxEpoch = Math.max(...all.map((p) => p.epoch), 1);
+  const maxError = Math.max(...all.map((p) => p.worst), 1);
   const x = (e) => left + ((e - 1) / Math.max(maxEpoch - 1, 1)) * (width - left - right);
   const y = (v) => top + (1 - v / maxError) * (height - top - bottom);
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
+  const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", "test error per epoch, one line per cell");
+  svg.setAttribute("aria-label", `test error per epoch for ${cells.length} cells, up to epoch ${maxEpoch}`);
   const add = (tag, attrs) => {
-    const node = document.createElementNS(ns, tag);
+    const node = document.createElementNS(SVG, tag);
     for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
     svg.append(node);
     return node;
@@ -177,25 +202,131 @@ function renderCurves(cells) {
   add("text", { x: 4, y: height - bottom }).textContent = "0%";
   cells.forEach((cell, i) => {
     const colour = COLOURS[i % COLOURS.length];
-    const byEpoch = new Map();
-    for (const curve of cell.curves) for (const [e, v] of curve.points) byEpoch.set(e, [...(byEpoch.get(e) || []), v]);
-    const epochs = [...byEpoch.keys()].sort((a, b) => a - b);
-    if (epochs.length === 0) return;
-    const low = epochs.map((e) => [x(e), y(Math.min(...byEpoch.get(e)))]);
-    const high = epochs.map((e) => [x(e), y(Math.max(...byEpoch.get(e)))]).reverse();
+    const low = cell.points.map((p) => [x(p.epoch), y(p.best)]);
+    const high = cell.points.map((p) => [x(p.epoch), y(p.worst)]).reverse();
     add("polygon", { points: [...low, ...high].map((p) => p.join(",")).join(" "), fill: colour, "fill-opacity": "0.15", stroke: "none" });
     add("polyline", {
-      points: epochs.map((e) => `${x(e)},${y(median(byEpoch.get(e)))}`).join(" "),
+      points: cell.points.map((p) => `${x(p.epoch)},${y(p.median)}`).join(" "),
       fill: "none",
       stroke: colour,
       "stroke-width": "2",
       "data-cell": cell.label,
+      "data-epochs": String(cell.points.length),
     });
   });
   box.replaceChildren(svg);
-  $("legend").replaceChildren(
-    ...cells.map((cell, i) => el("li", {}, el("i", { style: `background:${COLOURS[i % COLOURS.length]}` }), cell.label)),
+  const items = cells.map((cell, i) =>
+    el("li", {}, el("i", { style: `background:${COLOURS[i % COLOURS.length]}` }), cell.label),
   );
+  if (view.more > 0) items.push(el("li", { class: "note", text: `${view.more} more cells not drawn` }));
+  $("legend").replaceChildren(...items);
+}
+
+// ---- cells by state, and the heatmap, both from the table's records ----
+
+// A cell's state at a glance: any failure shows, then work in progress.
+function cellState(r) {
+  if (r.failed > 0) return "failed";
+  if (r.running > 0) return "running";
+  if (r.jobs > 0 && r.succeeded === r.jobs) return "succeeded";
+  if (r.jobs > 0 && r.cancelled === r.jobs) return "cancelled";
+  return "pending";
+}
+
+function axesLabel(doc, r, axes = [...doc.rows, ...doc.columns]) {
+  return axes.map((a) => `${a}=${r[a]}`).join(", ");
+}
+
+function renderGrid(doc) {
+  const grid = $("grid");
+  const records = doc.cells || [];
+  const counts = {};
+  grid.replaceChildren(
+    ...records.map((r) => {
+      const state = cellState(r);
+      counts[state] = (counts[state] || 0) + 1;
+      const label = `${axesLabel(doc, r)}: ${state} (${r.succeeded} of ${r.jobs} jobs done, ${r.running} running, ${r.failed} failed)`;
+      return el("li", { class: `state-${state}`, role: "img", title: label, "aria-label": label, "data-state": state });
+    }),
+  );
+  $("grid-legend").replaceChildren(
+    ...["succeeded", "running", "pending", "failed", "cancelled"]
+      .filter((s) => counts[s])
+      .map((s) => el("li", {}, el("i", { class: `state-${s}` }), `${s}: ${counts[s]}`)),
+  );
+}
+
+let lastDoc = null;
+
+// The heatmap of the table's metric over two axes the user picks; the
+// axes not picked make one row each per combination of their values.
+function renderHeatmap(doc = lastDoc) {
+  if (!doc) return;
+  const axes = [...doc.rows, ...doc.columns];
+  const box = $("heatmap");
+  const pickX = $("heat-x"), pickY = $("heat-y");
+  if (axes.length < 2) {
+    pickX.disabled = pickY.disabled = true;
+    box.replaceChildren(el("p", { class: "note", text: "The sweep varies along fewer than two axes: no heatmap to draw." }));
+    return;
+  }
+  for (const pick of [pickX, pickY]) {
+    const options = [...pick.options].map((o) => o.value).join();
+    if (options !== axes.join()) pick.replaceChildren(...axes.map((a) => el("option", { value: a, text: a })));
+    pick.disabled = false;
+  }
+  if (!pickX.dataset.chosen) {
+    pickY.value = axes.includes("depth") ? "depth" : axes[0];
+    pickX.value = axes.includes("width") && pickY.value !== "width" ? "width" : axes.find((a) => a !== pickY.value);
+  }
+  const ax = pickX.value, ay = pickY.value;
+  if (ax === ay) {
+    box.replaceChildren(el("p", { class: "note", text: "Pick two different axes." }));
+    return;
+  }
+  const others = axes.filter((a) => a !== ax && a !== ay);
+  const records = doc.cells || [];
+  const uniq = (values) => [...new Map(values.map((v) => [JSON.stringify(v), v])).values()];
+  const order = (a, b) => (typeof a === "number" && typeof b === "number" ? a - b : String(a).localeCompare(String(b)));
+  const xs = uniq(records.map((r) => r[ax])).sort(order);
+  const rowKey = (r) => JSON.stringify([...others.map((a) => r[a]), r[ay]]);
+  const rows = new Map();
+  for (const r of records) {
+    if (!rows.has(rowKey(r))) rows.set(rowKey(r), { label: [...others.map((a) => `${a}=${r[a]}`), `${ay}=${r[ay]}`].join(", "), byX: new Map() });
+    rows.get(rowKey(r)).byX.set(JSON.stringify(r[ax]), r);
+  }
+  const values = records.map((r) => r.value).filter((v) => typeof v === "number");
+  const lo = Math.min(...values), hi = Math.max(...values);
+  const heat = (v) => {
+    // Lower is better for errors and losses: green, through yellow, to red.
+    const t = hi > lo ? (v - lo) / (hi - lo) : 0;
+    return `hsl(${Math.round(130 - 130 * t)} 60% 45%)`;
+  };
+  const head = el("thead", {}, el("tr", {}, el("th", { scope: "col", text: `${ay} \\ ${ax}` }), ...xs.map((v) => el("th", { scope: "col", text: `${ax}=${v}` }))));
+  const body = el(
+    "tbody",
+    {},
+    ...[...rows.values()].map((row) =>
+      el(
+        "tr",
+        {},
+        el("th", { scope: "row", text: row.label }),
+        ...xs.map((v) => {
+          const r = row.byX.get(JSON.stringify(v));
+          if (!r || typeof r.value !== "number") return el("td", { class: "heat empty", text: r ? "…" : "" });
+          const spread = typeof r.std === "number" ? ` ± ${r.std.toFixed(2)}` : "";
+          return el("td", {
+            class: "heat num",
+            style: `background:${heat(r.value)}`,
+            "data-value": String(r.value),
+            title: `${axesLabel(doc, r)}: ${r.value.toFixed(2)}${spread} over ${r.n} seeds`,
+            text: r.value.toFixed(2),
+          });
+        }),
+      ),
+    ),
+  );
+  box.replaceChildren(el("table", { class: "heat" }, el("caption", { text: `${doc.title}: ${ay} by ${ax}` }), head, body));
 }
 
 function renderErrors(errors) {
@@ -206,7 +337,7 @@ function renderErrors(errors) {
   }
   list.replaceChildren(
     ...errors.map((e) =>
-      el("li", {}, `job ${e.job_id} (seed ${e.seed}, ${e.status}, attempt ${e.attempts_spent}/${e.max_attempts}): `, el("code", { text: e.error })),
+      el("li", {}, el("a", { href: `/jobs/${e.job_id}`, text: `job ${e.job_id}` }), ` (seed ${e.seed}, ${e.status}, attempt ${e.attempts_spent}/${e.max_attempts}): `, el("code", { text: e.error })),
     ),
   );
 }
@@ -214,7 +345,11 @@ function renderErrors(errors) {
 async function refreshSweep() {
   const name = encodeURIComponent(sweepName());
   try {
-    renderTable(await getJSON(tableURL("json", false)));
+    const doc = await getJSON(tableURL("json", false));
+    lastDoc = doc;
+    renderTable(doc);
+    renderGrid(doc);
+    renderHeatmap(doc);
     $("table-error").hidden = true;
   } catch (error) {
     $("table-error").textContent = error.message;
@@ -238,6 +373,12 @@ function startSweepPage() {
     event.preventDefault();
     refreshSweep();
   });
+  for (const pick of [$("heat-x"), $("heat-y")]) {
+    pick.addEventListener("change", () => {
+      $("heat-x").dataset.chosen = "1";
+      renderHeatmap();
+    });
+  }
   let seen = null;
   listen((sweeps) => {
     const sweep = sweeps.find((s) => s.name === name);
@@ -251,10 +392,156 @@ function startSweepPage() {
     const key = `${sweep.epochs_done}/${sweep.succeeded}/${sweep.failed}/${sweep.running}/${sweep.total}`;
     if (key !== seen) {
       seen = key;
-      refreshSweep();
+      whenVisible(refreshSweep);
+    }
+  });
+}
+
+
+// ---- the workers page ----
+
+function renderWorkers(workers) {
+  const body = $("workers");
+  if (workers.length === 0) {
+    body.replaceChildren(el("tr", {}, el("td", { colspan: "6", text: "No worker heard from in the last day: start one with `widesweep work`." })));
+    return;
+  }
+  body.replaceChildren(
+    ...workers.map((w) => {
+      const slots = w.slots.length === 0
+        ? el("td", { text: "idle" })
+        : el(
+            "td",
+            {},
+            el(
+              "ul",
+              { class: "slots" },
+              ...w.slots.map((s) =>
+                el(
+                  "li",
+                  {},
+                  el("a", { href: `/jobs/${s.job_id}`, text: `job ${s.job_id}` }),
+                  ` ${s.sweep}, epoch ${s.epochs_done}/${s.epochs}` +
+                    (s.images_per_second != null ? `, ${Math.round(s.images_per_second)} img/s` : "") +
+                    (s.device ? ` on ${s.device}` : ""),
+                ),
+              ),
+            ),
+          );
+      return el(
+        "tr",
+        { "data-worker": String(w.id), class: w.stale ? "stale" : "" },
+        el("td", {}, `${w.hostname} `, el("span", { class: "muted", text: `#${w.id}` })),
+        el("td", { text: w.devices.join(", ") }),
+        slots,
+        el("td", {}, `${duration(w.seen_seconds_ago)} ago `, w.stale ? el("span", { class: "badge bad", text: "stale" }) : ""),
+        el("td", { text: w.version }),
+        el("td", { text: when(w.registered_at_ms) }),
+      );
+    }),
+  );
+}
+
+async function refreshWorkers() {
+  try {
+    renderWorkers(await getJSON("/api/workers"));
+    $("workers-error").hidden = true;
+  } catch (error) {
+    $("workers-error").textContent = error.message;
+    $("workers-error").hidden = false;
+  }
+}
+
+function startWorkersPage() {
+  refreshWorkers();
+  // Progress moves as workers report; "last seen" moves with the clock.
+  listen(() => whenVisible(refreshWorkers));
+  setInterval(() => whenVisible(refreshWorkers), 5000);
+}
+
+// ---- the job page ----
+
+function definitionList(pairs) {
+  return pairs.flatMap(([term, value]) => [el("dt", { text: term }), el("dd", { text: value == null ? "-" : String(value) })]);
+}
+
+function renderJob(job) {
+  $("title").textContent = `Job ${job.job_id}`;
+  document.title = `widesweep: job ${job.job_id}`;
+  const sweep = job.sweep ?? String(job.sweep_id);
+  $("sweep-link").replaceChildren(el("a", { href: `/sweeps/${encodeURIComponent(sweep)}`, text: `sweep ${sweep}` }));
+  $("job-state").replaceChildren(
+    ...definitionList([
+      ["status", job.status + (job.reserve ? " (an adaptive seed in reserve)" : job.in_spec ? "" : " (no longer in the spec)")],
+      ["attempt", `${job.attempt} (${job.attempts_spent} of ${job.max_attempts} spent; ${job.lost_leases} leases lost)`],
+      ["worker", job.worker_id],
+      ["lease expires", when(job.lease_expires_at_ms)],
+      ["created", when(job.created_at_ms)],
+      ["started", when(job.started_at_ms)],
+      ["finished", when(job.finished_at_ms)],
+      ["final test error", job.final_test_error != null ? `${(100 * job.final_test_error).toFixed(2)}%` : null],
+      ["best test error", job.best_test_error != null ? `${(100 * job.best_test_error).toFixed(2)}%` : null],
+      ["training time", job.train_seconds != null ? duration(job.train_seconds) : null],
+      ["parameters", job.params],
+      ["cell", job.cell_hash],
+    ]),
+  );
+  $("job-config").replaceChildren(
+    ...definitionList(job.config.map(([k, v]) => [k, typeof v === "object" ? JSON.stringify(v) : v])),
+  );
+  $("job-error").hidden = !job.last_error;
+  $("job-error").textContent = job.last_error ? `Last error: ${job.last_error}` : "";
+  $("epochs").replaceChildren(
+    ...(job.epochs.length === 0
+      ? [el("tr", {}, el("td", { colspan: "8", text: "No epoch reported yet." }))]
+      : job.epochs.map((e) =>
+          el(
+            "tr",
+            { "data-epoch": String(e.epoch) },
+            el("td", { class: "num", text: String(e.epoch) }),
+            el("td", { class: "num", text: String(e.attempt) }),
+            el("td", { class: "num", text: fixed(e.train_loss, 4) }),
+            el("td", { class: "num", text: fixed(100 * e.train_error) }),
+            el("td", { class: "num", text: fixed(e.test_loss, 4) }),
+            el("td", { class: "num", "data-value": String(e.test_error), text: fixed(100 * e.test_error) }),
+            el("td", { class: "num", text: String(e.lr) }),
+            el("td", { class: "num", text: `${fixed(e.epoch_seconds, 1)} s, ${Math.round(e.images_per_second)} img/s` }),
+          ),
+        )),
+  );
+  $("checkpoints").replaceChildren(
+    ...(job.checkpoints.length === 0
+      ? [el("li", { text: "None stored." })]
+      : job.checkpoints.map((c) =>
+          el("li", {}, `epoch ${c.epoch} (attempt ${c.attempt}), ${(c.size_bytes / 1048576).toFixed(1)} MiB, sha256 `, el("code", { text: c.sha256.slice(0, 16) })),
+        )),
+  );
+}
+
+async function refreshJob() {
+  const id = location.pathname.split("/").filter(Boolean).pop();
+  try {
+    renderJob(await getJSON(`/api/jobs/${encodeURIComponent(id)}`));
+    $("load-error").hidden = true;
+  } catch (error) {
+    $("load-error").textContent = error.message;
+    $("load-error").hidden = false;
+  }
+}
+
+function startJobPage() {
+  refreshJob();
+  let seen = null;
+  listen((sweeps) => {
+    const key = JSON.stringify(sweeps.map((s) => [s.epochs_done, s.succeeded, s.failed, s.running]));
+    if (key !== seen) {
+      seen = key;
+      whenVisible(refreshJob);
     }
   });
 }
 
 if (document.body.dataset.page === "sweeps") listen(renderSweeps);
+if (document.body.dataset.page === "workers") startWorkersPage();
+if (document.body.dataset.page === "job") startJobPage();
 if (document.body.dataset.page === "sweep") startSweepPage();

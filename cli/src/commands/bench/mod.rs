@@ -1,3 +1,5 @@
+mod dashboard;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -18,6 +20,9 @@ pub enum BenchCommand {
     /// Makespan of specs on simulated devices: jobs leased in id order, as
     /// the coordinator leases them (longest first), and the lower bound.
     Schedule(ScheduleBenchArgs),
+    /// CPU and memory of a `serve` process holding a large sweep while
+    /// simulated workers report and simulated dashboard pages watch it.
+    Dashboard(dashboard::DashboardBenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -71,6 +76,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Schedule(args) => schedule(args).await,
+        BenchCommand::Dashboard(args) => dashboard::run(args).await,
     }
 }
 
@@ -139,6 +145,8 @@ async fn coordinator(args: CoordinatorBenchArgs) -> anyhow::Result<ExitCode> {
         jobs: args.jobs as usize,
         epochs: args.epochs,
         duration: Duration::from_secs(args.seconds),
+        pace: Duration::ZERO,
+        spec: None,
     };
     let report = loadgen::run(&ClientOptions { url, ..ClientOptions::default() }, &load).await;
     let _ = stop.send(());

@@ -1,0 +1,118 @@
+//! A sweep's results and learning curves, read from the store once per
+//! change of the sweep and shared by every open page: fifty pages watching
+//! a 100,000-job sweep cost one read of it per change, not fifty, and one
+//! rendering of each table they ask for.
+//!
+//! A sweep whose workers report all the time changes at every refresh; its
+//! data is then read again at most once per four times its last read
+//! took, which bounds the coordinator's time on reads to about a quarter
+//! of one core, however large the sweep.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::curves::{CurvesView, curves};
+use crate::store::{ResultRow, Store, StoreError};
+
+/// Sweeps kept at once; the least recently read goes first.
+const SWEEPS_KEPT: usize = 8;
+/// Renderings kept per sweep (one per distinct set of table options).
+const RENDERINGS_KEPT: usize = 32;
+
+/// One read of a sweep.
+pub(super) struct SweepData {
+    pub rows: Vec<ResultRow>,
+    pub curves: CurvesView,
+    /// Tables rendered from `rows`, by their options.
+    rendered: Mutex<HashMap<String, Arc<str>>>,
+}
+
+impl SweepData {
+    /// The rendering for `key`, made by `render` the first time.
+    pub(super) fn rendered<E>(&self, key: &str, render: impl FnOnce() -> Result<String, E>) -> Result<Arc<str>, E> {
+        if let Some(done) = self.lock().get(key) {
+            return Ok(Arc::clone(done));
+        }
+        let text: Arc<str> = Arc::from(render()?);
+        let mut rendered = self.lock();
+        if rendered.len() >= RENDERINGS_KEPT {
+            rendered.clear();
+        }
+        rendered.insert(key.to_string(), Arc::clone(&text));
+        Ok(text)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<str>>> {
+        // A panic while rendering leaves nothing half-written in the map.
+        self.rendered.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    /// The sweep's summary when `data` was read.
+    version: Option<Arc<str>>,
+    data: Option<Arc<SweepData>>,
+    read_at: Option<Instant>,
+    read_took: Duration,
+    last_used: Option<Instant>,
+}
+
+#[derive(Clone, Default)]
+pub(super) struct Cache {
+    slots: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>>,
+}
+
+impl Cache {
+    /// The sweep's data as of `version` (its summary in the live snapshot),
+    /// or as of the last read when that is under `refresh` (or four reads'
+    /// time) old. Readers of one sweep wait for a single read.
+    pub(super) async fn get(
+        &self,
+        store: &dyn Store,
+        sweep: &str,
+        version: Option<Arc<str>>,
+        refresh: Duration,
+    ) -> Result<Arc<SweepData>, StoreError> {
+        let slot = self.slot(sweep);
+        let mut slot = slot.lock().await;
+        slot.last_used = Some(Instant::now());
+        if let (Some(data), Some(read_at)) = (&slot.data, slot.read_at) {
+            let current = version.is_some() && slot.version == version;
+            let recent = read_at.elapsed() < refresh.max(slot.read_took * 4);
+            if current || recent {
+                return Ok(Arc::clone(data));
+            }
+        }
+        let started = Instant::now();
+        let rows = store.sweep_results(sweep).await?;
+        let epochs = store.sweep_epochs(sweep).await?;
+        let curves = curves(&rows, &epochs);
+        let data = Arc::new(SweepData { rows, curves, rendered: Mutex::default() });
+        *slot = Slot {
+            version,
+            data: Some(Arc::clone(&data)),
+            read_at: Some(Instant::now()),
+            read_took: started.elapsed(),
+            last_used: slot.last_used,
+        };
+        Ok(data)
+    }
+
+    fn slot(&self, sweep: &str) -> Arc<tokio::sync::Mutex<Slot>> {
+        let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !slots.contains_key(sweep) && slots.len() >= SWEEPS_KEPT {
+            // The least recently used slot that nobody is reading goes.
+            let oldest = slots
+                .iter()
+                .filter_map(|(name, slot)| slot.try_lock().ok().map(|s| (name.clone(), s.last_used)))
+                .min_by_key(|(_, used)| *used)
+                .map(|(name, _)| name);
+            if let Some(name) = oldest {
+                slots.remove(&name);
+            }
+        }
+        Arc::clone(slots.entry(sweep.to_string()).or_default())
+    }
+}
