@@ -179,6 +179,19 @@ async fn the_table_is_the_cli_s_and_curves_hold_every_epoch(store: Arc<dyn Store
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(doc["rows"], serde_json::json!(["depth", "width"]), "{body}");
     assert_eq!(doc["columns"], serde_json::json!(["seed"]), "{body}");
+    // The page offers the CLI's metrics and aggregates, and they apply.
+    let (_, _, body) = get(&app, "/api/table-choices", auth).await;
+    let choices: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(choices["metrics"].as_array().unwrap().contains(&"best_test_error".into()), "{body}");
+    assert!(choices["aggregates"].as_array().unwrap().contains(&"mean".into()), "{body}");
+    let (status, _, body) = get(&app, "/api/sweeps/web/table?format=json&metric=best_test_error&agg=mean", auth).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mean = TableOptions {
+        metric: "best_test_error".parse().unwrap(),
+        agg: "mean".parse().unwrap(),
+        ..TableOptions::default()
+    };
+    assert_eq!(body, render(&build(&rows, &mean).unwrap(), Format::Json));
     let (status, _, body) = get(&app, "/api/sweeps/web/table?rows=colour", auth).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("colour") && body.contains("width"), "names the axis and the valid ones: {body}");

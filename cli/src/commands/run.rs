@@ -128,7 +128,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                         Some(_) => " (log in with the token)",
                         None => "",
                     };
-                    println!("dashboard at http://{}/{login}", listener.local_addr()?);
+                    let page: String = spec
+                        .name
+                        .bytes()
+                        .map(|b| match b {
+                            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                                (b as char).to_string()
+                            }
+                            other => format!("%{other:02X}"),
+                        })
+                        .collect();
+                    println!("dashboard at http://{0}/sweeps/{page}{login}", listener.local_addr()?);
                     Some(super::serve::Dashboard::start(Arc::clone(&store), web, listener))
                 }
                 Err(error) => {

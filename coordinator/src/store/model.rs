@@ -308,7 +308,7 @@ impl LeasedJob {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct EpochMetrics {
     pub epoch: u32,
     pub train_loss: f64,

@@ -12,7 +12,7 @@ use super::query::query_param;
 use crate::report::axis::Axis;
 use crate::report::table::parse_assignment;
 use crate::report::{Agg, Format, Metric, ReportError, TableOptions, build, render};
-use crate::store::{StoreError, SweepSummary};
+use crate::store::{EpochMetrics, StoreError, SweepSummary};
 
 /// A sweep as the pages show it.
 #[derive(Serialize, Clone, Debug, PartialEq)]
@@ -146,6 +146,14 @@ pub(super) async fn table(
     Ok(response)
 }
 
+/// The metrics and aggregates a table may show: the CLI's own lists, so
+/// the page offers every choice `widesweep table --metric/--agg` does.
+pub(super) async fn table_choices() -> Response {
+    let metrics: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+    let aggregates: Vec<&str> = Agg::ALL.iter().map(|a| a.name()).collect();
+    json(&serde_json::json!({ "metrics": metrics, "aggregates": aggregates }))
+}
+
 /// The sweep's learning curves, summarised per cell (see [`super::curves`]).
 pub(super) async fn curves(State(state): State<AppState>, Path(sweep): Path<String>) -> Result<Response, ApiError> {
     let data = state.sweep_data(&sweep).await?;
@@ -271,17 +279,12 @@ struct JobView {
     checkpoints: Vec<CheckpointView>,
 }
 
+/// An epoch with the attempt that reported it.
 #[derive(Serialize)]
 struct EpochView {
-    epoch: u32,
     attempt: u32,
-    train_loss: f64,
-    train_error: f64,
-    test_loss: f64,
-    test_error: f64,
-    lr: f64,
-    epoch_seconds: f64,
-    images_per_second: f64,
+    #[serde(flatten)]
+    metrics: EpochMetrics,
 }
 
 #[derive(Serialize)]
@@ -337,21 +340,7 @@ pub(super) async fn job(State(state): State<AppState>, Path(job_id): Path<String
         best_test_error: result.as_ref().and_then(|r| r.best_test_error),
         train_seconds: result.as_ref().and_then(|r| r.train_seconds),
         last_error: row.last_error,
-        epochs: detail
-            .epochs
-            .into_iter()
-            .map(|(attempt, m)| EpochView {
-                epoch: m.epoch,
-                attempt,
-                train_loss: m.train_loss,
-                train_error: m.train_error,
-                test_loss: m.test_loss,
-                test_error: m.test_error,
-                lr: m.lr,
-                epoch_seconds: m.epoch_seconds,
-                images_per_second: m.images_per_second,
-            })
-            .collect(),
+        epochs: detail.epochs.into_iter().map(|(attempt, metrics)| EpochView { attempt, metrics }).collect(),
         checkpoints: detail
             .checkpoints
             .into_iter()

@@ -90,6 +90,7 @@ pub fn router(store: Arc<dyn Store>, config: &WebConfig) -> Router {
         .route("/jobs/{job}", get(assets::job_page))
         .route("/api/sweeps", get(api::sweeps))
         .route("/api/sweeps/{sweep}/table", get(api::table))
+        .route("/api/table-choices", get(api::table_choices))
         .route("/api/sweeps/{sweep}/curves", get(api::curves))
         .route("/api/sweeps/{sweep}/errors", get(api::errors))
         .route("/api/workers", get(api::workers))

@@ -118,6 +118,7 @@ function tableURL(format, download) {
   const params = new URLSearchParams({ format });
   const baseline = $("baseline").value.trim();
   if (baseline) params.set("baseline", baseline);
+  for (const choice of ["metric", "agg"]) if ($(choice).value) params.set(choice, $(choice).value);
   if (download) params.set("download", "1");
   return `/api/sweeps/${encodeURIComponent(sweepName())}/table?${params}`;
 }
@@ -369,6 +370,11 @@ function startSweepPage() {
       location.href = tableURL(link.dataset.format, true);
     });
   }
+  getJSON("/api/table-choices").then((choices) => {
+    $("metric").replaceChildren(...choices.metrics.map((m) => el("option", { value: m, text: m.replaceAll("_", " ") })));
+    $("agg").replaceChildren(...choices.aggregates.map((a) => el("option", { value: a, text: a })));
+    for (const choice of ["metric", "agg"]) $(choice).addEventListener("change", () => refreshSweep());
+  });
   $("table-options").addEventListener("submit", (event) => {
     event.preventDefault();
     refreshSweep();
