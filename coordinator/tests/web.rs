@@ -141,6 +141,19 @@ async fn the_table_is_the_cli_s_and_curves_hold_every_epoch(store: Arc<dyn Store
         assert_eq!(status, StatusCode::OK, "{format}: {body}");
         assert_eq!(body, render(&build(&rows, &TableOptions::default()).unwrap(), format), "{format}");
     }
+    // Browsers take the table gzip-compressed; it unpacks to the same text.
+    let mut request = Request::get("/api/sweeps/web/table?format=json").header("accept-encoding", "br;q=1, gzip");
+    if let Some((name, value)) = auth {
+        request = request.header(name, value);
+    }
+    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(response.headers().get(header::CONTENT_ENCODING).unwrap(), "gzip");
+    let packed = response.into_body().collect().await.unwrap().to_bytes();
+    let mut unpacked = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&packed[..]), &mut unpacked).unwrap();
+    assert_eq!(unpacked, render(&build(&rows, &TableOptions::default()).unwrap(), Format::Json));
+    let (_, headers, _) = get(&app, "/api/sweeps/web/table?format=json", auth).await;
+    assert!(headers.get(header::CONTENT_ENCODING).is_none(), "plain without Accept-Encoding");
     let (_, headers, _) = get(&app, "/api/sweeps/web/table?format=csv&download=1", auth).await;
     assert_eq!(headers.get(header::CONTENT_DISPOSITION).unwrap(), "attachment; filename=\"web.csv\"");
     let (status, _, body) = get(&app, "/api/sweeps/web/table?format=json&baseline=width%3D1", auth).await;

@@ -151,6 +151,19 @@ where
         }
     }
 
+    /// A sweep's id, by id (all digits) or by name: one indexed row, where
+    /// the summary counts every job of the sweep.
+    async fn sweep_id(store: &D, sweep: &str) -> Result<i64> {
+        let (filter, id) = sweep_filter(sweep);
+        let sql = format!("SELECT s.id FROM sweeps s{filter}");
+        let query = sqlx::query_scalar(&sql);
+        let query = match id {
+            Some(id) => query.bind(id),
+            None => query.bind(sweep),
+        };
+        query.fetch_optional(store.reader()).await?.ok_or_else(|| StoreError::SweepNotFound(sweep.to_string()))
+    }
+
     /// A sweep's summary, by id (all digits) or by name.
     async fn summary(store: &D, sweep: &str) -> Result<SweepSummary> {
         let (filter, id) = sweep_filter(sweep);
@@ -832,9 +845,9 @@ where
     }
 
     async fn sweep_jobs(&self, sweep: &str) -> Result<Vec<JobRow>> {
-        let summary = Sql::summary(self, sweep).await?;
+        let sweep_id = Sql::sweep_id(self, sweep).await?;
         sqlx::query("SELECT * FROM jobs WHERE sweep_id = $1 ORDER BY id")
-            .bind(summary.id)
+            .bind(sweep_id)
             .fetch_all(self.reader())
             .await?
             .iter()
@@ -843,12 +856,12 @@ where
     }
 
     async fn job_errors(&self, sweep: &str, limit: u32) -> Result<Vec<JobRow>> {
-        let summary = Sql::summary(self, sweep).await?;
+        let sweep_id = Sql::sweep_id(self, sweep).await?;
         sqlx::query(
             "SELECT * FROM jobs WHERE sweep_id = $1 AND last_error IS NOT NULL \
              AND status IN ('pending', 'running', 'failed') ORDER BY id LIMIT $2",
         )
-        .bind(summary.id)
+        .bind(sweep_id)
         .bind(i64::from(limit))
         .fetch_all(self.reader())
         .await?
@@ -933,7 +946,7 @@ where
     }
 
     async fn sweep_results(&self, sweep: &str) -> Result<Vec<ResultRow>> {
-        let sweep_id = Sql::summary(self, sweep).await?.id;
+        let sweep_id = Sql::sweep_id(self, sweep).await?;
         let mut rows = Vec::new();
         loop {
             let after = rows.last().map_or(0, |row: &ResultRow| row.job_id);
@@ -947,7 +960,7 @@ where
     }
 
     async fn sweep_epochs(&self, sweep: &str) -> Result<Vec<JobEpoch>> {
-        let sweep_id = Sql::summary(self, sweep).await?.id;
+        let sweep_id = Sql::sweep_id(self, sweep).await?;
         let mut epochs = Vec::new();
         loop {
             let after = epochs.last().map_or((0, 0), |e: &JobEpoch| (e.job_id, e.metrics.epoch));

@@ -105,6 +105,7 @@ pub(super) async fn table(
     State(state): State<AppState>,
     Path(sweep): Path<String>,
     uri: Uri,
+    headers: header::HeaderMap,
 ) -> Result<Response, ApiError> {
     let format: Format = query_param(&uri, "format").as_deref().unwrap_or("json").parse()?;
     let mut options = TableOptions::default();
@@ -134,7 +135,13 @@ pub(super) async fn table(
         Format::Latex => ("application/x-latex; charset=utf-8", "tex"),
         Format::Text => ("text/plain; charset=utf-8", "txt"),
     };
-    let mut response = ([(header::CONTENT_TYPE, content_type)], body.to_string()).into_response();
+    let gzip = accepts_gzip(&headers);
+    let body = if gzip { body.gzip } else { body.plain };
+    let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    response.headers_mut().insert(header::VARY, header::HeaderValue::from_static("accept-encoding"));
+    if gzip {
+        response.headers_mut().insert(header::CONTENT_ENCODING, header::HeaderValue::from_static("gzip"));
+    }
     if query_param(&uri, "download").is_some() {
         let name: String =
             sweep.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')).collect();
@@ -144,6 +151,18 @@ pub(super) async fn table(
         }
     }
     Ok(response)
+}
+
+/// Whether the client takes gzip (`Accept-Encoding: gzip`, not refused
+/// with `q=0`); every browser does.
+fn accepts_gzip(headers: &header::HeaderMap) -> bool {
+    let codings = headers.get_all(header::ACCEPT_ENCODING).into_iter().filter_map(|value| value.to_str().ok());
+    codings.flat_map(|value| value.split(',')).any(|coding| {
+        let mut parts = coding.split(';').map(str::trim);
+        let name = parts.next().unwrap_or("");
+        let refused = parts.any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f64>().ok()) == Some(0.0));
+        (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+    })
 }
 
 /// The metrics and aggregates a table may show: the CLI's own lists, so
@@ -172,8 +191,9 @@ struct JobErrorView {
 
 /// The latest errors of jobs that have not succeeded since.
 pub(super) async fn errors(State(state): State<AppState>, Path(sweep): Path<String>) -> Result<Response, ApiError> {
-    let jobs = state.store.job_errors(&sweep, 50).await?;
-    let views: Vec<JobErrorView> = jobs
+    let data = state.sweep_data(&sweep).await?;
+    let views: Vec<JobErrorView> = data
+        .errors
         .iter()
         .map(|j| JobErrorView {
             job_id: j.job_id,

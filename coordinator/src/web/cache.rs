@@ -1,7 +1,7 @@
-//! A sweep's results and learning curves, read from the store once per
-//! change of the sweep and shared by every open page: fifty pages watching
-//! a 100,000-job sweep cost one read of it per change, not fifty, and one
-//! rendering of each table they ask for.
+//! A sweep's results, learning curves and errors, read from the store once
+//! per change of the sweep and shared by every open page: fifty pages
+//! watching a 100,000-job sweep cost one read of it per change, not fifty,
+//! and one rendering (and one compression) of each table they ask for.
 //!
 //! A sweep whose workers report all the time changes at every refresh; its
 //! data is then read again at most once per four times its last read
@@ -12,38 +12,66 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::io::Write;
+
+use axum::body::Bytes;
+
 use super::curves::{CurvesView, curves};
-use crate::store::{ResultRow, Store, StoreError};
+use crate::store::{JobRow, ResultRow, Store, StoreError};
 
 /// Sweeps kept at once; the least recently read goes first.
 const SWEEPS_KEPT: usize = 8;
 /// Renderings kept per sweep (one per distinct set of table options).
 const RENDERINGS_KEPT: usize = 32;
 
+/// Jobs with errors a page lists at most.
+pub(super) const ERRORS_SHOWN: u32 = 50;
+
 /// One read of a sweep.
 pub(super) struct SweepData {
     pub rows: Vec<ResultRow>,
     pub curves: CurvesView,
+    /// The latest errors of jobs that have not succeeded since.
+    pub errors: Vec<JobRow>,
     /// Tables rendered from `rows`, by their options.
-    rendered: Mutex<HashMap<String, Arc<str>>>,
+    rendered: Mutex<HashMap<String, Rendering>>,
+}
+
+/// A rendered table, plain and gzip-compressed: a 100,000-job sweep's JSON
+/// table is megabytes (every cell lists its jobs), sent to every page at
+/// every change, and compressing it once per read costs less than sending
+/// it plain fifty times.
+#[derive(Clone)]
+pub(super) struct Rendering {
+    pub plain: Bytes,
+    pub gzip: Bytes,
+}
+
+impl Rendering {
+    fn new(text: String) -> Self {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        // Writing into a Vec cannot fail.
+        let gzip = encoder.write_all(text.as_bytes()).and_then(|()| encoder.finish()).unwrap_or_default();
+        Self { plain: Bytes::from(text), gzip: Bytes::from(gzip) }
+    }
 }
 
 impl SweepData {
     /// The rendering for `key`, made by `render` the first time.
-    pub(super) fn rendered<E>(&self, key: &str, render: impl FnOnce() -> Result<String, E>) -> Result<Arc<str>, E> {
+    pub(super) fn rendered<E>(&self, key: &str, render: impl FnOnce() -> Result<String, E>) -> Result<Rendering, E> {
         if let Some(done) = self.lock().get(key) {
-            return Ok(Arc::clone(done));
+            return Ok(done.clone());
         }
-        let text: Arc<str> = Arc::from(render()?);
+        let rendering = Rendering::new(render()?);
         let mut rendered = self.lock();
         if rendered.len() >= RENDERINGS_KEPT {
             rendered.clear();
         }
-        rendered.insert(key.to_string(), Arc::clone(&text));
-        Ok(text)
+        rendered.insert(key.to_string(), rendering.clone());
+        Ok(rendering)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<str>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Rendering>> {
         // A panic while rendering leaves nothing half-written in the map.
         self.rendered.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -88,8 +116,10 @@ impl Cache {
         let started = Instant::now();
         let rows = store.sweep_results(sweep).await?;
         let epochs = store.sweep_epochs(sweep).await?;
+        let errors = store.job_errors(sweep, ERRORS_SHOWN).await?;
         let curves = curves(&rows, &epochs);
-        let data = Arc::new(SweepData { rows, curves, rendered: Mutex::default() });
+        tracing::debug!(sweep, jobs = rows.len(), epochs = epochs.len(), took = ?started.elapsed(), "dashboard read a sweep");
+        let data = Arc::new(SweepData { rows, curves, errors, rendered: Mutex::default() });
         *slot = Slot {
             version,
             data: Some(Arc::clone(&data)),

@@ -313,10 +313,12 @@ async fn connect(address: std::net::SocketAddr) -> anyhow::Result<Connection> {
     Ok(sender)
 }
 
-/// A GET whose whole body is read, as a browser would.
+/// A GET whose whole body is read, as a browser would (which takes gzip).
 async fn get(sender: &mut Connection, address: std::net::SocketAddr, path: &str) -> anyhow::Result<usize> {
-    let request =
-        hyper::Request::get(path).header(hyper::header::HOST, address.to_string()).body(Empty::<Bytes>::new())?;
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, address.to_string())
+        .header(hyper::header::ACCEPT_ENCODING, "gzip, deflate")
+        .body(Empty::<Bytes>::new())?;
     let response = sender.send_request(request).await?;
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();
