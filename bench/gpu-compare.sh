@@ -15,7 +15,7 @@
 # For WRN-16-4 and WRN-28-10 at batch 128: candle f32 and bf16 mixed
 # precision (`widesweep bench train --precision`), PyTorch f32 (TF32
 # convolutions allowed, its default) and PyTorch bf16 autocast, each one run,
-# printed one line each (candle's twice when the cuDNN build,
+# printed one line each, after the self-check of each build (candle's twice when the cuDNN build,
 # target/cuda/dist/widesweep-cuda/widesweep-cudnn, is there as well). Then a
 # correctness check: 300 steps of the same seeded model on the GPU (f32 and
 # bf16) and on the CPU.
@@ -46,6 +46,14 @@ echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 echo "# gpu-compare $(date -u +%FT%TZ)"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 "$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())' || true
+
+# The self-check every worker slot runs before it trains: each build's CUDA
+# kernels in f32 and bf16 against the CPU reference kernels in f64.
+for build in "$bin" "$bin-cudnn"; do
+    [[ -x "$build" ]] || continue
+    echo "## self-check: ${build##*/}"
+    "$build" bench self-check --devices cuda:0 || echo "self-check ${build##*/}: a precision has no kernel path that agrees ($?)"
+done
 
 for cell in "16 4" "28 10"; do
     set -- $cell

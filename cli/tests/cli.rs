@@ -425,3 +425,16 @@ fn a_finished_sweep_reads_as_tables_sql_exports_and_plots() {
         }
     }
 }
+
+#[test]
+fn bench_self_check_reports_each_precision_s_kernels() {
+    let out = run(&["bench", "self-check", "--devices", "cpu"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("cpu f32: trains on widesweep CPU kernels (NHWC, f32"), "{stdout}");
+    assert!(stdout.contains("cpu bf16: trains on candle's generic CPU operators (NCHW, bf16"), "{stdout}");
+    assert_eq!(stdout.matches(": agreed of ").count(), 2, "one check per precision: {stdout}");
+    let bad = run(&["bench", "self-check", "--devices", "gpu"]);
+    assert!(!bad.status.success());
+    assert!(text(&bad.stderr).contains("cpu or cuda:N"), "{}", text(&bad.stderr));
+}

@@ -51,6 +51,25 @@ fn run_trains_every_cell_prints_the_table_and_a_rerun_trains_nothing() {
     assert_eq!(jobs, common::jobs(&cluster.db, "local"), "a rerun of a finished sweep must change nothing");
 }
 
+/// A slot whose fastest kernels disagree with the CPU reference (forced:
+/// their gradient perturbed) says so and trains on candle's generic
+/// operators instead; the sweep still finishes.
+#[test]
+fn a_slot_whose_kernels_fail_the_self_check_trains_on_generic_operators() {
+    let _serial = serial();
+    let cluster = Cluster::new(None, 5);
+    let spec = cluster.path("checked.toml");
+    std::fs::write(&spec, tiny_spec("checked", "mnist", &[1], &[1, 2], 2)).unwrap();
+    let out = run_command(&cluster, &spec).args(["--self-check", "fail-fastest"]).output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("self-check FAILED") && stderr.contains("DISAGREED"), "{stderr}");
+    assert!(stderr.contains("falling back to candle's generic operators"), "{stderr}");
+    assert!(stderr.contains("candle's generic CPU operators (NCHW, f32)"), "the kernels it trains with: {stderr}");
+    let jobs = all_done(&cluster.db, "checked").expect("every job ended");
+    assert!(jobs.iter().all(|job| job.status == "succeeded" && job.epochs.len() == 2), "{jobs:?}");
+}
+
 #[test]
 fn ctrl_c_hands_jobs_back_and_the_same_command_resumes_them() {
     let _serial = serial();

@@ -8,6 +8,7 @@
 //! - [`train`]: the recipe, the optimizer, the training loop and checkpoints.
 //! - [`rng`]: the seeded streams behind every random number.
 //! - [`device`]: parsing `cpu` / `cuda:N`.
+//! - [`selfcheck`]: a slot's kernels against the CPU reference before they train.
 //!
 //! The key design choice: nothing random comes from candle. candle's CPU
 //! generator cannot be seeded, so initial weights, data order, augmentation
@@ -23,5 +24,6 @@ pub mod data;
 pub mod device;
 pub mod kernels;
 pub mod rng;
+pub mod selfcheck;
 pub mod train;
 pub mod wrn;

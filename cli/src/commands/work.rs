@@ -10,6 +10,7 @@ use clap::Args;
 use widesweep_worker::agent::{self, AgentConfig, Deadline, LeavePolicy};
 use widesweep_worker::data::LoadOptions;
 use widesweep_worker::device::{self, DeviceError, DeviceSpec};
+use widesweep_worker::selfcheck::SelfCheckMode;
 
 use crate::connection::CoordinatorArgs;
 use crate::signals;
@@ -44,6 +45,22 @@ pub struct SlotArgs {
     /// release (synthetic or trimmed datasets).
     #[arg(long)]
     pub unofficial_dataset_sizes: bool,
+    /// Before a slot first trains, its kernels compute a tiny network's
+    /// forward and backward pass and are compared with the CPU reference
+    /// kernels in f64; on a mismatch the slot falls back to candle's
+    /// generic operators (checked the same way). `off` trusts the kernels.
+    #[arg(long, value_enum, default_value = "on")]
+    pub self_check: SelfCheck,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum SelfCheck {
+    On,
+    Off,
+    /// The fallback's test: the fastest kernels' result is perturbed, as a
+    /// broken kernel's would be.
+    #[value(hide = true)]
+    FailFastest,
 }
 
 impl SlotArgs {
@@ -60,6 +77,11 @@ impl SlotArgs {
             load: LoadOptions { official_sizes: !self.unofficial_dataset_sizes },
             hostname: agent::hostname(),
             leave: LeavePolicy::default(),
+            self_check: match self.self_check {
+                SelfCheck::On => SelfCheckMode::On,
+                SelfCheck::Off => SelfCheckMode::Off,
+                SelfCheck::FailFastest => SelfCheckMode::FailFastest,
+            },
         }
     }
 }

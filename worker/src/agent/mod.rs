@@ -32,6 +32,7 @@ pub use slot::{JobOutcome, SlotError, SlotEvent};
 
 use crate::data::LoadOptions;
 use crate::device::{DeviceError, DeviceSpec};
+use crate::selfcheck::SelfCheckMode;
 
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -45,6 +46,9 @@ pub struct AgentConfig {
     pub hostname: String,
     /// When the slots stop leasing on their own (idle, allocation ending).
     pub leave: LeavePolicy,
+    /// Whether each slot checks its kernels against the CPU reference
+    /// before they train (see [`crate::selfcheck`]).
+    pub self_check: SelfCheckMode,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +129,9 @@ pub async fn run(
             events: events.clone(),
             leave: config.leave,
             last_epoch_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            self_check: config.self_check,
+            kernels: Default::default(),
+            stop_leasing: Default::default(),
         };
         std::fs::create_dir_all(&slot.scratch)
             .map_err(|source| AgentError::Scratch { path: slot.scratch.clone(), source })?;

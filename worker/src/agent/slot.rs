@@ -3,6 +3,7 @@
 //! heartbeats while an epoch is long, uploads checkpoints, and completes,
 //! fails or hands back the job.
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,8 +24,10 @@ use super::leave::{Deadline, LeavePolicy};
 use super::rpc::{self, CallError, Patience};
 use super::shutdown::Shutdown;
 use crate::device::DeviceSpec;
+use crate::selfcheck::{self, SelfCheckMode};
 use crate::train::{EpochMetrics, EpochObserver, TrainError, Trainer};
 use crate::wrn::ModelOptions;
+use crate::wrn::layers::Layout;
 
 /// What happened to one leased attempt.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,6 +75,13 @@ pub(super) struct Slot {
     /// The duration of this slot's last epoch in milliseconds (0: none yet),
     /// what the deadline budgets the next one by.
     pub last_epoch_ms: Arc<AtomicU64>,
+    pub self_check: SelfCheckMode,
+    /// The kernels each precision trains with on this slot, decided by the
+    /// self-check before the first job of that precision (an error: none
+    /// agrees with the CPU reference).
+    pub kernels: std::sync::Mutex<HashMap<Precision, Result<Layout, String>>>,
+    /// Set when a job came whose precision no kernel here computes right.
+    pub stop_leasing: AtomicBool,
 }
 
 /// Why the lease loop of a slot ended with an error.
@@ -101,11 +111,16 @@ impl Slot {
         // When the previous job ended: the device idles from then until
         // the next job's first step.
         let mut last_end: Option<Instant> = None;
-        // Jobs in bf16 log their own kernels when their model is built.
-        let kernels = ModelOptions::for_device(&self.device, Precision::F32).kernels(&self.device);
+        // Most jobs train in f32: its kernels are checked before the first
+        // lease, so a slot with none that works leases nothing. bf16's are
+        // checked when its first job comes.
+        let Ok(layout) = self.kernels(Precision::F32).await else {
+            return Ok(());
+        };
+        let kernels = ModelOptions { layout, precision: Precision::F32 }.kernels(&self.device);
         tracing::info!(slot = self.index, device = %self.device_spec, %kernels, "slot started");
         let mut idle_since: Option<Instant> = None;
-        while !self.shutdown.is_requested() {
+        while !self.shutdown.is_requested() && !self.stop_leasing.load(Ordering::Relaxed) {
             if let Some(deadline) = self.leave.deadline
                 && !deadline.allows(last_epoch(&self.last_epoch_ms), SystemTime::now())
             {
@@ -174,6 +189,15 @@ impl Slot {
             // version could not either.
             Err(error) => return self.fail(job, error.to_string(), false).await,
         };
+        let layout = match self.kernels(plan.spec.recipe.precision).await {
+            Ok(layout) => layout,
+            Err(error) => {
+                // Not the job's fault: another slot may train it.
+                self.stop_leasing.store(true, Ordering::Relaxed);
+                tracing::warn!(%error, "handing the job back untrained");
+                return self.release(job, 0, &patience).await;
+            }
+        };
         let splits = match self.datasets.get(plan.spec.dataset).await {
             Ok(splits) => splits,
             Err(error) => return self.fail(job, error_chain(&error), true).await,
@@ -235,6 +259,7 @@ impl Slot {
             timing: StartTiming { timing, data_ready, checkpoint_ready },
             deadline: self.leave.deadline,
             last_epoch_ms: Arc::clone(&self.last_epoch_ms),
+            layout,
         };
         let (device, resume) = (self.device.clone(), resume_from.is_some());
         let end = tokio::task::spawn_blocking(move || run.train(splits, device, resume, abort))
@@ -247,25 +272,64 @@ impl Slot {
         }
         match end {
             TrainEnd::Finished(history) => self.complete(job, &history).await,
-            TrainEnd::Stopped { epochs_done } => {
-                let request = pb::ReleaseJobRequest {
-                    job_id: job.job_id,
-                    attempt: job.attempt,
-                    lease_token: job.lease_token.clone(),
-                };
-                match rpc::call("hand a job back", &patience, || {
-                    let (mut client, request) = (self.client.clone(), request.clone());
-                    async move { client.release_job(request).await }
-                })
-                .await
-                {
-                    Ok(_) => JobOutcome::Released { epochs_done },
-                    Err(error) => JobOutcome::Dropped { reason: format!("could not hand the job back: {error}") },
-                }
-            }
+            TrainEnd::Stopped { epochs_done } => self.release(job, epochs_done, &patience).await,
             TrainEnd::LeaseLost(reason) => JobOutcome::Dropped { reason },
             TrainEnd::Error(error, retryable) => self.fail(job, error, retryable).await,
         }
+    }
+
+    /// Hands the job back without spending an attempt (a shutdown, or
+    /// kernels this slot cannot trust).
+    async fn release(&self, job: &pb::Job, epochs_done: usize, patience: &Patience) -> JobOutcome {
+        let request =
+            pb::ReleaseJobRequest { job_id: job.job_id, attempt: job.attempt, lease_token: job.lease_token.clone() };
+        match rpc::call("hand a job back", patience, || {
+            let (mut client, request) = (self.client.clone(), request.clone());
+            async move { client.release_job(request).await }
+        })
+        .await
+        {
+            Ok(_) => JobOutcome::Released { epochs_done },
+            Err(error) => JobOutcome::Dropped { reason: format!("could not hand the job back: {error}") },
+        }
+    }
+
+    /// The layout `precision` trains with here: the self-check's choice,
+    /// made the first time (see [`crate::selfcheck`]).
+    async fn kernels(&self, precision: Precision) -> Result<Layout, String> {
+        if let Some(known) = self.kernels.lock().unwrap_or_else(|p| p.into_inner()).get(&precision) {
+            return known.clone();
+        }
+        let (device, mode) = (self.device.clone(), self.self_check);
+        let started = Instant::now();
+        let chosen = tokio::task::spawn_blocking(move || selfcheck::choose(&device, precision, mode))
+            .await
+            .map_err(|panic| format!("the self-check panicked: {panic}"))
+            .and_then(|chosen| chosen.map_err(|error| error.to_string()));
+        let took_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (slot, device) = (self.index, self.device_spec);
+        let decided = match chosen {
+            Ok((options, reports)) => {
+                for report in &reports {
+                    let path = report.options.kernels(&self.device);
+                    if report.passed() {
+                        tracing::info!(slot, %device, ?precision, %path, %report, took_ms, "self-check passed");
+                    } else {
+                        tracing::warn!(slot, %device, ?precision, %path, %report, "self-check FAILED: these kernels do not compute what the CPU reference does");
+                    }
+                }
+                if reports.len() > 1 {
+                    tracing::warn!(slot, %device, ?precision, kernels = %options.kernels(&self.device), "falling back to candle's generic operators");
+                }
+                Ok(options.layout)
+            }
+            Err(error) => {
+                tracing::error!(slot, %device, ?precision, %error, "this slot leases no more jobs");
+                Err(error)
+            }
+        };
+        self.kernels.lock().unwrap_or_else(|p| p.into_inner()).insert(precision, decided.clone());
+        decided
     }
 
     async fn complete(&self, job: &pb::Job, history: &[EpochMetrics]) -> JobOutcome {
@@ -401,6 +465,8 @@ struct AttemptRun {
     timing: StartTiming,
     deadline: Option<Deadline>,
     last_epoch_ms: Arc<AtomicU64>,
+    /// The kernels the self-check chose for the job's precision.
+    layout: Layout,
 }
 
 impl AttemptRun {
@@ -411,15 +477,16 @@ impl AttemptRun {
         resume: bool,
         abort: Arc<AtomicBool>,
     ) -> TrainEnd {
-        let spec = self.plan.spec.clone();
+        let (spec, layout) = (self.plan.spec.clone(), self.layout);
         let built = if resume {
-            Trainer::resume(spec.clone(), Arc::clone(&splits), &device, &self.checkpoint_path).or_else(|error| {
-                tracing::warn!(error = %error_chain(&error), "the job's checkpoint does not fit this cell; training from the start");
-                self.uploaded_epoch = 0;
-                Trainer::new(spec, splits, &device)
-            })
+            Trainer::resume_with_layout(spec.clone(), Arc::clone(&splits), &device, layout, &self.checkpoint_path)
+                .or_else(|error| {
+                    tracing::warn!(error = %error_chain(&error), "the job's checkpoint does not fit this cell; training from the start");
+                    self.uploaded_epoch = 0;
+                    Trainer::with_layout(spec, splits, &device, layout)
+                })
         } else {
-            Trainer::new(spec, splits, &device)
+            Trainer::with_layout(spec, splits, &device, layout)
         };
         let mut trainer = match built {
             Ok(trainer) => trainer,

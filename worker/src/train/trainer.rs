@@ -23,6 +23,7 @@ use crate::data::batch::{HostBatch, make_batch};
 use crate::data::prefetch::for_each_prefetched;
 use crate::data::{ImageSet, Normalisation, Splits};
 use crate::rng::{self, Purpose};
+use crate::wrn::layers::Layout;
 use crate::wrn::{ModelOptions, Wrn};
 
 /// Batch size of evaluation passes (no gradients, so larger than training's).
@@ -102,8 +103,21 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// A fresh run: weights initialised from the spec's seed.
+    /// A fresh run: weights initialised from the spec's seed, on the
+    /// device's fastest kernels.
     pub fn new(spec: RunSpec, splits: Arc<Splits>, device: &Device) -> Result<Self, TrainError> {
+        let layout = ModelOptions::for_device(device, spec.recipe.precision).layout;
+        Self::with_layout(spec, splits, device, layout)
+    }
+
+    /// As [`Trainer::new`] on the kernels of `layout` (a slot whose fastest
+    /// kernels failed the self-check trains on candle's NCHW operators).
+    pub fn with_layout(
+        spec: RunSpec,
+        splits: Arc<Splits>,
+        device: &Device,
+        layout: Layout,
+    ) -> Result<Self, TrainError> {
         spec.recipe.validate_for(spec.dataset)?;
         if splits.train.channels != spec.config.in_channels {
             return Err(TrainError::Channels {
@@ -128,7 +142,7 @@ impl Trainer {
         if train_images < batch {
             return Err(TrainError::TooFewImages { images: train_images, batch });
         }
-        let options = ModelOptions::for_device(device, spec.recipe.precision);
+        let options = ModelOptions { layout, precision: spec.recipe.precision };
         let model = Wrn::with_options(&spec.config, spec.seed, DType::F32, device, options)?;
         tracing::info!(kernels = %options.kernels(device), "model built");
         let r = &spec.recipe;
@@ -152,7 +166,20 @@ impl Trainer {
     /// Continues the run saved at `path`; refuses a checkpoint of another
     /// cell (architecture, dataset, seed, recipe) or a corrupt file.
     pub fn resume(spec: RunSpec, splits: Arc<Splits>, device: &Device, path: &Path) -> Result<Self, TrainError> {
-        let mut trainer = Self::new(spec, splits, device)?;
+        let layout = ModelOptions::for_device(device, spec.recipe.precision).layout;
+        Self::resume_with_layout(spec, splits, device, layout, path)
+    }
+
+    /// As [`Trainer::resume`] on the kernels of `layout`: checkpoints keep
+    /// PyTorch's layout, so any layout resumes any checkpoint.
+    pub fn resume_with_layout(
+        spec: RunSpec,
+        splits: Arc<Splits>,
+        device: &Device,
+        layout: Layout,
+        path: &Path,
+    ) -> Result<Self, TrainError> {
+        let mut trainer = Self::with_layout(spec, splits, device, layout)?;
         let state = checkpoint::load(path, &trainer.spec, &trainer.model, &mut trainer.optimizer)?;
         trainer.epochs_done = state.epochs_done;
         trainer.history = state.history;

@@ -1,4 +1,5 @@
 mod dashboard;
+mod selfcheck;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -23,6 +24,9 @@ pub enum BenchCommand {
     /// CPU and memory of a `serve` process holding a large sweep while
     /// simulated workers report and simulated dashboard pages watch it.
     Dashboard(dashboard::DashboardBenchArgs),
+    /// Each device's kernels against the CPU reference on a tiny network, in
+    /// f32 and bf16: what every worker slot checks before it trains.
+    SelfCheck(selfcheck::SelfCheckArgs),
 }
 
 #[derive(Args, Debug)]
@@ -77,6 +81,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         }
         BenchCommand::Schedule(args) => schedule(args).await,
         BenchCommand::Dashboard(args) => dashboard::run(args).await,
+        BenchCommand::SelfCheck(args) => tokio::task::spawn_blocking(move || selfcheck::run(&args)).await?,
     }
 }
 
