@@ -70,6 +70,30 @@ fn a_slot_whose_kernels_fail_the_self_check_trains_on_generic_operators() {
     assert!(jobs.iter().all(|job| job.status == "succeeded" && job.epochs.len() == 2), "{jobs:?}");
 }
 
+/// `--slots-per-gpu 2`: two lease loops on one device, both training.
+#[test]
+fn two_slots_share_a_device() {
+    let _serial = serial();
+    let cluster = Cluster::new(None, 5);
+    let spec = cluster.path("shared.toml");
+    std::fs::write(&spec, tiny_spec("shared", "mnist", &[1], &[1, 2, 3, 4], 2)).unwrap();
+    let out = run_command(&cluster, &spec)
+        .env("WIDESWEEP_LOG", "warn,widesweep_worker::agent=info")
+        .args(["--slots-per-gpu", "2"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let trained_by = |slot: &str| stderr.lines().any(|l| l.contains("job succeeded") && l.contains(slot));
+    assert!(trained_by("slot=0") && trained_by("slot=1"), "both slots trained: {stderr}");
+    let jobs = all_done(&cluster.db, "shared").expect("every job ended");
+    assert!(jobs.iter().all(|job| job.status == "succeeded" && job.attempts_spent == 1), "{jobs:?}");
+
+    let bad = run_command(&cluster, &spec).args(["--slots-per-gpu", "0"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(text(&bad.stderr).contains("from 1 to 16, or auto"), "{}", text(&bad.stderr));
+}
+
 #[test]
 fn ctrl_c_hands_jobs_back_and_the_same_command_resumes_them() {
     let _serial = serial();

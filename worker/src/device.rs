@@ -16,7 +16,7 @@ pub enum DeviceSpec {
 pub enum DeviceError {
     #[error("invalid device {0:?}: use cpu or cuda:N (e.g. cuda:0)")]
     Parse(String),
-    #[error("device {0} is listed twice: each device gets one slot")]
+    #[error("device {0} is listed twice: list each device once (--slots-per-gpu N runs several jobs on one)")]
     Duplicate(DeviceSpec),
     #[error("no devices given: use cpu, cuda:0,cuda:1 or all")]
     Empty,
@@ -44,6 +44,35 @@ impl DeviceSpec {
 }
 
 impl DeviceSpec {
+    /// Opens the device for the `k`-th slot on it. On CUDA every slot after
+    /// the first gets a stream of its own, so that the jobs sharing a GPU
+    /// overlap instead of queueing on one stream.
+    pub fn open_for_slot(self, k: usize) -> Result<Device, DeviceError> {
+        match self {
+            DeviceSpec::Cuda(ordinal) if k > 0 => {
+                let device =
+                    Device::new_cuda_with_stream(ordinal).map_err(|source| DeviceError::Open { spec: self, source })?;
+                candle_core::cuda::set_gemm_reduced_precision_f32(true);
+                Ok(device)
+            }
+            _ => self.open(),
+        }
+    }
+
+    /// A CUDA device's free memory as nvidia-smi reports it (no CUDA build
+    /// needed); `None` for the CPU or when nvidia-smi cannot tell.
+    pub fn free_memory_bytes(self) -> Option<u64> {
+        let DeviceSpec::Cuda(ordinal) = self else { return None };
+        let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+        let id = smi_id(visible.as_deref(), ordinal);
+        let out = std::process::Command::new("nvidia-smi")
+            .args(["--query-gpu=memory.free", "--format=csv,noheader,nounits", "-i", &id])
+            .output()
+            .ok()
+            .filter(|out| out.status.success())?;
+        String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().ok().map(|mib| mib << 20)
+    }
+
     /// What kind of device this is, as the coordinator learns rates by:
     /// the GPU's model, or the CPU's model and the threads it trains with.
     /// Best effort: `cpu` or `cuda` alone when the system does not say.
@@ -68,6 +97,17 @@ impl DeviceSpec {
                 .unwrap_or_else(|| "cuda".to_string()),
         }
     }
+}
+
+/// nvidia-smi's id (`-i`) of CUDA ordinal `ordinal`: nvidia-smi ignores
+/// CUDA_VISIBLE_DEVICES (which Slurm and Kubernetes set), so the ordinal
+/// is looked up in it; its entries are indices or UUIDs, both of which
+/// `-i` takes.
+fn smi_id(visible: Option<&str>, ordinal: usize) -> String {
+    visible
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| v.split(',').nth(ordinal).map(|id| id.trim().to_string()))
+        .unwrap_or_else(|| ordinal.to_string())
 }
 
 /// The `model name` of /proc/cpuinfo.
@@ -167,6 +207,15 @@ mod tests {
         assert_eq!(gpu_model(mixed, 1).as_deref(), Some("NVIDIA A100-SXM4-40GB"));
         assert_eq!(gpu_model("", 0), None);
         assert!(DeviceSpec::Cpu.kind().starts_with("cpu"));
+    }
+
+    #[test]
+    fn nvidia_smi_ids_follow_cuda_visible_devices() {
+        assert_eq!(smi_id(None, 1), "1");
+        assert_eq!(smi_id(Some(""), 1), "1");
+        assert_eq!(smi_id(Some("3,5"), 1), "5");
+        assert_eq!(smi_id(Some("GPU-8f2e, GPU-11aa"), 0), "GPU-8f2e");
+        assert_eq!(DeviceSpec::Cpu.free_memory_bytes(), None);
     }
 
     #[test]

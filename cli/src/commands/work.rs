@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
-use widesweep_worker::agent::{self, AgentConfig, Deadline, LeavePolicy};
+use widesweep_worker::agent::{self, AgentConfig, Deadline, LeavePolicy, SlotsPerDevice};
 use widesweep_worker::data::LoadOptions;
 use widesweep_worker::device::{self, DeviceError, DeviceSpec};
 use widesweep_worker::selfcheck::SelfCheckMode;
@@ -30,10 +30,17 @@ impl FromStr for DeviceList {
 /// How a worker trains: shared by `work` and `run`.
 #[derive(Args, Clone, Debug)]
 pub struct SlotArgs {
-    /// Devices to train on, one slot each: cpu, cuda:0,cuda:1, or all (every
-    /// GPU, or the CPU on a machine without one).
+    /// Devices to train on: cpu, cuda:0,cuda:1, or all (every GPU, or the
+    /// CPU on a machine without one).
     #[arg(long, default_value = "all")]
     pub devices: DeviceList,
+    /// Jobs each device trains at once, each in a lease loop of its own (on
+    /// a GPU, on a CUDA stream of its own): small WRNs leave most of an
+    /// H100 idle. `auto`: up to 8 per GPU, each job admitted while its
+    /// estimated memory fits in the GPU's free memory (nvidia-smi) beside
+    /// the jobs it runs; one on the CPU, whose kernels use every core.
+    #[arg(long, default_value = "1", value_name = "N|auto")]
+    pub slots_per_gpu: SlotsPerDevice,
     /// Where `widesweep data fetch` put the datasets.
     #[arg(long, env = "WIDESWEEP_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -72,6 +79,7 @@ impl SlotArgs {
         AgentConfig {
             coordinator,
             devices: self.devices.0.clone(),
+            slots_per_device: self.slots_per_gpu,
             data_dir: self.data_dir.clone(),
             scratch_dir,
             load: LoadOptions { official_sizes: !self.unofficial_dataset_sizes },

@@ -11,6 +11,7 @@ mod checkpoints;
 mod datasets;
 mod job;
 mod leave;
+pub mod memory;
 mod rpc;
 mod shutdown;
 mod slot;
@@ -34,11 +35,43 @@ use crate::data::LoadOptions;
 use crate::device::{DeviceError, DeviceSpec};
 use crate::selfcheck::SelfCheckMode;
 
+/// How many slots (lease loops) each device runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotsPerDevice {
+    Fixed(usize),
+    /// On a GPU, up to [`memory::AUTO_MAX_SLOTS`], each job admitted while
+    /// its estimated memory fits in the device's free memory beside the
+    /// jobs it already runs; on the CPU one (its kernels use every core).
+    Auto,
+}
+
+impl Default for SlotsPerDevice {
+    fn default() -> Self {
+        Self::Fixed(1)
+    }
+}
+
+impl std::str::FromStr for SlotsPerDevice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "auto" => Ok(Self::Auto),
+            n => match n.parse::<usize>() {
+                Ok(n @ 1..=16) => Ok(Self::Fixed(n)),
+                _ => Err(format!("invalid slots per device {s:?}: use a number from 1 to 16, or auto")),
+            },
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
     pub coordinator: ClientOptions,
-    /// One slot per device.
+    /// The devices to train on.
     pub devices: Vec<DeviceSpec>,
+    /// Slots per device: each an independent lease loop.
+    pub slots_per_device: SlotsPerDevice,
     pub data_dir: PathBuf,
     /// Where checkpoints are written before upload and after download.
     pub scratch_dir: PathBuf,
@@ -75,8 +108,7 @@ pub async fn run(
 ) -> Result<(), AgentError> {
     let url = config.coordinator.url.clone();
     let client = config.coordinator.connect_lazy()?.workers;
-    let devices =
-        config.devices.iter().map(|spec| Ok((*spec, spec.open()?))).collect::<Result<Vec<_>, DeviceError>>()?;
+    let devices = open_slots(&config.devices, config.slots_per_device)?;
     std::fs::create_dir_all(&config.scratch_dir)
         .map_err(|source| AgentError::Scratch { path: config.scratch_dir.clone(), source })?;
 
@@ -115,11 +147,12 @@ pub async fn run(
 
     let datasets = Arc::new(datasets::DatasetCache::new(config.data_dir.clone(), config.load));
     let mut slots = JoinSet::new();
-    for (index, (device_spec, device)) in devices.into_iter().enumerate() {
+    for (index, (device_spec, device, budget)) in devices.into_iter().enumerate() {
         let slot = slot::Slot {
             index,
             device_spec,
             device,
+            budget,
             worker_id: registered.worker_id,
             client: client.clone(),
             datasets: Arc::clone(&datasets),
@@ -132,6 +165,7 @@ pub async fn run(
             self_check: config.self_check,
             kernels: Default::default(),
             stop_leasing: Default::default(),
+            refused: Default::default(),
         };
         std::fs::create_dir_all(&slot.scratch)
             .map_err(|source| AgentError::Scratch { path: slot.scratch.clone(), source })?;
@@ -144,6 +178,36 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Every slot's device, opened (a stream of its own for each extra slot
+/// on a GPU), with its device's memory budget under `auto`.
+type OpenedSlot = (DeviceSpec, candle_core::Device, Option<Arc<memory::DeviceBudget>>);
+
+fn open_slots(devices: &[DeviceSpec], slots: SlotsPerDevice) -> Result<Vec<OpenedSlot>, DeviceError> {
+    let mut opened = Vec::new();
+    for &spec in devices {
+        let (count, budget) = match (slots, spec) {
+            (SlotsPerDevice::Fixed(n), _) => (n, None),
+            (SlotsPerDevice::Auto, DeviceSpec::Cpu) => (1, None),
+            (SlotsPerDevice::Auto, DeviceSpec::Cuda(_)) => match spec.free_memory_bytes() {
+                Some(free) => {
+                    let budget = memory::DeviceBudget::new(free);
+                    tracing::info!(device = %spec, free_mib = free >> 20, budget_mib = budget.capacity() >> 20,
+                        slots = memory::AUTO_MAX_SLOTS, "slots share the device's memory");
+                    (memory::AUTO_MAX_SLOTS, Some(budget))
+                }
+                None => {
+                    tracing::warn!(device = %spec, "nvidia-smi does not say how much memory is free: one slot");
+                    (1, None)
+                }
+            },
+        };
+        for k in 0..count {
+            opened.push((spec, spec.open_for_slot(k)?, budget.clone()));
+        }
+    }
+    Ok(opened)
 }
 
 /// This machine's name, for the coordinator's worker table.

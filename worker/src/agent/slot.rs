@@ -13,7 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 use candle_core::Device;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::UnboundedSender;
-use widesweep_arch::Precision;
+use tracing::Instrument;
+use widesweep_arch::{Precision, widen};
 use widesweep_proto::client::WorkerClient;
 use widesweep_proto::v1 as pb;
 
@@ -21,6 +22,7 @@ use super::checkpoints::{self, TransferError};
 use super::datasets::DatasetCache;
 use super::job::JobPlan;
 use super::leave::{Deadline, LeavePolicy};
+use super::memory::{self, DeviceBudget, Refused};
 use super::rpc::{self, CallError, Patience};
 use super::shutdown::Shutdown;
 use crate::device::DeviceSpec;
@@ -64,6 +66,8 @@ pub(super) struct Slot {
     pub index: usize,
     pub device_spec: DeviceSpec,
     pub device: Device,
+    /// The device's memory, shared with its other slots (`--slots-per-gpu auto`).
+    pub budget: Option<Arc<DeviceBudget>>,
     pub worker_id: i64,
     pub client: WorkerClient,
     pub datasets: Arc<DatasetCache>,
@@ -82,6 +86,9 @@ pub(super) struct Slot {
     pub kernels: std::sync::Mutex<HashMap<Precision, Result<Layout, String>>>,
     /// Set when a job came whose precision no kernel here computes right.
     pub stop_leasing: AtomicBool,
+    /// Set when a leased job did not fit beside the device's running jobs:
+    /// the slot leases again once one of them ends.
+    pub refused: std::sync::Mutex<Option<Refused>>,
 }
 
 /// Why the lease loop of a slot ended with an error.
@@ -146,6 +153,13 @@ impl Slot {
                     let timing = Timing { idle_since: last_end, leased: Instant::now() };
                     self.run_job(job, timing).await;
                     last_end = Some(Instant::now());
+                    let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    if let (Some(refused), Some(budget)) = (refused, &self.budget) {
+                        tokio::select! {
+                            () = budget.released_since(refused) => {}
+                            () = self.shutdown.requested() => {}
+                        }
+                    }
                 }
                 None => {
                     let since = *idle_since.get_or_insert_with(Instant::now);
@@ -169,15 +183,21 @@ impl Slot {
 
     async fn run_job(&self, job: pb::Job, timing: Timing) {
         let label = job.config.as_ref().map(super::job::cell_label).unwrap_or_default();
+        // Instrumented, not entered: a guard held across an await would
+        // label other tasks' lines with this job, and this job's without.
         let span = tracing::info_span!("job", slot = self.index, job_id = job.job_id, attempt = job.attempt);
-        let _entered = span.enter();
-        let outcome = self.attempt(&job, timing).await;
-        match &outcome {
-            JobOutcome::Succeeded { test_error, .. } => tracing::info!(%label, test_error, "job succeeded"),
-            JobOutcome::Failed { error, requeued } => tracing::warn!(%label, %error, requeued, "job failed"),
-            JobOutcome::Released { epochs_done } => tracing::info!(%label, epochs_done, "job handed back"),
-            JobOutcome::Dropped { reason } => tracing::warn!(%label, %reason, "job dropped: the lease is gone"),
+        let outcome = async {
+            let outcome = self.attempt(&job, timing).await;
+            match &outcome {
+                JobOutcome::Succeeded { test_error, .. } => tracing::info!(%label, test_error, "job succeeded"),
+                JobOutcome::Failed { error, requeued } => tracing::warn!(%label, %error, requeued, "job failed"),
+                JobOutcome::Released { epochs_done } => tracing::info!(%label, epochs_done, "job handed back"),
+                JobOutcome::Dropped { reason } => tracing::warn!(%label, %reason, "job dropped: the lease is gone"),
+            }
+            outcome
         }
+        .instrument(span)
+        .await;
         self.emit(SlotEvent::Finished { slot: self.index, job_id: job.job_id, label, outcome });
     }
 
@@ -196,6 +216,28 @@ impl Slot {
                 self.stop_leasing.store(true, Ordering::Relaxed);
                 tracing::warn!(%error, "handing the job back untrained");
                 return self.release(job, 0, &patience).await;
+            }
+        };
+        let _reservation = match &self.budget {
+            None => None,
+            Some(budget) => {
+                let recipe = &plan.spec.recipe;
+                let bytes = memory::job_memory_bytes(&plan.spec.config, widen(recipe.batch_size), recipe.precision);
+                match budget.reserve(bytes) {
+                    Ok(reservation) => Some(reservation),
+                    Err(refused) => {
+                        let (reserved, jobs) = budget.reserved();
+                        tracing::info!(
+                            needs_mib = bytes >> 20,
+                            reserved_mib = reserved >> 20,
+                            running = jobs,
+                            budget_mib = budget.capacity() >> 20,
+                            "no room for the job beside the device's running jobs: handing it back until one ends"
+                        );
+                        *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(refused);
+                        return self.release(job, 0, &patience).await;
+                    }
+                }
             }
         };
         let splits = match self.datasets.get(plan.spec.dataset).await {
@@ -262,7 +304,8 @@ impl Slot {
             layout,
         };
         let (device, resume) = (self.device.clone(), resume_from.is_some());
-        let end = tokio::task::spawn_blocking(move || run.train(splits, device, resume, abort))
+        let span = tracing::Span::current();
+        let end = tokio::task::spawn_blocking(move || span.in_scope(|| run.train(splits, device, resume, abort)))
             .await
             .unwrap_or_else(|panic| TrainEnd::Error(format!("training panicked: {panic}"), true));
         keep_alive.abort();
