@@ -71,6 +71,9 @@ for cell in "16 4" "28 10"; do
             --steps "$steps" --warmup 3 --precision "$precision" || echo "pytorch $precision FAILED ($?)"
     done
 done
+# Several jobs per GPU: jobs/hour with 1, 2, 4, 8 and auto slots.
+WIDESWEEP_BIN="$bin" OUT="$out" bash "$repo/bench/slots-per-gpu.sh" || echo "slots-per-gpu FAILED ($?)"
+
 # Correctness: the same seeded model and synthetic batch, 300 steps, on the
 # GPU and on this machine's CPU (whose losses the tests pin down), and
 # PyTorch on the GPU for the shape of the curve (its initialisation draws

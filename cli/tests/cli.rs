@@ -438,3 +438,18 @@ fn bench_self_check_reports_each_precision_s_kernels() {
     assert!(!bad.status.success());
     assert!(text(&bad.stderr).contains("cpu or cuda:N"), "{}", text(&bad.stderr));
 }
+
+#[test]
+fn data_synthetic_writes_a_dataset_in_the_official_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let out = run(&["data", "synthetic", "cifar10", "--data-dir", data, "--train", "50", "--test", "20"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("50 training and 20 synthetic test images"), "{}", text(&out.stdout));
+    let batches = dir.path().join("cifar-10-batches-bin");
+    let size = |name: &str| std::fs::metadata(batches.join(name)).unwrap().len();
+    assert_eq!((1..=5).map(|i| size(&format!("data_batch_{i}.bin"))).sum::<u64>(), 50 * 3073);
+    assert_eq!(size("test_batch.bin"), 20 * 3073);
+    let bad = run(&["data", "synthetic", "cifar10", "--data-dir", data, "--train", "3"]);
+    assert!(!bad.status.success(), "too few images for five batch files");
+}

@@ -8,7 +8,9 @@ use std::path::Path;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{DataError, IDX_FILES, idx};
+use widesweep_arch::Dataset;
+
+use super::{DataError, IDX_FILES, files, folder, idx};
 
 /// One image of class `label`, `channels * side * side` bytes.
 pub fn class_image(rng: &mut ChaCha8Rng, label: u8, classes: u8, channels: usize, side: usize) -> Vec<u8> {
@@ -57,4 +59,75 @@ pub fn write_idx_dataset(folder: &Path, train: usize, test: usize) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Writes a synthetic `dataset` with `train` and `test` images into its
+/// folder under `data_dir`, in the official file format (IDX for the
+/// MNISTs; CIFAR's binary records, the training set over the five batch
+/// files of CIFAR-10): what a machine without the network (a GPU node, a
+/// test) trains on to measure speed. Returns the folder.
+pub fn write_dataset(
+    dataset: Dataset,
+    data_dir: &Path,
+    train: usize,
+    test: usize,
+) -> Result<std::path::PathBuf, DataError> {
+    let dir = data_dir.join(folder(dataset));
+    match dataset {
+        Dataset::Mnist | Dataset::FashionMnist => write_idx_dataset(&dir, train, test)?,
+        Dataset::Cifar10 | Dataset::Cifar100 => {
+            let io = |path: &Path, source| DataError::Io { path: path.to_path_buf(), source };
+            std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+            let names = files(dataset);
+            let (train_files, test_file) = names.split_at(names.len() - 1);
+            let parts = train_files.len();
+            for (i, name) in train_files.iter().enumerate() {
+                let range = (i * train / parts)..((i + 1) * train / parts);
+                let path = dir.join(name);
+                std::fs::write(&path, cifar_records(dataset, range, 1)).map_err(|e| io(&path, e))?;
+            }
+            let path = dir.join(test_file[0]);
+            std::fs::write(&path, cifar_records(dataset, 0..test, 2)).map_err(|e| io(&path, e))?;
+        }
+    }
+    Ok(dir)
+}
+
+/// CIFAR records for images `range` of a split: a label byte (CIFAR-100:
+/// the coarse label, then the fine one) and 3x32x32 pixels, each image
+/// drawn from its own index so that a split's files do not depend on how
+/// it is divided.
+fn cifar_records(dataset: Dataset, range: std::ops::Range<usize>, split_seed: u64) -> Vec<u8> {
+    let classes: u8 = if dataset == Dataset::Cifar100 { 100 } else { 10 };
+    let mut out = Vec::new();
+    for index in range {
+        let mut rng = ChaCha8Rng::seed_from_u64(split_seed << 32 | index as u64);
+        let label = (index % classes as usize) as u8;
+        if dataset == Dataset::Cifar100 {
+            out.push(label / 5);
+        }
+        out.push(label);
+        out.extend(class_image(&mut rng, label, classes, 3, 32));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{LoadOptions, load};
+
+    #[test]
+    fn synthetic_datasets_load_like_real_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        for dataset in [Dataset::Cifar10, Dataset::Cifar100, Dataset::Mnist] {
+            write_dataset(dataset, dir.path(), 23, 7).unwrap();
+            let splits = load(dataset, dir.path(), LoadOptions { official_sizes: false }).unwrap();
+            assert_eq!((splits.train.len(), splits.test.len()), (23, 7), "{dataset}");
+            let channels = if dataset == Dataset::Mnist { 1 } else { 3 };
+            assert_eq!(splits.train.channels, channels, "{dataset}");
+            let error = load(dataset, dir.path(), LoadOptions { official_sizes: true }).err();
+            assert!(error.is_some(), "{dataset}: the official sizes refuse a synthetic set");
+        }
+    }
 }
