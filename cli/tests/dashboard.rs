@@ -88,13 +88,8 @@ fn run_says_where_its_sweep_page_is_and_serves_it_while_training() {
     let spec = cluster.path("watched.toml");
     std::fs::write(&spec, tiny_spec("watched", "mnist", &[1], &[1, 2], 40)).unwrap();
     let http = free_port();
-    let mut command = widesweep();
-    command.env("WIDESWEEP_LOG", "warn").arg("run").arg(&spec).args(["--db", &cluster.db]);
-    command.args(["--listen", "127.0.0.1:0", "--devices", "cpu", "--unofficial-dataset-sizes"]);
+    let mut command = run_command(&cluster, &spec);
     command.args(["--http", &format!("127.0.0.1:{http}")]);
-    command.arg("--data-dir").arg(cluster.path("data"));
-    command.arg("--artifacts").arg(cluster.path("artifacts"));
-    command.arg("--scratch-dir").arg(cluster.path("scratch"));
     let mut run = spawn(command, cluster.path("run.log"));
     let page = format!("dashboard at http://127.0.0.1:{http}/sweeps/watched");
     wait_for("run to print the dashboard's address", Duration::from_secs(60), || {

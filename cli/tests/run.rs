@@ -3,23 +3,12 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 
 const EPOCHS: u32 = 3;
 const RESUMABLE_EPOCHS: u32 = 6;
-
-fn run_command(cluster: &Cluster, spec: &std::path::Path) -> Command {
-    let mut command = widesweep();
-    command.env("WIDESWEEP_LOG", "warn").arg("run").arg(spec).args(["--db", &cluster.db]);
-    command.args(["--listen", "127.0.0.1:0", "--devices", "cpu", "--unofficial-dataset-sizes"]);
-    command.arg("--data-dir").arg(cluster.path("data"));
-    command.arg("--artifacts").arg(cluster.path("artifacts"));
-    command.arg("--scratch-dir").arg(cluster.path("scratch"));
-    command
-}
 
 fn write_spec(cluster: &Cluster, name: &str, epochs: u32) -> std::path::PathBuf {
     let spec = cluster.path(&format!("{name}.toml"));

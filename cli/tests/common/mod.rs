@@ -223,6 +223,18 @@ impl Drop for Cluster {
     }
 }
 
+/// `widesweep run SPEC` on the cluster's database and folders, one CPU
+/// slot, warnings only in its log.
+pub fn run_command(cluster: &Cluster, spec: &std::path::Path) -> Command {
+    let mut command = widesweep();
+    command.env("WIDESWEEP_LOG", "warn").arg("run").arg(spec).args(["--db", &cluster.db]);
+    command.args(["--listen", "127.0.0.1:0", "--devices", "cpu", "--unofficial-dataset-sizes"]);
+    command.arg("--data-dir").arg(cluster.path("data"));
+    command.arg("--artifacts").arg(cluster.path("artifacts"));
+    command.arg("--scratch-dir").arg(cluster.path("scratch"));
+    command
+}
+
 pub fn tiny_spec(name: &str, dataset: &str, widths: &[u32], seeds: &[u32], epochs: u32) -> String {
     format!(
         "name = \"{name}\"\ndataset = \"{dataset}\"\nseeds = {seeds:?}\n\n[recipe]\nepochs = {epochs}\nbatch_size = 32\n\

@@ -166,16 +166,13 @@ where
 
     /// A sweep's summary, by id (all digits) or by name.
     async fn summary(store: &D, sweep: &str) -> Result<SweepSummary> {
-        let (filter, id) = sweep_filter(sweep);
-        let sql = format!("{SWEEP_SUMMARY}{filter}{SWEEP_GROUP_BY}");
-        let query = sqlx::query(&sql);
-        let query = match id {
-            Some(id) => query.bind(id),
-            None => query.bind(sweep),
-        };
-        let row =
-            query.fetch_optional(store.reader()).await?.ok_or_else(|| StoreError::SweepNotFound(sweep.to_string()))?;
-        let sweep_id = row.big("id")?;
+        let sweep_id = Self::sweep_id(store, sweep).await?;
+        let sql = format!("{SWEEP_SUMMARY} WHERE s.id = $1 {SWEEP_GROUP_BY}");
+        let row = sqlx::query(&sql)
+            .bind(sweep_id)
+            .fetch_optional(store.reader())
+            .await?
+            .ok_or_else(|| StoreError::SweepNotFound(sweep.to_string()))?;
         let timed = sqlx::query(SWEEP_EPOCH_SECONDS).bind(sweep_id).fetch_one(store.reader()).await?;
         columns::sweep_summary(&row, &timed)
     }
