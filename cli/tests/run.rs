@@ -83,6 +83,35 @@ fn two_slots_share_a_device() {
     assert!(text(&bad.stderr).contains("from 1 to 16, or auto"), "{}", text(&bad.stderr));
 }
 
+/// `--slots-per-gpu auto` with room for one job at a time: the slots that
+/// lease a job beside a running one hand it back (no attempt spent) and
+/// lease again when the running job ends; every job trains once.
+#[test]
+fn auto_slots_admit_only_the_jobs_that_fit_in_the_device_memory() {
+    let _serial = serial();
+    let cluster = Cluster::new(None, 5);
+    let spec = cluster.path("tight.toml");
+    std::fs::write(&spec, tiny_spec("tight", "mnist", &[1], &[1, 2, 3], 2)).unwrap();
+    // A tiny job is estimated at 256 MiB and a little: 85 % of 400 MiB
+    // holds one, not two.
+    let out = run_command(&cluster, &spec)
+        .env("WIDESWEEP_LOG", "warn,widesweep_worker::agent=info")
+        .args(["--slots-per-gpu", "auto", "--device-memory-mib", "400"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("slots share the device's memory") && stderr.contains("budget_mib=340"), "{stderr}");
+    assert!(stderr.contains("no room for the job beside the device's running jobs"), "{stderr}");
+    let jobs = all_done(&cluster.db, "tight").expect("every job ended");
+    assert_eq!(jobs.len(), 3);
+    for job in &jobs {
+        assert_eq!(job.status, "succeeded", "{job:?}");
+        assert_eq!(job.attempts_spent, 1, "a job handed back for room spends no attempt: {job:?}");
+        assert_eq!(job.epochs.len(), 2, "{job:?}");
+    }
+}
+
 #[test]
 fn ctrl_c_hands_jobs_back_and_the_same_command_resumes_them() {
     let _serial = serial();

@@ -41,6 +41,11 @@ pub struct SlotArgs {
     /// the jobs it runs; one on the CPU, whose kernels use every core.
     #[arg(long, default_value = "1", value_name = "N|auto")]
     pub slots_per_gpu: SlotsPerDevice,
+    /// With --slots-per-gpu auto: the memory (MiB) each device's jobs share,
+    /// instead of the free memory nvidia-smi reports (a MIG slice, a GPU
+    /// shared with others). Given for the CPU, auto runs several slots there.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
+    pub device_memory_mib: Option<u64>,
     /// Where `widesweep data fetch` put the datasets.
     #[arg(long, env = "WIDESWEEP_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -80,6 +85,7 @@ impl SlotArgs {
             coordinator,
             devices: self.devices.0.clone(),
             slots_per_device: self.slots_per_gpu,
+            device_memory_bytes: self.device_memory_mib.map(|mib| mib << 20),
             data_dir: self.data_dir.clone(),
             scratch_dir,
             load: LoadOptions { official_sizes: !self.unofficial_dataset_sizes },

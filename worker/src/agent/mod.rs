@@ -72,6 +72,10 @@ pub struct AgentConfig {
     pub devices: Vec<DeviceSpec>,
     /// Slots per device: each an independent lease loop.
     pub slots_per_device: SlotsPerDevice,
+    /// The memory `auto` shares among a device's jobs, instead of the free
+    /// memory nvidia-smi reports (a MIG slice, a GPU shared with others);
+    /// given for the CPU, `auto` runs several slots there too.
+    pub device_memory_bytes: Option<u64>,
     pub data_dir: PathBuf,
     /// Where checkpoints are written before upload and after download.
     pub scratch_dir: PathBuf,
@@ -108,7 +112,7 @@ pub async fn run(
 ) -> Result<(), AgentError> {
     let url = config.coordinator.url.clone();
     let client = config.coordinator.connect_lazy()?.workers;
-    let devices = open_slots(&config.devices, config.slots_per_device)?;
+    let devices = open_slots(&config.devices, config.slots_per_device, config.device_memory_bytes)?;
     std::fs::create_dir_all(&config.scratch_dir)
         .map_err(|source| AgentError::Scratch { path: config.scratch_dir.clone(), source })?;
 
@@ -184,13 +188,17 @@ pub async fn run(
 /// on a GPU), with its device's memory budget under `auto`.
 type OpenedSlot = (DeviceSpec, candle_core::Device, Option<Arc<memory::DeviceBudget>>);
 
-fn open_slots(devices: &[DeviceSpec], slots: SlotsPerDevice) -> Result<Vec<OpenedSlot>, DeviceError> {
+fn open_slots(
+    devices: &[DeviceSpec],
+    slots: SlotsPerDevice,
+    memory: Option<u64>,
+) -> Result<Vec<OpenedSlot>, DeviceError> {
     let mut opened = Vec::new();
     for &spec in devices {
         let (count, budget) = match (slots, spec) {
             (SlotsPerDevice::Fixed(n), _) => (n, None),
-            (SlotsPerDevice::Auto, DeviceSpec::Cpu) => (1, None),
-            (SlotsPerDevice::Auto, DeviceSpec::Cuda(_)) => match spec.free_memory_bytes() {
+            (SlotsPerDevice::Auto, DeviceSpec::Cpu) if memory.is_none() => (1, None),
+            (SlotsPerDevice::Auto, _) => match memory.or_else(|| spec.free_memory_bytes()) {
                 Some(free) => {
                     let budget = memory::DeviceBudget::new(free);
                     tracing::info!(device = %spec, free_mib = free >> 20, budget_mib = budget.capacity() >> 20,
@@ -198,7 +206,10 @@ fn open_slots(devices: &[DeviceSpec], slots: SlotsPerDevice) -> Result<Vec<Opene
                     (memory::AUTO_MAX_SLOTS, Some(budget))
                 }
                 None => {
-                    tracing::warn!(device = %spec, "nvidia-smi does not say how much memory is free: one slot");
+                    tracing::warn!(
+                        device = %spec,
+                        "nvidia-smi does not say how much memory is free (--device-memory-mib does): one slot"
+                    );
                     (1, None)
                 }
             },
