@@ -154,6 +154,8 @@ async fn the_table_is_the_cli_s_and_curves_hold_every_epoch(store: Arc<dyn Store
     assert_eq!(unpacked, render(&build(&rows, &TableOptions::default()).unwrap(), Format::Json));
     let (_, headers, _) = get(&app, "/api/sweeps/web/table?format=json", auth).await;
     assert!(headers.get(header::CONTENT_ENCODING).is_none(), "plain without Accept-Encoding");
+    let age: u64 = headers.get("x-data-age-ms").unwrap().to_str().unwrap().parse().unwrap();
+    assert!(age < 60_000, "the shared read's age, in ms: {age}");
     let (_, headers, _) = get(&app, "/api/sweeps/web/table?format=csv&download=1", auth).await;
     assert_eq!(headers.get(header::CONTENT_DISPOSITION).unwrap(), "attachment; filename=\"web.csv\"");
     let (status, _, body) = get(&app, "/api/sweeps/web/table?format=json&baseline=width%3D1", auth).await;
@@ -292,7 +294,10 @@ async fn next_event(
 
 async fn the_event_stream_moves_when_a_worker_reports(store: Arc<dyn Store>) {
     let running = fixture(&*store).await;
-    let app = router(Arc::clone(&store), &config());
+    // A refresh long enough that the report lands within one period of the
+    // curves' last read: the page that the event sends must still get the
+    // new epoch, not the data read before it.
+    let app = router(Arc::clone(&store), &WebConfig { refresh: Duration::from_secs(1), ..config() });
     let request = Request::get("/api/events").header("authorization", format!("Bearer {VIEWER}")).body(Body::empty());
     let response = app.clone().oneshot(request.unwrap()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -302,9 +307,19 @@ async fn the_event_stream_moves_when_a_worker_reports(store: Arc<dyn Store>) {
     let first = next_event(&mut body, |v| epochs(v).is_some()).await;
     let before = epochs(&first).unwrap();
     assert_eq!(first[0]["running"], 1);
+    let auth = bearer(VIEWER);
+    let auth = auth.as_ref().map(|(n, v)| (*n, v.as_str()));
+    let seeds = |body: &str| -> u64 {
+        let curves: serde_json::Value = serde_json::from_str(body).unwrap();
+        let cells = curves["cells"].as_array().unwrap();
+        cells.iter().flat_map(|c| c["points"].as_array().unwrap()).map(|p| p["seeds"].as_u64().unwrap()).sum()
+    };
+    let (_, _, read) = get(&app, "/api/sweeps/web/curves", auth).await;
     store.report_epoch(running.fence(), &metrics(2, 0.25), LEASE, 4_000).await.unwrap();
     let next = next_event(&mut body, |v| epochs(v) == Some(before + 1)).await;
     assert_eq!(next[0]["name"], "web");
+    let (_, _, after) = get(&app, "/api/sweeps/web/curves", auth).await;
+    assert_eq!(seeds(&after), seeds(&read) + 1, "the epoch the event announced is in the curves: {after}");
 }
 
 /// Compares a number or string shown on the page with the JSON value

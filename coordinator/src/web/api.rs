@@ -138,6 +138,8 @@ pub(super) async fn table(
     let gzip = accepts_gzip(&headers);
     let body = if gzip { body.gzip } else { body.plain };
     let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    let (name, value) = data.age_header();
+    response.headers_mut().insert(name, value);
     response.headers_mut().insert(header::VARY, header::HeaderValue::from_static("accept-encoding"));
     if gzip {
         response.headers_mut().insert(header::CONTENT_ENCODING, header::HeaderValue::from_static("gzip"));
@@ -176,7 +178,10 @@ pub(super) async fn table_choices() -> Response {
 /// The sweep's learning curves, summarised per cell (see [`super::curves`]).
 pub(super) async fn curves(State(state): State<AppState>, Path(sweep): Path<String>) -> Result<Response, ApiError> {
     let data = state.sweep_data(&sweep).await?;
-    Ok(json(&data.curves))
+    let mut response = json(&data.curves);
+    let (name, value) = data.age_header();
+    response.headers_mut().insert(name, value);
+    Ok(response)
 }
 
 #[derive(Serialize)]

@@ -6,7 +6,8 @@
 //! A sweep whose workers report all the time changes at every refresh; its
 //! data is then read again at most once per four times its last read
 //! took, which bounds the coordinator's time on reads to about a quarter
-//! of one core, however large the sweep.
+//! of one core, however large the sweep: pages wait for the next read
+//! instead (never stale data: each change is announced to a page once).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,8 @@ pub(super) struct SweepData {
     pub curves: CurvesView,
     /// The latest errors of jobs that have not succeeded since.
     pub errors: Vec<JobRow>,
+    /// When the store was read: what a page sees is this old.
+    pub read_at: Instant,
     /// Tables rendered from `rows`, by their options.
     rendered: Mutex<HashMap<String, Rendering>>,
 }
@@ -71,6 +74,13 @@ impl SweepData {
         Ok(rendering)
     }
 
+    /// `x-data-age-ms`: how long ago the read behind a response began (a
+    /// page's data lags a report by at most this and the refresh period).
+    pub(super) fn age_header(&self) -> (axum::http::HeaderName, axum::http::HeaderValue) {
+        let ms = self.read_at.elapsed().as_millis();
+        (axum::http::HeaderName::from_static("x-data-age-ms"), axum::http::HeaderValue::from(ms as u64))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Rendering>> {
         // A panic while rendering leaves nothing half-written in the map.
         self.rendered.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -93,9 +103,9 @@ pub(super) struct Cache {
 }
 
 impl Cache {
-    /// The sweep's data as of `version` (its summary in the live snapshot),
-    /// or as of the last read when that is under `refresh` (or four reads'
-    /// time) old. Readers of one sweep wait for a single read.
+    /// The sweep's data as of `version` (its summary in the live snapshot)
+    /// or later, read at most once per `refresh` (or four reads' time).
+    /// Readers of one sweep wait for a single read.
     pub(super) async fn get(
         &self,
         store: &dyn Store,
@@ -107,10 +117,16 @@ impl Cache {
         let mut slot = slot.lock().await;
         slot.last_used = Some(Instant::now());
         if let (Some(data), Some(read_at)) = (&slot.data, slot.read_at) {
-            let current = version.is_some() && slot.version == version;
-            let recent = read_at.elapsed() < refresh.max(slot.read_took * 4);
-            if current || recent {
+            if version.is_some() && slot.version == version {
                 return Ok(Arc::clone(data));
+            }
+            // The sweep changed: read it again, but not sooner than the
+            // spacing after the last read. The pages asking meanwhile wait
+            // for that one read (behind this slot's lock) rather than get
+            // the old data: a page is told of a change once, and would
+            // keep stale data until the next.
+            if let Some(wait) = refresh.max(slot.read_took * 4).checked_sub(read_at.elapsed()) {
+                tokio::time::sleep(wait).await;
             }
         }
         let started = Instant::now();
@@ -119,7 +135,7 @@ impl Cache {
         let errors = store.job_errors(sweep, ERRORS_SHOWN).await?;
         let curves = curves(&rows, &epochs);
         tracing::debug!(sweep, jobs = rows.len(), epochs = epochs.len(), took = ?started.elapsed(), "dashboard read a sweep");
-        let data = Arc::new(SweepData { rows, curves, errors, rendered: Mutex::default() });
+        let data = Arc::new(SweepData { rows, curves, errors, read_at: started, rendered: Mutex::default() });
         *slot = Slot {
             version,
             data: Some(Arc::clone(&data)),

@@ -57,6 +57,10 @@ struct Phase {
     fetches: u64,
     fetch_p50_ms: f64,
     fetch_p99_ms: f64,
+    /// How old the table a page got was (`x-data-age-ms`): with the
+    /// refresh period, how far a page lags a report.
+    age_p50_ms: f64,
+    age_p99_ms: f64,
 }
 
 /// A `widesweep serve` child, killed when dropped.
@@ -101,12 +105,12 @@ pub async fn run(args: DashboardBenchArgs) -> anyhow::Result<std::process::ExitC
         pace.as_secs_f64()
     );
     println!(
-        "| pages | seconds | coordinator CPU (cores) | RSS mean MiB | RSS peak MiB | events | fetches | fetch p50 ms | fetch p99 ms |"
+        "| pages | seconds | coordinator CPU (cores) | RSS mean MiB | RSS peak MiB | events | fetches | fetch p50 ms | fetch p99 ms | table age p50 ms | table age p99 ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for p in [&quiet, &busy] {
         println!(
-            "| {} | {:.0} | {:.3} | {:.1} | {:.1} | {} | {} | {:.1} | {:.1} |",
+            "| {} | {:.0} | {:.3} | {:.1} | {:.1} | {} | {} | {:.1} | {:.1} | {:.0} | {:.0} |",
             p.pages,
             p.seconds,
             p.cores,
@@ -115,7 +119,9 @@ pub async fn run(args: DashboardBenchArgs) -> anyhow::Result<std::process::ExitC
             p.events,
             p.fetches,
             p.fetch_p50_ms,
-            p.fetch_p99_ms
+            p.fetch_p99_ms,
+            p.age_p50_ms,
+            p.age_p99_ms
         );
     }
     drop(coordinator);
@@ -208,6 +214,18 @@ async fn wait_for_sweep(url: &str, name: &str) -> anyhow::Result<()> {
 struct Tally {
     events: AtomicU64,
     latencies_us: std::sync::Mutex<Vec<u64>>,
+    /// Microseconds too, from the tables' `x-data-age-ms`.
+    ages_us: std::sync::Mutex<Vec<u64>>,
+}
+
+/// The `p` quantile of `values` (microseconds) in milliseconds; 0 for none.
+fn percentile_ms(values: &mut [u64], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_unstable();
+    let index = ((values.len() as f64 * p).ceil() as usize).clamp(1, values.len()) - 1;
+    values[index] as f64 / 1000.0
 }
 
 async fn measure(coordinator: &Coordinator, sweep: &str, pages: u64, length: Duration) -> anyhow::Result<Phase> {
@@ -221,6 +239,7 @@ async fn measure(coordinator: &Coordinator, sweep: &str, pages: u64, length: Dur
     tokio::time::sleep(Duration::from_secs(5)).await;
     tally.events.store(0, Ordering::Relaxed);
     tally.latencies_us.lock().unwrap().clear();
+    tally.ages_us.lock().unwrap().clear();
     let (cpu0, started) = (coordinator.cpu_seconds()?, Instant::now());
     let mut rss = Vec::new();
     while started.elapsed() < length {
@@ -238,14 +257,7 @@ async fn measure(coordinator: &Coordinator, sweep: &str, pages: u64, length: Dur
         task.abort();
     }
     let mut latencies = tally.latencies_us.lock().unwrap().clone();
-    latencies.sort_unstable();
-    let percentile = |p: f64| {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[index] as f64 / 1000.0
-    };
+    let mut ages = tally.ages_us.lock().unwrap().clone();
     Ok(Phase {
         pages,
         seconds,
@@ -254,8 +266,10 @@ async fn measure(coordinator: &Coordinator, sweep: &str, pages: u64, length: Dur
         rss_peak_mib: rss.iter().copied().fold(0.0, f64::max),
         events: tally.events.load(Ordering::Relaxed),
         fetches: latencies.len() as u64,
-        fetch_p50_ms: percentile(0.5),
-        fetch_p99_ms: percentile(0.99),
+        fetch_p50_ms: percentile_ms(&mut latencies, 0.5),
+        fetch_p99_ms: percentile_ms(&mut latencies, 0.99),
+        age_p50_ms: percentile_ms(&mut ages, 0.5),
+        age_p99_ms: percentile_ms(&mut ages, 0.99),
     })
 }
 
@@ -295,9 +309,12 @@ async fn page(address: std::net::SocketAddr, sweep: String, tally: Arc<Tally>) -
                 format!("/api/sweeps/{sweep}/errors"),
             ] {
                 let started = Instant::now();
-                get(&mut fetcher, address, &path).await?;
+                let age_ms = get(&mut fetcher, address, &path).await?;
                 let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                 tally.latencies_us.lock().unwrap().push(micros);
+                if path.contains("/table") {
+                    tally.ages_us.lock().unwrap().extend(age_ms.map(|ms| ms * 1000));
+                }
             }
         }
     }
@@ -313,17 +330,19 @@ async fn connect(address: std::net::SocketAddr) -> anyhow::Result<Connection> {
     Ok(sender)
 }
 
-/// A GET whose whole body is read, as a browser would (which takes gzip).
-async fn get(sender: &mut Connection, address: std::net::SocketAddr, path: &str) -> anyhow::Result<usize> {
+/// A GET whose whole body is read, as a browser would (which takes gzip);
+/// the data's age when the answer says it (`x-data-age-ms`).
+async fn get(sender: &mut Connection, address: std::net::SocketAddr, path: &str) -> anyhow::Result<Option<u64>> {
     let request = hyper::Request::get(path)
         .header(hyper::header::HOST, address.to_string())
         .header(hyper::header::ACCEPT_ENCODING, "gzip, deflate")
         .body(Empty::<Bytes>::new())?;
     let response = sender.send_request(request).await?;
     let status = response.status();
+    let age = response.headers().get("x-data-age-ms").and_then(|v| v.to_str().ok()?.parse().ok());
     let body = response.into_body().collect().await?.to_bytes();
     if !status.is_success() {
         bail!("GET {path}: {status}: {}", String::from_utf8_lossy(&body));
     }
-    Ok(body.len())
+    Ok(age)
 }
