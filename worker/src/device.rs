@@ -28,10 +28,18 @@ impl DeviceSpec {
     /// Opens the device. On a build without the `cuda` feature, candle
     /// reports that CUDA support is not compiled in.
     pub fn open(self) -> Result<Device, DeviceError> {
+        self.open_for_slot(0)
+    }
+
+    /// Opens the device for the `k`-th slot on it. On CUDA every slot after
+    /// the first gets a stream of its own, so that the jobs sharing a GPU
+    /// overlap instead of queueing on one stream.
+    pub fn open_for_slot(self, k: usize) -> Result<Device, DeviceError> {
         match self {
             DeviceSpec::Cpu => Ok(Device::Cpu),
             DeviceSpec::Cuda(ordinal) => {
-                let device = Device::new_cuda(ordinal).map_err(|source| DeviceError::Open { spec: self, source })?;
+                let device = if k == 0 { Device::new_cuda(ordinal) } else { Device::new_cuda_with_stream(ordinal) };
+                let device = device.map_err(|source| DeviceError::Open { spec: self, source })?;
                 // TF32 tensor cores for f32 GEMMs, which candle's convolutions
                 // without cuDNN are: PyTorch allows TF32 for its cuDNN
                 // convolutions by default, and its throughput is the
@@ -39,23 +47,6 @@ impl DeviceSpec {
                 candle_core::cuda::set_gemm_reduced_precision_f32(true);
                 Ok(device)
             }
-        }
-    }
-}
-
-impl DeviceSpec {
-    /// Opens the device for the `k`-th slot on it. On CUDA every slot after
-    /// the first gets a stream of its own, so that the jobs sharing a GPU
-    /// overlap instead of queueing on one stream.
-    pub fn open_for_slot(self, k: usize) -> Result<Device, DeviceError> {
-        match self {
-            DeviceSpec::Cuda(ordinal) if k > 0 => {
-                let device =
-                    Device::new_cuda_with_stream(ordinal).map_err(|source| DeviceError::Open { spec: self, source })?;
-                candle_core::cuda::set_gemm_reduced_precision_f32(true);
-                Ok(device)
-            }
-            _ => self.open(),
         }
     }
 

@@ -45,12 +45,6 @@ pub enum SlotsPerDevice {
     Auto,
 }
 
-impl Default for SlotsPerDevice {
-    fn default() -> Self {
-        Self::Fixed(1)
-    }
-}
-
 impl std::str::FromStr for SlotsPerDevice {
     type Err = String;
 
