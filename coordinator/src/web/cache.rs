@@ -10,10 +10,9 @@
 //! instead (never stale data: each change is announced to a page once).
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use std::io::Write;
 
 use axum::body::Bytes;
 
@@ -26,7 +25,7 @@ const SWEEPS_KEPT: usize = 8;
 const RENDERINGS_KEPT: usize = 32;
 
 /// Jobs with errors a page lists at most.
-pub(super) const ERRORS_SHOWN: u32 = 50;
+const ERRORS_SHOWN: u32 = 50;
 
 /// One read of a sweep.
 pub(super) struct SweepData {
@@ -92,7 +91,7 @@ struct Slot {
     /// The sweep's summary when `data` was read.
     version: Option<Arc<str>>,
     data: Option<Arc<SweepData>>,
-    read_at: Option<Instant>,
+    /// How long reading `data` took (it began at `data.read_at`).
     read_took: Duration,
     last_used: Option<Instant>,
 }
@@ -116,7 +115,7 @@ impl Cache {
         let slot = self.slot(sweep);
         let mut slot = slot.lock().await;
         slot.last_used = Some(Instant::now());
-        if let (Some(data), Some(read_at)) = (&slot.data, slot.read_at) {
+        if let Some(data) = &slot.data {
             if version.is_some() && slot.version == version {
                 return Ok(Arc::clone(data));
             }
@@ -125,7 +124,8 @@ impl Cache {
             // for that one read (behind this slot's lock) rather than get
             // the old data: a page is told of a change once, and would
             // keep stale data until the next.
-            if let Some(wait) = refresh.max(slot.read_took * 4).checked_sub(read_at.elapsed()) {
+            let read_ended = data.read_at + slot.read_took;
+            if let Some(wait) = refresh.max(slot.read_took * 4).checked_sub(read_ended.elapsed()) {
                 tokio::time::sleep(wait).await;
             }
         }
@@ -136,13 +136,8 @@ impl Cache {
         let curves = curves(&rows, &epochs);
         tracing::debug!(sweep, jobs = rows.len(), epochs = epochs.len(), took = ?started.elapsed(), "dashboard read a sweep");
         let data = Arc::new(SweepData { rows, curves, errors, read_at: started, rendered: Mutex::default() });
-        *slot = Slot {
-            version,
-            data: Some(Arc::clone(&data)),
-            read_at: Some(Instant::now()),
-            read_took: started.elapsed(),
-            last_used: slot.last_used,
-        };
+        *slot =
+            Slot { version, data: Some(Arc::clone(&data)), read_took: started.elapsed(), last_used: slot.last_used };
         Ok(data)
     }
 
