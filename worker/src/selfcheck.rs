@@ -9,8 +9,10 @@
 //!
 //! The network is WRN-10-1 with the B(1,3,1) block (1x1, 3x3 and strided
 //! convolutions, a projection shortcut, every batch norm) on sixteen 3x16x16
-//! images, its loss a fixed random weighting of the logits: every kind of
-//! kernel a WRN uses, in a fraction of a second.
+//! images, its loss a fixed random weighting of the logits; after the
+//! training pass, an evaluation pass with the running statistics it
+//! updated: every kind of kernel a WRN uses, in a fraction of a second. A
+//! pass that fails to run on the fastest kernels counts as a disagreement.
 
 use candle_core::{DType, Device, ModuleT, Tensor};
 use widesweep_arch::{Precision, WrnConfig};
@@ -73,10 +75,25 @@ impl CheckReport {
     pub fn passed(&self) -> bool {
         self.worst.relative <= self.tolerance
     }
+
+    /// The report of a path whose pass did not run to the end (a kernel
+    /// that does not support a shape, a launch that fails): it disagrees.
+    pub fn failed(options: ModelOptions, error: &candle_core::Error) -> Self {
+        let message = error.to_string().lines().next().unwrap_or("").to_string();
+        CheckReport {
+            options,
+            tolerance: tolerance(options.precision),
+            compared: 0,
+            worst: TensorError { name: message, relative: f64::INFINITY },
+        }
+    }
 }
 
 impl std::fmt::Display for CheckReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.compared == 0 {
+            return write!(f, "FAILED to run: {}", self.worst.name);
+        }
         write!(
             f,
             "{} of {} tensors: worst {} at {:.2e} (tolerance {})",
@@ -112,7 +129,12 @@ pub fn choose(
     if mode == SelfCheckMode::Off {
         return Ok((fastest, Vec::new()));
     }
-    let first = check(device, fastest, mode == SelfCheckMode::FailFastest)?;
+    // The fastest kernels are the ones that may never have met this
+    // device: their failing to run is a disagreement, not the end.
+    let first = match check(device, fastest, mode == SelfCheckMode::FailFastest) {
+        Err(SelfCheckError::Candle(error)) => CheckReport::failed(fastest, &error),
+        other => other?,
+    };
     if first.passed() {
         return Ok((fastest, vec![first]));
     }
@@ -162,6 +184,11 @@ pub fn check(device: &Device, options: ModelOptions, perturb: bool) -> Result<Ch
         let grad = if perturb && index == 0 { grad.neg()? } else { grad.clone() };
         errors.push(compare(&format!("{name} gradient"), &grad, &want)?);
     }
+    // Evaluation after that step: the running statistics it updated and
+    // the inference kernels, which training alone never runs.
+    let eval_logits = candidate.forward_t(&on_device(&images)?, false)?;
+    let want_eval_logits = oracle.forward_t(&images, false)?;
+    errors.push(compare("evaluation logits", &eval_logits, &want_eval_logits)?);
     let compared = errors.len();
     let worst = errors.into_iter().max_by(|a, b| a.relative.total_cmp(&b.relative)).expect("logits at least");
     Ok(CheckReport { options, tolerance: tolerance(options.precision), compared, worst })

@@ -5,7 +5,7 @@
 
 use widesweep_arch::Precision;
 use widesweep_worker::candle::{Device, Tensor};
-use widesweep_worker::selfcheck::{self, SelfCheckError, SelfCheckMode, compare};
+use widesweep_worker::selfcheck::{self, CheckReport, SelfCheckError, SelfCheckMode, compare};
 use widesweep_worker::wrn::ModelOptions;
 use widesweep_worker::wrn::layers::Layout;
 
@@ -50,6 +50,17 @@ fn without_a_path_that_agrees_nothing_is_chosen() {
     let SelfCheckError::NoPath { reports } = &error else { panic!("{error}") };
     assert_eq!(reports.len(), 1);
     assert!(error.to_string().contains("no kernel path of this device agrees"), "{error}");
+}
+
+/// A kernel that cannot run (cuDNN without an algorithm for a shape, a
+/// failed launch) is a failed check, named, never a pass.
+#[test]
+fn a_pass_that_fails_to_run_disagrees() {
+    let options = ModelOptions { layout: Layout::Nhwc, precision: Precision::F32 };
+    let error = widesweep_worker::candle::Error::Msg("CUDNN_STATUS_NOT_SUPPORTED\nbacktrace".into());
+    let report = CheckReport::failed(options, &error);
+    assert!(!report.passed());
+    assert_eq!(report.to_string(), "FAILED to run: CUDNN_STATUS_NOT_SUPPORTED");
 }
 
 #[test]
