@@ -45,6 +45,8 @@ impl DeviceSpec {
                 // convolutions by default, and its throughput is the
                 // benchmark. NVIDIA_TF32_OVERRIDE=0 still forbids it.
                 candle_core::cuda::set_gemm_reduced_precision_f32(true);
+                #[cfg(feature = "cuda")]
+                keep_freed_memory(&device);
                 Ok(device)
             }
         }
@@ -87,6 +89,34 @@ impl DeviceSpec {
                 .and_then(|out| gpu_model(&String::from_utf8_lossy(&out.stdout), ordinal))
                 .unwrap_or_else(|| "cuda".to_string()),
         }
+    }
+}
+
+/// Makes the device's memory pool keep what a training step frees for the
+/// next step. candle allocates every tensor from the stream-ordered pool
+/// (cuMemAllocAsync); by default the pool hands its free memory back to
+/// the driver at every synchronisation (each loss read by the host), and
+/// the next step allocates it all again. PyTorch's caching allocator keeps
+/// it the same way. Best effort: a driver that refuses leaves the default.
+#[cfg(feature = "cuda")]
+fn keep_freed_memory(device: &Device) {
+    use candle_core::cuda::cudarc::driver::{result, sys};
+    let Device::Cuda(cuda) = device else { return };
+    let stream = cuda.cuda_stream();
+    let mut threshold = u64::MAX;
+    // SAFETY: the device comes from an open context; the release threshold
+    // attribute is a u64.
+    let set = unsafe {
+        result::device::get_default_mem_pool(stream.context().cu_device()).and_then(|pool| {
+            result::mem_pool::set_attribute(
+                pool,
+                sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                (&mut threshold as *mut u64).cast(),
+            )
+        })
+    };
+    if let Err(e) = set {
+        tracing::warn!("cannot make the CUDA memory pool keep freed memory ({e}): each step may allocate afresh");
     }
 }
 
