@@ -58,12 +58,20 @@ done
 for cell in "16 4" "28 10"; do
     set -- $cell
     echo "## WRN-$1-$2, batch 128"
-    # The plain build, and the cuDNN one (build-cuda.sh --cudnn) when carried.
+    # The plain build (candle's generic NCHW operators), and the cuDNN one
+    # (build-cuda.sh --cudnn) when carried: its default NHWC path (cuDNN for
+    # every convolution pass, widesweep's fused batch norm) and, for
+    # comparison, its generic NCHW path.
     for build in "$bin" "$bin-cudnn"; do
         [[ -x "$build" ]] || continue
-        for precision in f32 bf16; do
-            "$build" bench train --depth "$1" -k "$2" --batch-size 128 --device cuda:0 --steps "$steps" \
-                --warmup 3 --precision "$precision" || echo "candle ${build##*/} $precision FAILED ($?)"
+        layouts=nchw
+        [[ "$build" == *-cudnn ]] && layouts="nhwc nchw"
+        for layout in $layouts; do
+            for precision in f32 bf16; do
+                "$build" bench train --depth "$1" -k "$2" --batch-size 128 --device cuda:0 --steps "$steps" \
+                    --warmup 3 --precision "$precision" --layout "$layout" \
+                    || echo "candle ${build##*/} $layout $precision FAILED ($?)"
+            done
         done
     done
     for precision in f32 bf16; do
@@ -71,8 +79,12 @@ for cell in "16 4" "28 10"; do
             --steps "$steps" --warmup 3 --precision "$precision" || echo "pytorch $precision FAILED ($?)"
     done
 done
+# The rest runs on the fastest build carried.
+best="$bin"
+[[ -x "$bin-cudnn" ]] && best="$bin-cudnn"
+echo "## fastest build: ${best##*/}"
 # Several jobs per GPU: jobs/hour with 1, 2, 4, 8 and auto slots.
-WIDESWEEP_BIN="$bin" OUT="$out" bash "$repo/bench/slots-per-gpu.sh" || echo "slots-per-gpu FAILED ($?)"
+WIDESWEEP_BIN="$best" OUT="$out" bash "$repo/bench/slots-per-gpu.sh" || echo "slots-per-gpu FAILED ($?)"
 
 # Correctness: the same seeded model and synthetic batch, 300 steps, on the
 # GPU and on this machine's CPU (whose losses the tests pin down), and
@@ -81,9 +93,9 @@ WIDESWEEP_BIN="$bin" OUT="$out" bash "$repo/bench/slots-per-gpu.sh" || echo "slo
 echo "## correctness: WRN-16-4, batch 32, 300 steps"
 "$bin" bench train --depth 16 -k 4 --batch-size 32 --steps 298 --warmup 2 --device cpu --print-losses \
     > "$out/losses-candle-cpu.txt" || echo "candle cpu FAILED ($?)"
-"$bin" bench train --depth 16 -k 4 --batch-size 32 --steps 298 --warmup 2 --device cuda:0 --print-losses \
+"$best" bench train --depth 16 -k 4 --batch-size 32 --steps 298 --warmup 2 --device cuda:0 --print-losses \
     > "$out/losses-candle-cuda.txt" || echo "candle cuda FAILED ($?)"
-"$bin" bench train --depth 16 -k 4 --batch-size 32 --steps 298 --warmup 2 --device cuda:0 --precision bf16 \
+"$best" bench train --depth 16 -k 4 --batch-size 32 --steps 298 --warmup 2 --device cuda:0 --precision bf16 \
     --print-losses > "$out/losses-candle-cuda-bf16.txt" || echo "candle cuda bf16 FAILED ($?)"
 "$python" "$repo/bench/pytorch_reference.py" --depth 16 --width 4 --batch-size 32 --device cuda --steps 298 \
     --warmup 2 --print-losses > "$out/losses-pytorch-cuda.txt" || echo "pytorch FAILED ($?)"

@@ -229,8 +229,9 @@ pub struct BenchTrainArgs {
     /// Untimed steps before them.
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
-    /// Activation layout: nhwc (widesweep's CPU kernels, the CPU default in
-    /// f32) or nchw (candle's conv2d, the default on CUDA and in bf16).
+    /// Activation layout: nhwc (widesweep's kernels: its own on the CPU in
+    /// f32, cuDNN and fused batch norm on CUDA in builds with cuDNN; the
+    /// default where available) or nchw (candle's generic operators).
     #[arg(long)]
     pub layout: Option<Layout>,
     /// f32, or bf16 mixed precision (f32 master weights), as
@@ -372,7 +373,7 @@ pub fn run_bench_train(args: &BenchTrainArgs) -> anyhow::Result<()> {
         precision: args.precision,
     };
     let model_options = options.model_options(&device);
-    model_options.check()?;
+    model_options.check(&device)?;
     println!("kernels: {}", model_options.kernels(&device));
     let report = bench_train(&config, &options, &device)?;
     let memory =

@@ -4,7 +4,9 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use proptest::prelude::*;
-use widesweep_worker::kernels::batch_norm::{batch_norm_relu_eval, batch_norm_relu_train};
+use widesweep_worker::kernels::batch_norm::{
+    batch_norm_relu_eval, batch_norm_relu_train, batch_norm_relu_train_on_device,
+};
 use widesweep_worker::kernels::conv::{ConvGeometry, conv2d_nhwc, conv2d_nhwc_add};
 use widesweep_worker::kernels::winograd;
 
@@ -260,6 +262,24 @@ fn bn_case(shape: &[usize], seed: u64) {
         let diff = max_diff(ours, reference);
         assert!(diff < 1e-9, "d{name} differs by {diff} for {shape:?}");
     }
+}
+
+/// The device-generic entry the layers call gives the CPU kernel's output
+/// and statistics, as tensors on the input's device, and stays
+/// differentiable.
+#[test]
+fn batch_norm_with_statistics_on_the_device_is_the_cpu_kernel() {
+    let shape = [3, 5, 4, 6];
+    let x = Var::from_tensor(&randn(&shape, 5).affine(2.0, 0.3).unwrap()).unwrap();
+    let gamma = randn(&[6], 6);
+    let beta = randn(&[6], 7);
+    let (y, stats) = batch_norm_relu_train(x.as_tensor(), &gamma, &beta, EPS).unwrap();
+    let (y2, mean, var) = batch_norm_relu_train_on_device(x.as_tensor(), &gamma, &beta, EPS).unwrap();
+    assert_eq!(max_diff(&y, &y2), 0.0);
+    assert_eq!(mean.to_vec1::<f64>().unwrap(), stats.mean);
+    assert_eq!(var.to_vec1::<f64>().unwrap(), stats.var);
+    let grads = y2.sum_all().unwrap().backward().unwrap();
+    assert!(grads.get(x.as_tensor()).is_some(), "the input gradient flows through");
 }
 
 /// Shapes past the kernels' task and partition sizes (1,024 rows per task,

@@ -309,6 +309,25 @@ pub fn batch_norm_relu_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64
     Ok((y, stats.expect("the forward pass records its statistics")))
 }
 
+/// As [`batch_norm_relu_train`] on either device, the statistics (mean and
+/// biased variance) as f64 tensors on the CPU and f32 tensors on CUDA,
+/// where they never leave the GPU.
+pub fn batch_norm_relu_train_on_device(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    #[cfg(feature = "cudnn")]
+    if x.device().is_cuda() {
+        return super::cuda::batch_norm::train(x, gamma, beta, eps);
+    }
+    let (y, stats) = batch_norm_relu_train(x, gamma, beta, eps)?;
+    let mean = Tensor::new(stats.mean.as_slice(), x.device())?;
+    let var = Tensor::new(stats.var.as_slice(), x.device())?;
+    Ok((y, mean, var))
+}
+
 /// Inference `relu(batch_norm(x))` with given (running) statistics; not differentiable.
 pub fn batch_norm_relu_eval(
     x: &Tensor,
@@ -318,6 +337,10 @@ pub fn batch_norm_relu_eval(
     var: &Tensor,
     eps: f64,
 ) -> Result<Tensor> {
+    #[cfg(feature = "cudnn")]
+    if x.device().is_cuda() {
+        return super::cuda::batch_norm::eval(x, gamma, beta, mean, var, eps);
+    }
     let (scale, shift) = scale_shift(&to_f64s(gamma)?, &to_f64s(beta)?, &to_f64s(mean)?, &to_f64s(var)?, eps);
     if scale.is_empty() || x.dim(candle_core::D::Minus1)? != scale.len() {
         candle_core::bail!("affine-relu: {} channels of statistics for input {:?}", scale.len(), x.dims());

@@ -25,7 +25,7 @@ use super::{PerThread, Real, dispatch_real, partitions, slice, slices3, sum_in_o
 const TARGET_ROWS: usize = 256;
 
 /// The shape of one convolution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvGeometry {
     pub batch: usize,
     pub height: usize,
@@ -64,7 +64,7 @@ impl ConvGeometry {
         if input_grad { self.batch * self.in_image() } else { 0 }
     }
 
-    fn out_pixels(&self) -> usize {
+    pub(crate) fn out_pixels(&self) -> usize {
         self.out_h() * self.out_w()
     }
 
@@ -445,6 +445,10 @@ fn geometry(op: &str, x: &Tensor, weight: &Tensor, stride: usize, padding: usize
 /// square kernel, equal stride and padding on both axes, no bias.
 pub fn conv2d_nhwc(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
     let geometry = geometry("conv2d-nhwc", x, weight, stride, padding)?;
+    #[cfg(feature = "cudnn")]
+    if x.device().is_cuda() {
+        return super::cuda::conv::conv2d(x, weight, geometry);
+    }
     let op = Conv2d { geometry, input_grad: x.track_op() };
     x.contiguous()?.apply_op2(&weight.contiguous()?, op)
 }
@@ -465,6 +469,10 @@ pub fn conv2d_nhwc_add(
             residual.dims(),
             g.out_shape()
         );
+    }
+    #[cfg(feature = "cudnn")]
+    if x.device().is_cuda() {
+        return super::cuda::conv::conv2d_add(x, weight, residual, g);
     }
     x.contiguous()?.apply_op3(&weight.contiguous()?, &residual.contiguous()?, Conv2dAdd(g))
 }

@@ -1,5 +1,7 @@
-//! CPU training kernels as candle custom operations, each with its own
-//! backward pass.
+//! Channels-last training kernels as candle custom operations, each with
+//! its own backward pass: on the CPU written here, on CUDA (builds with the
+//! `cudnn` feature) cuDNN's convolutions and batch-norm kernels of our own
+//! (`kernels::cuda`), behind the same functions.
 //!
 //! candle's generic CPU path differentiates `conv2d` through a direct
 //! `conv_transpose2d` loop and runs batch norm as a chain of elementwise
@@ -20,6 +22,8 @@
 
 pub mod batch_norm;
 pub mod conv;
+#[cfg(feature = "cudnn")]
+pub mod cuda;
 mod gemm;
 pub mod winograd;
 

@@ -16,19 +16,22 @@ use crate::kernels;
 pub const BN_EPS: f64 = 1e-5;
 pub const BN_MOMENTUM: f64 = 0.1;
 
-/// How activations are laid out in memory.
+/// How activations are laid out in memory, and so which kernels run.
 ///
-/// On CUDA the model runs NCHW through candle's `conv2d` and generic batch
-/// norm. On the CPU it runs channels-last (NHWC) through the custom kernels
-/// of [`crate::kernels`]: convolutions as im2col + GEMM with their own
-/// backward passes, batch norm fused with the ReLU after it. The model's
-/// input and output are NCHW and `[batch, classes]` either way, and the
-/// weights keep PyTorch's layout, so checkpoints move between devices.
+/// NHWC (channels-last) runs the custom operations of [`crate::kernels`],
+/// each with its own backward pass: on the CPU widesweep's kernels
+/// (convolutions as im2col + GEMM or Winograd, batch norm fused with the
+/// ReLU after it; f32 and f64), on CUDA in builds with cuDNN its
+/// convolutions and our fused batch-norm kernels (f32 and bf16). NCHW runs
+/// candle's generic operators on either device: the reference path, and
+/// the fallback the self-check picks when the NHWC kernels disagree with
+/// the CPU. The model's input and output are NCHW and `[batch, classes]`
+/// either way, and the weights keep PyTorch's layout, so checkpoints move
+/// between devices and layouts.
 ///
-/// Layers compute in the dtype of their input: in bf16 mixed precision
-/// (NCHW only; the CPU kernels are f32/f64) each casts its f32 master
-/// weights to bf16 per forward pass, and the cast's backward hands the
-/// optimizer f32 gradients.
+/// Layers compute in the dtype of their input: in bf16 mixed precision each
+/// casts its f32 master weights to bf16 per forward pass, and the cast's
+/// backward hands the optimizer f32 gradients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
     Nchw,
@@ -48,8 +51,10 @@ impl std::str::FromStr for Layout {
 }
 
 impl Layout {
+    /// The fastest layout `device` has kernels for: NHWC on the CPU and,
+    /// in builds with cuDNN, on CUDA; NCHW on CUDA without cuDNN.
     pub fn for_device(device: &Device) -> Self {
-        if device.is_cpu() { Layout::Nhwc } else { Layout::Nchw }
+        if device.is_cpu() || (device.is_cuda() && cfg!(feature = "cudnn")) { Layout::Nhwc } else { Layout::Nchw }
     }
 }
 
@@ -91,9 +96,14 @@ impl Conv {
         match (self.layout, residual) {
             (Layout::Nchw, None) => self.conv2d_nchw(xs),
             (Layout::Nchw, Some(residual)) => self.conv2d_nchw(xs)? + residual,
-            (Layout::Nhwc, None) => kernels::conv::conv2d_nhwc(xs, &self.weight, stride, padding),
-            (Layout::Nhwc, Some(residual)) => {
-                kernels::conv::conv2d_nhwc_add(xs, &self.weight, residual, stride, padding)
+            (Layout::Nhwc, residual) => {
+                // A no-op in f32; the bf16 copy of the master weights in
+                // mixed precision (CUDA only).
+                let weight = self.weight.to_dtype(xs.dtype())?;
+                match residual {
+                    None => kernels::conv::conv2d_nhwc(xs, &weight, stride, padding),
+                    Some(residual) => kernels::conv::conv2d_nhwc_add(xs, &weight, residual, stride, padding),
+                }
             }
         }
     }
@@ -203,6 +213,13 @@ impl BatchNorm {
     fn update_running(&self, mean: &Tensor, var: &Tensor, count: usize) -> Result<()> {
         let unbiased = count as f64 / (count.max(2) - 1) as f64;
         let m = self.recalibration.momentum();
+        #[cfg(feature = "cudnn")]
+        if self.layout == Layout::Nhwc && mean.device().is_cuda() {
+            // One kernel each where the candle operations below launch
+            // four: small WRNs on a GPU are bound by launches.
+            kernels::cuda::batch_norm::update_running(self.running_mean.as_tensor(), mean, m, 1.0)?;
+            return kernels::cuda::batch_norm::update_running(self.running_var.as_tensor(), var, m, unbiased);
+        }
         self.running_mean.set(&((self.running_mean.as_tensor() * (1.0 - m))? + (mean.detach() * m)?)?)?;
         self.running_var.set(&((self.running_var.as_tensor() * (1.0 - m))? + (var.detach() * (m * unbiased))?)?)
     }
@@ -219,11 +236,11 @@ impl BatchNorm {
                 BN_EPS,
             ),
             (Layout::Nhwc, true) => {
-                let (ys, stats) = kernels::batch_norm::batch_norm_relu_train(xs, &self.gamma, &self.beta, BN_EPS)?;
-                let (dtype, device) = (self.gamma.dtype(), self.gamma.device());
-                let mean = Tensor::new(stats.mean.as_slice(), device)?.to_dtype(dtype)?;
-                let var = Tensor::new(stats.var.as_slice(), device)?.to_dtype(dtype)?;
-                self.update_running(&mean, &var, stats.count)?;
+                let (ys, mean, var) =
+                    kernels::batch_norm::batch_norm_relu_train_on_device(xs, &self.gamma, &self.beta, BN_EPS)?;
+                let dtype = self.gamma.dtype();
+                let count = xs.elem_count() / xs.dim(D::Minus1)?;
+                self.update_running(&mean.to_dtype(dtype)?, &var.to_dtype(dtype)?, count)?;
                 Ok(ys)
             }
             (Layout::Nchw, false) => self.affine_relu(xs, self.running_mean.as_tensor(), self.running_var.as_tensor()),

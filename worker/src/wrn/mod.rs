@@ -32,22 +32,33 @@ pub struct ModelOptions {
 }
 
 impl ModelOptions {
-    /// The fastest layout `device` has for `precision`: widesweep's NHWC
-    /// kernels on the CPU in f32, candle's NCHW operators otherwise.
+    /// The fastest layout `device` has for `precision`: NHWC through
+    /// widesweep's kernels on the CPU (f32) and through cuDNN on CUDA (f32
+    /// and bf16, builds with cuDNN); candle's NCHW operators otherwise.
     pub fn for_device(device: &Device, precision: Precision) -> Self {
-        let layout = match precision {
-            Precision::F32 => Layout::for_device(device),
-            Precision::Bf16 => Layout::Nchw,
+        let layout = match (precision, device.is_cpu()) {
+            (Precision::Bf16, true) => Layout::Nchw,
+            _ => Layout::for_device(device),
         };
         Self { layout, precision }
     }
 
-    /// Refuses combinations no kernel implements, naming what would work.
-    pub fn check(&self) -> Result<()> {
-        if self.layout == Layout::Nhwc && self.precision == Precision::Bf16 {
+    /// Refuses combinations no kernel of `device` implements, naming what
+    /// would work.
+    pub fn check(&self, device: &Device) -> Result<()> {
+        if self.layout != Layout::Nhwc {
+            return Ok(());
+        }
+        if device.is_cpu() && self.precision == Precision::Bf16 {
             candle_core::bail!(
-                "precision bf16 runs in the nchw layout (candle's operators); the nhwc CPU kernels are f32: \
-                 use layout nchw, or precision f32"
+                "precision bf16 runs in the nchw layout on the CPU (candle's operators); the nhwc CPU kernels are \
+                 f32: use layout nchw, or precision f32"
+            );
+        }
+        if device.is_cuda() && !cfg!(feature = "cudnn") {
+            candle_core::bail!(
+                "the nhwc layout on CUDA runs through cuDNN, which this build lacks (build with --features cudnn, \
+                 scripts/build-cuda.sh --cudnn): use layout nchw"
             );
         }
         Ok(())
@@ -61,6 +72,15 @@ impl ModelOptions {
             Precision::Bf16 => "bf16 mixed precision, f32 master weights",
         };
         match self.layout {
+            Layout::Nhwc if device.is_cuda() => format!(
+                "cuDNN convolutions (NHWC, {precision}{}, algorithms chosen once per shape) and widesweep's fused \
+                 batch norm + ReLU kernels",
+                if self.precision == Precision::F32 && candle_core::cuda::gemm_reduced_precision_f32() {
+                    ", TF32 tensor cores"
+                } else {
+                    ""
+                }
+            ),
             Layout::Nhwc => format!(
                 "widesweep CPU kernels (NHWC, {precision}, {}im2col + GEMM{}, fused batch norm + ReLU) on {} threads",
                 if crate::kernels::winograd::enabled() { "Winograd F(2x2,3x3) and " } else { "" },
@@ -71,7 +91,9 @@ impl ModelOptions {
                 "candle's generic CPU operators (NCHW, {precision}): a reference path, several times slower \
                  than widesweep's NHWC kernels"
             ),
-            Layout::Nchw if cfg!(feature = "cudnn") => format!("candle conv2d (NCHW, {precision}) through cuDNN"),
+            Layout::Nchw if cfg!(feature = "cudnn") => {
+                format!("candle's generic operators (NCHW, {precision}; forward convolutions through cuDNN)")
+            }
             Layout::Nchw => format!(
                 "candle conv2d (NCHW, {precision}) as im2col + cuBLAS{}, without cuDNN (build with --features cudnn)",
                 if self.precision == Precision::F32 && candle_core::cuda::gemm_reduced_precision_f32() {
@@ -117,7 +139,7 @@ impl Wrn {
         device: &Device,
         options: ModelOptions,
     ) -> Result<Self> {
-        options.check()?;
+        options.check(device)?;
         let layout = options.layout;
         let store = TensorStore::default();
         let backend = SeededInit { seed, store: store.clone() };
@@ -197,7 +219,8 @@ impl ModuleT for Wrn {
         let xs = match (self.options.layout, self.options.precision) {
             (Layout::Nchw, Precision::F32) => xs.clone(),
             (Layout::Nchw, Precision::Bf16) => xs.to_dtype(DType::BF16)?,
-            (Layout::Nhwc, _) => xs.permute((0, 2, 3, 1))?.contiguous()?,
+            (Layout::Nhwc, Precision::F32) => xs.permute((0, 2, 3, 1))?.contiguous()?,
+            (Layout::Nhwc, Precision::Bf16) => xs.permute((0, 2, 3, 1))?.to_dtype(DType::BF16)?.contiguous()?,
         };
         let mut hidden = self.stem.forward(&xs)?;
         for block in &self.blocks {
