@@ -49,6 +49,15 @@ TOML
             end=$(date +%s.%N)
             awk -v n="WRN-$1-$2" -v s="$slots" -v a="$start" -v b="$end" -v j="$slot_jobs" \
                 'BEGIN { t = b - a; printf "%-10s %5s %8.1f %10.0f\n", n, s, t, j / t * 3600 }'
+            if [[ "$slots" == 1 ]]; then
+                # The whole data path (augmentation on the prefetch thread,
+                # host-to-device copies) inside the epoch's images/s: set
+                # it beside `bench train`'s, whose batch never leaves the
+                # device, to see whether the GPU waits for the host.
+                "$bin" sql --db "sqlite://$slots_dir/$name.db" --format csv \
+                    "SELECT 'WRN-$1-$2 one slot: training images/s with the data path, median of ' || count(*) || ' epochs: ' || (SELECT images_per_second FROM epochs ORDER BY images_per_second LIMIT 1 OFFSET (SELECT count(*) / 2 FROM epochs)) FROM epochs" \
+                    | tail -1 | tr -d '"'
+            fi
         else
             echo "WRN-$1-$2 $slots slots FAILED ($?): see $slots_dir/$name.log"
         fi
