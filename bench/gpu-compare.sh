@@ -73,6 +73,15 @@ for cell in "16 4" "28 10"; do
                     || echo "candle ${build##*/} $layout $precision FAILED ($?)"
             done
         done
+        if [[ "$build" == *-cudnn ]]; then
+            # What keeping the backward passes deterministic costs.
+            for precision in f32 bf16; do
+                echo "(any cuDNN algorithm:)"
+                WIDESWEEP_CUDNN_DETERMINISTIC=0 "$build" bench train --depth "$1" -k "$2" --batch-size 128 \
+                    --device cuda:0 --steps "$steps" --warmup 3 --precision "$precision" --layout nhwc \
+                    || echo "candle ${build##*/} nhwc $precision any-algorithm FAILED ($?)"
+            done
+        fi
     done
     for precision in f32 bf16; do
         "$python" "$repo/bench/pytorch_reference.py" --depth "$1" --width "$2" --batch-size 128 --device cuda \
@@ -97,6 +106,15 @@ echo "## correctness: WRN-16-4, batch 32, 300 steps"
     > "$out/losses-candle-cuda.txt" || echo "candle cuda FAILED ($?)"
 "$best" bench train --depth 16 -k 4 --batch-size 32 --steps 298 --warmup 2 --device cuda:0 --precision bf16 \
     --print-losses > "$out/losses-candle-cuda-bf16.txt" || echo "candle cuda bf16 FAILED ($?)"
+# Determinism: the same run again must print the same losses, bit for bit.
+"$best" bench train --depth 16 -k 4 --batch-size 32 --steps 298 --warmup 2 --device cuda:0 --print-losses \
+    > "$out/losses-candle-cuda-again.txt" || echo "candle cuda again FAILED ($?)"
+if cmp -s <(grep '^step' "$out/losses-candle-cuda.txt") <(grep '^step' "$out/losses-candle-cuda-again.txt"); then
+    echo "PASS determinism: two CUDA runs of one seed print the same $(grep -c '^step' "$out/losses-candle-cuda.txt") losses"
+else
+    echo "FAIL determinism: two CUDA runs of one seed differ"
+    diff <(grep '^step' "$out/losses-candle-cuda.txt") <(grep '^step' "$out/losses-candle-cuda-again.txt") | head -4
+fi
 "$python" "$repo/bench/pytorch_reference.py" --depth 16 --width 4 --batch-size 32 --device cuda --steps 298 \
     --warmup 2 --print-losses > "$out/losses-pytorch-cuda.txt" || echo "pytorch FAILED ($?)"
 "$python" - "$out" <<'PY'

@@ -73,13 +73,14 @@ impl ModelOptions {
         };
         match self.layout {
             Layout::Nhwc if device.is_cuda() => format!(
-                "cuDNN convolutions (NHWC, {precision}{}, algorithms chosen once per shape) and widesweep's fused \
-                 batch norm + ReLU kernels",
+                "cuDNN convolutions (NHWC, {precision}{}, {} algorithms chosen once per shape) and widesweep's \
+                 fused batch norm + ReLU kernels",
                 if self.precision == Precision::F32 && candle_core::cuda::gemm_reduced_precision_f32() {
                     ", TF32 tensor cores"
                 } else {
                     ""
-                }
+                },
+                if cudnn_deterministic() { "deterministic" } else { "any" }
             ),
             Layout::Nhwc => format!(
                 "widesweep CPU kernels (NHWC, {precision}, {}im2col + GEMM{}, fused batch norm + ReLU) on {} threads",
@@ -104,6 +105,16 @@ impl ModelOptions {
             ),
         }
     }
+}
+
+#[cfg(feature = "cudnn")]
+fn cudnn_deterministic() -> bool {
+    crate::kernels::cuda::conv::deterministic()
+}
+
+#[cfg(not(feature = "cudnn"))]
+fn cudnn_deterministic() -> bool {
+    false
 }
 
 /// A WRN ready to train: its layers and the store holding its tensors.

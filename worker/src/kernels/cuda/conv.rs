@@ -10,8 +10,9 @@
 //!
 //! Per thread and stream (each slot trains on one thread with one stream):
 //! one cuDNN handle bound to the stream, the algorithm of each (pass,
-//! shape, element type) chosen once by cuDNN's heuristics, and one
-//! workspace, grown to the largest any algorithm asked for and reused.
+//! shape, element type) chosen once by cuDNN's heuristics, deterministic
+//! ones preferred (see [`deterministic`]), and one workspace, grown to the
+//! largest any algorithm asked for and reused.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -163,6 +164,41 @@ impl<T: ConvElement> Descriptors<T> {
     }
 }
 
+/// Whether the backward passes keep to deterministic cuDNN algorithms
+/// (the default; `WIDESWEEP_CUDNN_DETERMINISTIC=0` lets cuDNN's heuristics
+/// pick freely). cuDNN's forward algorithms are all deterministic; backward
+/// data ALGO_0 and backward filter ALGO_0 and ALGO_3 add partial sums with
+/// atomics, so two runs of one seed would differ in their last bits and then
+/// drift apart: a sweep's seeds are meant to be its only source of variance,
+/// and a resumed run should retrace the one it continues. Like PyTorch's
+/// `cudnn.deterministic`, at some cost in speed (gpu-compare.sh measures it).
+pub fn deterministic() -> bool {
+    static DETERMINISTIC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DETERMINISTIC.get_or_init(|| std::env::var("WIDESWEEP_CUDNN_DETERMINISTIC").map_or(true, |v| v.trim() != "0"))
+}
+
+/// The heuristics' pick, or, when it is not deterministic and determinism
+/// is asked for, `substitute` (deterministic for every layout and type)
+/// if cuDNN accepts it for this convolution (`workspace` answers with its
+/// size); the pick when it does not.
+fn prefer_deterministic<A: Copy + std::fmt::Debug>(
+    picked: A,
+    deterministic_pick: bool,
+    substitute: A,
+    workspace: impl Fn(A) -> Result<usize>,
+) -> Result<(A, usize)> {
+    if deterministic_pick || !deterministic() {
+        return Ok((picked, workspace(picked)?));
+    }
+    match workspace(substitute) {
+        Ok(bytes) => Ok((substitute, bytes)),
+        Err(error) => {
+            tracing::warn!(?picked, ?substitute, %error, "no deterministic cuDNN algorithm for a convolution: using a non-deterministic one");
+            Ok((picked, workspace(picked)?))
+        }
+    }
+}
+
 fn key<T: ConvElement>(pass: Pass, geometry: &ConvGeometry) -> Result<AlgorithmKey> {
     Ok(AlgorithmKey { pass, geometry: *geometry, element: Element::of("cudnn-conv2d", T::DTYPE)?, tf32: tf32() })
 }
@@ -209,8 +245,15 @@ fn backward_data<T: ConvElement>(
         let d = Descriptors::<T>::new(&state.cudnn, g)?;
         let op = ConvBackwardData { conv: &d.conv, dx: &d.x, w: &d.w, dy: &d.y };
         let (algorithm, bytes) = state.algorithm(key::<T>(Pass::BackwardData, g)?, || {
-            let algorithm = op.pick_algorithm()?;
-            Ok((Algorithm::BackwardData(algorithm), op.get_workspace_size(algorithm)?))
+            use sys::cudnnConvolutionBwdDataAlgo_t as A;
+            let picked = op.pick_algorithm()?;
+            let (algorithm, bytes) = prefer_deterministic(
+                picked,
+                picked != A::CUDNN_CONVOLUTION_BWD_DATA_ALGO_0,
+                A::CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,
+                |a| Ok(op.get_workspace_size(a)?),
+            )?;
+            Ok((Algorithm::BackwardData(algorithm), bytes))
         })?;
         let Algorithm::BackwardData(algorithm) = algorithm else { unreachable!("data key, data algorithm") };
         let mut dx = unsafe { device.alloc::<T>(g.batch * g.height * g.width * g.in_channels) }?;
@@ -231,8 +274,15 @@ fn backward_filter<T: ConvElement>(
         let d = Descriptors::<T>::new(&state.cudnn, g)?;
         let op = ConvBackwardFilter { conv: &d.conv, x: &d.x, dw: &d.w, dy: &d.y };
         let (algorithm, bytes) = state.algorithm(key::<T>(Pass::BackwardFilter, g)?, || {
-            let algorithm = op.pick_algorithm()?;
-            Ok((Algorithm::BackwardFilter(algorithm), op.get_workspace_size(algorithm)?))
+            use sys::cudnnConvolutionBwdFilterAlgo_t as A;
+            let picked = op.pick_algorithm()?;
+            let nondeterministic =
+                matches!(picked, A::CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 | A::CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3);
+            let (algorithm, bytes) =
+                prefer_deterministic(picked, !nondeterministic, A::CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, |a| {
+                    Ok(op.get_workspace_size(a)?)
+                })?;
+            Ok((Algorithm::BackwardFilter(algorithm), bytes))
         })?;
         let Algorithm::BackwardFilter(algorithm) = algorithm else { unreachable!("filter key, filter algorithm") };
         let mut dw = unsafe { device.alloc::<T>(g.out_channels * g.kernel * g.kernel * g.in_channels) }?;
