@@ -96,14 +96,11 @@ impl Conv {
         match (self.layout, residual) {
             (Layout::Nchw, None) => self.conv2d_nchw(xs),
             (Layout::Nchw, Some(residual)) => self.conv2d_nchw(xs)? + residual,
-            (Layout::Nhwc, residual) => {
-                // A no-op in f32; the bf16 copy of the master weights in
-                // mixed precision (CUDA only).
-                let weight = self.weight.to_dtype(xs.dtype())?;
-                match residual {
-                    None => kernels::conv::conv2d_nhwc(xs, &weight, stride, padding),
-                    Some(residual) => kernels::conv::conv2d_nhwc_add(xs, &weight, residual, stride, padding),
-                }
+            // The kernels take the f32 master weights: on CUDA in bf16 they
+            // permute and cast them in one pass.
+            (Layout::Nhwc, None) => kernels::conv::conv2d_nhwc(xs, &self.weight, stride, padding),
+            (Layout::Nhwc, Some(residual)) => {
+                kernels::conv::conv2d_nhwc_add(xs, &self.weight, residual, stride, padding)
             }
         }
     }

@@ -466,19 +466,22 @@ impl CustomOp2 for Backward {
     }
 }
 
-/// cuDNN wants the filter channels-last: `[c_out, c, k, k] -> [c_out, k, k, c]`.
-fn filter_nhwc(weight: &Tensor) -> Result<Tensor> {
-    weight.permute((0, 2, 3, 1))?.contiguous()
+/// cuDNN wants the filter channels-last, `[c_out, c, k, k] -> [c_out, k,
+/// k, c]`, in the input's type: one copy does both (the cast reads the
+/// permuted view), and its backward hands the f32 master weights their
+/// gradient.
+fn filter_nhwc(weight: &Tensor, dtype: candle_core::DType) -> Result<Tensor> {
+    weight.permute((0, 2, 3, 1))?.to_dtype(dtype)?.contiguous()
 }
 
 /// A convolution of NHWC `x` with `weight [c_out, c, k, k]` (checked into
 /// `geometry` by the caller) on CUDA.
 pub fn conv2d(x: &Tensor, weight: &Tensor, geometry: ConvGeometry) -> Result<Tensor> {
     let op = Conv2d { geometry, input_grad: x.track_op() };
-    x.contiguous()?.apply_op2(&filter_nhwc(weight)?, op)
+    x.contiguous()?.apply_op2(&filter_nhwc(weight, x.dtype())?, op)
 }
 
 /// `conv2d(x, weight) + residual` on CUDA.
 pub fn conv2d_add(x: &Tensor, weight: &Tensor, residual: &Tensor, geometry: ConvGeometry) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&filter_nhwc(weight)?, &residual.contiguous()?, Conv2dAdd(geometry))
+    x.contiguous()?.apply_op3(&filter_nhwc(weight, x.dtype())?, &residual.contiguous()?, Conv2dAdd(geometry))
 }
