@@ -60,6 +60,28 @@ pub fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
+/// The drop threshold of dropout with probability `p`: an element is
+/// dropped when its 32-bit draw falls below `p * 2^32`.
+pub fn dropout_threshold(p: f64) -> u64 {
+    (p.clamp(0.0, 1.0) * 4_294_967_296.0) as u64
+}
+
+/// Whether dropout keeps element `index` of a layer whose mask has `key`
+/// (drawn from the step's dropout stream, one per layer in forward order):
+/// the top 32 bits of SplitMix64's output function over the counter
+/// `key + (index + 1) * golden gamma`. A pure function of (key, index), so
+/// masks cost no sequential stream, are built in parallel on the CPU, on
+/// the GPU by `kernels/cuda/dropout.cu` (the same arithmetic), and are
+/// recomputed by the backward pass instead of stored.
+#[inline]
+pub fn dropout_keeps(key: u64, index: u64, threshold: u64) -> bool {
+    let mut z = key.wrapping_add(index.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 32) >= threshold
+}
+
 /// A permutation of `0..n` (Fisher-Yates).
 pub fn permutation(rng: &mut ChaCha8Rng, n: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
@@ -82,6 +104,24 @@ mod tests {
         assert_eq!(a[0], first);
         let other: u32 = stream(7, 3, 2, Purpose::Dropout).random();
         assert_ne!(first, other);
+    }
+
+    /// SplitMix64's published first outputs for seed 0 (the counter at
+    /// gamma, 2 gamma, ...), which the CUDA kernel's arithmetic must give
+    /// too; and the kept fraction is 1 - p.
+    #[test]
+    fn dropout_masks_are_splitmix64_and_keep_one_minus_p() {
+        let first = [0xe220_a839_7b1d_cdafu64, 0x6e78_9e6a_a1b9_65f4, 0x06c4_5d18_8009_454f];
+        for (i, want) in first.iter().enumerate() {
+            // Kept exactly when the top 32 bits reach the threshold.
+            assert!(dropout_keeps(0, i as u64, want >> 32));
+            assert!(!dropout_keeps(0, i as u64, (want >> 32) + 1));
+        }
+        let threshold = dropout_threshold(0.3);
+        let kept = (0..100_000u64).filter(|&i| dropout_keeps(42, i, threshold)).count();
+        assert!((kept as f64 / 1e5 - 0.7).abs() < 0.01, "kept {kept} of 100000");
+        assert!((0..1000).all(|i| dropout_keeps(7, i, dropout_threshold(0.0))));
+        assert!(!(0..1000).any(|i| dropout_keeps(7, i, dropout_threshold(1.0))));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! way; with no path that agrees it trains nothing.
 //!
 //! The network is WRN-10-1 with the B(1,3,1) block (1x1, 3x3 and strided
-//! convolutions, a projection shortcut, every batch norm) on sixteen 3x16x16
+//! convolutions, a projection shortcut, every batch norm, dropout) on sixteen 3x16x16
 //! images, its loss a fixed random weighting of the logits; after the
 //! training pass, an evaluation pass with the running statistics it
 //! updated: every kind of kernel a WRN uses, in a fraction of a second. A
@@ -154,10 +154,12 @@ pub fn choose(
 /// `device`, compared with the oracle's. `perturb` flips the first
 /// gradient's sign before the comparison (what a broken kernel looks like).
 pub fn check(device: &Device, options: ModelOptions, perturb: bool) -> Result<CheckReport, SelfCheckError> {
-    let config = WrnConfig::new("B(1,3,1)".parse().expect("a valid block"), 1, 1, 0.0, 3, 10)
+    let config = WrnConfig::new("B(1,3,1)".parse().expect("a valid block"), 1, 1, DROPOUT, 3, 10)
         .map_err(|e| candle_core::Error::Msg(format!("self-check network: {e}")))?;
     let candidate = Wrn::with_options(&config, SEED, DType::F32, device, options)?;
-    let oracle = Wrn::with_layout(&config, SEED, DType::F64, &Device::Cpu, Layout::Nhwc)?;
+    // The CPU in f64 in the candidate's layout: dropout masks index the
+    // activations in memory order, so both drop the same elements.
+    let oracle = Wrn::with_layout(&config, SEED, DType::F64, &Device::Cpu, options.layout)?;
     // The same weights on both: the oracle's are the candidate's in f64.
     for (name, var) in candidate.store().all() {
         let target =
@@ -194,8 +196,11 @@ pub fn check(device: &Device, options: ModelOptions, perturb: bool) -> Result<Ch
     Ok(CheckReport { options, tolerance: tolerance(options.precision), compared, worst })
 }
 
-/// The seed of the check network's weights and inputs.
+/// The seed of the check network's weights, inputs and dropout masks.
 const SEED: u64 = 7;
+
+/// Dropout in the check network, so that its kernel is checked too.
+const DROPOUT: f64 = 0.3;
 
 /// Standard-normal f64 values of `shape` from the named seeded stream:
 /// nothing random comes from candle, whose generator cannot be seeded, so
@@ -213,6 +218,7 @@ fn pass(
     images: &Tensor,
     weights: &Tensor,
 ) -> candle_core::Result<(Tensor, Tensor, candle_core::backprop::GradStore)> {
+    model.reseed_dropout(SEED, 0, 0);
     let logits = model.forward_t(images, true)?;
     let loss = (logits.to_dtype(weights.dtype())? * weights)?.mean_all()?;
     let grads = loss.backward()?;

@@ -36,7 +36,7 @@ impl Block {
             convs.push(Conv::new(*spec, layout, vb.pp(format!("conv{conv_idx}")))?);
         }
         let shortcut = plan.shortcut.map(|spec| Conv::new(spec, layout, vb.pp("shortcut"))).transpose()?;
-        Ok(Self { bns, convs, dropout: Dropout::new(dropout, masks, recalibration), shortcut })
+        Ok(Self { bns, convs, dropout: Dropout::new(dropout, layout, masks, recalibration), shortcut })
     }
 }
 

@@ -11,6 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use widesweep_arch::{ConvSpec, HeadSpec};
 
 use crate::kernels;
+use crate::rng;
 
 /// BN epsilon and running-statistics momentum of the official code.
 pub const BN_EPS: f64 = 1e-5;
@@ -272,35 +273,48 @@ impl MaskSource {
         *self.stream.lock().expect("mask stream lock poisoned") = Some(stream);
     }
 
-    /// A keep mask scaled by 1 / (1 - p) (inverted dropout), drawn on the CPU
-    /// and moved to `device` as bytes (a quarter of the f32 traffic), then
-    /// scaled there.
-    fn mask(&self, shape: &[usize], p: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+    /// The key of the next dropout layer's mask: one draw from the step's
+    /// stream, so layers draw in forward order.
+    fn next_key(&self) -> Result<u64> {
         use rand::RngCore;
         let mut guard = self.stream.lock().expect("mask stream lock poisoned");
         let Some(stream) = guard.as_mut() else {
             candle_core::bail!("dropout in training needs a seeded mask stream (call Wrn::reseed_dropout)");
         };
+        Ok(stream.next_u64())
+    }
+
+    /// A keep mask scaled by 1 / (1 - p) (inverted dropout), element `i`
+    /// kept as [`rng::dropout_keeps`] says for the layer's key: built on the
+    /// CPU in parallel and moved to `device` as bytes (a quarter of the f32
+    /// traffic), then scaled there.
+    fn mask(&self, shape: &[usize], p: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+        use rayon::prelude::*;
+        let key = self.next_key()?;
+        let threshold = rng::dropout_threshold(p);
         let n: usize = shape.iter().product();
-        // Drop when a uniform u32 falls below p * 2^32.
-        let threshold = (p * 4_294_967_296.0) as u64;
-        let keep: Vec<u8> = (0..n).map(|_| u8::from(u64::from(stream.next_u32()) >= threshold)).collect();
+        let keep: Vec<u8> =
+            (0..n as u64).into_par_iter().map(|i| u8::from(rng::dropout_keeps(key, i, threshold))).collect();
         let mask = Tensor::from_vec(keep, shape, &Device::Cpu)?.to_device(device)?.to_dtype(dtype)?;
         mask.affine(1.0 / (1.0 - p), 0.0)
     }
 }
 
 /// Inverted dropout with masks from a [`MaskSource`]; identity in
-/// evaluation and while batch norm is re-estimated.
+/// evaluation and while batch norm is re-estimated. On CUDA in the NHWC
+/// layout one kernel computes the mask on the device (the same mask the
+/// CPU builds), so the GPU never waits for the host to draw one.
 pub struct Dropout {
     p: f64,
+    #[cfg_attr(not(feature = "cudnn"), allow(dead_code))]
+    layout: Layout,
     masks: MaskSource,
     recalibration: Recalibration,
 }
 
 impl Dropout {
-    pub fn new(p: f64, masks: MaskSource, recalibration: Recalibration) -> Self {
-        Self { p, masks, recalibration }
+    pub fn new(p: f64, layout: Layout, masks: MaskSource, recalibration: Recalibration) -> Self {
+        Self { p, layout, masks, recalibration }
     }
 }
 
@@ -308,6 +322,10 @@ impl ModuleT for Dropout {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         if !train || self.p == 0.0 || self.recalibration.is_on() {
             return Ok(xs.clone());
+        }
+        #[cfg(feature = "cudnn")]
+        if self.layout == Layout::Nhwc && xs.device().is_cuda() {
+            return kernels::cuda::dropout::apply(xs, self.masks.next_key()?, self.p);
         }
         let mask = self.masks.mask(xs.dims(), self.p, xs.dtype(), xs.device())?;
         xs * mask

@@ -12,6 +12,8 @@
 //!   (statistics, their per-channel finish, the normalisation) and three
 //!   backward, statistics and gradients of gamma and beta in f32 for bf16
 //!   activations; deterministic like the CPU's.
+//! - [`dropout`]: inverted dropout in one kernel, its mask computed on the
+//!   device from the layer's key, as the CPU computes it.
 //!
 //! None of this code can be tested without a GPU: the self-check
 //! ([`crate::selfcheck`]) compares it with the CPU kernels on a slot's first
@@ -20,6 +22,7 @@
 
 pub mod batch_norm;
 pub mod conv;
+pub mod dropout;
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda::cudarc::driver::{CudaView, DeviceRepr};
