@@ -37,12 +37,26 @@ impl Sgd {
             // the forward pass, records its inputs; the momentum buffer
             // would then keep every step's activations alive.
             let (grad, param) = (grad.detach(), var.as_tensor().detach());
+            #[cfg(feature = "cudnn")]
+            if let Some(buf) = buffer.as_ref().filter(|_| self.momentum != 0.0 && param.device().is_cuda()) {
+                let step = crate::kernels::cuda::sgd::SgdStep {
+                    lr,
+                    momentum: self.momentum,
+                    weight_decay: self.weight_decay,
+                    nesterov: self.nesterov,
+                };
+                crate::kernels::cuda::sgd::step(var.as_tensor(), &grad, buf, step)?;
+                continue;
+            }
             let param = &param;
             let mut g = if self.weight_decay != 0.0 { (grad + (param * self.weight_decay)?)? } else { grad };
             if self.momentum != 0.0 {
                 let next = match buffer.take() {
                     Some(buf) => ((buf * self.momentum)? + &g)?,
-                    None => g.clone(),
+                    // A storage of its own: on CUDA later steps update
+                    // the buffer in place, and `g` may be the gradient, a
+                    // view that shares storage with other gradients.
+                    None => g.copy()?,
                 };
                 g = if self.nesterov { (g + (&next * self.momentum)?)? } else { next.clone() };
                 *buffer = Some(next);

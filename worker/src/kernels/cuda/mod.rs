@@ -14,6 +14,7 @@
 //!   activations; deterministic like the CPU's.
 //! - [`dropout`]: inverted dropout in one kernel, its mask computed on the
 //!   device from the layer's key, as the CPU computes it.
+//! - [`sgd`]: the optimizer's step, two in-place kernels per parameter.
 //!
 //! None of this code can be tested without a GPU: the self-check
 //! ([`crate::selfcheck`]) compares it with the CPU kernels on a slot's first
@@ -23,6 +24,7 @@
 pub mod batch_norm;
 pub mod conv;
 pub mod dropout;
+pub mod sgd;
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda::cudarc::driver::{CudaView, DeviceRepr};
