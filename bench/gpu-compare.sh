@@ -4,6 +4,7 @@
 #
 #   scripts/build-cuda.sh                 # here, on the CPU machine
 #   bash bench/gpu-compare.sh             # there; log in $OUT (or ./gpu-compare.log)
+#   PARTS=speed bash bench/gpu-compare.sh  # one part (speed, slots, losses): gpu-compare-speed.log
 #
 # Carry the gzipped binaries alone (target/cuda/dist/widesweep-cuda/
 # widesweep.gz, and widesweep-cudnn.gz if built), which this script unpacks:
@@ -15,18 +16,25 @@
 # For WRN-16-4 and WRN-28-10 at batch 128: candle f32 and bf16 mixed
 # precision (`widesweep bench train --precision`), PyTorch f32 (TF32
 # convolutions allowed, its default) and PyTorch bf16 autocast, each one run,
-# printed one line each, after the self-check of each build (candle's twice when the cuDNN build,
-# target/cuda/dist/widesweep-cuda/widesweep-cudnn, is there as well). Then a
-# correctness check: 300 steps of the same seeded model on the GPU (f32 and
-# bf16) and on the CPU.
+# printed one line each, after the self-check of each build. With the cuDNN
+# build (target/cuda/dist/widesweep-cuda/widesweep-cudnn) candle runs three
+# ways: its NHWC path (cuDNN, fused kernels, deterministic algorithms), the
+# same with any cuDNN algorithm, and its generic NCHW operators. Then the
+# slots-per-GPU series and a correctness check on the fastest build: 300
+# steps of the same seeded model on the GPU (f32 and bf16, f32 twice: the
+# losses must repeat bit for bit) and on the CPU.
 set -uo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${WIDESWEEP_CUDA_BIN:-$repo/target/cuda/dist/widesweep-cuda/widesweep}"
 python="${PYTHON:-python3}"
 out="${OUT:-$repo}"
-log="$out/gpu-compare.log"
+log="$out/gpu-compare${PARTS:+-${PARTS// /-}}.log"
 steps="${STEPS:-20}"
+# Which parts run (all by default), so that the whole fits device calls of
+# ten minutes: PARTS=speed, then PARTS="slots losses".
+parts="${PARTS:-speed slots losses}"
+want() { [[ " $parts " == *" $1 "* ]]; }
 
 exec > >(tee "$log") 2>&1
 for build in "$bin" "$bin-cudnn"; do
@@ -55,6 +63,7 @@ for build in "$bin" "$bin-cudnn"; do
     "$build" bench self-check --devices cuda:0 || echo "self-check ${build##*/}: a precision has no kernel path that agrees ($?)"
 done
 
+if want speed; then
 for cell in "16 4" "28 10"; do
     set -- $cell
     echo "## WRN-$1-$2, batch 128"
@@ -88,13 +97,17 @@ for cell in "16 4" "28 10"; do
             --steps "$steps" --warmup 3 --precision "$precision" || echo "pytorch $precision FAILED ($?)"
     done
 done
+fi
 # The rest runs on the fastest build carried.
 best="$bin"
 [[ -x "$bin-cudnn" ]] && best="$bin-cudnn"
 echo "## fastest build: ${best##*/}"
+if want slots; then
 # Several jobs per GPU: jobs/hour with 1, 2, 4, 8 and auto slots.
 WIDESWEEP_BIN="$best" OUT="$out" bash "$repo/bench/slots-per-gpu.sh" || echo "slots-per-gpu FAILED ($?)"
+fi
 
+if want losses; then
 # Correctness: the same seeded model and synthetic batch, 300 steps, on the
 # GPU and on this machine's CPU (whose losses the tests pin down), and
 # PyTorch on the GPU for the shape of the curve (its initialisation draws
@@ -109,7 +122,8 @@ echo "## correctness: WRN-16-4, batch 32, 300 steps"
 # Determinism: the same run again must print the same losses, bit for bit.
 "$best" bench train --depth 16 -k 4 --batch-size 32 --steps 298 --warmup 2 --device cuda:0 --print-losses \
     > "$out/losses-candle-cuda-again.txt" || echo "candle cuda again FAILED ($?)"
-if cmp -s <(grep '^step' "$out/losses-candle-cuda.txt") <(grep '^step' "$out/losses-candle-cuda-again.txt"); then
+if [[ "$(grep -c '^step' "$out/losses-candle-cuda.txt")" -gt 0 ]] \
+    && cmp -s <(grep '^step' "$out/losses-candle-cuda.txt") <(grep '^step' "$out/losses-candle-cuda-again.txt"); then
     echo "PASS determinism: two CUDA runs of one seed print the same $(grep -c '^step' "$out/losses-candle-cuda.txt") losses"
 else
     echo "FAIL determinism: two CUDA runs of one seed differ"
@@ -140,4 +154,5 @@ for name, run, tolerance in (("f32", cuda, 1e-2), ("bf16", bf16, 5e-2)):
         print(f"{verdict} {name}: first 10 steps differ by at most {worst:.2e} (relative, CPU f32 vs CUDA {name};"
               f" < {tolerance:g} wanted), CUDA loss {run[0]:.3f} -> {run[-1]:.4f}")
 PY
+fi
 echo "# done $(date -u +%FT%TZ)"
