@@ -61,7 +61,7 @@ impl CustomOp1 for Dropout {
 
     fn bwd(&self, _x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         let again = Dropout { key: self.key, threshold: self.threshold, scale: self.scale };
-        Ok(Some(dy.contiguous()?.apply_op1(again)?))
+        Ok(Some(dy.contiguous()?.apply_op1_no_bwd(&again)?))
     }
 }
 
