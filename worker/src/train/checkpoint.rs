@@ -24,7 +24,25 @@ use crate::wrn::Wrn;
 pub const FORMAT: &str = "widesweep-checkpoint";
 pub const FORMAT_VERSION: u32 = 1;
 /// How the RNG position is recorded; bump if the stream keys ever change.
-pub const RNG_SCHEME: &str = "chacha8 streams keyed by (seed, epoch, step, purpose)";
+pub const RNG_SCHEME: &str =
+    "chacha8 streams keyed by (seed, epoch, step, purpose); dropout masks splitmix64(layer key, index)";
+
+/// What to tell a user resuming a checkpoint whose random draws were made
+/// another way (`found`, the checkpoint's scheme; `None` in files that
+/// predate the field): the run goes on, with this version's draws, so it
+/// is not the run an uninterrupted job of that version would have been.
+/// Only dropout's masks changed so far, so runs without dropout resume
+/// exactly.
+pub fn rng_scheme_note(found: Option<&str>, dropout: f64) -> Option<String> {
+    if found == Some(RNG_SCHEME) || dropout == 0.0 {
+        return None;
+    }
+    Some(format!(
+        "the checkpoint's dropout masks were drawn by an older scheme ({}); the run continues with this version's \
+         masks, so from here on it is not bit-identical to an uninterrupted run of the version that wrote it",
+        found.unwrap_or("not recorded")
+    ))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -199,6 +217,9 @@ pub fn load(path: &Path, spec: &RunSpec, model: &Wrn, optimizer: &mut Sgd) -> Re
     if let Some((field, found, expected)) = cell.first_difference(&CellRecord::of(spec)) {
         return Err(CheckpointError::Mismatch { path: path.into(), field, found, expected });
     }
+    if let Some(note) = rng_scheme_note(meta.get("rng").map(String::as_str), spec.config.dropout) {
+        tracing::warn!(path = %path.display(), "{note}");
+    }
     let epochs_done: usize = field("epochs_done")?.parse().map_err(|e| corrupt(format!("bad epochs_done: {e}")))?;
     let history: Vec<EpochMetrics> =
         serde_json::from_str(&field("history")?).map_err(|e| corrupt(format!("bad history: {e}")))?;
@@ -271,6 +292,18 @@ mod tests {
         // A longer run, another test subset or checkpoint period: the same training.
         let extended = Recipe { epochs: 5, test_subset: 500, checkpoint_every: 2, ..same_recipe() };
         assert_eq!(old.first_difference(&run(extended)), None);
+    }
+
+    /// A checkpoint from before the dropout masks became a hash resumes
+    /// with a warning when the cell has dropout, silently without.
+    #[test]
+    fn an_older_rng_scheme_is_noted_when_dropout_draws_from_it() {
+        let old = "chacha8 streams keyed by (seed, epoch, step, purpose)";
+        assert_eq!(rng_scheme_note(Some(RNG_SCHEME), 0.3), None);
+        assert_eq!(rng_scheme_note(Some(old), 0.0), None);
+        let note = rng_scheme_note(Some(old), 0.3).expect("noted");
+        assert!(note.contains(old) && note.contains("not bit-identical"), "{note}");
+        assert!(rng_scheme_note(None, 0.3).unwrap().contains("not recorded"));
     }
 
     #[test]
