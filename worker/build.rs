@@ -22,6 +22,8 @@ fn main() {
         .map(|root| PathBuf::from(root).join("bin").join("nvcc"))
         .filter(|path| path.exists())
         .unwrap_or_else(|| PathBuf::from("nvcc"));
+    // Included by the kernels: loads and stores of each element type.
+    println!("cargo::rerun-if-changed=src/kernels/cuda/elements.cuh");
     for name in KERNELS {
         let source = format!("src/kernels/cuda/{name}.cu");
         println!("cargo::rerun-if-changed={source}");

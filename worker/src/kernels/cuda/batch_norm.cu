@@ -2,8 +2,8 @@
 // activations x[rows, c] (rows = N*H*W), as widesweep's CPU kernels do it
 // (kernels/batch_norm.rs): statistics, then one pass for
 // y = max(0, x * scale + shift); backward, one pass for the two gradient
-// sums, then one pass for dx. Compiled at run time by NVRTC, so it includes
-// no header: bf16 is handled as its bits.
+// sums, then one pass for dx. Compiled to PTX by worker/build.rs; bf16 is
+// handled as its bits (elements.cuh).
 //
 // Every reduction is split into fixed chunks of rows whose partial sums are
 // added in chunk order by one thread per channel, in double: no atomics, so
@@ -12,23 +12,7 @@
 // Element types: float, and bf16 (`unsigned short` bits) with float
 // statistics, scale, shift and gradients of gamma and beta.
 
-typedef unsigned short bf16_bits;
-
-__device__ __forceinline__ float load(const float* p, long long i) { return p[i]; }
-__device__ __forceinline__ float load(const bf16_bits* p, long long i) {
-    return __uint_as_float(((unsigned int)p[i]) << 16);
-}
-__device__ __forceinline__ void store(float* p, long long i, float v) { p[i] = v; }
-// Round to nearest even, as every bf16 conversion of candle and PyTorch.
-__device__ __forceinline__ void store(bf16_bits* p, long long i, float v) {
-    unsigned int bits = __float_as_uint(v);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) {
-        p[i] = (bf16_bits)((bits >> 16) | 0x40u);  // a NaN stays a NaN
-        return;
-    }
-    bits += 0x7fffu + ((bits >> 16) & 1u);
-    p[i] = (bf16_bits)(bits >> 16);
-}
+#include "elements.cuh"
 
 // Threads of a block: 32 channels (one warp reads 32 neighbouring values of
 // a row) by ROWS_PER_BLOCK rows.

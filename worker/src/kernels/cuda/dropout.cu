@@ -3,9 +3,10 @@
 // layer's 64-bit key and i (widesweep_worker::rng::dropout_keeps, which the
 // CPU path computes in Rust): the same masks on every device, nothing
 // stored for the backward pass (it recomputes them), and nothing drawn on
-// the host. Compiled by worker/build.rs; bf16 handled as its bits.
+// the host. Compiled by worker/build.rs; bf16 handled as its bits
+// (elements.cuh).
 
-typedef unsigned short bf16_bits;
+#include "elements.cuh"
 
 // SplitMix64's output function over the counter key + (i + 1) * golden gamma.
 __device__ __forceinline__ bool keeps(unsigned long long key, long long i, unsigned long long threshold) {
@@ -14,21 +15,6 @@ __device__ __forceinline__ bool keeps(unsigned long long key, long long i, unsig
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     z ^= z >> 31;
     return (z >> 32) >= threshold;
-}
-
-__device__ __forceinline__ float load(const float* p, long long i) { return p[i]; }
-__device__ __forceinline__ float load(const bf16_bits* p, long long i) {
-    return __uint_as_float(((unsigned int)p[i]) << 16);
-}
-__device__ __forceinline__ void store(float* p, long long i, float v) { p[i] = v; }
-__device__ __forceinline__ void store(bf16_bits* p, long long i, float v) {
-    unsigned int bits = __float_as_uint(v);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) {
-        p[i] = (bf16_bits)((bits >> 16) | 0x40u);
-        return;
-    }
-    bits += 0x7fffu + ((bits >> 16) & 1u);
-    p[i] = (bf16_bits)(bits >> 16);
 }
 
 // `scale` is 1 / (1 - p) already rounded to the element type, so the
