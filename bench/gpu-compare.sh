@@ -29,6 +29,7 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${WIDESWEEP_CUDA_BIN:-$repo/target/cuda/dist/widesweep-cuda/widesweep}"
 python="${PYTHON:-python3}"
 out="${OUT:-$repo}"
+mkdir -p "$out"
 log="$out/gpu-compare${PARTS:+-${PARTS// /-}}.log"
 steps="${STEPS:-20}"
 # Which parts run (all by default), so that the whole fits device calls of
@@ -113,7 +114,7 @@ if want losses; then
 # PyTorch on the GPU for the shape of the curve (its initialisation draws
 # differ, so only the trend compares).
 echo "## correctness: WRN-16-4, batch 32, 300 steps"
-"$bin" bench train --depth 16 -k 4 --batch-size 32 --steps 298 --warmup 2 --device cpu --print-losses \
+"$best" bench train --depth 16 -k 4 --batch-size 32 --steps 298 --warmup 2 --device cpu --print-losses \
     > "$out/losses-candle-cpu.txt" || echo "candle cpu FAILED ($?)"
 "$best" bench train --depth 16 -k 4 --batch-size 32 --steps 298 --warmup 2 --device cuda:0 --print-losses \
     > "$out/losses-candle-cuda.txt" || echo "candle cuda FAILED ($?)"
@@ -125,6 +126,8 @@ echo "## correctness: WRN-16-4, batch 32, 300 steps"
 if [[ "$(grep -c '^step' "$out/losses-candle-cuda.txt")" -gt 0 ]] \
     && cmp -s <(grep '^step' "$out/losses-candle-cuda.txt") <(grep '^step' "$out/losses-candle-cuda-again.txt"); then
     echo "PASS determinism: two CUDA runs of one seed print the same $(grep -c '^step' "$out/losses-candle-cuda.txt") losses"
+elif [[ "$(grep -c '^step' "$out/losses-candle-cuda.txt" 2>/dev/null)" -eq 0 ]]; then
+    echo "FAIL determinism: no CUDA losses to compare"
 else
     echo "FAIL determinism: two CUDA runs of one seed differ"
     diff <(grep '^step' "$out/losses-candle-cuda.txt") <(grep '^step' "$out/losses-candle-cuda-again.txt") | head -4
