@@ -55,7 +55,7 @@ impl ConvGeometry {
         self.height * self.width * self.in_channels
     }
 
-    fn out_shape(&self) -> Shape {
+    pub(crate) fn out_shape(&self) -> Shape {
         Shape::from((self.batch, self.out_h(), self.out_w(), self.out_channels))
     }
 
@@ -64,7 +64,7 @@ impl ConvGeometry {
         if input_grad { self.batch * self.in_image() } else { 0 }
     }
 
-    pub(crate) fn out_pixels(&self) -> usize {
+    fn out_pixels(&self) -> usize {
         self.out_h() * self.out_w()
     }
 

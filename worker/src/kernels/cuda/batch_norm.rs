@@ -5,16 +5,16 @@
 //! Training keeps the batch statistics on the device (an f32 `[4, c]`
 //! table: mean, biased variance, scale, shift), so a step never waits for
 //! the GPU to hand them to the host; the running averages are updated from
-//! them by candle operations on the device.
+//! them in place by one kernel each ([`update_running`]).
 
 use std::sync::{Arc, Mutex};
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda::cudarc::driver::{CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
-use candle_core::cuda::{CudaDType, CudaStorage, WrapErr};
+use candle_core::cuda::cudarc::driver::{CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
+use candle_core::cuda::{CudaDType, CudaDevice, CudaStorage, WrapErr};
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, InplaceOp2, Layout, Result, Shape, Tensor, WithDType};
 
-use super::{dispatch_element, f32_tensor, view, with_f32_tensor};
+use super::{dispatch_element, elementwise_config, f32_tensor, view, view_mut, with_f32_tensor};
 
 const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/batch_norm.ptx"));
 const MODULE: &str = "widesweep_batch_norm";
@@ -44,9 +44,25 @@ fn per_channel_config(c: usize) -> LaunchConfig {
     LaunchConfig { grid_dim: ((c as u32).div_ceil(256), 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
 }
 
-fn elementwise_config(n: usize) -> LaunchConfig {
-    let blocks = n.div_ceil(256).clamp(1, 1 << 16) as u32;
-    LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
+/// `max(0, x * scale + shift)` per channel of a channels-last `x` with `c`
+/// channels: the normalisation of training and of inference.
+fn affine_relu<T: CudaDType + DeviceRepr + WithDType>(
+    name: &str,
+    device: &CudaDevice,
+    x: &CudaView<'_, T>,
+    c: usize,
+    scale: &CudaView<'_, f32>,
+    shift: &CudaView<'_, f32>,
+) -> Result<CudaSlice<T>> {
+    let n = x.len();
+    let (n_arg, c_arg) = (n as i64, c as i32);
+    let y = unsafe { device.alloc::<T>(n) }?;
+    let suffix = super::Element::of(name, T::DTYPE)?.suffix();
+    let func = device.get_or_load_custom_func(&format!("bn_affine_relu_{suffix}"), MODULE, PTX)?;
+    let mut launch = func.builder();
+    launch.arg(x).arg(&n_arg).arg(&c_arg).arg(scale).arg(shift).arg(&y);
+    unsafe { launch.launch(elementwise_config(n)) }.w()?;
+    Ok(y)
 }
 
 /// Channels (the last dimension) and rows of a channels-last activation.
@@ -152,14 +168,8 @@ impl CustomOp3 for Train {
                 .arg(&stats);
             unsafe { launch.launch(per_channel_config(c)) }.w()?;
 
-            let n = rows * c;
-            let y = unsafe { device.alloc::<T>(n) }?;
             let (scale, shift) = (stats.slice(2 * c..3 * c), stats.slice(3 * c..4 * c));
-            let (n_arg, func) =
-                (n as i64, device.get_or_load_custom_func(&format!("bn_affine_relu_{suffix}"), MODULE, PTX)?);
-            let mut launch = func.builder();
-            launch.arg(&x).arg(&n_arg).arg(&c_arg).arg(&scale).arg(&shift).arg(&y);
-            unsafe { launch.launch(elementwise_config(n)) }.w()?;
+            let y = affine_relu(name, device, &x, c, &scale, &shift)?;
             Ok((CudaStorage::wrap_cuda_slice(y, device.clone()), f32_tensor(stats, device, (4, c))))
         }
         let name = self.name();
@@ -243,16 +253,13 @@ impl CustomOp3 for GradientSums {
             let chunks = chunks(rows);
             let (rows_arg, c_arg, chunks_arg) = (rows as i64, c as i32, chunks as i32);
             let partial = unsafe { device.alloc::<f64>(2 * chunks * c) }?;
+            let coefficients = unsafe { device.alloc::<f32>(5 * c) }?;
             with_f32_tensor(name, "batch statistics", &op.stats, |stats| {
                 let mean = stats.slice(0..c);
                 let func = device.get_or_load_custom_func(&format!("bn_grad_partial_{suffix}"), MODULE, PTX)?;
                 let mut launch = func.builder();
                 launch.arg(&x).arg(&y).arg(&dy).arg(&rows_arg).arg(&c_arg).arg(&mean).arg(&partial);
                 unsafe { launch.launch(reduction_config(c, chunks)) }.w()?;
-                Ok(())
-            })?;
-            let coefficients = unsafe { device.alloc::<f32>(5 * c) }?;
-            with_f32_tensor(name, "batch statistics", &op.stats, |stats| {
                 with_f32_tensor(name, "gamma", &op.gamma, |gamma| {
                     let func = device.get_or_load_custom_func("bn_grad_finish", MODULE, PTX)?;
                     let mut launch = func.builder();
@@ -342,22 +349,13 @@ impl CustomOp1 for AffineRelu {
         ) -> Result<CudaStorage> {
             let name = op.name();
             let x = view::<T>(name, "input", storage, layout)?;
-            let (rows, c) = rows_and_channels(name, layout)?;
+            let (_, c) = rows_and_channels(name, layout)?;
             let device = storage.device();
-            let suffix = super::Element::of(name, T::DTYPE)?.suffix();
-            let n = rows * c;
-            let (n_arg, c_arg) = (n as i64, c as i32);
-            let y = unsafe { device.alloc::<T>(n) }?;
-            with_f32_tensor(name, "scale and shift", &op.table, |table| {
+            let y = with_f32_tensor(name, "scale and shift", &op.table, |table| {
                 if table.len() != 2 * c {
                     candle_core::bail!("{name}: {} values of scale and shift for {c} channels", table.len());
                 }
-                let (scale, shift) = (table.slice(0..c), table.slice(c..2 * c));
-                let func = device.get_or_load_custom_func(&format!("bn_affine_relu_{suffix}"), MODULE, PTX)?;
-                let mut launch = func.builder();
-                launch.arg(&x).arg(&n_arg).arg(&c_arg).arg(&scale).arg(&shift).arg(&y);
-                unsafe { launch.launch(elementwise_config(n)) }.w()?;
-                Ok(())
+                affine_relu(name, device, &x, c, &table.slice(0..c), &table.slice(c..2 * c))
             })?;
             Ok(CudaStorage::wrap_cuda_slice(y, device.clone()))
         }
@@ -383,17 +381,10 @@ impl InplaceOp2 for UpdateRunning {
 
     fn cuda_fwd(&self, s1: &mut CudaStorage, l1: &Layout, s2: &CudaStorage, l2: &Layout) -> Result<()> {
         let name = self.name();
-        let c = l1.shape().elem_count();
-        if l2.shape().elem_count() != c {
-            candle_core::bail!("{name}: {c} running values, {} batch values", l2.shape().elem_count());
-        }
-        let Some((start, end)) = l1.contiguous_offsets() else {
-            candle_core::bail!("{name}: the running statistics must be contiguous")
-        };
         let batch = view::<f32>(name, "batch statistics", s2, l2)?;
+        let c = batch.len();
         let device = s1.device().clone();
-        let running = s1.as_cuda_slice_mut::<f32>()?;
-        let mut running = running.slice_mut(start..end);
+        let mut running = view_mut(name, s1, l1, c)?;
         let c_arg = c as i32;
         let func = device.get_or_load_custom_func("bn_update_running", MODULE, PTX)?;
         let mut launch = func.builder();

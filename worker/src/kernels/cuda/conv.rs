@@ -220,7 +220,7 @@ fn forward<T: ConvElement>(
             Ok((Algorithm::Forward(algorithm), op.get_workspace_size(algorithm)?))
         })?;
         let Algorithm::Forward(algorithm) = algorithm else { unreachable!("forward key, forward algorithm") };
-        let mut y = unsafe { device.alloc::<T>(g.batch * g.out_pixels() * g.out_channels) }?;
+        let mut y = unsafe { device.alloc::<T>(g.out_shape().elem_count()) }?;
         let beta = match residual {
             Some(residual) => {
                 device.cuda_stream().memcpy_dtod(residual, &mut y)?;
@@ -313,10 +313,6 @@ fn weight_shape(g: &ConvGeometry) -> Shape {
     Shape::from((g.out_channels, g.kernel, g.kernel, g.in_channels))
 }
 
-fn output_shape(g: &ConvGeometry) -> Shape {
-    Shape::from((g.batch, g.out_h(), g.out_w(), g.out_channels))
-}
-
 /// The gradients of both arguments, `dx` only when asked for.
 fn gradients(
     g: &ConvGeometry,
@@ -365,7 +361,7 @@ impl CustomOp2 for Conv2d {
         }
         let g = &self.geometry;
         let y = dispatch_element!(self.name(), s1, run(g, s1, l1, s2, l2))?;
-        Ok((y, output_shape(g)))
+        Ok((y, g.out_shape()))
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
@@ -411,7 +407,7 @@ impl CustomOp3 for Conv2dAdd {
         }
         let g = &self.0;
         let y = dispatch_element!(self.name(), s1, run(g, [(s1, l1), (s2, l2), (s3, l3)]))?;
-        Ok((y, output_shape(g)))
+        Ok((y, g.out_shape()))
     }
 
     fn bwd(

@@ -5,11 +5,11 @@
 //! keeping it.
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
+use candle_core::cuda::cudarc::driver::{DeviceRepr, PushKernelArg};
 use candle_core::cuda::{CudaDType, CudaStorage, WrapErr};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, WithDType};
 
-use super::{dispatch_element, view};
+use super::{dispatch_element, elementwise_config, view};
 
 const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/dropout.ptx"));
 const MODULE: &str = "widesweep_dropout";
@@ -50,9 +50,7 @@ impl CustomOp1 for Dropout {
             let func = device.get_or_load_custom_func(&format!("dropout_{suffix}"), MODULE, PTX)?;
             let mut launch = func.builder();
             launch.arg(&x).arg(&n_arg).arg(&op.key).arg(&op.threshold).arg(&scale).arg(&y);
-            let blocks = n.div_ceil(256).clamp(1, 1 << 16) as u32;
-            let config = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
-            unsafe { launch.launch(config) }.w()?;
+            unsafe { launch.launch(elementwise_config(n)) }.w()?;
             Ok(CudaStorage::wrap_cuda_slice(y, device.clone()))
         }
         let y = dispatch_element!(self.name(), storage, run(self, storage, layout))?;

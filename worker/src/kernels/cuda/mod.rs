@@ -27,7 +27,7 @@ pub mod dropout;
 pub mod sgd;
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda::cudarc::driver::{CudaView, DeviceRepr};
+use candle_core::cuda::cudarc::driver::{CudaView, CudaViewMut, DeviceRepr, LaunchConfig};
 use candle_core::cuda::{CudaDType, CudaDevice, CudaStorage};
 use candle_core::{DType, Layout, Result, Shape, Storage, Tensor, WithDType};
 
@@ -46,6 +46,25 @@ fn view<'a, T: CudaDType + DeviceRepr + WithDType>(
         Ok(slice) => Ok(slice.slice(start..end)),
         Err(_) => candle_core::bail!("{op}: {arg} is {:?}, expected {:?}", storage.dtype(), T::DTYPE),
     }
+}
+
+/// The contiguous f32 elements an in-place operation updates, checked to
+/// be `n` (as many as its other arguments).
+fn view_mut<'a>(op: &str, storage: &'a mut CudaStorage, layout: &Layout, n: usize) -> Result<CudaViewMut<'a, f32>> {
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op}: the updated tensor must be contiguous")
+    };
+    if end - start != n {
+        candle_core::bail!("{op}: {} values to update, {n} in its other arguments", end - start);
+    }
+    Ok(storage.as_cuda_slice_mut::<f32>()?.slice_mut(start..end))
+}
+
+/// One thread per element in blocks of 256, at most 2^16 blocks (the
+/// element-wise kernels loop over the rest).
+fn elementwise_config(n: usize) -> LaunchConfig {
+    let blocks = n.div_ceil(256).clamp(1, 1 << 16) as u32;
+    LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
 }
 
 /// Runs `f` on the CUDA storage of a tensor that is not an argument of the

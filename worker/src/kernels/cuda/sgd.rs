@@ -5,11 +5,11 @@
 //! each buffer and the CPU's steps.
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda::cudarc::driver::{CudaViewMut, LaunchConfig, PushKernelArg};
+use candle_core::cuda::cudarc::driver::PushKernelArg;
 use candle_core::cuda::{CudaStorage, WrapErr};
 use candle_core::{CpuStorage, InplaceOp3, Layout, Result, Tensor};
 
-use super::view;
+use super::{elementwise_config, view, view_mut};
 
 const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/sgd.ptx"));
 const MODULE: &str = "widesweep_sgd";
@@ -23,31 +23,27 @@ pub struct SgdStep {
     pub nesterov: bool,
 }
 
-/// `buf` in place, from `(grad, param)`.
-struct Momentum(SgdStep);
-
-/// `param` in place, from `(grad, buf)`.
-struct Apply(SgdStep);
-
-/// The mutable argument's contiguous elements, checked to be `n` f32.
-fn target<'a>(op: &str, storage: &'a mut CudaStorage, layout: &Layout, n: usize) -> Result<CudaViewMut<'a, f32>> {
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{op}: the updated tensor must be contiguous")
-    };
-    if end - start != n {
-        candle_core::bail!("{op}: {} values to update, {n} in the gradient", end - start);
-    }
-    Ok(storage.as_cuda_slice_mut::<f32>()?.slice_mut(start..end))
+/// Which tensor a kernel updates in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    /// The momentum buffer, from `(grad, param)`: `sgd_momentum`.
+    Momentum,
+    /// The parameter, from `(grad, buf)` once the buffer is updated:
+    /// `sgd_apply`.
+    Parameter,
 }
 
-fn config(n: usize) -> LaunchConfig {
-    let blocks = n.div_ceil(256).clamp(1, 1 << 16) as u32;
-    LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
+struct Update {
+    target: Target,
+    step: SgdStep,
 }
 
-impl InplaceOp3 for Momentum {
+impl InplaceOp3 for Update {
     fn name(&self) -> &'static str {
-        "sgd-momentum-cuda"
+        match self.target {
+            Target::Momentum => "sgd-momentum-cuda",
+            Target::Parameter => "sgd-apply-cuda",
+        }
     }
 
     fn cpu_fwd(
@@ -72,65 +68,29 @@ impl InplaceOp3 for Momentum {
         l3: &Layout,
     ) -> Result<()> {
         let name = self.name();
+        let (kernel, other) = match self.target {
+            Target::Momentum => ("sgd_momentum", "parameter"),
+            Target::Parameter => ("sgd_apply", "momentum buffer"),
+        };
         let grad = view::<f32>(name, "gradient", s2, l2)?;
-        let param = view::<f32>(name, "parameter", s3, l3)?;
+        let other_values = view::<f32>(name, other, s3, l3)?;
         let n = grad.len();
-        if param.len() != n {
-            candle_core::bail!("{name}: {} parameter values, {n} gradient values", param.len());
+        if other_values.len() != n {
+            candle_core::bail!("{name}: {} {other} values, {n} gradient values", other_values.len());
         }
         let device = s1.device().clone();
-        let mut buf = target(name, s1, l1, n)?;
-        let (n_arg, momentum, decay) = (n as i64, self.0.momentum as f32, self.0.weight_decay as f32);
-        let func = device.get_or_load_custom_func("sgd_momentum", MODULE, PTX)?;
-        let mut launch = func.builder();
-        launch.arg(&mut buf).arg(&grad).arg(&param).arg(&n_arg).arg(&momentum).arg(&decay);
-        unsafe { launch.launch(config(n)) }.w()?;
-        Ok(())
-    }
-}
-
-impl InplaceOp3 for Apply {
-    fn name(&self) -> &'static str {
-        "sgd-apply-cuda"
-    }
-
-    fn cpu_fwd(
-        &self,
-        _: &mut CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<()> {
-        candle_core::bail!("{} runs on CUDA only", self.name())
-    }
-
-    fn cuda_fwd(
-        &self,
-        s1: &mut CudaStorage,
-        l1: &Layout,
-        s2: &CudaStorage,
-        l2: &Layout,
-        s3: &CudaStorage,
-        l3: &Layout,
-    ) -> Result<()> {
-        let name = self.name();
-        let grad = view::<f32>(name, "gradient", s2, l2)?;
-        let buf = view::<f32>(name, "momentum buffer", s3, l3)?;
-        let n = grad.len();
-        if buf.len() != n {
-            candle_core::bail!("{name}: {} momentum values, {n} gradient values", buf.len());
-        }
-        let device = s1.device().clone();
-        let mut param = target(name, s1, l1, n)?;
-        let step = self.0;
+        let mut updated = view_mut(name, s1, l1, n)?;
+        let step = self.step;
         let (n_arg, lr, momentum, decay) = (n as i64, step.lr as f32, step.momentum as f32, step.weight_decay as f32);
         let nesterov = i32::from(step.nesterov);
-        let func = device.get_or_load_custom_func("sgd_apply", MODULE, PTX)?;
+        let func = device.get_or_load_custom_func(kernel, MODULE, PTX)?;
         let mut launch = func.builder();
-        launch.arg(&mut param).arg(&grad).arg(&buf).arg(&n_arg).arg(&lr).arg(&momentum).arg(&decay).arg(&nesterov);
-        unsafe { launch.launch(config(n)) }.w()?;
+        launch.arg(&mut updated).arg(&grad).arg(&other_values).arg(&n_arg);
+        match self.target {
+            Target::Momentum => launch.arg(&momentum).arg(&decay),
+            Target::Parameter => launch.arg(&lr).arg(&momentum).arg(&decay).arg(&nesterov),
+        };
+        unsafe { launch.launch(elementwise_config(n)) }.w()?;
         Ok(())
     }
 }
@@ -139,6 +99,6 @@ impl InplaceOp3 for Apply {
 /// existing momentum buffer `buf` (also updated in place).
 pub fn step(param: &Tensor, grad: &Tensor, buf: &Tensor, step: SgdStep) -> Result<()> {
     let grad = grad.contiguous()?;
-    buf.inplace_op3(&grad, param, &Momentum(step))?;
-    param.inplace_op3(&grad, buf, &Apply(step))
+    buf.inplace_op3(&grad, param, &Update { target: Target::Momentum, step })?;
+    param.inplace_op3(&grad, buf, &Update { target: Target::Parameter, step })
 }
