@@ -1,4 +1,4 @@
-// Takes the README's dashboard screenshot from a running coordinator, in
+// Takes the dashboard screenshot of docs/dashboard.md from a running coordinator, in
 // Debian's headless Chromium with playwright-core (what the tests use):
 //   NODE_PATH=/opt/widesweep-test-tools/node/node_modules \
 //     node docs/screenshot.cjs http://127.0.0.1:7080/sweeps/quickstart docs/dashboard-quickstart.png

@@ -4,7 +4,6 @@
 
 pub mod commands;
 mod connection;
-mod engine;
 mod secrets;
 mod signals;
 
@@ -53,12 +52,12 @@ pub enum Command {
     /// Validate and expand a spec without a database: cells, parameters, costs.
     Plan(commands::plan::PlanArgs),
     /// Train one cell directly and print every epoch.
-    Train(engine::TrainArgs),
+    Train(commands::train::TrainArgs),
     /// Size and cost of one network: parameters, MACs, activation memory.
-    Model(engine::ModelArgs),
+    Model(commands::model::ModelArgs),
     /// Datasets: fetch and verify.
     #[command(subcommand)]
-    Data(engine::DataCommand),
+    Data(commands::data::DataCommand),
     /// Benchmarks of the coordinator and of training.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -102,9 +101,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Plot(args) => commands::plot::run(args).await,
             Command::Plan(args) => commands::plan::run(args).await,
             Command::Bench(command) => commands::bench::run(command).await,
-            Command::Train(args) => blocking(move || engine::run_train(&args)).await,
-            Command::Model(args) => blocking(move || engine::run_model(&args)).await,
-            Command::Data(command) => blocking(move || engine::run_data(&command)).await,
+            Command::Train(args) => blocking(move || commands::train::run_train(&args)).await,
+            Command::Model(args) => blocking(move || commands::model::run_model(&args)).await,
+            Command::Data(command) => blocking(move || commands::data::run_data(&command)).await,
         }
     })
 }

@@ -760,12 +760,12 @@ async fn sql_cuts_results_at_max_rows(db: &TestDb) {
     assert_eq!(json.as_array().unwrap().len(), 4);
 }
 
-/// Every example query of the README runs on both databases.
+/// Every example query of the documentation (README.md and the guides in
+/// docs/, wherever the ```sql blocks live) runs on both databases.
 async fn the_documented_queries_run(db: &TestDb) {
     quickstart(&*db.store, 0).await;
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let queries = readme_queries(&readme);
-    assert!(queries.len() >= 5, "the README documents its example queries: {queries:?}");
+    let queries = documented_queries(&documentation());
+    assert!(queries.len() >= 5, "the documentation has its example queries: {queries:?}");
     for sql in queries {
         let sql = sql.replace("'block-types'", "'quickstart'").replace("job_id = 17", "job_id = 1");
         let result = query(&db.url, &sql, TIMEOUT, MAX_ROWS).await;
@@ -774,10 +774,26 @@ async fn the_documented_queries_run(db: &TestDb) {
     }
 }
 
-/// The statements of the README's ```sql blocks (one per `;`).
-fn readme_queries(readme: &str) -> Vec<String> {
+/// README.md, then every docs/*.md in name order, concatenated.
+fn documentation() -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut guides: Vec<_> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
+        .collect();
+    guides.sort();
+    let files = std::iter::once(root.join("README.md")).chain(guides);
+    let texts: Vec<String> = files
+        .map(|path| std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .collect();
+    texts.join("\n")
+}
+
+/// The statements of the ```sql blocks of `docs` (one per `;`).
+fn documented_queries(docs: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for block in readme.split("```sql\n").skip(1) {
+    for block in docs.split("```sql\n").skip(1) {
         let body = block.split("```").next().unwrap();
         let mut current = String::new();
         for line in body.lines() {

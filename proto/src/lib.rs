@@ -13,4 +13,5 @@ pub mod v1 {
 }
 
 pub mod client;
+mod metrics;
 mod recipe;

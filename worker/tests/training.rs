@@ -45,7 +45,7 @@ fn curve(history: &[EpochMetrics]) -> Vec<[u64; 6]> {
         .iter()
         .map(|m| {
             [
-                m.epoch as u64,
+                u64::from(m.epoch),
                 m.lr.to_bits(),
                 m.train_loss.to_bits(),
                 m.train_error.to_bits(),

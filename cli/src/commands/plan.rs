@@ -4,8 +4,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use widesweep_coordinator::plan::PlanReport;
-use widesweep_coordinator::spec::Spec;
 use widesweep_coordinator::store::{self, DEFAULT_DB_URL, DeviceRate};
+
+use super::common::read_spec;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum PlanFormat {
@@ -30,13 +31,6 @@ pub struct PlanArgs {
     /// The database the device's epochs are read from, read-only.
     #[arg(long, value_name = "URL", default_value = DEFAULT_DB_URL, requires = "device")]
     pub db: String,
-}
-
-/// Reads and validates a spec file; errors name the file.
-pub fn read_spec(path: &PathBuf) -> anyhow::Result<(String, Spec)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading spec {}", path.display()))?;
-    let spec = Spec::parse(&text).with_context(|| format!("invalid spec {}", path.display()))?;
-    Ok((text, spec))
 }
 
 pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {

@@ -23,7 +23,7 @@ use widesweep_proto::client::ClientOptions;
 use widesweep_proto::v1 as pb;
 use widesweep_worker::agent::{self, JobOutcome, SlotEvent};
 
-use super::plan::read_spec;
+use super::common::read_spec;
 use super::work::SlotArgs;
 use crate::signals;
 
@@ -88,7 +88,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (text, spec) = read_spec(&args.spec)?;
     let expansion = spec.expand(args.allow_large).with_context(|| format!("invalid spec {}", args.spec.display()))?;
     let token = crate::secrets::token_from(args.token.as_deref(), args.token_file.as_deref(), "--token-file")?;
-    super::serve::require_token_off_loopback(args.listen, token.is_some(), "keep --listen on 127.0.0.1")?;
+    super::common::require_token_off_loopback(args.listen, token.is_some(), "keep --listen on 127.0.0.1")?;
     let store = store::open(&args.db).await.with_context(|| format!("opening the database {}", args.db))?;
     if store.backend() == Backend::Sqlite {
         // The embedded database has no other coordinator: whatever is still
@@ -109,14 +109,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let url = format!("http://{address}");
     let config = ServerConfig {
         lease: Duration::from_secs(args.lease_seconds),
-        reap_interval: super::serve::reap_interval(Duration::from_secs(args.lease_seconds)),
+        reap_interval: super::common::reap_interval(Duration::from_secs(args.lease_seconds)),
         artifacts_dir: args.artifacts.clone(),
         credentials: Credentials { shared: token.clone(), ..Credentials::default() },
         ..ServerConfig::default()
     };
     let dashboard = match args.http.0 {
         Some(address) => {
-            super::serve::require_token_off_loopback(address, token.is_some(), "keep --http on 127.0.0.1")?;
+            super::common::require_token_off_loopback(address, token.is_some(), "keep --http on 127.0.0.1")?;
             match tokio::net::TcpListener::bind(address).await {
                 Ok(listener) => {
                     let web = WebConfig {
@@ -139,7 +139,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                         })
                         .collect();
                     println!("dashboard at http://{0}/sweeps/{page}{login}", listener.local_addr()?);
-                    Some(super::serve::Dashboard::start(Arc::clone(&store), web, listener))
+                    Some(super::common::Dashboard::start(Arc::clone(&store), web, listener))
                 }
                 Err(error) => {
                     eprintln!(
@@ -315,7 +315,7 @@ impl Progress {
     fn on_status(&self, s: &pb::SweepStatus) {
         self.sweep.set_length(s.total);
         self.sweep.set_position(s.succeeded + s.failed + s.cancelled);
-        let eta = super::sweeps::eta(s).map(|eta| format!(", ETA {eta}")).unwrap_or_default();
+        let eta = super::common::eta(s).map(|eta| format!(", ETA {eta}")).unwrap_or_default();
         let failed = if s.failed > 0 { format!(", {} failed", s.failed) } else { String::new() };
         self.sweep.set_message(format!("{} running, {} pending{failed}{eta}", s.running, s.pending));
     }

@@ -8,8 +8,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 use widesweep_coordinator::service::{Credentials, DEFAULT_MAX_SWEEP_JOBS, ServerConfig, serve};
 use widesweep_coordinator::spec::MAX_SWEEP_JOBS;
-use widesweep_coordinator::store::{self, DEFAULT_DB_URL, Store};
-use widesweep_coordinator::web::{WebConfig, serve_web, tls_acceptor};
+use widesweep_coordinator::store::{self, DEFAULT_DB_URL};
+use widesweep_coordinator::web::{WebConfig, tls_acceptor};
+
+use super::common::{Dashboard, reap_interval, require_token_off_loopback};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -135,24 +137,6 @@ impl ServeArgs {
     }
 }
 
-/// Refuses a coordinator reachable beyond this machine without a token;
-/// `otherwise` names the caller's other way out.
-pub fn require_token_off_loopback(listen: SocketAddr, has_token: bool, otherwise: &str) -> anyhow::Result<()> {
-    if !listen.ip().is_loopback() && !has_token {
-        bail!(
-            "refusing to listen on {listen} without a token: anyone who can reach it could submit or overwrite \
-             results; set WIDESWEEP_TOKEN (or the role tokens, see `widesweep serve --help`), or {otherwise}"
-        );
-    }
-    Ok(())
-}
-
-/// How often expired leases are looked for: a quarter of the lease, at
-/// most every 5 s, so that a dead worker's job waits little past its lease.
-pub fn reap_interval(lease: Duration) -> Duration {
-    lease.div_f64(4.0).min(Duration::from_secs(5))
-}
-
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = args.config()?;
     let store = match &args.db_file {
@@ -205,29 +189,4 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         dashboard.stop().await;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The dashboard's server task, stopped with the coordinator.
-pub struct Dashboard {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Dashboard {
-    pub fn start(store: Arc<dyn Store>, config: WebConfig, listener: tokio::net::TcpListener) -> Self {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve_web(store, config, listener, async {
-            let _ = stopped.await;
-        }));
-        Self { stop, task }
-    }
-
-    /// Open event streams never end on their own: they get two seconds.
-    pub async fn stop(self) {
-        let _ = self.stop.send(());
-        let mut task = self.task;
-        if tokio::time::timeout(Duration::from_secs(2), &mut task).await.is_err() {
-            task.abort();
-        }
-    }
 }

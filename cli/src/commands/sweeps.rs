@@ -8,7 +8,7 @@ use tokio_stream::StreamExt;
 use widesweep_coordinator::service::DEFAULT_MAX_ATTEMPTS;
 use widesweep_proto::v1 as pb;
 
-use super::plan::read_spec;
+use super::common::{eta, read_spec};
 use crate::connection::{CoordinatorArgs, explain};
 
 #[derive(Args, Debug)]
@@ -80,20 +80,6 @@ pub struct StatusArgs {
     /// With --watch: the progress line only, without the table.
     #[arg(long, requires = "watch")]
     pub no_table: bool,
-}
-
-pub(crate) fn format_duration(seconds: f64) -> String {
-    let s = seconds.round() as u64;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
-}
-
-/// Time left, while the sweep still has work and the coordinator has an estimate.
-pub(crate) fn eta(s: &pb::SweepStatus) -> Option<String> {
-    s.eta_seconds.filter(|_| s.pending + s.running > 0).map(format_duration)
 }
 
 fn describe(s: &pb::SweepStatus) -> String {

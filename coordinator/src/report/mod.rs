@@ -21,7 +21,7 @@ pub mod metric;
 pub mod plot;
 pub mod render;
 pub mod sql;
-pub mod stats;
+
 pub mod table;
 
 pub use aggregate::Agg;

@@ -103,20 +103,7 @@ pub(crate) fn result_row(row: &ResultRow) -> pb::JobResultRow {
 }
 
 pub(crate) fn job_epoch(e: &JobEpoch) -> pb::JobEpoch {
-    let m = &e.metrics;
-    pb::JobEpoch {
-        job_id: e.job_id,
-        metrics: Some(pb::EpochMetrics {
-            epoch: m.epoch,
-            train_loss: m.train_loss,
-            train_error: m.train_error,
-            test_loss: m.test_loss,
-            test_error: m.test_error,
-            lr: m.lr,
-            epoch_seconds: m.epoch_seconds,
-            images_per_second: m.images_per_second,
-        }),
-    }
+    pb::JobEpoch { job_id: e.job_id, metrics: Some(pb::EpochMetrics::from(&e.metrics)) }
 }
 
 /// A job of a `ListResults` page, as the report layer reads it (the
@@ -170,20 +157,8 @@ pub fn result_row_from_proto(row: pb::JobResultRow) -> Result<ResultRow, Status>
 
 /// An epoch of a `ListResults` page (the client side of [`job_epoch`]).
 pub fn job_epoch_from_proto(e: pb::JobEpoch) -> Result<JobEpoch, Status> {
-    let m = e.metrics.ok_or_else(|| missing("epochs.metrics"))?;
-    Ok(JobEpoch {
-        job_id: e.job_id,
-        metrics: EpochMetrics {
-            epoch: m.epoch,
-            train_loss: m.train_loss,
-            train_error: m.train_error,
-            test_loss: m.test_loss,
-            test_error: m.test_error,
-            lr: m.lr,
-            epoch_seconds: m.epoch_seconds,
-            images_per_second: m.images_per_second,
-        },
-    })
+    let metrics = epoch_metrics(e.metrics, "epochs.metrics")?;
+    Ok(JobEpoch { job_id: e.job_id, metrics })
 }
 
 /// The job a lease hands over, with the lease's secret (the only place
@@ -202,40 +177,9 @@ pub(crate) fn leased_job(job: &LeasedJob, token: &LeaseToken) -> pb::Job {
     }
 }
 
-/// Checks the ranges a worker could get wrong; a bad report changes nothing.
+/// Checks the ranges a worker could get wrong ([`EpochMetrics::check`]);
+/// a bad report changes nothing.
 pub(crate) fn epoch_metrics(m: Option<pb::EpochMetrics>, field: &str) -> Result<EpochMetrics, Status> {
     let m = m.ok_or_else(|| missing(field))?;
-    if m.epoch == 0 {
-        return Err(Status::invalid_argument(format!("{field}.epoch is 0: epochs count from 1")));
-    }
-    for (name, value) in [("train_error", m.train_error), ("test_error", m.test_error)] {
-        if !(0.0..=1.0).contains(&value) {
-            return Err(Status::invalid_argument(format!(
-                "{field}.{name} = {value} is out of range: errors are fractions in [0, 1]"
-            )));
-        }
-    }
-    for (name, value) in [
-        ("train_loss", m.train_loss),
-        ("test_loss", m.test_loss),
-        ("lr", m.lr),
-        ("epoch_seconds", m.epoch_seconds),
-        ("images_per_second", m.images_per_second),
-    ] {
-        if !value.is_finite() || value < 0.0 {
-            return Err(Status::invalid_argument(format!(
-                "{field}.{name} = {value} is invalid: use a finite value >= 0"
-            )));
-        }
-    }
-    Ok(EpochMetrics {
-        epoch: m.epoch,
-        train_loss: m.train_loss,
-        train_error: m.train_error,
-        test_loss: m.test_loss,
-        test_error: m.test_error,
-        lr: m.lr,
-        epoch_seconds: m.epoch_seconds,
-        images_per_second: m.images_per_second,
-    })
+    EpochMetrics::try_from(&m).map_err(|e| Status::invalid_argument(format!("{field}.{e}")))
 }

@@ -51,7 +51,7 @@ pub(super) trait Dialect: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<LeasedJob>>> + Send;
 
     /// Records one epoch of a fenced job and renews its lease, or explains
-    /// (with [`Sql::fence_error`](super::shared::Sql::fence_error)) why the fence refused it.
+    /// (with [`Sql::fence_error`](super::generic::Sql::fence_error)) why the fence refused it.
     fn store_epoch(
         &self,
         fence: Fence,

@@ -11,21 +11,28 @@
 //! caller, so that lease expiry is tested by moving a number rather than by
 //! sleeping.
 
+mod checkpoints;
 mod columns;
 mod dialect;
-mod model;
+mod generic;
+mod leases;
 mod postgres;
+mod reads;
+mod rows;
 mod seeds;
-mod shared;
 mod sqlite;
 mod statements;
-mod submit;
+mod submission;
 
 use std::sync::Arc;
 
-pub use model::*;
+pub use checkpoints::Checkpoints;
+pub use leases::Leases;
 pub use postgres::PostgresStore;
+pub use reads::Reads;
+pub use rows::*;
 pub use sqlite::SqliteStore;
+pub use submission::Submissions;
 
 /// The default database: a file in the current directory.
 pub const DEFAULT_DB_URL: &str = "sqlite://widesweep.db";
@@ -115,98 +122,14 @@ impl StoreError {
     }
 }
 
-/// The queue's operations. Implementations must be safe to share between
-/// tasks and, for Postgres, between several coordinator processes.
-#[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
-    fn backend(&self) -> Backend;
+/// The queue's operations, by concern: what users submit and steer
+/// ([`Submissions`]), what workers lease and write ([`Leases`],
+/// [`Checkpoints`]) and what reports and the dashboard read ([`Reads`]).
+/// Implementations must be safe to share between tasks and, for Postgres,
+/// between several coordinator processes.
+pub trait Store: Submissions + Leases + Checkpoints + Reads {}
 
-    /// The time by the database's clock: the one clock that every
-    /// coordinator sharing the database agrees on (the system clock for
-    /// SQLite, whose coordinators share one machine).
-    async fn clock_ms(&self) -> Result<Millis>;
-
-    /// Creates the sweep or adds the spec's new cells to it, in one
-    /// transaction. Cells the sweep has but the spec lacks are marked out of
-    /// spec (kept with their results, no longer leased).
-    async fn submit_sweep(&self, sweep: &NewSweep<'_>, now: Millis) -> Result<SubmitOutcome>;
-    /// A sweep by name, or by id written as digits.
-    async fn sweep(&self, sweep: &str) -> Result<SweepSummary>;
-    async fn list_sweeps(&self) -> Result<Vec<SweepSummary>>;
-    async fn steer_sweep(&self, sweep: &str, action: SweepAction, now: Millis) -> Result<SweepSummary>;
-
-    async fn register_worker(&self, hostname: &str, devices: &[String], version: &str, now: Millis) -> Result<i64>;
-    /// Claims the next pending job of the highest-priority active sweep
-    /// atomically; `None` when there is none.
-    /// The lease is authorised by `token`, the digest of the secret the
-    /// caller hands to the worker; every fenced call must present it.
-    async fn lease_job(
-        &self,
-        worker_id: i64,
-        device: &str,
-        token: LeaseDigest,
-        lease_ms: i64,
-        now: Millis,
-    ) -> Result<Option<LeasedJob>>;
-    /// Records an epoch (replacing an earlier attempt's row for the same
-    /// epoch and dropping its later ones) and renews the lease. The epoch
-    /// must lie in 1..=epochs of the job and follow the reported ones
-    /// without a gap.
-    async fn report_epoch(&self, fence: Fence, metrics: &EpochMetrics, lease_ms: i64, now: Millis) -> Result<Millis>;
-    async fn heartbeat(&self, fence: Fence, lease_ms: i64, now: Millis) -> Result<Millis>;
-    /// Marks the job succeeded; returns checkpoint digests no longer
-    /// referenced (all of the job's checkpoints but the last). The final
-    /// metrics must be those of the job's last epoch (and equal that epoch's
-    /// report when this attempt made one); the best test error stored is the
-    /// recorded curve's minimum.
-    async fn complete_job(&self, fence: Fence, result: &JobResult, now: Millis) -> Result<Vec<String>>;
-    /// Returns whether the job went back to pending.
-    async fn fail_job(&self, fence: Fence, error: &str, retryable: bool, now: Millis) -> Result<bool>;
-    /// Hands the job back to pending without spending an attempt.
-    async fn release_job(&self, fence: Fence, now: Millis) -> Result<()>;
-    /// Returns expired leases to pending (or failed past max_attempts).
-    async fn reap_expired(&self, now: Millis) -> Result<u64>;
-
-    /// Records a stored checkpoint; returns it and the digests of the
-    /// job's older checkpoints that are no longer referenced.
-    async fn add_checkpoint(
-        &self,
-        fence: Fence,
-        checkpoint: &NewCheckpoint,
-        now: Millis,
-    ) -> Result<(CheckpointRef, Vec<String>)>;
-    /// A checkpoint of a job the caller holds.
-    async fn checkpoint(&self, fence: Fence, checkpoint_id: i64) -> Result<CheckpointRef>;
-
-    async fn job(&self, job_id: i64) -> Result<JobRow>;
-    async fn sweep_jobs(&self, sweep: &str) -> Result<Vec<JobRow>>;
-    /// Jobs of the sweep whose latest attempt failed and that have not
-    /// succeeded since, by job id, at most `limit`.
-    async fn job_errors(&self, sweep: &str, limit: u32) -> Result<Vec<JobRow>>;
-    async fn job_epochs(&self, job_id: i64) -> Result<Vec<EpochMetrics>>;
-    /// A job's configuration, queue state, epochs and checkpoints.
-    async fn job_detail(&self, job_id: i64) -> Result<JobDetail>;
-    /// Workers heard from since `seen_since`, and every worker holding a
-    /// lease whenever it was last heard from, most recently seen first.
-    async fn workers(&self, seen_since: Millis) -> Result<Vec<WorkerActivity>>;
-
-    /// Each device's measured rate in the cost model's units, from every
-    /// reported epoch in the database, by device name.
-    async fn device_rates(&self) -> Result<Vec<DeviceRate>>;
-
-    /// Every job of a sweep (in or out of its spec, whatever its state)
-    /// with hyperparameters, recipe and results, in job order: what
-    /// tables, exports and plots are made of.
-    async fn sweep_results(&self, sweep: &str) -> Result<Vec<ResultRow>>;
-    /// Every recorded epoch of a sweep's jobs, by job then epoch.
-    async fn sweep_epochs(&self, sweep: &str) -> Result<Vec<JobEpoch>>;
-    /// At most `limit` jobs of sweep `sweep_id` after job `after_job_id`,
-    /// in job order: what streams a sweep's results in bounded memory.
-    async fn sweep_results_page(&self, sweep_id: i64, after_job_id: i64, limit: u32) -> Result<Vec<ResultRow>>;
-    /// At most `limit` epochs of sweep `sweep_id` after `after` (job id,
-    /// epoch), by job then epoch.
-    async fn sweep_epochs_page(&self, sweep_id: i64, after: (i64, u32), limit: u32) -> Result<Vec<JobEpoch>>;
-}
+impl<T: Submissions + Leases + Checkpoints + Reads + ?Sized> Store for T {}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

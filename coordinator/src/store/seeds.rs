@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use super::{JobStatus, Result, StoreError};
-use crate::report::stats::{LEVEL, mean_interval};
+use crate::stats::{LEVEL, mean_interval};
 
 /// What the decision needs of one job of an adaptive sweep (in the spec or
 /// in reserve).

@@ -13,7 +13,7 @@ use sqlx::{Sqlite, Transaction};
 
 use super::columns;
 use super::dialect::Dialect;
-use super::shared::Sql;
+use super::generic::Sql;
 use super::statements::{CLAIM_SET, JOB_COLUMNS, JOB_JOINS, NEXT_PENDING_JOB};
 use super::{EpochMetrics, Fence, LeaseDigest, LeasedJob, Millis};
 

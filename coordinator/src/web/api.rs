@@ -14,46 +14,22 @@ use crate::report::table::parse_assignment;
 use crate::report::{Agg, Format, Metric, ReportError, TableOptions, build, render};
 use crate::store::{EpochMetrics, StoreError, SweepSummary};
 
-/// A sweep as the pages show it.
+/// A sweep as the pages show it: the store's summary, with its total and,
+/// while work remains, the time left.
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub(super) struct SweepView {
-    pub(super) id: i64,
-    pub(super) name: String,
-    state: &'static str,
-    priority: i32,
-    dataset: String,
-    pending: u64,
-    running: u64,
-    succeeded: u64,
-    failed: u64,
-    cancelled: u64,
+    #[serde(flatten)]
+    pub(super) summary: SweepSummary,
     total: u64,
-    epochs_done: u64,
-    epochs_total: u64,
     eta_seconds: Option<f64>,
-    reserve: u64,
-    seeds_target_ci: Option<f64>,
 }
 
 impl From<&SweepSummary> for SweepView {
     fn from(s: &SweepSummary) -> Self {
         Self {
-            id: s.id,
-            name: s.name.clone(),
-            state: s.state.name(),
-            priority: s.priority,
-            dataset: s.dataset.clone(),
-            pending: s.counts.pending,
-            running: s.counts.running,
-            succeeded: s.counts.succeeded,
-            failed: s.counts.failed,
-            cancelled: s.counts.cancelled,
+            summary: s.clone(),
             total: s.counts.total(),
-            epochs_done: s.epochs_done,
-            epochs_total: s.epochs_total,
             eta_seconds: s.eta_seconds().filter(|_| !s.counts.finished()),
-            reserve: s.reserve,
-            seeds_target_ci: s.seeds_target_ci,
         }
     }
 }

@@ -56,8 +56,8 @@ impl Live {
                             let mut versions = HashMap::new();
                             for view in &views {
                                 let version: Arc<str> = Arc::from(serde_json::to_string(view).unwrap_or_default());
-                                versions.insert(view.id.to_string(), Arc::clone(&version));
-                                versions.insert(view.name.clone(), version);
+                                versions.insert(view.summary.id.to_string(), Arc::clone(&version));
+                                versions.insert(view.summary.name.clone(), version);
                             }
                             *current = Arc::new(Snapshot { json: Arc::from(json), versions });
                             true

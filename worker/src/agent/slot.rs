@@ -381,9 +381,9 @@ impl Slot {
         let request = pb::CompleteJobRequest {
             job_id: job.job_id,
             attempt: job.attempt,
-            final_metrics: Some(to_proto(last)),
+            final_metrics: Some(pb::EpochMetrics::from(last)),
             best_test_error: best,
-            train_seconds: history.iter().map(|m| m.seconds).sum(),
+            train_seconds: history.iter().map(|m| m.epoch_seconds).sum(),
             lease_token: job.lease_token.clone(),
         };
         let patience = Patience::Job(self.shutdown.clone());
@@ -393,7 +393,7 @@ impl Slot {
         })
         .await
         {
-            Ok(_) => JobOutcome::Succeeded { test_error: last.test_error, epochs: last.epoch },
+            Ok(_) => JobOutcome::Succeeded { test_error: last.test_error, epochs: widen(last.epoch) },
             Err(error) => JobOutcome::Dropped { reason: error.to_string() },
         }
     }
@@ -589,7 +589,7 @@ impl EpochObserver for AttemptRun {
         let request = pb::ReportEpochRequest {
             job_id: self.plan.job_id,
             attempt: self.plan.attempt,
-            metrics: Some(to_proto(metrics)),
+            metrics: Some(pb::EpochMetrics::from(metrics)),
             lease_token: self.plan.lease_token.clone(),
         };
         let reported = self.call(rpc::call("report an epoch", &self.patience, || {
@@ -609,12 +609,12 @@ impl EpochObserver for AttemptRun {
         }
         if let Some(events) = &self.events {
             let _ =
-                events.send(SlotEvent::Epoch { slot: self.slot, job_id: self.plan.job_id, metrics: metrics.clone() });
+                events.send(SlotEvent::Epoch { slot: self.slot, job_id: self.plan.job_id, metrics: *metrics });
         }
-        let epoch = metrics.epoch;
+        let epoch = widen(metrics.epoch);
         let last = epoch >= self.plan.epochs();
         let every = self.plan.checkpoint_every;
-        let took = Duration::from_secs_f64(metrics.seconds.max(0.0));
+        let took = Duration::from_secs_f64(metrics.epoch_seconds.max(0.0));
         self.last_epoch_ms.store(took.as_millis() as u64, Ordering::Relaxed);
         // The allocation ends before the next epoch could finish and be
         // checkpointed: checkpoint this one and hand the job back now.
@@ -665,17 +665,4 @@ pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-fn to_proto(m: &EpochMetrics) -> pb::EpochMetrics {
-    pb::EpochMetrics {
-        epoch: m.epoch as u32,
-        train_loss: m.train_loss,
-        train_error: m.train_error,
-        test_loss: m.test_loss,
-        test_error: m.test_error,
-        lr: m.lr,
-        epoch_seconds: m.seconds,
-        images_per_second: m.images_per_sec,
-    }
 }

@@ -36,7 +36,7 @@ impl BenchOptions {
 
 #[derive(Clone, Debug)]
 pub struct BenchReport {
-    pub images_per_sec: f64,
+    pub images_per_second: f64,
     pub ms_per_step: f64,
     /// Peak memory: resident set of the process on the CPU (VmHWM), device
     /// memory in use sampled after every step on CUDA. `None` where unknown.
@@ -87,7 +87,7 @@ pub fn bench_train(config: &WrnConfig, options: &BenchOptions, device: &Device) 
     let seconds = started.elapsed().as_secs_f64();
     let peak_memory_bytes = if device.is_cpu() { peak_rss_bytes() } else { (peak > 0).then_some(peak) };
     Ok(BenchReport {
-        images_per_sec: (options.steps * b) as f64 / seconds,
+        images_per_second: (options.steps * b) as f64 / seconds,
         ms_per_step: 1e3 * seconds / options.steps.max(1) as f64,
         peak_memory_bytes,
         losses,

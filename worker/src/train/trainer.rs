@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::{D, DType, Device, ModuleT, Tensor};
-use serde::{Deserialize, Serialize};
 use widesweep_arch::{Dataset, WrnConfig, widen};
 
 use super::checkpoint::{self, CheckpointState};
@@ -45,23 +44,7 @@ pub struct RunSpec {
     pub seed: u64,
 }
 
-/// What one epoch measured. Errors are fractions in [0, 1].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    /// 1-based: the number of epochs completed.
-    pub epoch: usize,
-    pub lr: f64,
-    /// Mean cross-entropy of the training batches (with augmentation and dropout).
-    pub train_loss: f64,
-    /// Error on the training batches as they were trained on.
-    pub train_error: f64,
-    pub test_loss: f64,
-    pub test_error: f64,
-    /// Training images per second (the training pass only, not evaluation).
-    pub images_per_sec: f64,
-    /// Wall-clock seconds of the whole epoch, evaluation included.
-    pub seconds: f64,
-}
+pub use widesweep_arch::EpochMetrics;
 
 /// Told about every finished epoch; the future job agent reports epochs over
 /// gRPC and checkpoints through it. `Break` stops the run after this epoch.
@@ -291,24 +274,24 @@ impl Trainer {
         let (test_loss, test_error) = self.evaluate(self.test_set())?;
         self.epochs_done += 1;
         let metrics = EpochMetrics {
-            epoch: self.epochs_done,
+            epoch: u32::try_from(self.epochs_done).expect("a recipe's epochs count in u32"),
             lr,
             train_loss,
             train_error,
             test_loss,
             test_error,
-            images_per_sec: (steps * batch) as f64 / train_seconds,
-            seconds: started.elapsed().as_secs_f64(),
+            images_per_second: (steps * batch) as f64 / train_seconds,
+            epoch_seconds: started.elapsed().as_secs_f64(),
         };
         tracing::info!(
             epoch = metrics.epoch,
             train_loss,
             train_error,
             test_error,
-            images_per_sec = metrics.images_per_sec,
+            images_per_second = metrics.images_per_second,
             "epoch finished"
         );
-        self.history.push(metrics.clone());
+        self.history.push(metrics);
         Ok(metrics)
     }
 

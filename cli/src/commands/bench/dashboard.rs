@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
-use widesweep_coordinator::loadgen::{self, LoadConfig};
+use widesweep_coordinator::bench::loadgen::{self, LoadConfig};
 use widesweep_proto::client::ClientOptions;
 use widesweep_proto::v1 as pb;
 

@@ -1,13 +1,14 @@
 mod dashboard;
 mod selfcheck;
+mod train;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use widesweep_coordinator::loadgen::{self, LoadConfig};
-use widesweep_coordinator::schedule;
+use widesweep_coordinator::bench::loadgen::{self, LoadConfig};
+use widesweep_coordinator::bench::schedule;
 use widesweep_coordinator::service::{ServerConfig, serve};
 use widesweep_coordinator::store::{self, DEFAULT_DB_URL};
 use widesweep_proto::client::ClientOptions;
@@ -17,7 +18,7 @@ pub enum BenchCommand {
     /// Drive an in-process coordinator with simulated workers over real gRPC.
     Coordinator(CoordinatorBenchArgs),
     /// Steady-state training images/s and peak memory of one config.
-    Train(crate::engine::BenchTrainArgs),
+    Train(train::BenchTrainArgs),
     /// Makespan of specs on simulated devices: jobs leased in id order, as
     /// the coordinator leases them (longest first), and the lower bound.
     Schedule(ScheduleBenchArgs),
@@ -76,7 +77,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Coordinator(args) => coordinator(args).await,
         BenchCommand::Train(args) => {
-            tokio::task::spawn_blocking(move || crate::engine::run_bench_train(&args)).await??;
+            tokio::task::spawn_blocking(move || train::run_bench_train(&args)).await??;
             Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Schedule(args) => schedule(args).await,
@@ -93,7 +94,7 @@ async fn schedule(args: ScheduleBenchArgs) -> anyhow::Result<ExitCode> {
     let store = store::open(&format!("sqlite://{}", dir.path().join("schedule.db").display())).await?;
     let mut names = Vec::new();
     for path in &args.specs {
-        let (text, spec) = super::plan::read_spec(path)?;
+        let (text, spec) = super::common::read_spec(path)?;
         let expansion = spec.expand(true).with_context(|| format!("invalid spec {}", path.display()))?;
         let sweep = store::NewSweep {
             name: &spec.name,

@@ -4,8 +4,9 @@
 use super::super::axis::{Axis, AxisValue};
 use super::super::metric::{Metric, format_params};
 use super::super::table::{Cell, Row, Table};
+use crate::report::Agg;
 use crate::report::sql::{QueryResult, SqlValue};
-use crate::report::{Agg, stats};
+use crate::stats;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Column {

@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use crate::report::export::Record;
 
 use super::super::sql::{QueryResult, RowSink, SqlValue};
-use super::super::stats::{Comparison, Method};
 use super::super::table::{Cell, Table};
 use super::Format;
+use crate::stats::{Comparison, Method};
 
 /// A number rounded to 12 significant digits: percentages computed from
 /// fractions read 10.9, not 10.899999999999999.

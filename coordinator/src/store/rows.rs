@@ -1,6 +1,7 @@
 //! The store's domain types: what goes in and out of the queue.
 
 use crate::spec::{JobSpec, Recipe};
+pub use widesweep_arch::EpochMetrics;
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
@@ -96,7 +97,8 @@ pub struct SubmitOutcome {
     pub added: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SweepState {
     Active,
     Paused,
@@ -179,7 +181,7 @@ pub enum SweepAction {
     Cancel,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct JobCounts {
     pub pending: u64,
     pub running: u64,
@@ -198,13 +200,16 @@ impl JobCounts {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// A sweep and its progress. Serialized (as the dashboard's `/api/sweeps`
+/// serves it) with the counts beside the other fields.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct SweepSummary {
     pub id: i64,
     pub name: String,
     pub state: SweepState,
     pub priority: i32,
     pub dataset: String,
+    #[serde(flatten)]
     pub counts: JobCounts,
     pub epochs_done: u64,
     pub epochs_total: u64,
@@ -306,18 +311,6 @@ impl LeasedJob {
     pub fn fence(&self) -> Fence {
         Fence { job_id: self.job_id, attempt: self.attempt, token: self.lease_digest }
     }
-}
-
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct EpochMetrics {
-    pub epoch: u32,
-    pub train_loss: f64,
-    pub train_error: f64,
-    pub test_loss: f64,
-    pub test_error: f64,
-    pub lr: f64,
-    pub epoch_seconds: f64,
-    pub images_per_second: f64,
 }
 
 #[derive(Clone, Debug, PartialEq)]

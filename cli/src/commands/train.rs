@@ -1,24 +1,18 @@
-//! The training engine's subcommands: `train`, `model`, `data fetch` and
-//! `bench train`. They parse what the user typed (validated by clap), turn
-//! it into the worker's types, and print; the work is in `widesweep-worker`.
+//! `widesweep train`: one cell trained directly, every epoch printed; and
+//! the network and recipe flags that `model` and `bench train` share.
 
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
-use clap::{Args, Subcommand};
-use widesweep_arch::{BlockPattern, Dataset, Precision, WrnConfig, widen};
+use anyhow::bail;
+use clap::Args;
+use widesweep_arch::{BlockPattern, Dataset, Precision, WrnConfig};
 use widesweep_coordinator::plan::group_thousands;
-use widesweep_worker::candle;
-use widesweep_worker::data::fetch::{FetchOptions, fetch};
 use widesweep_worker::data::{self, LoadOptions};
 use widesweep_worker::device::DeviceSpec;
-use widesweep_worker::train::bench::{BenchOptions, bench_train};
 use widesweep_worker::train::{EpochMetrics, Recipe, RunSpec, TrainError, Trainer};
-use widesweep_worker::wrn::Wrn;
-use widesweep_worker::wrn::layers::Layout;
 
 /// One network, with the same fields as a cell of a sweep spec.
 #[derive(Args, Debug, Clone)]
@@ -168,82 +162,6 @@ impl TrainArgs {
     }
 }
 
-/// `widesweep model`: the size and cost of one network.
-#[derive(Args, Debug, Clone)]
-pub struct ModelArgs {
-    #[command(flatten)]
-    pub cell: CellArgs,
-}
-
-/// `widesweep data ...`
-#[derive(Subcommand, Debug, Clone)]
-pub enum DataCommand {
-    /// Download a dataset (or import a local copy) into the data directory and verify it.
-    Fetch(FetchArgs),
-    /// Write a synthetic dataset in the official format (each class a bright
-    /// band on noise), for machines without the network: speed benchmarks,
-    /// trying the loop. Train on it with --unofficial-dataset-sizes.
-    Synthetic(SyntheticArgs),
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct SyntheticArgs {
-    /// cifar10, cifar100, fashion-mnist or mnist.
-    pub dataset: Dataset,
-    #[arg(long, env = "WIDESWEEP_DATA_DIR", default_value = "data")]
-    pub data_dir: PathBuf,
-    /// Training images (CIFAR-10 spreads them over its five batch files).
-    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(10..=1_000_000))]
-    pub train: u64,
-    /// Test images.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub test: u64,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct FetchArgs {
-    /// cifar10, cifar100, fashion-mnist or mnist.
-    pub dataset: Dataset,
-    #[arg(long, env = "WIDESWEEP_DATA_DIR", default_value = "data")]
-    pub data_dir: PathBuf,
-    /// Import this archive (.tar.gz), IDX .gz file or directory instead of downloading.
-    #[arg(long)]
-    pub from: Option<PathBuf>,
-    /// Accept files that differ from the official ones (checksums, record
-    /// counts); they must still be well formed.
-    #[arg(long)]
-    pub allow_unofficial: bool,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct BenchTrainArgs {
-    #[command(flatten)]
-    pub cell: CellArgs,
-    #[arg(long, default_value_t = 128)]
-    pub batch_size: usize,
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceSpec,
-    /// Timed steps.
-    #[arg(long, default_value_t = 10)]
-    pub steps: usize,
-    /// Untimed steps before them.
-    #[arg(long, default_value_t = 2)]
-    pub warmup: usize,
-    /// Activation layout: nhwc (widesweep's kernels: its own on the CPU in
-    /// f32, cuDNN and fused batch norm on CUDA in builds with cuDNN; the
-    /// default where available) or nchw (candle's generic operators).
-    #[arg(long)]
-    pub layout: Option<Layout>,
-    /// f32, or bf16 mixed precision (f32 master weights), as
-    /// bench/pytorch_reference.py --precision.
-    #[arg(long, default_value = "f32")]
-    pub precision: Precision,
-    /// Print the loss of every step (warm-up included), one per line, to
-    /// compare devices or against bench/pytorch_reference.py --print-losses.
-    #[arg(long)]
-    pub print_losses: bool,
-}
-
 pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let config = args.cell.config()?;
     let recipe = args.recipe()?;
@@ -282,14 +200,14 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             m.train_loss,
             100.0 * m.train_error,
             100.0 * m.test_error,
-            m.images_per_sec,
-            m.seconds
+            m.images_per_second,
+            m.epoch_seconds
         );
         let _ = std::io::stdout().flush();
         if let Some(path) = &args.checkpoint {
             let recipe = &t.spec().recipe;
-            let last = m.epoch == widen(recipe.epochs);
-            if last || m.epoch.is_multiple_of(widen(recipe.checkpoint_every).max(1)) {
+            let last = m.epoch == recipe.epochs;
+            if last || m.epoch.is_multiple_of(recipe.checkpoint_every.max(1)) {
                 t.save_checkpoint(path)?;
             }
         }
@@ -298,105 +216,6 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     trainer.run(&mut observer)?;
     if let Some(m) = trainer.history().last() {
         println!("final test error {:.2}% after {} epochs", 100.0 * m.test_error, m.epoch);
-    }
-    Ok(())
-}
-
-pub fn run_model(args: &ModelArgs) -> anyhow::Result<()> {
-    let config = args.cell.config()?;
-    let plan = config.plan();
-    // Counted from the instantiated candle model, and checked against the plan.
-    let model = Wrn::new(&config, 0, candle::DType::F32, &candle::Device::Cpu).context("instantiating the model")?;
-    let params = model.param_count();
-    if params != plan.param_count() {
-        bail!("instantiated model has {params} parameters but the plan says {}", plan.param_count());
-    }
-    let macs = plan.forward_macs();
-    let activations = plan.activation_elems();
-    println!("network      {}", config.name());
-    println!(
-        "dataset      {} ({} input channels, {} classes)",
-        args.cell.dataset, config.in_channels, config.num_classes
-    );
-    println!("blocks/group {}", config.blocks_per_group);
-    println!("dropout      {}", config.dropout);
-    println!("parameters   {} ({:.1}M)", group_thousands(params), params as f64 / 1e6);
-    println!("forward MACs {:.3} G per image (training step ~3x)", macs as f64 / 1e9);
-    println!(
-        "activations  {:.1} MiB per training image (f32, lower bound: {} elements)",
-        activations as f64 * 4.0 / (1 << 20) as f64,
-        group_thousands(activations)
-    );
-    Ok(())
-}
-
-pub fn run_data(command: &DataCommand) -> anyhow::Result<()> {
-    match command {
-        DataCommand::Synthetic(args) => {
-            let (train, test) = (args.train as usize, args.test as usize);
-            let dir = data::synthetic::write_dataset(args.dataset, &args.data_dir, train, test)
-                .with_context(|| format!("writing a synthetic {}", args.dataset))?;
-            println!(
-                "{}: {train} training and {test} synthetic test images in {} (train with --unofficial-dataset-sizes)",
-                args.dataset,
-                dir.display()
-            );
-            Ok(())
-        }
-        DataCommand::Fetch(args) => {
-            let options =
-                FetchOptions { from: args.from.clone(), allow_unofficial: args.allow_unofficial, progress: true };
-            let report =
-                fetch(args.dataset, &args.data_dir, &options).with_context(|| format!("fetching {}", args.dataset))?;
-            println!(
-                "{}: {} training and {} test images verified in {} (from {})",
-                args.dataset,
-                report.train_images,
-                report.test_images,
-                report.dir.display(),
-                report.source
-            );
-            Ok(())
-        }
-    }
-}
-
-/// `widesweep bench train`.
-pub fn run_bench_train(args: &BenchTrainArgs) -> anyhow::Result<()> {
-    let config = args.cell.config()?;
-    let device = args.device.open()?;
-    let options = BenchOptions {
-        batch_size: args.batch_size,
-        warmup_steps: args.warmup,
-        steps: args.steps,
-        layout: args.layout,
-        precision: args.precision,
-    };
-    let model_options = options.model_options(&device);
-    model_options.check(&device)?;
-    println!("kernels: {}", model_options.kernels(&device));
-    let report = bench_train(&config, &options, &device)?;
-    let memory =
-        report.peak_memory_bytes.map_or("unknown".to_string(), |b| format!("{:.0} MiB", b as f64 / (1 << 20) as f64));
-    println!(
-        "{} batch {} {} on {}: {:.1} images/s, {:.1} ms/step, peak memory {} ({} timed steps after {} warm-up)",
-        config.name(),
-        args.batch_size,
-        args.precision,
-        args.device,
-        report.images_per_sec,
-        report.ms_per_step,
-        memory,
-        args.steps,
-        args.warmup
-    );
-    if let (Some(first), Some(last)) = (report.losses.first(), report.losses.last()) {
-        println!("loss {first:.4} at step 1, {last:.4} at step {}", report.losses.len());
-    }
-    if args.print_losses {
-        for (step, loss) in report.losses.iter().enumerate() {
-            println!("step {} loss {loss:.6}", step + 1);
-        }
     }
     Ok(())
 }

@@ -1,0 +1,267 @@
+//! Submission and steering: a spec's cells into the queue in one
+//! transaction, and a sweep paused, resumed, reprioritised or cancelled.
+
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
+
+use super::columns::{self, Columns};
+use super::dialect::Dialect;
+use std::collections::HashMap;
+
+use super::generic::{Sql, sweep_filter};
+use super::statements::*;
+use super::*;
+use crate::spec::JobSpec;
+use changes::{Stored, SubmitChanges};
+
+mod changes;
+
+/// What a user does to the queue: submit specs and steer sweeps.
+#[async_trait::async_trait]
+pub trait Submissions: Send + Sync + 'static {
+    /// Creates the sweep or adds the spec's new cells to it, in one
+    /// transaction. Cells the sweep has but the spec lacks are marked out of
+    /// spec (kept with their results, no longer leased).
+    async fn submit_sweep(&self, sweep: &NewSweep<'_>, now: Millis) -> Result<SubmitOutcome>;
+    async fn steer_sweep(&self, sweep: &str, action: SweepAction, now: Millis) -> Result<SweepSummary>;
+}
+
+#[async_trait::async_trait]
+impl<D> Submissions for D
+where
+    D: Dialect,
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+    <D::Db as Database>::Row: Columns,
+    usize: ColumnIndex<<D::Db as Database>::Row>,
+    for<'q> &'q str: Type<D::Db> + Encode<'q, D::Db>,
+    i64: Type<D::Db> + for<'q> Encode<'q, D::Db> + for<'r> Decode<'r, D::Db>,
+    f64: Type<D::Db> + for<'q> Encode<'q, D::Db> + for<'r> Decode<'r, D::Db>,
+    String: Type<D::Db> + for<'q> Encode<'q, D::Db> + for<'r> Decode<'r, D::Db>,
+{
+    async fn submit_sweep(&self, sweep: &NewSweep<'_>, now: Millis) -> Result<SubmitOutcome> {
+        let mut tx = self.begin_write().await?;
+        // Insert-or-keep, then lock: two submits of the same new sweep meet
+        // at the unique name (the second waits for the first to commit,
+        // then finds its row), and a cancel, which locks the same row, runs
+        // wholly before or wholly after this submit.
+        sqlx::query(
+            "INSERT INTO sweeps (name, dataset, priority, max_attempts, spec_toml, created_at_ms, updated_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(sweep.name)
+        .bind(sweep.dataset)
+        .bind(i64::from(sweep.priority))
+        .bind(i64::from(sweep.max_attempts))
+        .bind(sweep.spec_toml)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(&format!("SELECT id, state, seeds_target_ci FROM sweeps WHERE name = $1{}", D::LOCK_ROW))
+            .bind(sweep.name)
+            .fetch_one(&mut *tx)
+            .await?;
+        if columns::sweep_state(&row)? == SweepState::Cancelled {
+            return Err(StoreError::SweepConflict {
+                sweep: sweep.name.to_string(),
+                message: "was cancelled; submit the spec under a new name".to_string(),
+            });
+        }
+        let sweep_id = row.big("id")?;
+        let stored: HashMap<String, Stored> =
+            sqlx::query("SELECT cell_hash, in_spec, reserve FROM jobs WHERE sweep_id = $1")
+                .bind(sweep_id)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok((
+                        row.text("cell_hash")?,
+                        Stored { in_spec: row.flag("in_spec")?, reserve: row.flag("reserve")? },
+                    ))
+                })
+                .collect::<Result<_>>()?;
+        let changes = SubmitChanges::of(sweep, &stored);
+
+        let priority = i64::from(sweep.priority);
+        let inserts =
+            changes.new_jobs.iter().map(|job| (*job, false)).chain(changes.new_reserve.iter().map(|job| (*job, true)));
+        let inserts: Vec<(&JobSpec, bool)> = inserts.collect();
+        for chunk in inserts.chunks(INSERT_CHUNK) {
+            let sql = format!("{JOB_INSERT} VALUES {}", placeholders(D::placeholder, chunk.len(), JOB_INSERT_COLUMNS));
+            let mut insert = sqlx::query(&sql);
+            for &(job, reserve) in chunk {
+                let recipe = &job.recipe;
+                insert = insert
+                    .bind(sweep_id)
+                    .bind(job.cell_hash.as_str())
+                    .bind(job.cell.block.to_string())
+                    .bind(stored_int(job.cell.block.deepening()))
+                    .bind(i64::from(job.cell.blocks_per_group))
+                    .bind(i64::from(job.cell.depth))
+                    .bind(job.depth_convention.name())
+                    .bind(i64::from(job.cell.width))
+                    .bind(job.cell.dropout)
+                    .bind(job.dataset.name())
+                    .bind(stored_int(job.seed))
+                    .bind(i64::from(recipe.epochs))
+                    .bind(i64::from(recipe.batch_size))
+                    .bind(recipe.lr)
+                    .bind(serde_json::to_string(&recipe.lr_milestones).expect("milestones serialise"))
+                    .bind(recipe.lr_gamma)
+                    .bind(recipe.momentum)
+                    .bind(i64::from(recipe.nesterov))
+                    .bind(recipe.weight_decay)
+                    .bind(i64::from(recipe.reset_momentum_on_drop))
+                    .bind(i64::from(recipe.train_subset))
+                    .bind(i64::from(recipe.test_subset))
+                    .bind(i64::from(recipe.augment))
+                    .bind(i64::from(recipe.checkpoint_every))
+                    .bind(recipe.precision.name())
+                    .bind(i64::from(recipe.bn_recalibration_batches))
+                    .bind(job.canonical_json())
+                    .bind(stored_int(job.params))
+                    .bind(stored_int(job.forward_macs))
+                    .bind(job.work)
+                    .bind(priority)
+                    .bind(i64::from(sweep.max_attempts))
+                    .bind(now)
+                    .bind(i64::from(!reserve))
+                    .bind(i64::from(reserve));
+            }
+            insert.execute(&mut *tx).await?;
+        }
+        // Each stored job the spec moves: (hash, in_spec, reserve).
+        let moves = changes
+            .dropped
+            .iter()
+            .map(|h| (*h, 0i64, 0i64))
+            .chain(changes.readded.iter().map(|h| (*h, 1, 0)))
+            .chain(changes.back_in_reserve.iter().map(|h| (*h, 0, 1)));
+        let mut moved = false;
+        for (hash, in_spec, reserve) in moves {
+            moved = true;
+            sqlx::query("UPDATE jobs SET in_spec = $3, reserve = $4 WHERE sweep_id = $1 AND cell_hash = $2")
+                .bind(sweep_id)
+                .bind(hash)
+                .bind(in_spec)
+                .bind(reserve)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let retargeted = row.opt_real("seeds_target_ci")? != sweep.seeds_target_ci;
+        if !inserts.is_empty() || moved || retargeted {
+            // sqlx binds an Option only per backend, not generically: NULL
+            // is written into the statement instead.
+            let target = if sweep.seeds_target_ci.is_some() { "$4" } else { "NULL" };
+            let sql = format!(
+                "UPDATE sweeps SET spec_toml = $2, updated_at_ms = $3, seeds_target_ci = {target} WHERE id = $1"
+            );
+            let update = sqlx::query(&sql).bind(sweep_id).bind(sweep.spec_toml).bind(now);
+            match sweep.seeds_target_ci {
+                Some(target) => update.bind(target),
+                None => update,
+            }
+            .execute(&mut *tx)
+            .await?;
+        }
+        // A resubmission also judges every cell again, under the sweep's lock
+        // it already holds: a changed target, or a completion whose check was
+        // lost with its coordinator, adds the seeds that are due now.
+        let added = match sweep.seeds_target_ci {
+            Some(target) => Sql::<D>::add_seeds_in(&mut tx, sweep_id, target, None).await?,
+            None => 0,
+        };
+        tx.commit().await?;
+        Ok(SubmitOutcome {
+            sweep_id,
+            new: changes.new_jobs.len() as u64,
+            existing: (sweep.jobs.len() - changes.new_jobs.len()) as u64,
+            dropped: changes.dropped_from_spec,
+            reserve: changes.held.saturating_sub(added),
+            added,
+        })
+    }
+
+    async fn steer_sweep(&self, sweep: &str, action: SweepAction, now: Millis) -> Result<SweepSummary> {
+        let mut tx = self.begin_write().await?;
+        // The state is read under the row's lock, in the transaction that
+        // changes it: a cancel racing a pause or resume cannot be undone by it.
+        let (filter, id) = sweep_filter(sweep);
+        let sql = format!("SELECT s.id, s.name, s.state FROM sweeps s{filter}{}", D::LOCK_ROW);
+        let query = sqlx::query(&sql);
+        let query = match id {
+            Some(id) => query.bind(id),
+            None => query.bind(sweep),
+        };
+        let row = query.fetch_optional(&mut *tx).await?.ok_or_else(|| StoreError::SweepNotFound(sweep.to_string()))?;
+        let sweep_id = row.big("id")?;
+        let name = row.text("name")?;
+        let target = match (columns::sweep_state(&row)?, action) {
+            (SweepState::Cancelled, SweepAction::Cancel) => None,
+            (SweepState::Cancelled, _) => {
+                return Err(StoreError::SweepConflict {
+                    sweep: name,
+                    message: "is cancelled; a cancelled sweep stays cancelled".to_string(),
+                });
+            }
+            (_, SweepAction::Pause) => Some(SweepState::Paused),
+            (_, SweepAction::Resume) => Some(SweepState::Active),
+            (_, SweepAction::Cancel) => Some(SweepState::Cancelled),
+        };
+        if let Some(target) = target {
+            sqlx::query("UPDATE sweeps SET state = $2, updated_at_ms = $3 WHERE id = $1")
+                .bind(sweep_id)
+                .bind(target.name())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if target == SweepState::Cancelled {
+                sqlx::query(
+                    "UPDATE jobs SET status = 'cancelled', worker_id = NULL, lease_expires_at_ms = NULL, \
+                     lease_token_sha256 = NULL, finished_at_ms = $2 \
+                     WHERE sweep_id = $1 AND status IN ('pending', 'running')",
+                )
+                .bind(sweep_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Sql::summary(self, &sweep_id.to_string()).await
+    }
+}
+
+/// `($1, .., $columns), ($columns + 1, ..), ..` for `rows` rows, each
+/// bind written by `placeholder`.
+fn placeholders(placeholder: fn(usize) -> String, rows: usize, columns: usize) -> String {
+    let row = |r: usize| {
+        let binds: Vec<String> = (1..=columns).map(|c| placeholder(r * columns + c)).collect();
+        format!("({})", binds.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
+/// A count or seed in a signed 64-bit column. The spec's validation keeps
+/// these within range (seeds at most `i64::MAX`, the sizes of networks it
+/// accepts far below); saturating only keeps a bug from wrapping negative.
+fn stored_int(value: impl TryInto<i64>) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_every_bind_once_in_order() {
+        assert_eq!(placeholders(PostgresStore::placeholder, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(SqliteStore::placeholder, 1, 2), "(?, ?)");
+    }
+
+    #[test]
+    fn a_job_insert_binds_each_column_it_names() {
+        let (_, names) = JOB_INSERT.split_once('(').unwrap();
+        assert_eq!(names.trim_end_matches(')').split(',').count(), JOB_INSERT_COLUMNS);
+    }
+}
