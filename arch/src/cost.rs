@@ -14,8 +14,9 @@
 //!
 //! Leasing orders jobs by this work, so the model only has to get the
 //! *ratios* between jobs right, which the shape terms above do. Predicting
-//! seconds needs a device kind's rate in FLOP-equivalents per second, which
-//! nothing measures yet.
+//! seconds needs a device kind's rate in FLOP-equivalents per second: the
+//! coordinator learns it from the epochs each device reports (its store's
+//! `device_rates`), and `widesweep plan --device` applies it.
 
 use crate::{Dataset, NetworkPlan, Recipe, widen};
 

@@ -173,7 +173,9 @@ impl NetworkPlan {
 mod tests {
     use crate::{BlockPattern, Dataset, WrnConfig};
 
-    /// Exact counts from shared/reference/wrn-facts.md (CIFAR-10, CIFAR-100).
+    /// Exact parameter counts of the paper's networks (CIFAR-10, CIFAR-100),
+    /// as the official implementation counts them (weights, batch-norm scales
+    /// and shifts, the classifier's bias; no running statistics).
     const BASIC: &[(usize, usize, u64, Option<u64>)] = &[
         (16, 4, 2_748_890, Some(2_772_020)),
         (16, 8, 10_961_370, Some(11_007_540)),

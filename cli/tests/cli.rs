@@ -216,7 +216,7 @@ fn submit_status_pause_and_cancel_against_a_running_coordinator() {
 
 #[test]
 fn paper_specs_reproduce_the_papers_parameter_counts() {
-    // shared/reference/wrn-facts.md, exact counts, in each spec's cell order.
+    // The paper's networks' exact parameter counts, in each spec's cell order.
     assert_eq!(
         plan_params("examples/paper/table2-block-types.toml"),
         [1_429_082, 1_211_354, 1_297_370, 1_343_066, 1_467_610, 1_145_498]

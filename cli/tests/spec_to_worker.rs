@@ -45,7 +45,7 @@ impl Queue {
     fn leased_as(&self, sweep: &str, spec: &Spec, jobs: &[JobSpec], text: &str) -> Vec<pb::Job> {
         let new = NewSweep {
             name: sweep,
-            dataset: spec.dataset.name(),
+            dataset: spec.dataset,
             spec_toml: text,
             priority: 0,
             max_attempts: 3,

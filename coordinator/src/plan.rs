@@ -7,11 +7,12 @@ use serde::Serialize;
 
 use crate::spec::{Expansion, Spec, SpecError};
 use crate::store::DeviceRate;
+use widesweep_arch::Dataset;
 
 #[derive(Serialize, Debug)]
 pub struct PlanReport {
     pub sweep: String,
-    pub dataset: String,
+    pub dataset: Dataset,
     pub depth_convention: String,
     /// The seeds every cell trains from the start.
     pub seeds: Vec<u64>,
@@ -124,7 +125,7 @@ impl PlanReport {
         let max_work = adaptive.then(|| work + reserve.iter().map(|j| j.work).sum::<f64>());
         Ok(Self {
             sweep: spec.name.clone(),
-            dataset: spec.dataset.name().to_string(),
+            dataset: spec.dataset,
             depth_convention: spec.depth_convention.name().to_string(),
             seeds: spec.seeds.clone(),
             adaptive: spec.adaptive.map(|a| PlanAdaptive { max_seeds: a.max, target_ci: a.target_ci }),

@@ -26,7 +26,7 @@ fn quickstart_spec() -> String {
 /// medians and standard deviations are known in advance.
 fn known_error(job: &LeasedJob) -> f64 {
     let c = &job.config;
-    let (base, step) = match (c.block.as_str(), c.width) {
+    let (base, step) = match (c.block.to_string().as_str(), c.width) {
         ("B(3,3)", 1) => (0.1210, 0.0040),
         ("B(3,3)", 2) => (0.1050, 0.0080),
         ("B(1,3,1)", 1) => (0.1400, 0.0040),
@@ -38,7 +38,7 @@ fn known_error(job: &LeasedJob) -> f64 {
 
 /// Seconds per epoch: wider and deeper blocks cost more.
 fn known_epoch_seconds(job: &LeasedJob) -> f64 {
-    1.0 + 0.5 * job.config.width as f64 + if job.config.block == "B(3,3)" { 0.0 } else { 0.3 }
+    1.0 + 0.5 * job.config.width as f64 + if job.config.block.to_string() == "B(3,3)" { 0.0 } else { 0.3 }
 }
 
 fn epoch(job: &LeasedJob, epoch: u32, test_error: f64) -> EpochMetrics {

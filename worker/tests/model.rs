@@ -1,5 +1,5 @@
-//! The candle model against the shared architecture plan and
-//! shared/reference/wrn-facts.md.
+//! The candle model against the shared architecture plan and the exact
+//! parameter counts of the paper's networks.
 
 use candle_core::{DType, Device, Module, ModuleT, Tensor, Var};
 use candle_nn::VarBuilder;
@@ -16,7 +16,7 @@ fn instantiated(cfg: &WrnConfig) -> u64 {
     count
 }
 
-/// Exact counts of wrn-facts.md: (depth, k, CIFAR-10, CIFAR-100).
+/// Exact parameter counts of the paper's networks: (depth, k, CIFAR-10, CIFAR-100).
 const BASIC: &[(usize, usize, u64, Option<u64>)] = &[
     (16, 4, 2_748_890, Some(2_772_020)),
     (16, 8, 10_961_370, None),

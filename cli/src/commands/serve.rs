@@ -57,7 +57,7 @@ pub struct ServeArgs {
     pub max_checkpoint_mb: u64,
 }
 
-/// The credentials a coordinator accepts, one per role (README, Security).
+/// The credentials a coordinator accepts, one per role (docs/security.md).
 /// Each comes from a file or the environment.
 #[derive(Args, Debug, Clone, Default)]
 pub struct CredentialArgs {

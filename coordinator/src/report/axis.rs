@@ -92,13 +92,13 @@ impl Axis {
     pub fn value(self, row: &ResultRow) -> AxisValue {
         let c = &row.config;
         match self {
-            Axis::Block => AxisValue::Text(c.block.clone()),
+            Axis::Block => AxisValue::Text(c.block.to_string()),
             Axis::L => AxisValue::Int(c.deepening.into()),
             Axis::Depth => AxisValue::Int(c.depth.into()),
             Axis::BlocksPerGroup => AxisValue::Int(c.blocks_per_group.into()),
             Axis::Width => AxisValue::Int(c.width.into()),
             Axis::Dropout => AxisValue::Float(c.dropout),
-            Axis::Dataset => AxisValue::Text(c.dataset.clone()),
+            Axis::Dataset => AxisValue::Text(c.dataset.name().to_string()),
             Axis::Seed => AxisValue::Int(c.seed as i64),
             Axis::Recipe => AxisValue::Text(recipe_key(&c.recipe)),
             Axis::Sweep => AxisValue::Text(row.sweep.clone()),

@@ -97,14 +97,14 @@ pub fn job_record(row: &ResultRow) -> Record {
     m.insert("cell_hash", row.cell_hash.clone().into());
     m.insert("status", row.status.as_str().into());
     m.insert("in_spec", row.in_spec.into());
-    m.insert("block", c.block.clone().into());
+    m.insert("block", c.block.to_string().into());
     m.insert("l", c.deepening.into());
     m.insert("blocks_per_group", c.blocks_per_group.into());
     m.insert("depth", c.depth.into());
     m.insert("depth_convention", row.depth_convention.clone().into());
     m.insert("width", c.width.into());
     m.insert("dropout", number(Some(c.dropout)));
-    m.insert("dataset", c.dataset.clone().into());
+    m.insert("dataset", c.dataset.name().into());
     m.insert("seed", c.seed.into());
     m.insert("epochs", r.epochs.into());
     m.insert("batch_size", r.batch_size.into());

@@ -1,4 +1,4 @@
-//! Who may call what. Three credentials, three roles (DESIGN.md, Security):
+//! Who may call what. Three credentials, three roles (docs/security.md):
 //! workers lease and report, users submit, steer and read, viewers only
 //! read. A fourth, shared token grants all three, for a single researcher
 //! who runs everything (`widesweep run`, or `serve --token-file`).

@@ -16,7 +16,7 @@ pub(crate) fn sweep_status(s: &SweepSummary) -> pb::SweepStatus {
         name: s.name.clone(),
         state: s.state.name().to_string(),
         priority: s.priority,
-        dataset: s.dataset.clone(),
+        dataset: s.dataset.to_string(),
         pending: s.counts.pending,
         running: s.counts.running,
         succeeded: s.counts.succeeded,
@@ -61,45 +61,59 @@ pub(crate) fn checkpoint_ref(c: &CheckpointRef) -> pb::CheckpointRef {
 pub fn cell_config(c: &JobConfig) -> pb::CellConfig {
     let r = &c.recipe;
     pb::CellConfig {
-        block: c.block.clone(),
+        block: c.block.to_string(),
         deepening: c.deepening,
         blocks_per_group: c.blocks_per_group,
         depth: c.depth,
         width: c.width,
         dropout: c.dropout,
-        dataset: c.dataset.clone(),
+        dataset: c.dataset.to_string(),
         seed: c.seed,
         recipe: Some(pb::Recipe::from(r)),
     }
 }
 
+/// Builds a result row of type `$target` from `$source`, copying the
+/// fields both types hold under one name and type, and setting the rest as
+/// written in `$converted`. The list below is the one place the copied
+/// fields are named, for both directions of the conversion; a field that
+/// either type lacks fails to compile here.
+macro_rules! result_row_with {
+    ($target:path, $source:expr, { $($converted:tt)* }) => {{
+        let source = $source;
+        $target {
+            job_id: source.job_id,
+            sweep: source.sweep.clone(),
+            cell_hash: source.cell_hash.clone(),
+            depth_convention: source.depth_convention.clone(),
+            params: source.params,
+            forward_macs: source.forward_macs,
+            work: source.work,
+            in_spec: source.in_spec,
+            attempt: source.attempt,
+            epochs_done: source.epochs_done,
+            final_train_loss: source.final_train_loss,
+            final_train_error: source.final_train_error,
+            final_test_loss: source.final_test_loss,
+            final_test_error: source.final_test_error,
+            best_test_error: source.best_test_error,
+            train_seconds: source.train_seconds,
+            mean_epoch_seconds: source.mean_epoch_seconds,
+            recorded_seconds: source.recorded_seconds,
+            created_at_ms: source.created_at_ms,
+            started_at_ms: source.started_at_ms,
+            finished_at_ms: source.finished_at_ms,
+            last_error: source.last_error.clone(),
+            $($converted)*
+        }
+    }};
+}
+
 pub(crate) fn result_row(row: &ResultRow) -> pb::JobResultRow {
-    pb::JobResultRow {
-        job_id: row.job_id,
-        sweep: row.sweep.clone(),
-        cell_hash: row.cell_hash.clone(),
+    result_row_with!(pb::JobResultRow, row, {
         config: Some(cell_config(&row.config)),
-        depth_convention: row.depth_convention.clone(),
-        params: row.params,
-        forward_macs: row.forward_macs,
-        work: row.work,
-        in_spec: row.in_spec,
         status: row.status.to_string(),
-        attempt: row.attempt,
-        epochs_done: row.epochs_done,
-        final_train_loss: row.final_train_loss,
-        final_train_error: row.final_train_error,
-        final_test_loss: row.final_test_loss,
-        final_test_error: row.final_test_error,
-        best_test_error: row.best_test_error,
-        train_seconds: row.train_seconds,
-        mean_epoch_seconds: row.mean_epoch_seconds,
-        recorded_seconds: row.recorded_seconds,
-        created_at_ms: row.created_at_ms,
-        started_at_ms: row.started_at_ms,
-        finished_at_ms: row.finished_at_ms,
-        last_error: row.last_error.clone(),
-    }
+    })
 }
 
 pub(crate) fn job_epoch(e: &JobEpoch) -> pb::JobEpoch {
@@ -109,50 +123,37 @@ pub(crate) fn job_epoch(e: &JobEpoch) -> pb::JobEpoch {
 /// A job of a `ListResults` page, as the report layer reads it (the
 /// client side of [`result_row`]).
 pub fn result_row_from_proto(row: pb::JobResultRow) -> Result<ResultRow, Status> {
-    let config = row.config.ok_or_else(|| missing("jobs.config"))?;
-    let recipe = config.recipe.ok_or_else(|| missing("jobs.config.recipe"))?;
-    Ok(ResultRow {
-        job_id: row.job_id,
-        sweep: row.sweep,
-        cell_hash: row.cell_hash,
-        config: JobConfig {
-            block: config.block,
-            deepening: config.deepening,
-            blocks_per_group: config.blocks_per_group,
-            depth: config.depth,
-            width: config.width,
-            dropout: config.dropout,
-            dataset: config.dataset,
-            seed: config.seed,
-            recipe: Recipe::try_from(&recipe)
-                .map_err(|e| Status::invalid_argument(format!("jobs.config.recipe.precision: {e}")))?,
-        },
-        depth_convention: row.depth_convention,
-        params: row.params,
-        forward_macs: row.forward_macs,
-        work: row.work,
-        in_spec: row.in_spec,
-        status: JobStatus::parse(&row.status).ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "jobs.status = {:?} is not a job status: expected pending, running, succeeded, failed or cancelled",
-                row.status
-            ))
-        })?,
-        attempt: row.attempt,
-        epochs_done: row.epochs_done,
-        final_train_loss: row.final_train_loss,
-        final_train_error: row.final_train_error,
-        final_test_loss: row.final_test_loss,
-        final_test_error: row.final_test_error,
-        best_test_error: row.best_test_error,
-        train_seconds: row.train_seconds,
-        mean_epoch_seconds: row.mean_epoch_seconds,
-        recorded_seconds: row.recorded_seconds,
-        created_at_ms: row.created_at_ms,
-        started_at_ms: row.started_at_ms,
-        finished_at_ms: row.finished_at_ms,
-        last_error: row.last_error,
-    })
+    let config = row.config.as_ref().ok_or_else(|| missing("jobs.config"))?;
+    let recipe = config.recipe.as_ref().ok_or_else(|| missing("jobs.config.recipe"))?;
+    let config = JobConfig {
+        block: parse_field(&config.block, "jobs.config.block")?,
+        deepening: config.deepening,
+        blocks_per_group: config.blocks_per_group,
+        depth: config.depth,
+        width: config.width,
+        dropout: config.dropout,
+        dataset: parse_field(&config.dataset, "jobs.config.dataset")?,
+        seed: config.seed,
+        recipe: Recipe::try_from(recipe)
+            .map_err(|e| Status::invalid_argument(format!("jobs.config.recipe.precision: {e}")))?,
+    };
+    let status = JobStatus::parse(&row.status).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "jobs.status = {:?} is not a job status: expected pending, running, succeeded, failed or cancelled",
+            row.status
+        ))
+    })?;
+    Ok(result_row_with!(ResultRow, &row, { config, status }))
+}
+
+/// A text field of the wire read as the type it names (a block pattern,
+/// a dataset); the error names the field and says what would be valid.
+fn parse_field<T>(text: &str, field: &str) -> Result<T, Status>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e| Status::invalid_argument(format!("{field} = {text:?}: {e}")))
 }
 
 /// An epoch of a `ListResults` page (the client side of [`job_epoch`]).

@@ -80,7 +80,7 @@ impl SweepService for Sweeps {
             .submit_sweep(
                 &NewSweep {
                     name: &spec.name,
-                    dataset: spec.dataset.name(),
+                    dataset: spec.dataset,
                     spec_toml: &request.spec_toml,
                     priority: request.priority,
                     max_attempts,

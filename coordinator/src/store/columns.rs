@@ -28,6 +28,17 @@ pub(super) trait Columns {
         T::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} = {value} is out of range")))
     }
 
+    /// A value stored as its text form (a block pattern, a dataset): the
+    /// one place such a column is parsed back.
+    fn parsed<T>(&self, column: &str) -> Result<T>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let text = self.text(column)?;
+        text.parse().map_err(|e| StoreError::Corrupt(format!("{column} {text:?}: {e}")))
+    }
+
     /// Booleans are stored as 0/1 integers in both dialects.
     fn flag(&self, column: &str) -> Result<bool> {
         Ok(self.big(column)? != 0)
@@ -89,7 +100,7 @@ pub(super) fn sweep_summary(row: &impl Columns, timed: &impl Columns) -> Result<
         name: row.text("name")?,
         state: sweep_state(row)?,
         priority: row.int("priority")?,
-        dataset: row.text("dataset")?,
+        dataset: row.parsed("dataset")?,
         counts: JobCounts {
             pending: row.int("pending")?,
             running: row.int("running")?,
@@ -135,13 +146,13 @@ pub(super) fn job_config(row: &impl Columns) -> Result<JobConfig> {
         .map_err(|e| StoreError::Corrupt(format!("lr_milestones {milestones:?}: {e}")))?;
     let precision = row.text("precision")?;
     Ok(JobConfig {
-        block: row.text("block")?,
+        block: row.parsed("block")?,
         deepening: row.int("deepening")?,
         blocks_per_group: row.int("blocks_per_group")?,
         depth: row.int("depth")?,
         width: row.int("width")?,
         dropout: row.real("dropout")?,
-        dataset: row.text("dataset")?,
+        dataset: row.parsed("dataset")?,
         seed: row.int("seed")?,
         recipe: Recipe {
             epochs: row.int("epochs")?,

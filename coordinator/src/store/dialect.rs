@@ -1,5 +1,5 @@
-//! What a database backend supplies to the shared store
-//! ([`super::shared`]): its connections, how a write transaction begins and
+//! What a database backend supplies to the generic store code
+//! ([`super::generic`] and the concern modules it serves): its connections, how a write transaction begins and
 //! locks a row, its clock, and the two operations whose SQL differs
 //! (claiming a job, storing an epoch report), both on the hot path of every
 //! worker.
@@ -36,7 +36,7 @@ pub(super) trait Dialect: Send + Sync + 'static {
     /// backend needs so that it cannot fail to upgrade later.
     fn begin_write(&self) -> impl Future<Output = Result<Transaction<'static, Self::Db>>> + Send;
 
-    /// The time that leases are measured by (see [`super::Store::clock_ms`]).
+    /// The time that leases are measured by (see [`super::Leases::clock_ms`]).
     fn clock(&self) -> impl Future<Output = Result<Millis>> + Send;
 
     /// Claims the next pending job for `worker_id`, storing the digest of

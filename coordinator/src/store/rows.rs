@@ -2,6 +2,7 @@
 
 use crate::spec::{JobSpec, Recipe};
 pub use widesweep_arch::EpochMetrics;
+use widesweep_arch::{BlockPattern, Dataset};
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
@@ -72,7 +73,7 @@ impl std::fmt::Debug for LeaseDigest {
 
 pub struct NewSweep<'a> {
     pub name: &'a str,
-    pub dataset: &'a str,
+    pub dataset: Dataset,
     pub spec_toml: &'a str,
     pub priority: i32,
     pub max_attempts: u32,
@@ -208,7 +209,7 @@ pub struct SweepSummary {
     pub name: String,
     pub state: SweepState,
     pub priority: i32,
-    pub dataset: String,
+    pub dataset: Dataset,
     #[serde(flatten)]
     pub counts: JobCounts,
     pub epochs_done: u64,
@@ -281,13 +282,13 @@ impl DeviceRate {
 /// What a worker needs to train a job.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobConfig {
-    pub block: String,
+    pub block: BlockPattern,
     pub deepening: u32,
     pub blocks_per_group: u32,
     pub depth: u32,
     pub width: u32,
     pub dropout: f64,
-    pub dataset: String,
+    pub dataset: Dataset,
     pub seed: u64,
     pub recipe: Recipe,
 }

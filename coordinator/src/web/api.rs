@@ -307,13 +307,13 @@ pub(super) async fn job(State(state): State<AppState>, Path(job_id): Path<String
     let config = result.as_ref().map_or_else(Vec::new, |r| {
         let c = &r.config;
         vec![
-            ("block", c.block.clone().into()),
+            ("block", c.block.to_string().into()),
             ("l", c.deepening.into()),
             ("n", c.blocks_per_group.into()),
             ("depth", c.depth.into()),
             ("width", c.width.into()),
             ("dropout", c.dropout.into()),
-            ("dataset", c.dataset.clone().into()),
+            ("dataset", c.dataset.name().into()),
             ("seed", c.seed.into()),
             ("recipe", serde_json::to_value(&c.recipe).unwrap_or_default()),
         ]

@@ -95,7 +95,7 @@ async fn submit_with(
         .submit_sweep(
             &NewSweep {
                 name: &spec.name,
-                dataset: spec.dataset.name(),
+                dataset: spec.dataset,
                 spec_toml: text,
                 priority,
                 max_attempts,

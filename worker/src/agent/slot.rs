@@ -608,8 +608,7 @@ impl EpochObserver for AttemptRun {
             Err(error) => tracing::warn!(%error, epoch = metrics.epoch, "epoch report failed"),
         }
         if let Some(events) = &self.events {
-            let _ =
-                events.send(SlotEvent::Epoch { slot: self.slot, job_id: self.plan.job_id, metrics: *metrics });
+            let _ = events.send(SlotEvent::Epoch { slot: self.slot, job_id: self.plan.job_id, metrics: *metrics });
         }
         let epoch = widen(metrics.epoch);
         let last = epoch >= self.plan.epochs();

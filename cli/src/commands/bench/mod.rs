@@ -98,7 +98,7 @@ async fn schedule(args: ScheduleBenchArgs) -> anyhow::Result<ExitCode> {
         let expansion = spec.expand(true).with_context(|| format!("invalid spec {}", path.display()))?;
         let sweep = store::NewSweep {
             name: &spec.name,
-            dataset: spec.dataset.name(),
+            dataset: spec.dataset,
             spec_toml: &text,
             priority: 0,
             max_attempts: 3,

@@ -200,7 +200,7 @@ pub fn build(rows: &[ResultRow], options: &TableOptions) -> Result<Table, Report
     let params_per_row = show_params && table_rows.iter().all(|r| r.params.is_some());
     let mut table = Table {
         sweeps,
-        datasets: distinct(selected.iter().map(|j| j.config.dataset.clone())),
+        datasets: distinct(selected.iter().map(|j| j.config.dataset.name().to_string())),
         metric: options.metric,
         agg: options.agg,
         row_axes,

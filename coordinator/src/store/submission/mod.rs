@@ -49,7 +49,7 @@ where
              VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (name) DO NOTHING",
         )
         .bind(sweep.name)
-        .bind(sweep.dataset)
+        .bind(sweep.dataset.name())
         .bind(i64::from(sweep.priority))
         .bind(i64::from(sweep.max_attempts))
         .bind(sweep.spec_toml)
