@@ -81,10 +81,10 @@ fn check_spec(queue: &Queue, sweep: &str, text: &str) -> Result<bool, TestCaseEr
         let plan = JobPlan::from_job(job).map_err(|e| {
             TestCaseError::fail(format!("the worker refused a job the coordinator accepted: {e}\n{text}"))
         })?;
-        prop_assert_eq!(&plan.spec.recipe, &spec_job.recipe, "the worker trains the recipe the spec asked for");
-        prop_assert_eq!(plan.spec.dataset, spec_job.dataset);
+        prop_assert_eq!(&plan.spec.recipe, spec_job.recipe(), "the worker trains the recipe the spec asked for");
+        prop_assert_eq!(plan.spec.dataset, spec_job.dataset());
         prop_assert_eq!(plan.spec.seed, spec_job.seed);
-        let network = spec_job.cell.wrn(spec_job.dataset).unwrap();
+        let network = spec_job.cell.wrn(spec_job.dataset()).unwrap();
         prop_assert_eq!(&plan.spec.config, &network, "the worker trains the network the spec asked for");
         prop_assert_eq!(plan.spec.config.plan().param_count(), spec_job.params);
     }

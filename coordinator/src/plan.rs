@@ -5,7 +5,7 @@
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 
-use crate::spec::{Expansion, Spec, SpecError};
+use crate::spec::{Expansion, JobSpec, Spec, SpecError};
 use crate::store::DeviceRate;
 use widesweep_arch::Dataset;
 
@@ -53,6 +53,9 @@ pub struct PlanCell {
     pub conv_depth: u32,
     pub width: u32,
     pub dropout: f64,
+    /// The cell's values of the training axes ("dataset=mnist lr=0.05"),
+    /// empty when it trains the spec's dataset and recipe.
+    pub training: String,
     pub params: u64,
     pub forward_macs: u64,
     pub seeds: usize,
@@ -88,8 +91,6 @@ impl PlanReport {
     /// `device`, when given, turns work into hours at its measured rate.
     pub fn new(spec: &Spec, allow_large: bool, device: Option<&DeviceRate>) -> Result<Self, SpecError> {
         let Expansion { cells, jobs, reserve } = spec.expand(allow_large)?;
-        let recipe = &spec.recipe;
-        let per_epoch = recipe.train_images_per_epoch(spec.dataset) as u64;
         let seeds = spec.seeds.len();
         let max_seeds = spec.all_seeds().len();
         let hours = |work: f64| device.map(|d| work / d.rate() / 3600.0);
@@ -107,6 +108,7 @@ impl PlanReport {
                     conv_depth: cell.conv_depth(),
                     width: cell.width,
                     dropout: cell.dropout,
+                    training: cell.training.label(),
                     params: cell_jobs[0].params,
                     forward_macs: cell_jobs[0].forward_macs,
                     seeds,
@@ -116,11 +118,11 @@ impl PlanReport {
                 }
             })
             .collect();
-        let epochs = jobs.len() as u64 * recipe.epochs as u64;
-        let train_images = epochs * per_epoch;
-        let train_pflops =
-            jobs.iter().map(|j| j.forward_macs as f64 * 6.0 * per_epoch as f64 * recipe.epochs as f64).sum::<f64>()
-                / 1e15;
+        // Each job trains its own cell's recipe on its cell's dataset.
+        let epochs: u64 = jobs.iter().map(|j| u64::from(j.recipe().epochs)).sum();
+        let images = |j: &JobSpec| u64::from(j.recipe().epochs) * j.recipe().train_images_per_epoch(j.dataset()) as u64;
+        let train_images: u64 = jobs.iter().map(images).sum();
+        let train_pflops = jobs.iter().map(|j| j.forward_macs as f64 * 6.0 * images(j) as f64).sum::<f64>() / 1e15;
         let work: f64 = jobs.iter().map(|j| j.work).sum();
         let max_work = adaptive.then(|| work + reserve.iter().map(|j| j.work).sum::<f64>());
         Ok(Self {
@@ -129,7 +131,7 @@ impl PlanReport {
             depth_convention: spec.depth_convention.name().to_string(),
             seeds: spec.seeds.clone(),
             adaptive: spec.adaptive.map(|a| PlanAdaptive { max_seeds: a.max, target_ci: a.target_ci }),
-            epochs: recipe.epochs,
+            epochs: spec.recipe.epochs,
             device: device.map(|d| PlanDevice { name: d.device.clone(), rate: d.rate(), epochs: d.epochs }),
             totals: PlanTotals {
                 cells: plan_cells.len(),
@@ -162,6 +164,11 @@ impl PlanReport {
             "seeds",
             "work/job (FLOP-eq)",
         ];
+        // Shown only when a cell varies how it trains.
+        let training = self.cells.iter().any(|c| !c.training.is_empty());
+        if training {
+            header.insert(8, "training");
+        }
         if self.device.is_some() {
             header.push("device-hours");
         }
@@ -186,6 +193,9 @@ impl PlanReport {
                 Cell::new(&seeds),
                 Cell::new(si(cell.work_per_job)).set_alignment(CellAlignment::Right),
             ];
+            if training {
+                row.insert(8, Cell::new(&cell.training));
+            }
             if let Some(hours) = cell.hours {
                 row.push(Cell::new(range(hours, cell.max_hours, hours_text)).set_alignment(CellAlignment::Right));
             }

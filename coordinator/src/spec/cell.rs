@@ -2,9 +2,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use widesweep_arch::{BlockPattern, ConfigError, Dataset, JobWork, WrnConfig, widen};
 
-use super::{DepthConvention, Recipe};
+use super::{DepthConvention, Recipe, Training};
 
-/// One cell of a sweep: a network configuration, trained once per seed.
+/// One cell of a sweep: a network configuration and how it trains,
+/// trained once per seed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CellConfig {
     pub block: BlockPattern,
@@ -14,6 +15,9 @@ pub struct CellConfig {
     pub depth: u32,
     pub width: u32,
     pub dropout: f64,
+    /// The dataset and recipe: the spec's, or the cell's values of its
+    /// training axes written over them.
+    pub training: Training,
 }
 
 impl CellConfig {
@@ -47,9 +51,7 @@ pub(super) fn conv_layers(blocks_per_group: u32, block: &BlockPattern) -> u32 {
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobSpec {
     pub cell: CellConfig,
-    pub dataset: Dataset,
     pub seed: u64,
-    pub recipe: Recipe,
     pub depth_convention: DepthConvention,
     /// Parameter count of the network (analytic, from the shared plan).
     pub params: u64,
@@ -78,27 +80,30 @@ struct Canonical<'a> {
 }
 
 impl JobSpec {
-    pub fn new(
-        cell: CellConfig,
-        dataset: Dataset,
-        seed: u64,
-        recipe: Recipe,
-        depth_convention: DepthConvention,
-    ) -> Result<Self, ConfigError> {
+    pub fn new(cell: CellConfig, seed: u64, depth_convention: DepthConvention) -> Result<Self, ConfigError> {
+        let dataset = cell.training.dataset;
         let plan = cell.wrn(dataset)?.plan();
         let mut job = Self {
             params: plan.param_count(),
             forward_macs: plan.forward_macs(),
-            work: JobWork::of(&plan, &recipe, dataset).total(),
+            work: JobWork::of(&plan, &cell.training.recipe, dataset).total(),
             cell,
-            dataset,
             seed,
-            recipe,
             depth_convention,
             cell_hash: String::new(),
         };
         job.cell_hash = hex::encode(Sha256::digest(job.canonical_json().as_bytes()));
         Ok(job)
+    }
+
+    /// The dataset the job trains on (its cell's).
+    pub fn dataset(&self) -> Dataset {
+        self.cell.training.dataset
+    }
+
+    /// The recipe the job trains by (its cell's).
+    pub fn recipe(&self) -> &Recipe {
+        &self.cell.training.recipe
     }
 
     /// Every hyperparameter that changes the training run, as JSON with
@@ -111,9 +116,9 @@ impl JobSpec {
             blocks_per_group: self.cell.blocks_per_group,
             width: self.cell.width,
             dropout: self.cell.dropout,
-            dataset: self.dataset.name(),
+            dataset: self.dataset().name(),
             seed: self.seed,
-            recipe: &self.recipe,
+            recipe: self.recipe(),
         };
         let value = serde_json::to_value(&canonical).expect("canonical config serialises");
         serde_json::to_string(&value).expect("JSON value serialises")

@@ -1,8 +1,9 @@
 use std::collections::HashSet;
 
-use widesweep_arch::{BlockPattern, MAX_BLOCKS_PER_GROUP, WrnConfig, widen};
+use widesweep_arch::{BlockPattern, Dataset, MAX_BLOCKS_PER_GROUP, WrnConfig, widen};
 
 use super::cell::conv_layers;
+use super::training::{RecipeAxis, TrainingDefaults, recipe_has};
 use super::{CellConfig, JobSpec, Spec, SpecError};
 
 /// How `depth` in a spec maps to blocks per group N.
@@ -38,6 +39,9 @@ pub(super) struct Grid {
     pub depth: Option<DepthAxis>,
     pub widths: Option<Vec<u32>>,
     pub dropouts: Option<Vec<f64>>,
+    pub datasets: Option<Vec<Dataset>>,
+    /// The recipe's fields as axes, in [`super::RECIPE_AXES`] order.
+    pub recipe: Vec<RecipeAxis>,
 }
 
 #[derive(Clone, Debug)]
@@ -68,10 +72,50 @@ impl Grid {
         };
         let widths = self.widths.as_ref().map_or(1, Vec::len) as u64;
         let dropouts = self.dropouts.as_ref().map_or(1, Vec::len) as u64;
-        blocks.checked_mul(depths)?.checked_mul(widths)?.checked_mul(dropouts)
+        let datasets = self.datasets.as_ref().map_or(1, Vec::len) as u64;
+        let mut product =
+            blocks.checked_mul(depths)?.checked_mul(widths)?.checked_mul(dropouts)?.checked_mul(datasets)?;
+        for axis in &self.recipe {
+            product = product.checked_mul(axis.values.len() as u64)?;
+        }
+        Some(product)
     }
 
-    fn cells(&self, section: &str, convention: DepthConvention) -> Result<Vec<CellConfig>, SpecError> {
+    /// Every combination of the training axes: a dataset (or the spec's)
+    /// and one value of each recipe axis, in the spec's order.
+    fn trainings<'a>(&'a self) -> Vec<(Option<Dataset>, Vec<(&'static str, &'a toml::Value)>)> {
+        let datasets: Vec<Option<Dataset>> = match &self.datasets {
+            Some(datasets) => datasets.iter().copied().map(Some).collect(),
+            None => vec![None],
+        };
+        let mut combinations: Vec<(Option<Dataset>, Vec<(&'static str, &toml::Value)>)> =
+            datasets.into_iter().map(|d| (d, Vec::new())).collect();
+        for axis in &self.recipe {
+            combinations = combinations
+                .into_iter()
+                .flat_map(|(dataset, fields)| {
+                    axis.values.iter().map(move |value| {
+                        let mut fields = fields.clone();
+                        fields.push((axis.field, value));
+                        (dataset, fields)
+                    })
+                })
+                .collect();
+        }
+        combinations
+    }
+
+    fn cells(
+        &self,
+        section: &str,
+        convention: DepthConvention,
+        defaults: &TrainingDefaults,
+    ) -> Result<Vec<CellConfig>, SpecError> {
+        let trainings = self
+            .trainings()
+            .into_iter()
+            .map(|(dataset, fields)| defaults.cell(section, dataset, &fields))
+            .collect::<Result<Vec<_>, _>>()?;
         let default_blocks = vec![BlockPattern::basic()];
         let blocks = self.blocks.as_ref().unwrap_or(&default_blocks);
         let widths = self.widths.as_deref().unwrap_or_default();
@@ -101,7 +145,16 @@ impl Grid {
             for &(blocks_per_group, depth) in &depths {
                 for &width in widths {
                     for &dropout in dropouts {
-                        cells.push(CellConfig { block: block.clone(), blocks_per_group, depth, width, dropout });
+                        for training in &trainings {
+                            cells.push(CellConfig {
+                                block: block.clone(),
+                                blocks_per_group,
+                                depth,
+                                width,
+                                dropout,
+                                training: training.clone(),
+                            });
+                        }
                     }
                 }
             }
@@ -119,6 +172,11 @@ impl Grid {
             }
             && self.widths.as_ref().is_none_or(|w| w.contains(&cell.width))
             && self.dropouts.as_ref().is_none_or(|d| d.contains(&cell.dropout))
+            && self.datasets.as_ref().is_none_or(|d| d.contains(&cell.training.dataset))
+            && self
+                .recipe
+                .iter()
+                .all(|axis| axis.values.iter().any(|v| recipe_has(&cell.training.recipe, axis.field, v)))
     }
 }
 
@@ -180,7 +238,7 @@ pub(super) fn count_cells(spec: &Spec) -> Result<u64, SpecError> {
 pub(super) fn expand(spec: &Spec) -> Result<Expansion, SpecError> {
     let mut cells = Vec::new();
     if let Some(grid) = &spec.grid {
-        let mut grid_cells = grid.cells("grid", spec.depth_convention)?;
+        let mut grid_cells = grid.cells("grid", spec.depth_convention, &spec.training)?;
         for (i, exclusion) in spec.exclusions.iter().enumerate() {
             let before = grid_cells.len();
             grid_cells.retain(|cell| !exclusion.0.matches(cell));
@@ -195,7 +253,8 @@ pub(super) fn expand(spec: &Spec) -> Result<Expansion, SpecError> {
     }
     for (i, case) in spec.cases.iter().enumerate() {
         let section = format!("case[{i}]");
-        cells.extend(case.0.cells(&section, spec.depth_convention)?.into_iter().map(|c| (c, section.clone())));
+        let case_cells = case.0.cells(&section, spec.depth_convention, &spec.training)?;
+        cells.extend(case_cells.into_iter().map(|c| (c, section.clone())));
     }
 
     let mut seen = HashSet::new();
@@ -206,13 +265,17 @@ pub(super) fn expand(spec: &Spec) -> Result<Expansion, SpecError> {
     for (cell, section) in cells {
         // The starting seeds come first in `all_seeds`, then the reserve.
         for (i, &seed) in all_seeds.iter().enumerate() {
-            let job = JobSpec::new(cell.clone(), spec.dataset, seed, spec.recipe.clone(), spec.depth_convention)
+            let job = JobSpec::new(cell.clone(), seed, spec.depth_convention)
                 .map_err(|e| SpecError::field(section.clone(), e.to_string()))?;
             if !seen.insert(job.cell_hash.clone()) {
+                let training = match cell.training.label() {
+                    label if label.is_empty() => label,
+                    label => format!(" {label}"),
+                };
                 return Err(SpecError::field(
                     section,
                     format!(
-                        "repeats the cell {} N={} k={} dropout={} already in the spec",
+                        "repeats the cell {} N={} k={} dropout={}{training} already in the spec",
                         cell.block, cell.blocks_per_group, cell.width, cell.dropout
                     ),
                 ));

@@ -11,10 +11,12 @@ mod cell;
 mod error;
 mod expand;
 mod raw;
+mod training;
 
 pub use cell::{CellConfig, JobSpec};
 pub use error::SpecError;
 pub use expand::{DepthConvention, Expansion};
+pub use training::{RECIPE_AXES, Training};
 /// The recipe is shared with the worker: one type, one validation.
 pub use widesweep_arch::{Recipe, RecipeError};
 
@@ -32,13 +34,18 @@ pub const MAX_SWEEP_JOBS: u64 = 5_000_000;
 #[derive(Clone, Debug)]
 pub struct Spec {
     pub name: String,
+    /// The dataset of cells that do not vary it (a `dataset` axis does).
     pub dataset: Dataset,
     /// The seeds every cell trains from the start.
     pub seeds: Vec<u64>,
     /// Seeds added to a cell while its interval is too wide, when asked for.
     pub adaptive: Option<AdaptiveSeeds>,
+    /// The recipe of cells that vary none of its fields.
     pub recipe: Recipe,
     pub depth_convention: DepthConvention,
+    /// The spec's dataset and `[recipe]` as written, which each cell's
+    /// training axes are written over.
+    training: training::TrainingDefaults,
     grid: Option<expand::Grid>,
     cases: Vec<expand::Case>,
     exclusions: Vec<expand::Exclusion>,

@@ -11,9 +11,10 @@
 use std::ops::RangeInclusive;
 
 use serde::Deserialize;
-use widesweep_arch::{BlockPattern, Dataset, MAX_BLOCKS_PER_GROUP, MAX_CONVS_PER_BLOCK, MAX_WIDTH, WrittenRecipe};
+use widesweep_arch::{BlockPattern, Dataset, MAX_BLOCKS_PER_GROUP, MAX_CONVS_PER_BLOCK, MAX_WIDTH};
 
 use super::expand::{Case, DepthAxis, DepthConvention, Exclusion, Grid};
+use super::training::{RecipeAxis, TrainingDefaults};
 use super::{AdaptiveSeeds, Spec, SpecError};
 
 #[derive(Deserialize)]
@@ -26,9 +27,10 @@ pub(super) struct RawSpec {
     seeds: toml::Value,
     #[serde(default)]
     depth_convention: Option<String>,
-    /// Resolved with the defaults that fit its epochs ([`WrittenRecipe::for_spec`]).
+    /// Kept as written: each cell's training axes are written over it before
+    /// it is read as a recipe ([`TrainingDefaults`]).
     #[serde(default)]
-    recipe: WrittenRecipe,
+    recipe: toml::Table,
     #[serde(default)]
     grid: Option<RawCellSet>,
     #[serde(default, rename = "case")]
@@ -87,6 +89,23 @@ pub(super) struct RawCellSet {
     blocks_per_group: Option<OneOrMany<i64>>,
     width: Option<OneOrMany<i64>>,
     dropout: Option<OneOrMany<f64>>,
+    dataset: Option<OneOrMany<String>>,
+    // The recipe's fields as axes (training::RECIPE_AXES), read as the
+    // recipe reads them.
+    epochs: Option<toml::Value>,
+    batch_size: Option<toml::Value>,
+    lr: Option<toml::Value>,
+    lr_milestones: Option<toml::Value>,
+    lr_gamma: Option<toml::Value>,
+    momentum: Option<toml::Value>,
+    nesterov: Option<toml::Value>,
+    weight_decay: Option<toml::Value>,
+    reset_momentum_on_drop: Option<toml::Value>,
+    train_subset: Option<toml::Value>,
+    test_subset: Option<toml::Value>,
+    augment: Option<toml::Value>,
+    precision: Option<toml::Value>,
+    bn_recalibration_batches: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -154,8 +173,8 @@ impl RawSpec {
                 ));
             }
         };
-        let recipe = self.recipe.for_spec();
-        recipe.validate_for(dataset)?;
+        let training = TrainingDefaults::new(dataset, self.recipe)?;
+        let recipe = training.recipe.clone();
         let grid = self.grid.map(|g| g.into_grid("grid", true)).transpose()?;
         let cases = self
             .cases
@@ -175,7 +194,7 @@ impl RawSpec {
         if grid.is_none() && !exclusions.is_empty() {
             return Err(SpecError::field("exclude", "exclusions apply to the [grid], and the spec has none"));
         }
-        Ok(Spec { name, dataset, seeds, adaptive, recipe, depth_convention, grid, cases, exclusions })
+        Ok(Spec { name, dataset, seeds, adaptive, recipe, depth_convention, training, grid, cases, exclusions })
     }
 }
 
@@ -302,7 +321,35 @@ impl RawCellSet {
             }
             None => None,
         };
-        Ok(Grid { blocks, depth, widths, dropouts })
+        let datasets = match self.dataset {
+            Some(names) => Some(
+                non_empty(names.into_vec(), &field("dataset"))?
+                    .iter()
+                    .map(|name| name.parse::<Dataset>().map_err(|e| SpecError::field(field("dataset"), e.to_string())))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => None,
+        };
+        let recipe = [
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+            ("lr", self.lr),
+            ("lr_milestones", self.lr_milestones),
+            ("lr_gamma", self.lr_gamma),
+            ("momentum", self.momentum),
+            ("nesterov", self.nesterov),
+            ("weight_decay", self.weight_decay),
+            ("reset_momentum_on_drop", self.reset_momentum_on_drop),
+            ("train_subset", self.train_subset),
+            ("test_subset", self.test_subset),
+            ("augment", self.augment),
+            ("precision", self.precision),
+            ("bn_recalibration_batches", self.bn_recalibration_batches),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|value| RecipeAxis::read(section, name, value)))
+        .collect::<Result<Vec<_>, _>>()?;
+        Ok(Grid { blocks, depth, widths, dropouts, datasets, recipe })
     }
 }
 

@@ -39,8 +39,8 @@ fn expands_the_grid_times_seeds() {
     let first = &expansion.jobs[0];
     assert_eq!(first.cell.blocks_per_group, 2);
     assert_eq!(first.params, 2_748_890);
-    assert_eq!(first.recipe.epochs, 10);
-    assert_eq!(first.recipe.momentum, 0.9, "recipe defaults are the paper's");
+    assert_eq!(first.recipe().epochs, 10);
+    assert_eq!(first.recipe().momentum, 0.9, "recipe defaults are the paper's");
 }
 
 #[test]
@@ -457,9 +457,108 @@ fn precision_enters_the_hash_only_when_not_f32_and_bad_values_name_the_field() {
     assert_eq!(job(&with("f32")).cell_hash, job(&plain).cell_hash, "f32 is the default: old hashes stand");
     assert!(!job(&plain).canonical_json().contains("precision"));
     let bf16 = job(&with("bf16"));
-    assert_eq!(bf16.recipe.precision, widesweep_arch::Precision::Bf16);
+    assert_eq!(bf16.recipe().precision, widesweep_arch::Precision::Bf16);
     assert!(bf16.canonical_json().contains(r#""precision":"bf16""#));
     assert_ne!(bf16.cell_hash, job(&plain).cell_hash);
     let err = Spec::parse(&with("fp16")).unwrap_err().to_string();
     assert!(err.contains("precision") && err.contains("f32 or bf16"), "{err}");
+}
+
+/// A spec varying training: `[grid]` with `extra` axes on one network.
+fn with_training(extra: &str) -> String {
+    with_grid(&format!("depth = [16]\nwidth = [1]\n{extra}"))
+}
+
+#[test]
+fn training_axes_multiply_and_each_cell_trains_its_own_recipe() {
+    let text = with_training(
+        "lr = [0.05, 0.1]\nweight_decay = [0.0005, 0.001]\ndataset = [\"fashion-mnist\", \"cifar10\"]\nepochs = [2, 10]",
+    );
+    let spec = Spec::parse(&text).unwrap();
+    assert_eq!(spec.count().unwrap(), (16, 16));
+    let expansion = spec.expand(false).unwrap();
+    assert_eq!(expansion.jobs.len(), 16);
+    let mut seen = std::collections::HashSet::new();
+    for job in &expansion.jobs {
+        let r = job.recipe();
+        seen.insert((job.dataset().name(), r.lr.to_bits(), r.weight_decay.to_bits(), r.epochs));
+        // Values not written per cell come from the spec's [recipe] (lr_milestones = [] there).
+        assert_eq!(r.lr_milestones, Vec::<u32>::new());
+        assert!(job.canonical_json().contains(&format!("\"epochs\":{}", r.epochs)));
+    }
+    assert_eq!(seen.len(), 16, "every combination once");
+    let cell = &expansion.cells[0].training;
+    assert_eq!(cell.label(), "dataset=fashion-mnist epochs=2 lr=0.05 weight_decay=0.0005");
+    // The cost model follows the epochs and the dataset.
+    let work = |dataset: &str, epochs: u32| {
+        expansion.jobs.iter().find(|j| j.dataset().name() == dataset && j.recipe().epochs == epochs).unwrap().work
+    };
+    assert!((work("cifar10", 10) / work("cifar10", 2) - 5.0).abs() < 1e-9);
+    assert!(work("fashion-mnist", 2) > work("cifar10", 2), "60,000 training images against 50,000");
+}
+
+#[test]
+fn a_value_that_defaults_depend_on_is_resolved_per_cell() {
+    // No lr_milestones anywhere: each cell's milestones are 30/60/80 % of its own epochs.
+    let text = DEPTH_WIDTH.replace("lr_milestones = [5]\n", "").replace("dropout = [0.0, 0.3]", "epochs = [10, 100]");
+    let expansion = Spec::parse(&text).unwrap().expand(false).unwrap();
+    let milestones: Vec<(u32, Vec<u32>)> =
+        expansion.jobs.iter().take(2 * 2).map(|j| (j.recipe().epochs, j.recipe().lr_milestones.clone())).collect();
+    assert!(milestones.contains(&(10, vec![3, 6, 8])), "{milestones:?}");
+    assert!(milestones.contains(&(100, vec![30, 60, 80])), "{milestones:?}");
+}
+
+#[test]
+fn a_training_axis_at_the_specs_own_value_keeps_the_cells_hash() {
+    let plain = Spec::parse(&with_training("")).unwrap().expand(false).unwrap();
+    let axis = Spec::parse(&with_training("lr = [0.1, 0.05]\ndataset = \"cifar10\"")).unwrap().expand(false).unwrap();
+    assert_eq!(plain.jobs[0].cell_hash, axis.jobs[0].cell_hash, "lr = 0.1 on cifar10 is the spec's own training");
+    assert_ne!(axis.jobs[0].cell_hash, axis.jobs[1].cell_hash);
+}
+
+#[test]
+fn training_axes_are_validated_per_cell_naming_the_field() {
+    assert_refused(&with_training("lr = [0.1, -1.0]"), "grid.lr", "-1", "finite learning rate");
+    assert_refused(&with_training("epochs = [2, 0]"), "grid.epochs", "0", "from 1 to 10000");
+    assert_refused(&with_training("precision = [\"f32\", \"fp8\"]"), "grid.precision", "fp8", "f32 or bf16");
+    assert_refused(&with_training("dataset = [\"cifar10\", \"imagenet\"]"), "grid.dataset", "imagenet", "cifar10");
+    assert_refused(&with_training("lr = [0.1, 0.1]"), "grid.lr", "0.1", "distinct");
+    // Valid alone, invalid with the cell's dataset: the message names the cell.
+    let message = err(&with_training("dataset = [\"cifar10\", \"mnist\"]\nbatch_size = [128, 55000]"));
+    assert!(
+        message.contains("grid") && message.contains("batch_size = 55000") && message.contains("50000"),
+        "{message}"
+    );
+    // Valid alone, invalid with the spec's other fields (milestones past a cell's epochs).
+    let message = err(&with_grid("depth = [16]\nwidth = [1]\nlr_milestones = [[1], [5]]"));
+    assert!(message.contains("grid") && message.contains("recipe.lr_milestones"), "{message}");
+    // checkpoint_every changes no result: it is not an axis.
+    let message = err(&with_training("checkpoint_every = [1, 2]"));
+    assert!(message.contains("checkpoint_every"), "{message}");
+}
+
+#[test]
+fn milestones_vary_with_a_list_of_lists_and_a_case_gives_one() {
+    let text = DEPTH_WIDTH
+        .replace("lr_milestones = [5]\n", "")
+        .replace("dropout = [0.0, 0.3]", "lr_milestones = [[5], [3, 6]]");
+    let expansion = Spec::parse(&text).unwrap().expand(false).unwrap();
+    assert_eq!(expansion.cells.len(), 2 * 2 * 2);
+    let text = format!("{DEPTH_WIDTH}\n[[case]]\ndepth = 40\nwidth = 1\nlr_milestones = [3, 6]\n");
+    let expansion = Spec::parse(&text).unwrap().expand(false).unwrap();
+    let case = expansion.jobs.last().unwrap();
+    assert_eq!(case.recipe().lr_milestones, vec![3, 6]);
+    assert_eq!(case.cell.training.label(), "lr_milestones=[3, 6]");
+}
+
+#[test]
+fn exclusions_match_training_axes_by_value() {
+    let text =
+        with_training("lr = [0.05, 0.1]\nweight_decay = [0.0005, 0.001]\n[[exclude]]\nlr = 0.05\nweight_decay = 1e-3");
+    let expansion = Spec::parse(&text).unwrap().expand(false).unwrap();
+    let left: Vec<String> = expansion.cells.iter().map(|c| c.training.label()).collect();
+    assert_eq!(left, ["lr=0.05 weight_decay=0.0005", "lr=0.1 weight_decay=0.0005", "lr=0.1 weight_decay=0.001"]);
+    // An exclusion naming the spec's own value of a field the grid does not vary matches every cell.
+    let text = with_training("lr = [0.05, 0.1]\n[[exclude]]\nlr = 0.05\nmomentum = 0.9");
+    assert_eq!(Spec::parse(&text).unwrap().expand(false).unwrap().cells.len(), 1);
 }

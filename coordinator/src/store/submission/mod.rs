@@ -90,7 +90,7 @@ where
             let sql = format!("{JOB_INSERT} VALUES {}", placeholders(D::placeholder, chunk.len(), JOB_INSERT_COLUMNS));
             let mut insert = sqlx::query(&sql);
             for &(job, reserve) in chunk {
-                let recipe = &job.recipe;
+                let recipe = job.recipe();
                 insert = insert
                     .bind(sweep_id)
                     .bind(job.cell_hash.as_str())
@@ -101,7 +101,7 @@ where
                     .bind(job.depth_convention.name())
                     .bind(i64::from(job.cell.width))
                     .bind(job.cell.dropout)
-                    .bind(job.dataset.name())
+                    .bind(job.dataset().name())
                     .bind(stored_int(job.seed))
                     .bind(i64::from(recipe.epochs))
                     .bind(i64::from(recipe.batch_size))
