@@ -25,6 +25,17 @@ pub enum Axis {
     Width,
     Dropout,
     Dataset,
+    // The recipe's fields a spec sweeps most (training axes of a spec).
+    Epochs,
+    BatchSize,
+    Lr,
+    LrMilestones,
+    LrGamma,
+    Momentum,
+    Nesterov,
+    WeightDecay,
+    Augment,
+    Precision,
     Seed,
     /// The training recipe (epochs, lr schedule, batch, ...), labelled by
     /// the fields that differ.
@@ -33,8 +44,22 @@ pub enum Axis {
     Sweep,
 }
 
+/// The recipe's fields that have axes of their own, in recipe order.
+pub const RECIPE_FIELD_AXES: [Axis; 10] = [
+    Axis::Epochs,
+    Axis::BatchSize,
+    Axis::Lr,
+    Axis::LrMilestones,
+    Axis::LrGamma,
+    Axis::Momentum,
+    Axis::Nesterov,
+    Axis::WeightDecay,
+    Axis::Augment,
+    Axis::Precision,
+];
+
 impl Axis {
-    pub const ALL: [Axis; 10] = [
+    pub const ALL: [Axis; 20] = [
         Axis::Block,
         Axis::L,
         Axis::Depth,
@@ -42,6 +67,16 @@ impl Axis {
         Axis::Width,
         Axis::Dropout,
         Axis::Dataset,
+        Axis::Epochs,
+        Axis::BatchSize,
+        Axis::Lr,
+        Axis::LrMilestones,
+        Axis::LrGamma,
+        Axis::Momentum,
+        Axis::Nesterov,
+        Axis::WeightDecay,
+        Axis::Augment,
+        Axis::Precision,
         Axis::Seed,
         Axis::Recipe,
         Axis::Sweep,
@@ -57,6 +92,16 @@ impl Axis {
             Axis::Width => "width",
             Axis::Dropout => "dropout",
             Axis::Dataset => "dataset",
+            Axis::Epochs => "epochs",
+            Axis::BatchSize => "batch_size",
+            Axis::Lr => "lr",
+            Axis::LrMilestones => "lr_milestones",
+            Axis::LrGamma => "lr_gamma",
+            Axis::Momentum => "momentum",
+            Axis::Nesterov => "nesterov",
+            Axis::WeightDecay => "weight_decay",
+            Axis::Augment => "augment",
+            Axis::Precision => "precision",
             Axis::Seed => "seed",
             Axis::Recipe => "recipe",
             Axis::Sweep => "sweep",
@@ -86,7 +131,20 @@ impl Axis {
     /// Whether values sort by number (else by first appearance, which is
     /// the spec's order).
     pub fn numeric(self) -> bool {
-        matches!(self, Axis::L | Axis::Depth | Axis::BlocksPerGroup | Axis::Width | Axis::Dropout | Axis::Seed)
+        self.integer() || self.real()
+    }
+
+    /// Whether values are whole numbers.
+    pub fn integer(self) -> bool {
+        matches!(
+            self,
+            Axis::L | Axis::Depth | Axis::BlocksPerGroup | Axis::Width | Axis::Seed | Axis::Epochs | Axis::BatchSize
+        )
+    }
+
+    /// Whether values are real numbers (rates, probabilities).
+    fn real(self) -> bool {
+        matches!(self, Axis::Dropout | Axis::Lr | Axis::LrGamma | Axis::Momentum | Axis::WeightDecay)
     }
 
     pub fn value(self, row: &ResultRow) -> AxisValue {
@@ -99,6 +157,16 @@ impl Axis {
             Axis::Width => AxisValue::Int(c.width.into()),
             Axis::Dropout => AxisValue::Float(c.dropout),
             Axis::Dataset => AxisValue::Text(c.dataset.name().to_string()),
+            Axis::Epochs => AxisValue::Int(c.recipe.epochs.into()),
+            Axis::BatchSize => AxisValue::Int(c.recipe.batch_size.into()),
+            Axis::Lr => AxisValue::Float(c.recipe.lr),
+            Axis::LrMilestones => AxisValue::Text(milestones_text(&c.recipe.lr_milestones)),
+            Axis::LrGamma => AxisValue::Float(c.recipe.lr_gamma),
+            Axis::Momentum => AxisValue::Float(c.recipe.momentum),
+            Axis::Nesterov => AxisValue::Text(c.recipe.nesterov.to_string()),
+            Axis::WeightDecay => AxisValue::Float(c.recipe.weight_decay),
+            Axis::Augment => AxisValue::Text(c.recipe.augment.to_string()),
+            Axis::Precision => AxisValue::Text(c.recipe.precision.to_string()),
             Axis::Seed => AxisValue::Int(c.seed as i64),
             Axis::Recipe => AxisValue::Text(recipe_key(&c.recipe)),
             Axis::Sweep => AxisValue::Text(row.sweep.clone()),
@@ -114,19 +182,38 @@ impl Axis {
             Axis::Block => {
                 text.parse::<BlockPattern>().map(|b| AxisValue::Text(b.to_string())).map_err(|e| bad(e.to_string()))
             }
-            Axis::L | Axis::Depth | Axis::BlocksPerGroup | Axis::Width | Axis::Seed => {
+            axis if axis.integer() => {
                 text.parse::<i64>().map(AxisValue::Int).map_err(|_| bad("expected a whole number".into()))
             }
-            Axis::Dropout => text
+            axis if axis.real() => text
                 .parse::<f64>()
                 .ok()
                 .filter(|p| p.is_finite())
                 .map(AxisValue::Float)
-                .ok_or_else(|| bad("expected a probability such as 0.3".into())),
+                .ok_or_else(|| bad("expected a number such as 0.3".into())),
+            Axis::LrMilestones => {
+                let milestones: Result<Vec<u32>, _> = text
+                    .split(['/', ','])
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty() && *m != "none")
+                    .map(str::parse)
+                    .collect();
+                milestones
+                    .map(|m| AxisValue::Text(milestones_text(&m)))
+                    .map_err(|_| bad("expected epochs separated by '/', such as 60/120/160, or none".into()))
+            }
+            Axis::Nesterov | Axis::Augment => text
+                .parse::<bool>()
+                .map(|b| AxisValue::Text(b.to_string()))
+                .map_err(|_| bad("expected true or false".into())),
+            Axis::Precision => text
+                .parse::<widesweep_arch::Precision>()
+                .map(|p| AxisValue::Text(p.to_string()))
+                .map_err(|e| bad(e.to_string())),
             Axis::Dataset => {
                 text.parse::<Dataset>().map(|d| AxisValue::Text(d.name().to_string())).map_err(|e| bad(e.to_string()))
             }
-            Axis::Recipe | Axis::Sweep => Ok(AxisValue::Text(text.to_string())),
+            _ => Ok(AxisValue::Text(text.to_string())),
         }
     }
 
@@ -261,16 +348,21 @@ impl fmt::Display for AxisValue {
     }
 }
 
+/// Milestones as a header shows them: "60/120/160", or "none".
+fn milestones_text(milestones: &[u32]) -> String {
+    let text = milestones.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("/");
+    if text.is_empty() { "none".into() } else { text }
+}
+
 /// The recipe's fields that change what is trained, as (name, value)
 /// pairs. `checkpoint_every` is left out: it changes how often a job is
 /// saved, not its result.
 pub fn recipe_fields(r: &Recipe) -> Vec<(&'static str, String)> {
-    let milestones = r.lr_milestones.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("/");
     vec![
         ("epochs", r.epochs.to_string()),
         ("batch", r.batch_size.to_string()),
         ("lr", r.lr.to_string()),
-        ("milestones", if milestones.is_empty() { "none".into() } else { milestones }),
+        ("milestones", milestones_text(&r.lr_milestones)),
         ("gamma", r.lr_gamma.to_string()),
         ("momentum", r.momentum.to_string()),
         ("nesterov", r.nesterov.to_string()),
@@ -317,7 +409,8 @@ mod tests {
         let error = "depht".parse::<Axis>().unwrap_err().to_string();
         assert_eq!(
             error,
-            "unknown axis depht: valid axes are block, l, depth, blocks_per_group, width, dropout, dataset, seed, recipe, sweep"
+            "unknown axis depht: valid axes are block, l, depth, blocks_per_group, width, dropout, dataset, epochs, batch_size, \
+             lr, lr_milestones, lr_gamma, momentum, nesterov, weight_decay, augment, precision, seed, recipe, sweep"
         );
         assert_eq!("k".parse::<Axis>().unwrap(), Axis::Width);
         assert_eq!(Axis::parse_list("block, width").unwrap(), [Axis::Block, Axis::Width]);

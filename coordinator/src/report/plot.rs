@@ -224,8 +224,26 @@ fn curves(rows: &[ResultRow], epochs: &[JobEpoch], options: &PlotOptions) -> Res
 }
 
 /// The hyperparameters that make a cell (everything but the seed).
-const CELL_AXES: [Axis; 8] =
-    [Axis::Block, Axis::L, Axis::Depth, Axis::BlocksPerGroup, Axis::Width, Axis::Dropout, Axis::Dataset, Axis::Recipe];
+const CELL_AXES: [Axis; 18] = [
+    Axis::Block,
+    Axis::L,
+    Axis::Depth,
+    Axis::BlocksPerGroup,
+    Axis::Width,
+    Axis::Dropout,
+    Axis::Dataset,
+    Axis::Epochs,
+    Axis::BatchSize,
+    Axis::Lr,
+    Axis::LrMilestones,
+    Axis::LrGamma,
+    Axis::Momentum,
+    Axis::Nesterov,
+    Axis::WeightDecay,
+    Axis::Augment,
+    Axis::Precision,
+    Axis::Recipe,
+];
 
 /// Which of [`CELL_AXES`] tell the cells apart: those that vary, minus
 /// those the ones before them already set (the depth of each block type).
@@ -322,7 +340,7 @@ fn metric_vs_axis(rows: &[ResultRow], options: &PlotOptions) -> Result<PlotData,
         x_label: axis_title(axis).into(),
         y_label: options.metric.title().into(),
         x_names: (!numeric).then_some(x_names),
-        x_integer: axis != Axis::Dropout,
+        x_integer: axis.integer(),
         series,
     })
 }
@@ -334,6 +352,8 @@ fn axis_title(axis: Axis) -> &'static str {
         Axis::L => "l (convolutions per block)",
         Axis::BlocksPerGroup => "N (blocks per group)",
         Axis::Dropout => "dropout probability",
+        Axis::Lr => "learning rate",
+        Axis::WeightDecay => "weight decay",
         Axis::Seed => "seed",
         other => other.name(),
     }

@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::ReportError;
 use super::aggregate::{Agg, median};
-use super::axis::{Axis, AxisValue, shorten_recipe_keys};
+use super::axis::{Axis, AxisValue, RECIPE_FIELD_AXES, shorten_recipe_keys};
 use super::metric::{Metric, epoch_seconds};
 use crate::stats::{self, Comparison, Interval};
 use crate::store::{JobStatus, ResultRow};
@@ -406,7 +406,11 @@ fn choose_axes(jobs: &[&ResultRow], values: &AxisValues, options: &TableOptions)
     if stacks {
         preference.reverse();
     }
-    preference.extend([Axis::Depth, Axis::BlocksPerGroup, Axis::Width, Axis::Dropout, Axis::Dataset, Axis::Recipe]);
+    preference.extend([Axis::Depth, Axis::BlocksPerGroup, Axis::Width, Axis::Dropout, Axis::Dataset]);
+    // A recipe field that varies names its own axis; the recipe axis then
+    // labels only what they leave (it is determined by them otherwise).
+    preference.extend(RECIPE_FIELD_AXES);
+    preference.push(Axis::Recipe);
     preference.push(Axis::Sweep);
     let varying: Vec<Axis> = preference.into_iter().filter(|a| values.distinct(*a).len() > 1).collect();
 
