@@ -148,3 +148,32 @@ fn ctrl_c_hands_jobs_back_and_the_same_command_resumes_them() {
         assert!(after.attempt > before.attempt);
     }
 }
+
+/// Training axes on real runs: the dataset (synthetic MNIST against Debian's
+/// real Fashion-MNIST), the learning rate and the epochs vary per cell; every
+/// job trains its own recipe on its own data, and the table is laid out
+/// along those axes.
+#[test]
+fn a_sweep_over_dataset_lr_and_epochs_trains_each_cell_its_own_way() {
+    let _serial = serial();
+    let cluster = Cluster::new(None, 5);
+    let spec = cluster.path("training.toml");
+    let toml = "name = \"training\"\ndataset = \"mnist\"\nseeds = [1]\n\n[recipe]\nbatch_size = 32\nlr_milestones = []\n\
+                train_subset = 128\ntest_subset = 32\n\n[grid]\nblock = [\"B(3,3)\"]\nblocks_per_group = [1]\nwidth = [1]\n\
+                dataset = [\"mnist\", \"fashion-mnist\"]\nlr = [0.05, 0.1]\nepochs = [1, 2]\n";
+    std::fs::write(&spec, toml).unwrap();
+    let out = run_command(&cluster, &spec).output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("8 new"), "{stdout}");
+    let jobs = all_done(&cluster.db, "training").expect("every job ended");
+    assert_eq!(jobs.len(), 8);
+    assert!(jobs.iter().all(|job| job.status == "succeeded"), "{jobs:?}");
+    let mut epochs: Vec<usize> = jobs.iter().map(|job| job.epochs.len()).collect();
+    epochs.sort_unstable();
+    assert_eq!(epochs, [1, 1, 1, 1, 2, 2, 2, 2], "each job trains its own cell's epochs");
+    for header in ["mnist", "fashion-mnist", "lr=0.05", "lr=0.1", "epochs=1", "epochs=2"] {
+        assert!(stdout.contains(header), "the table is laid out along the training axes ({header}):\n{stdout}");
+    }
+    assert!(!stdout.contains("recipe"), "the recipe axis is not needed:\n{stdout}");
+}

@@ -91,6 +91,7 @@ async fn a_sweep_over_training_axes_stores_and_tabulates_them(store: Arc<dyn Sto
     );
     let text = render(&table, Format::Text);
     assert!(text.contains("lr=0.05") && text.contains("weight_decay=0.001"), "{text}");
+    assert!(!text.contains("also varies"), "the recipe fields named say all the recipe does: {text}");
     // lr = 0.1, weight decay 0.0005: 18 % plus the seeds' 0.1 and 0.2 points.
     assert!(text.contains("18.15"), "{text}");
 

@@ -25,6 +25,10 @@ impl DepthConvention {
     }
 }
 
+/// A cell's choice on the training axes: a dataset (`None`: the spec's)
+/// and one value of each recipe axis.
+type TrainingChoice<'a> = (Option<Dataset>, Vec<(&'static str, &'a toml::Value)>);
+
 /// Depths and blocks per group, range-checked by the parser (see `raw`).
 #[derive(Clone, Debug)]
 pub(super) enum DepthAxis {
@@ -83,13 +87,12 @@ impl Grid {
 
     /// Every combination of the training axes: a dataset (or the spec's)
     /// and one value of each recipe axis, in the spec's order.
-    fn trainings<'a>(&'a self) -> Vec<(Option<Dataset>, Vec<(&'static str, &'a toml::Value)>)> {
+    fn trainings(&self) -> Vec<TrainingChoice<'_>> {
         let datasets: Vec<Option<Dataset>> = match &self.datasets {
             Some(datasets) => datasets.iter().copied().map(Some).collect(),
             None => vec![None],
         };
-        let mut combinations: Vec<(Option<Dataset>, Vec<(&'static str, &toml::Value)>)> =
-            datasets.into_iter().map(|d| (d, Vec::new())).collect();
+        let mut combinations: Vec<TrainingChoice> = datasets.into_iter().map(|d| (d, Vec::new())).collect();
         for axis in &self.recipe {
             combinations = combinations
                 .into_iter()

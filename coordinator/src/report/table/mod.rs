@@ -451,11 +451,14 @@ fn attributes(
     notes: &mut Vec<String>,
 ) -> Vec<Axis> {
     let named = |axis: Axis| rows.contains(&axis) || cols.contains(&axis);
-    // Block and l say the same of one block type; N follows from depth.
+    // Block and l say the same of one block type; N follows from depth;
+    // the recipe is said by the recipe fields named when they set it.
+    let named_fields: Vec<Axis> = RECIPE_FIELD_AXES.into_iter().filter(|a| named(*a)).collect();
     let said_by_named = |axis: Axis| match axis {
         Axis::L => named(Axis::Block),
         Axis::Block => named(Axis::L),
         Axis::BlocksPerGroup => named(Axis::Depth),
+        Axis::Recipe => !named_fields.is_empty() && determined_by(jobs, &named_fields, Axis::Recipe),
         _ => false,
     };
     let mut shown: Vec<Axis> = Vec::new();
