@@ -5,7 +5,7 @@
 //! integers beyond u32). Each spec the coordinator accepts is stored in a
 //! SQLite queue and its jobs are read back and converted to the message a
 //! worker receives by the coordinator's own code (`store` rows,
-//! `service::cell_config`); the worker's `JobPlan::from_job` must accept
+//! `pb::CellConfig::from`, the one wire conversion); the worker's `JobPlan::from_job` must accept
 //! every one, and train the recipe and the network the spec asked for.
 //! This test lives in the cli crate because it needs both sides, and the
 //! worker never depends on the coordinator.
@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use widesweep_coordinator::service::cell_config;
 use widesweep_coordinator::spec::{JobSpec, Spec};
 use widesweep_coordinator::store::{self, NewSweep, Store};
 use widesweep_proto::v1 as pb;
@@ -63,7 +62,7 @@ impl Queue {
                 max_attempts: 3,
                 sweep_name: sweep.to_string(),
                 cell_hash: row.cell_hash.clone(),
-                config: Some(cell_config(&row.config)),
+                config: Some(pb::CellConfig::from(&row.config)),
                 ..Default::default()
             })
             .collect()

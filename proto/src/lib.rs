@@ -13,5 +13,7 @@ pub mod v1 {
 }
 
 pub mod client;
+pub use job::CellConfigError;
+mod job;
 mod metrics;
 mod recipe;

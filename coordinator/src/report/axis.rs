@@ -67,6 +67,10 @@ impl Axis {
         Axis::Width,
         Axis::Dropout,
         Axis::Dataset,
+        Axis::Seed,
+        Axis::Recipe,
+        Axis::Sweep,
+        // Listed after the older axes, whose order error messages quote.
         Axis::Epochs,
         Axis::BatchSize,
         Axis::Lr,
@@ -77,9 +81,6 @@ impl Axis {
         Axis::WeightDecay,
         Axis::Augment,
         Axis::Precision,
-        Axis::Seed,
-        Axis::Recipe,
-        Axis::Sweep,
     ];
 
     /// The name used on the command line, in CSV/JSON and in the database.
@@ -409,8 +410,8 @@ mod tests {
         let error = "depht".parse::<Axis>().unwrap_err().to_string();
         assert_eq!(
             error,
-            "unknown axis depht: valid axes are block, l, depth, blocks_per_group, width, dropout, dataset, epochs, batch_size, \
-             lr, lr_milestones, lr_gamma, momentum, nesterov, weight_decay, augment, precision, seed, recipe, sweep"
+            "unknown axis depht: valid axes are block, l, depth, blocks_per_group, width, dropout, dataset, seed, recipe, sweep, \
+             epochs, batch_size, lr, lr_milestones, lr_gamma, momentum, nesterov, weight_decay, augment, precision"
         );
         assert_eq!("k".parse::<Axis>().unwrap(), Axis::Width);
         assert_eq!(Axis::parse_list("block, width").unwrap(), [Axis::Block, Axis::Width]);

@@ -5,7 +5,6 @@ use tonic::Status;
 use widesweep_proto::v1 as pb;
 
 use super::error::missing;
-use crate::spec::Recipe;
 use crate::store::{
     CheckpointRef, EpochMetrics, JobConfig, JobEpoch, JobRow, JobStatus, LeaseToken, LeasedJob, ResultRow, SweepSummary,
 };
@@ -56,23 +55,6 @@ pub(crate) fn checkpoint_ref(c: &CheckpointRef) -> pb::CheckpointRef {
     }
 }
 
-/// A job's config as a worker receives it (in [`leased_job`]) and as
-/// `ListResults` sends it.
-pub fn cell_config(c: &JobConfig) -> pb::CellConfig {
-    let r = &c.recipe;
-    pb::CellConfig {
-        block: c.block.to_string(),
-        deepening: c.deepening,
-        blocks_per_group: c.blocks_per_group,
-        depth: c.depth,
-        width: c.width,
-        dropout: c.dropout,
-        dataset: c.dataset.to_string(),
-        seed: c.seed,
-        recipe: Some(pb::Recipe::from(r)),
-    }
-}
-
 /// Builds a result row of type `$target` from `$source`, copying the
 /// fields both types hold under one name and type, and setting the rest as
 /// written in `$converted`. The list below is the one place the copied
@@ -111,7 +93,7 @@ macro_rules! result_row_with {
 
 pub(crate) fn result_row(row: &ResultRow) -> pb::JobResultRow {
     result_row_with!(pb::JobResultRow, row, {
-        config: Some(cell_config(&row.config)),
+        config: Some(pb::CellConfig::from(&row.config)),
         status: row.status.to_string(),
     })
 }
@@ -124,19 +106,7 @@ pub(crate) fn job_epoch(e: &JobEpoch) -> pb::JobEpoch {
 /// client side of [`result_row`]).
 pub fn result_row_from_proto(row: pb::JobResultRow) -> Result<ResultRow, Status> {
     let config = row.config.as_ref().ok_or_else(|| missing("jobs.config"))?;
-    let recipe = config.recipe.as_ref().ok_or_else(|| missing("jobs.config.recipe"))?;
-    let config = JobConfig {
-        block: parse_field(&config.block, "jobs.config.block")?,
-        deepening: config.deepening,
-        blocks_per_group: config.blocks_per_group,
-        depth: config.depth,
-        width: config.width,
-        dropout: config.dropout,
-        dataset: parse_field(&config.dataset, "jobs.config.dataset")?,
-        seed: config.seed,
-        recipe: Recipe::try_from(recipe)
-            .map_err(|e| Status::invalid_argument(format!("jobs.config.recipe.precision: {e}")))?,
-    };
+    let config = JobConfig::try_from(config).map_err(|e| Status::invalid_argument(format!("jobs.{e}")))?;
     let status = JobStatus::parse(&row.status).ok_or_else(|| {
         Status::invalid_argument(format!(
             "jobs.status = {:?} is not a job status: expected pending, running, succeeded, failed or cancelled",
@@ -144,16 +114,6 @@ pub fn result_row_from_proto(row: pb::JobResultRow) -> Result<ResultRow, Status>
         ))
     })?;
     Ok(result_row_with!(ResultRow, &row, { config, status }))
-}
-
-/// A text field of the wire read as the type it names (a block pattern,
-/// a dataset); the error names the field and says what would be valid.
-fn parse_field<T>(text: &str, field: &str) -> Result<T, Status>
-where
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    text.parse().map_err(|e| Status::invalid_argument(format!("{field} = {text:?}: {e}")))
 }
 
 /// An epoch of a `ListResults` page (the client side of [`job_epoch`]).
@@ -171,7 +131,7 @@ pub(crate) fn leased_job(job: &LeasedJob, token: &LeaseToken) -> pb::Job {
         max_attempts: job.max_attempts,
         sweep_name: job.sweep_name.clone(),
         cell_hash: job.cell_hash.clone(),
-        config: Some(cell_config(&job.config)),
+        config: Some(pb::CellConfig::from(&job.config)),
         lease_expires_at_ms: job.lease_expires_at_ms,
         checkpoint: job.checkpoint.as_ref().map(checkpoint_ref),
         lease_token: token.as_str().to_string(),

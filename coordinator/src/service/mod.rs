@@ -32,7 +32,7 @@ pub use artifacts::{ArtifactError, ArtifactStore};
 pub(crate) use auth::TokenTable;
 pub use auth::{Authenticate, Credentials, Permission, Role};
 pub use clock::DatabaseClock;
-pub use convert::{cell_config, job_epoch_from_proto, result_row_from_proto};
+pub use convert::{job_epoch_from_proto, result_row_from_proto};
 pub use sweeps::DEFAULT_MAX_ATTEMPTS;
 
 use crate::store::Store;

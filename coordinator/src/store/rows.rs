@@ -1,8 +1,8 @@
 //! The store's domain types: what goes in and out of the queue.
 
-use crate::spec::{JobSpec, Recipe};
-pub use widesweep_arch::EpochMetrics;
-use widesweep_arch::{BlockPattern, Dataset};
+use crate::spec::JobSpec;
+use widesweep_arch::Dataset;
+pub use widesweep_arch::{EpochMetrics, JobConfig};
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
@@ -277,20 +277,6 @@ impl DeviceRate {
     pub fn rate(&self) -> f64 {
         self.work / self.seconds
     }
-}
-
-/// What a worker needs to train a job.
-#[derive(Clone, Debug, PartialEq)]
-pub struct JobConfig {
-    pub block: BlockPattern,
-    pub deepening: u32,
-    pub blocks_per_group: u32,
-    pub depth: u32,
-    pub width: u32,
-    pub dropout: f64,
-    pub dataset: Dataset,
-    pub seed: u64,
-    pub recipe: Recipe,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use widesweep_proto::client::{ClientOptions, ConnectError};
 use widesweep_proto::v1 as pb;
 
-pub use job::{JobPlan, JobPlanError, cell_label};
+pub use job::{JobPlan, JobPlanError};
 pub use leave::{Deadline, LeavePolicy};
 pub use rpc::CallError;
 pub use shutdown::{Shutdown, ShutdownSignal, channel as shutdown_channel};

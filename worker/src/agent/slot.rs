@@ -14,7 +14,7 @@ use candle_core::Device;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::Instrument;
-use widesweep_arch::{Precision, widen};
+use widesweep_arch::{JobConfig, Precision, widen};
 use widesweep_proto::client::WorkerClient;
 use widesweep_proto::v1 as pb;
 
@@ -182,7 +182,8 @@ impl Slot {
     }
 
     async fn run_job(&self, job: pb::Job, timing: Timing) {
-        let label = job.config.as_ref().map(super::job::cell_label).unwrap_or_default();
+        let label =
+            job.config.as_ref().and_then(|c| JobConfig::try_from(c).ok()).map(|c| c.label()).unwrap_or_default();
         // Instrumented, not entered: a guard held across an await would
         // label other tasks' lines with this job, and this job's without.
         let span = tracing::info_span!("job", slot = self.index, job_id = job.job_id, attempt = job.attempt);
