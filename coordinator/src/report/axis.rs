@@ -44,6 +44,10 @@ pub enum Axis {
     Sweep,
 }
 
+/// The network's own axes.
+pub const NETWORK_AXES: [Axis; 6] =
+    [Axis::Block, Axis::L, Axis::Depth, Axis::BlocksPerGroup, Axis::Width, Axis::Dropout];
+
 /// The recipe's fields that have axes of their own, in recipe order.
 pub const RECIPE_FIELD_AXES: [Axis; 10] = [
     Axis::Epochs,
@@ -58,30 +62,32 @@ pub const RECIPE_FIELD_AXES: [Axis; 10] = [
     Axis::Precision,
 ];
 
+/// The hyperparameters that make a cell (everything but the seed and the
+/// sweep), the whole recipe last: what a cell's curves are labelled by.
+pub const CELL_AXES: [Axis; 18] = join(&[&NETWORK_AXES, &[Axis::Dataset], &RECIPE_FIELD_AXES, &[Axis::Recipe]]);
+
+/// `parts` one after the other, as one array of `N` axes.
+const fn join<const N: usize>(parts: &[&[Axis]]) -> [Axis; N] {
+    let mut out = [Axis::Block; N];
+    let (mut at, mut part) = (0, 0);
+    while part < parts.len() {
+        let mut i = 0;
+        while i < parts[part].len() {
+            out[at] = parts[part][i];
+            at += 1;
+            i += 1;
+        }
+        part += 1;
+    }
+    assert!(at == N, "the parts fill the array exactly");
+    out
+}
+
 impl Axis {
-    pub const ALL: [Axis; 20] = [
-        Axis::Block,
-        Axis::L,
-        Axis::Depth,
-        Axis::BlocksPerGroup,
-        Axis::Width,
-        Axis::Dropout,
-        Axis::Dataset,
-        Axis::Seed,
-        Axis::Recipe,
-        Axis::Sweep,
-        // Listed after the older axes, whose order error messages quote.
-        Axis::Epochs,
-        Axis::BatchSize,
-        Axis::Lr,
-        Axis::LrMilestones,
-        Axis::LrGamma,
-        Axis::Momentum,
-        Axis::Nesterov,
-        Axis::WeightDecay,
-        Axis::Augment,
-        Axis::Precision,
-    ];
+    /// Every axis; the newer recipe-field axes after the older ones, whose
+    /// order error messages quote.
+    pub const ALL: [Axis; 20] =
+        join(&[&NETWORK_AXES, &[Axis::Dataset, Axis::Seed, Axis::Recipe, Axis::Sweep], &RECIPE_FIELD_AXES]);
 
     /// The name used on the command line, in CSV/JSON and in the database.
     pub fn name(self) -> &'static str {

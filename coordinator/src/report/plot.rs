@@ -16,7 +16,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::aggregate::{median, std_dev};
-use super::axis::Axis;
+use super::axis::{Axis, CELL_AXES};
 use super::metric::Metric;
 use super::table::{TableOptions, build};
 use super::{Agg, ReportError};
@@ -222,28 +222,6 @@ fn curves(rows: &[ResultRow], epochs: &[JobEpoch], options: &PlotOptions) -> Res
         series,
     })
 }
-
-/// The hyperparameters that make a cell (everything but the seed).
-const CELL_AXES: [Axis; 18] = [
-    Axis::Block,
-    Axis::L,
-    Axis::Depth,
-    Axis::BlocksPerGroup,
-    Axis::Width,
-    Axis::Dropout,
-    Axis::Dataset,
-    Axis::Epochs,
-    Axis::BatchSize,
-    Axis::Lr,
-    Axis::LrMilestones,
-    Axis::LrGamma,
-    Axis::Momentum,
-    Axis::Nesterov,
-    Axis::WeightDecay,
-    Axis::Augment,
-    Axis::Precision,
-    Axis::Recipe,
-];
 
 /// Which of [`CELL_AXES`] tell the cells apart: those that vary, minus
 /// those the ones before them already set (the depth of each block type).
