@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::report::aggregate::median;
+use crate::report::axis::{recipe_key, shorten_recipe_keys};
 use crate::store::{JobEpoch, ResultRow};
 
 /// Cells drawn at most: more lines than this make a plot nobody can read.
@@ -47,13 +48,28 @@ pub(super) fn curves(rows: &[ResultRow], epochs: &[JobEpoch]) -> CurvesView {
     for e in epochs {
         errors_of.entry(e.job_id).or_default().push((e.metrics.epoch, e.metrics.test_error * 100.0));
     }
+    // Cells that differ in their recipe (training axes) are labelled by
+    // the fields that differ, as the tables' recipe axis is.
+    let recipes: Vec<String> = rows.iter().filter(|r| r.in_spec).map(|r| recipe_key(&r.config.recipe)).collect();
+    let mut distinct: Vec<&String> = Vec::new();
+    let mut recipe_index: HashMap<&String, usize> = HashMap::new();
+    for key in &recipes {
+        recipe_index.entry(key).or_insert_with(|| {
+            distinct.push(key);
+            distinct.len() - 1
+        });
+    }
+    let short = shorten_recipe_keys(&distinct.iter().map(|k| k.to_string()).collect::<Vec<_>>());
     let mut cells: Vec<(String, usize, BTreeMap<u32, Vec<f64>>)> = Vec::new();
     let mut cell_of: HashMap<String, usize> = HashMap::new();
-    for row in rows.iter().filter(|r| r.in_spec) {
+    for (row, recipe) in rows.iter().filter(|r| r.in_spec).zip(&recipes) {
         let c = &row.config;
-        let label = format!("{} depth {} k={} dropout {} {}", c.block, c.depth, c.width, c.dropout, c.dataset);
+        let mut label = format!("{} depth {} k={} dropout {} {}", c.block, c.depth, c.width, c.dropout, c.dataset);
+        if distinct.len() > 1 {
+            label = format!("{label} {}", short[recipe_index[recipe]]);
+        }
         // The seed is the only field a cell's jobs may differ in.
-        let key = format!("{label} {:?}", c.recipe);
+        let key = format!("{label} {recipe}");
         let index = *cell_of.entry(key).or_insert_with(|| {
             cells.push((label, 0, BTreeMap::new()));
             cells.len() - 1
@@ -85,4 +101,81 @@ pub(super) fn curves(rows: &[ResultRow], epochs: &[JobEpoch]) -> CurvesView {
         })
         .collect();
     CurvesView { cells, more }
+}
+
+#[cfg(test)]
+mod tests {
+    use widesweep_arch::{EpochMetrics, JobConfig, Recipe};
+
+    use super::*;
+    use crate::store::JobStatus;
+
+    fn row(job_id: i64, lr: f64, seed: u64) -> ResultRow {
+        ResultRow {
+            job_id,
+            sweep: "s".into(),
+            cell_hash: format!("{job_id}"),
+            config: JobConfig {
+                block: "B(3,3)".parse().unwrap(),
+                deepening: 2,
+                blocks_per_group: 1,
+                depth: 10,
+                width: 1,
+                dropout: 0.0,
+                dataset: widesweep_arch::Dataset::Mnist,
+                seed,
+                recipe: Recipe { lr, ..Recipe::default() },
+            },
+            depth_convention: "conv-layers".into(),
+            params: 1,
+            forward_macs: 1,
+            work: 1.0,
+            in_spec: true,
+            status: JobStatus::Succeeded,
+            attempt: 1,
+            epochs_done: 1,
+            final_train_loss: None,
+            final_train_error: None,
+            final_test_loss: None,
+            final_test_error: None,
+            best_test_error: None,
+            train_seconds: None,
+            mean_epoch_seconds: None,
+            recorded_seconds: 0.0,
+            created_at_ms: 0,
+            started_at_ms: None,
+            finished_at_ms: None,
+            last_error: None,
+        }
+    }
+
+    fn epoch(job_id: i64, test_error: f64) -> JobEpoch {
+        let metrics = EpochMetrics {
+            epoch: 1,
+            train_loss: 1.0,
+            train_error: 0.5,
+            test_loss: 1.0,
+            test_error,
+            lr: 0.1,
+            epoch_seconds: 1.0,
+            images_per_second: 1.0,
+        };
+        JobEpoch { job_id, metrics }
+    }
+
+    #[test]
+    fn cells_that_differ_in_their_recipe_are_told_apart_by_it() {
+        let rows = [row(1, 0.05, 1), row(2, 0.05, 2), row(3, 0.1, 1)];
+        let epochs = [epoch(1, 0.2), epoch(2, 0.3), epoch(3, 0.4)];
+        let view = curves(&rows, &epochs);
+        let labels: Vec<&str> = view.cells.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["B(3,3) depth 10 k=1 dropout 0 mnist lr=0.05", "B(3,3) depth 10 k=1 dropout 0 mnist lr=0.1"]
+        );
+        assert_eq!(view.cells[0].points[0].seeds, 2);
+        // One recipe: no recipe in the labels.
+        let view = curves(&rows[..2], &epochs[..2]);
+        assert_eq!(view.cells[0].label, "B(3,3) depth 10 k=1 dropout 0 mnist");
+    }
 }

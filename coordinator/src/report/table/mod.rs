@@ -407,9 +407,14 @@ fn choose_axes(jobs: &[&ResultRow], values: &AxisValues, options: &TableOptions)
         preference.reverse();
     }
     preference.extend([Axis::Depth, Axis::BlocksPerGroup, Axis::Width, Axis::Dropout, Axis::Dataset]);
-    // A recipe field that varies names its own axis; the recipe axis then
-    // labels only what they leave (it is determined by them otherwise).
-    preference.extend(RECIPE_FIELD_AXES);
+    // One varying recipe field reads the same as the recipe axis ("lr=0.05"),
+    // which also says whatever else differs; two or more get an axis each,
+    // to be laid out against each other, and the recipe axis then labels
+    // only what they leave.
+    let fields: Vec<Axis> = RECIPE_FIELD_AXES.into_iter().filter(|a| values.distinct(*a).len() > 1).collect();
+    if fields.len() > 1 {
+        preference.extend(fields);
+    }
     preference.push(Axis::Recipe);
     preference.push(Axis::Sweep);
     let varying: Vec<Axis> = preference.into_iter().filter(|a| values.distinct(*a).len() > 1).collect();
