@@ -317,6 +317,30 @@ mod tests {
     }
 
     #[test]
+    fn each_job_is_counted_with_its_own_training() {
+        let spec = Spec::parse(
+            "name = \"t\"\ndataset = \"cifar10\"\nseeds = [1]\n[recipe]\nepochs = 2\nlr_milestones = []\n[grid]\ndepth = [16]\nwidth = [1]\nepochs = [2, 4]\ndataset = [\"cifar10\", \"fashion-mnist\"]\n",
+        )
+        .unwrap();
+        let report = PlanReport::new(&spec, false, None).unwrap();
+        assert_eq!(report.totals.jobs, 4);
+        assert_eq!(report.totals.epochs, 2 + 4 + 2 + 4);
+        // 390 full batches of 128 of CIFAR-10's 50,000 images; 468 of Fashion-MNIST's 60,000.
+        assert_eq!(report.totals.train_images, 6 * 390 * 128 + 6 * 468 * 128);
+        let training: Vec<&str> = report.cells.iter().map(|c| c.training.as_str()).collect();
+        assert_eq!(
+            training,
+            [
+                "dataset=cifar10 epochs=2",
+                "dataset=cifar10 epochs=4",
+                "dataset=fashion-mnist epochs=2",
+                "dataset=fashion-mnist epochs=4"
+            ]
+        );
+        assert!(report.to_text().contains("dataset=fashion-mnist epochs=4"));
+    }
+
+    #[test]
     fn device_hours_are_the_work_at_the_measured_rate_and_adaptive_seeds_give_a_range() {
         let spec = Spec::parse(
             "name = \"t\"\ndataset = \"cifar10\"\n[seeds]\nstart = 2\nmax = 5\ntarget_ci = 0.3\n[recipe]\nepochs = 2\n[grid]\ndepth = [16, 28]\nwidth = [4]\n",
