@@ -553,7 +553,41 @@ async fn adaptive_seeds_are_reported_by_submit_and_status(store: Arc<dyn Store>)
     running.stop().await;
 }
 
+/// A NUL in a failure's text cannot be stored in PostgreSQL text: it is
+/// kept escaped, and the job's attempt fails as it should (the worker
+/// once retried that call forever). Names holding control characters are
+/// refused as invalid, with the field named, on both backends.
+async fn control_characters_never_reach_the_database(store: Arc<dyn Store>) {
+    let mut running = Running::start(Arc::clone(&store), 1 << 20).await;
+    let c = &mut running.clients;
+    c.sweeps.submit_sweep(submit_request(common::spec("nul", &[1], &[1]))).await.unwrap();
+    let job = lease(c).await;
+    let failed = pb::FailJobRequest {
+        job_id: job.job_id,
+        attempt: job.attempt,
+        error: "loss is NaN\0 at epoch 2\n\x1b[2J".into(),
+        retryable: true,
+        lease_token: job.lease_token.clone(),
+    };
+    assert!(c.workers.fail_job(failed).await.unwrap().into_inner().requeued);
+    let row = store.job(job.job_id).await.unwrap();
+    assert_eq!(row.last_error.as_deref(), Some("loss is NaN\\u{0} at epoch 2\n\\u{1b}[2J"));
+    let register = |hostname: &str| pb::RegisterWorkerRequest {
+        hostname: hostname.into(),
+        devices: vec!["cpu".into()],
+        version: "t".into(),
+    };
+    invalid(c.workers.register_worker(register("gpu\0-01")).await, "hostname");
+    let worker_id = c.workers.register_worker(register("gpu-01")).await.unwrap().into_inner().worker_id;
+    let lease_on = |device: &str| pb::LeaseJobRequest { worker_id, device: device.into(), device_kind: String::new() };
+    invalid(c.workers.lease_job(lease_on("cuda:0\0")).await, "device");
+    invalid(c.sweeps.get_sweep(pb::GetSweepRequest { sweep: "nul\0".into() }).await, "sweep");
+    invalid(c.sweeps.pause_sweep(pb::SweepRef { sweep: "nul\0".into() }).await, "sweep");
+    running.stop().await;
+}
+
 contract_tests!(
+    control_characters_never_reach_the_database,
     adaptive_seeds_are_reported_by_submit_and_status,
     a_connection_holds_a_bounded_number_of_streams,
     only_the_lease_holder_can_write_a_job,

@@ -12,6 +12,7 @@ mod clock;
 mod convert;
 mod error;
 mod sweeps;
+mod text;
 mod workers;
 
 use std::future::Future;

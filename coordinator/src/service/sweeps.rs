@@ -13,6 +13,7 @@ use widesweep_proto::v1::sweep_service_server::SweepService;
 use super::auth::{Permission, require};
 use super::clock::DatabaseClock;
 use super::convert::{job_epoch, job_error, result_row, sweep_status};
+use super::text::printable;
 use crate::spec::Spec;
 use crate::store::{NewSweep, Store, SweepAction};
 
@@ -107,7 +108,7 @@ impl SweepService for Sweeps {
     async fn get_sweep(&self, request: Request<pb::GetSweepRequest>) -> Result<Response<pb::SweepStatus>, Status> {
         require(&request, Permission::Read)?;
         let sweep = request.into_inner().sweep;
-        let summary = self.store.sweep(&sweep).await?;
+        let summary = self.store.sweep(printable("sweep", &sweep)?).await?;
         let mut status = sweep_status(&summary);
         status.errors = self.store.job_errors(&sweep, MAX_ERRORS_SHOWN).await?.iter().map(job_error).collect();
         Ok(Response::new(status))
@@ -149,7 +150,7 @@ impl SweepService for Sweeps {
             0 => 1000,
             ms => u64::from(ms.clamp(100, 60_000)),
         });
-        let first = self.store.sweep(&request.sweep).await?;
+        let first = self.store.sweep(printable("sweep", &request.sweep)?).await?;
         let store = Arc::clone(&self.store);
         // A small buffer: a slow client makes the poller wait, not pile up.
         let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -194,7 +195,7 @@ impl SweepService for Sweeps {
     ) -> Result<Response<Self::ListResultsStream>, Status> {
         require(&request, Permission::Read)?;
         let request = request.into_inner();
-        let sweep_id = self.store.sweep(&request.sweep).await?.id;
+        let sweep_id = self.store.sweep(printable("sweep", &request.sweep)?).await?.id;
         let store = Arc::clone(&self.store);
         // Pages are read from the database one at a time as the client
         // takes them (the channel holds two), so the coordinator's memory
@@ -261,7 +262,7 @@ impl Sweeps {
         action: SweepAction,
     ) -> Result<Response<pb::SweepStatus>, Status> {
         let sweep = request.into_inner().sweep;
-        let summary = self.store.steer_sweep(&sweep, action, self.clock.now()).await?;
+        let summary = self.store.steer_sweep(printable("sweep", &sweep)?, action, self.clock.now()).await?;
         tracing::info!(sweep = %summary.name, ?action, "sweep steered");
         Ok(Response::new(sweep_status(&summary)))
     }

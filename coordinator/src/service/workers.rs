@@ -18,6 +18,7 @@ use super::auth::{Permission, require};
 use super::clock::DatabaseClock;
 use super::convert::{checkpoint_ref, epoch_metrics, leased_job};
 use super::error::missing;
+use super::text::{escaped, printable};
 use crate::store::{DeviceRate, Fence, JobResult, LeaseToken, NewCheckpoint, Store};
 
 /// Size of the pieces a checkpoint is streamed in.
@@ -88,6 +89,11 @@ impl WorkerService for Workers {
         if request.version.len() > 64 {
             return Err(Status::invalid_argument("version must be at most 64 bytes"));
         }
+        printable("hostname", &request.hostname)?;
+        printable("version", &request.version)?;
+        for device in &request.devices {
+            printable("devices", device)?;
+        }
         let worker_id =
             self.store.register_worker(&request.hostname, &request.devices, &request.version, self.clock.now()).await?;
         tracing::info!(worker_id, hostname = %request.hostname, devices = ?request.devices, "worker registered");
@@ -111,6 +117,8 @@ impl WorkerService for Workers {
                 request.device_kind.len()
             )));
         }
+        printable("device", &request.device)?;
+        printable("device_kind", &request.device_kind)?;
         let device = DeviceRate::label(&request.device, &request.device_kind);
         let token = LeaseToken::generate();
         let job =
@@ -177,7 +185,7 @@ impl WorkerService for Workers {
         require(&request, Permission::Work)?;
         let request = request.into_inner();
         let fence = fence(request.job_id, request.attempt, &request.lease_token)?;
-        let error: String = request.error.chars().take(MAX_ERROR_CHARS).collect();
+        let error = escaped(&request.error, MAX_ERROR_CHARS);
         let requeued = self.store.fail_job(fence, &error, request.retryable, self.clock.now()).await?;
         tracing::warn!(%error, requeued, "job attempt failed");
         Ok(Response::new(pb::FailJobResponse { requeued }))
