@@ -3,6 +3,7 @@
 //! sweep itself.
 
 use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::str::FromStr;
@@ -67,7 +68,7 @@ pub const RECIPE_FIELD_AXES: [Axis; 10] = [
 pub const CELL_AXES: [Axis; 18] = join(&[&NETWORK_AXES, &[Axis::Dataset], &RECIPE_FIELD_AXES, &[Axis::Recipe]]);
 
 /// `parts` one after the other, as one array of `N` axes.
-const fn join<const N: usize>(parts: &[&[Axis]]) -> [Axis; N] {
+pub(crate) const fn join<const N: usize>(parts: &[&[Axis]]) -> [Axis; N] {
     let mut out = [Axis::Block; N];
     let (mut at, mut part) = (0, 0);
     while part < parts.len() {
@@ -386,6 +387,15 @@ pub fn recipe_fields(r: &Recipe) -> Vec<(&'static str, String)> {
 /// The whole recipe as one comparable text: "epochs=200 batch=128 ...".
 pub fn recipe_key(r: &Recipe) -> String {
     recipe_fields(r).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+}
+
+/// Each distinct key of `keys` ([`recipe_key`]) with its short label
+/// ([`shorten_recipe_keys`]), for tables and curves alike.
+pub fn recipe_labels<'a>(keys: impl IntoIterator<Item = &'a String>) -> HashMap<String, String> {
+    let mut seen = HashSet::new();
+    let distinct: Vec<String> = keys.into_iter().filter(|k| seen.insert(*k)).cloned().collect();
+    let short = shorten_recipe_keys(&distinct);
+    distinct.into_iter().zip(short).collect()
 }
 
 /// Shortens recipe keys to the fields in which they differ, so that a

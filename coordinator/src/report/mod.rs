@@ -21,7 +21,6 @@ pub mod metric;
 pub mod plot;
 pub mod render;
 pub mod sql;
-
 pub mod table;
 
 pub use aggregate::Agg;

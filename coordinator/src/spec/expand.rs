@@ -3,7 +3,7 @@ use std::collections::HashSet;
 use widesweep_arch::{BlockPattern, Dataset, MAX_BLOCKS_PER_GROUP, WrnConfig, widen};
 
 use super::cell::conv_layers;
-use super::training::{RecipeAxis, TrainingDefaults, recipe_has};
+use super::training::{RecipeAxis, cell_training};
 use super::{CellConfig, JobSpec, Spec, SpecError};
 
 /// How `depth` in a spec maps to blocks per group N.
@@ -44,7 +44,7 @@ pub(super) struct Grid {
     pub widths: Option<Vec<u32>>,
     pub dropouts: Option<Vec<f64>>,
     pub datasets: Option<Vec<Dataset>>,
-    /// The recipe's fields as axes, in [`super::RECIPE_AXES`] order.
+    /// The recipe's fields as axes, in the order a grid lists them.
     pub recipe: Vec<RecipeAxis>,
 }
 
@@ -86,7 +86,7 @@ impl Grid {
     }
 
     /// Every combination of the training axes: a dataset (or the spec's)
-    /// and one value of each recipe axis, in the spec's order.
+    /// and one value of each recipe axis.
     fn trainings(&self) -> Vec<TrainingChoice<'_>> {
         let datasets: Vec<Option<Dataset>> = match &self.datasets {
             Some(datasets) => datasets.iter().copied().map(Some).collect(),
@@ -108,16 +108,12 @@ impl Grid {
         combinations
     }
 
-    fn cells(
-        &self,
-        section: &str,
-        convention: DepthConvention,
-        defaults: &TrainingDefaults,
-    ) -> Result<Vec<CellConfig>, SpecError> {
+    fn cells(&self, section: &str, spec: &Spec) -> Result<Vec<CellConfig>, SpecError> {
+        let convention = spec.depth_convention;
         let trainings = self
             .trainings()
             .into_iter()
-            .map(|(dataset, fields)| defaults.cell(section, dataset, &fields))
+            .map(|(dataset, fields)| cell_training(spec, section, dataset, &fields))
             .collect::<Result<Vec<_>, _>>()?;
         let default_blocks = vec![BlockPattern::basic()];
         let blocks = self.blocks.as_ref().unwrap_or(&default_blocks);
@@ -176,10 +172,7 @@ impl Grid {
             && self.widths.as_ref().is_none_or(|w| w.contains(&cell.width))
             && self.dropouts.as_ref().is_none_or(|d| d.contains(&cell.dropout))
             && self.datasets.as_ref().is_none_or(|d| d.contains(&cell.training.dataset))
-            && self
-                .recipe
-                .iter()
-                .all(|axis| axis.values.iter().any(|v| recipe_has(&cell.training.recipe, axis.field, v)))
+            && self.recipe.iter().all(|axis| axis.matches(&cell.training.recipe))
     }
 }
 
@@ -241,7 +234,7 @@ pub(super) fn count_cells(spec: &Spec) -> Result<u64, SpecError> {
 pub(super) fn expand(spec: &Spec) -> Result<Expansion, SpecError> {
     let mut cells = Vec::new();
     if let Some(grid) = &spec.grid {
-        let mut grid_cells = grid.cells("grid", spec.depth_convention, &spec.training)?;
+        let mut grid_cells = grid.cells("grid", spec)?;
         for (i, exclusion) in spec.exclusions.iter().enumerate() {
             let before = grid_cells.len();
             grid_cells.retain(|cell| !exclusion.0.matches(cell));
@@ -256,7 +249,7 @@ pub(super) fn expand(spec: &Spec) -> Result<Expansion, SpecError> {
     }
     for (i, case) in spec.cases.iter().enumerate() {
         let section = format!("case[{i}]");
-        let case_cells = case.0.cells(&section, spec.depth_convention, &spec.training)?;
+        let case_cells = case.0.cells(&section, spec)?;
         cells.extend(case_cells.into_iter().map(|c| (c, section.clone())));
     }
 

@@ -16,7 +16,7 @@ mod training;
 pub use cell::{CellConfig, JobSpec};
 pub use error::SpecError;
 pub use expand::{DepthConvention, Expansion};
-pub use training::{RECIPE_AXES, Training};
+pub use training::Training;
 /// The recipe is shared with the worker: one type, one validation.
 pub use widesweep_arch::{Recipe, RecipeError};
 
@@ -43,9 +43,9 @@ pub struct Spec {
     /// The recipe of cells that vary none of its fields.
     pub recipe: Recipe,
     pub depth_convention: DepthConvention,
-    /// The spec's dataset and `[recipe]` as written, which each cell's
-    /// training axes are written over.
-    training: training::TrainingDefaults,
+    /// The `[recipe]` table as written, which each cell's recipe axes are
+    /// written over.
+    recipe_table: toml::Table,
     grid: Option<expand::Grid>,
     cases: Vec<expand::Case>,
     exclusions: Vec<expand::Exclusion>,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use widesweep_arch::{BlockPattern, Dataset, MAX_BLOCKS_PER_GROUP, MAX_CONVS_PER_BLOCK, MAX_WIDTH};
 
 use super::expand::{Case, DepthAxis, DepthConvention, Exclusion, Grid};
-use super::training::{RecipeAxis, TrainingDefaults};
+use super::training::{RecipeAxis, spec_recipe};
 use super::{AdaptiveSeeds, Spec, SpecError};
 
 #[derive(Deserialize)]
@@ -27,8 +27,8 @@ pub(super) struct RawSpec {
     seeds: toml::Value,
     #[serde(default)]
     depth_convention: Option<String>,
-    /// Kept as written: each cell's training axes are written over it before
-    /// it is read as a recipe ([`TrainingDefaults`]).
+    /// Kept as written: each cell's recipe axes are written over it before
+    /// it is read as a recipe (`training::cell_training`).
     #[serde(default)]
     recipe: toml::Table,
     #[serde(default)]
@@ -90,8 +90,9 @@ pub(super) struct RawCellSet {
     width: Option<OneOrMany<i64>>,
     dropout: Option<OneOrMany<f64>>,
     dataset: Option<OneOrMany<String>>,
-    // The recipe's fields as axes (training::RECIPE_AXES), read as the
-    // recipe reads them.
+    // The recipe's fields as axes: every field that changes what a network
+    // learns (not `checkpoint_every`, which changes only when the state is
+    // saved), read as the recipe reads them.
     epochs: Option<toml::Value>,
     batch_size: Option<toml::Value>,
     lr: Option<toml::Value>,
@@ -173,8 +174,7 @@ impl RawSpec {
                 ));
             }
         };
-        let training = TrainingDefaults::new(dataset, self.recipe)?;
-        let recipe = training.recipe.clone();
+        let recipe = spec_recipe(dataset, &self.recipe)?;
         let grid = self.grid.map(|g| g.into_grid("grid", true)).transpose()?;
         let cases = self
             .cases
@@ -194,7 +194,18 @@ impl RawSpec {
         if grid.is_none() && !exclusions.is_empty() {
             return Err(SpecError::field("exclude", "exclusions apply to the [grid], and the spec has none"));
         }
-        Ok(Spec { name, dataset, seeds, adaptive, recipe, depth_convention, training, grid, cases, exclusions })
+        Ok(Spec {
+            name,
+            dataset,
+            seeds,
+            adaptive,
+            recipe,
+            depth_convention,
+            recipe_table: self.recipe,
+            grid,
+            cases,
+            exclusions,
+        })
     }
 }
 

@@ -8,35 +8,18 @@
 use serde::Deserialize;
 use widesweep_arch::{Dataset, Recipe, WrittenRecipe};
 
-use super::SpecError;
-
-/// The recipe fields a sweep may vary per cell: everything that changes
-/// what a network learns. `checkpoint_every` is not among them: it changes
-/// when the state is saved, not the result.
-pub const RECIPE_AXES: [&str; 14] = [
-    "epochs",
-    "batch_size",
-    "lr",
-    "lr_milestones",
-    "lr_gamma",
-    "momentum",
-    "nesterov",
-    "weight_decay",
-    "reset_momentum_on_drop",
-    "train_subset",
-    "test_subset",
-    "augment",
-    "precision",
-    "bn_recalibration_batches",
-];
+use super::{Spec, SpecError};
 
 /// One recipe axis: the field and its values as the spec wrote them (in
-/// its order), each
-/// already known to be a valid value of the field on its own.
+/// its order), each already known to be a valid value of the field on
+/// its own.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct RecipeAxis {
     pub field: &'static str,
     pub values: Vec<toml::Value>,
+    /// Each value as a recipe holds it ([`field_of`]), read once here so
+    /// that matching a cell against an exclusion reads nothing again.
+    held: Vec<Option<serde_json::Value>>,
 }
 
 impl RecipeAxis {
@@ -53,14 +36,23 @@ impl RecipeAxis {
         if values.is_empty() {
             return Err(SpecError::field(name, "is empty: give at least one value"));
         }
+        let mut held = Vec::with_capacity(values.len());
         for (i, value) in values.iter().enumerate() {
             if values[..i].contains(value) {
                 return Err(SpecError::field(name, format!("{value} appears twice; axis values must be distinct")));
             }
-            written(&toml::Table::from_iter([(field.to_string(), value.clone())]))
+            let alone = written(toml::Table::from_iter([(field.to_string(), value.clone())]))
                 .map_err(|message| SpecError::field(&name, message))?;
+            held.push(field_of(&alone.for_spec(), field));
         }
-        Ok(Self { field, values })
+        Ok(Self { field, values, held })
+    }
+
+    /// Whether `recipe` holds one of the axis's values: compared as the
+    /// recipe type holds them, so `lr = 1` matches a stored 1.0 and a
+    /// field at its default matches its default written out.
+    pub(super) fn matches(&self, recipe: &Recipe) -> bool {
+        self.held.contains(&field_of(recipe, self.field))
     }
 }
 
@@ -70,8 +62,8 @@ pub struct Training {
     pub dataset: Dataset,
     pub recipe: Recipe,
     /// The cell's own values of the training axes, the dataset first, then
-    /// the recipe's fields in [`RECIPE_AXES`] order: what tells it from its
-    /// neighbours.
+    /// the recipe's fields in the order a grid lists them (`raw::RawCellSet`):
+    /// what tells it from its neighbours.
     pub axes: Vec<(&'static str, String)>,
 }
 
@@ -82,63 +74,53 @@ impl Training {
     }
 }
 
-/// The spec's own dataset and `[recipe]` table, which every cell starts from.
-#[derive(Clone, Debug)]
-pub(super) struct TrainingDefaults {
-    pub dataset: Dataset,
-    /// The `[recipe]` table as written.
-    pub table: toml::Table,
-    /// That table resolved: the recipe of a cell that varies nothing.
-    pub recipe: Recipe,
+/// The spec's own recipe: its `[recipe]` table read and validated for its
+/// dataset. What a cell that varies no recipe field trains.
+pub(super) fn spec_recipe(dataset: Dataset, table: &toml::Table) -> Result<Recipe, SpecError> {
+    let recipe = written(table.clone()).map_err(|message| SpecError::field("recipe", message))?.for_spec();
+    recipe.validate_for(dataset)?;
+    Ok(recipe)
 }
 
-impl TrainingDefaults {
-    pub(super) fn new(dataset: Dataset, table: toml::Table) -> Result<Self, SpecError> {
-        let recipe = written(&table).map_err(|message| SpecError::field("recipe", message))?.for_spec();
-        recipe.validate_for(dataset)?;
-        Ok(Self { dataset, table, recipe })
+/// The training of a cell of `spec` with `dataset` (or the spec's) and the
+/// recipe values `fields` written over the spec's `[recipe]` table; the
+/// error names `section` and the cell's values.
+pub(super) fn cell_training(
+    spec: &Spec,
+    section: &str,
+    dataset: Option<Dataset>,
+    fields: &[(&'static str, &toml::Value)],
+) -> Result<Training, SpecError> {
+    let mut axes: Vec<(&'static str, String)> = Vec::with_capacity(fields.len() + 1);
+    if let Some(dataset) = dataset {
+        axes.push(("dataset", dataset.name().to_string()));
     }
-
-    /// The training of a cell with `dataset` (or the spec's) and the
-    /// recipe values `fields` written over the spec's; the error names
-    /// `section` and the cell's values.
-    pub(super) fn cell(
-        &self,
-        section: &str,
-        dataset: Option<Dataset>,
-        fields: &[(&'static str, &toml::Value)],
-    ) -> Result<Training, SpecError> {
-        let mut axes: Vec<(&'static str, String)> = Vec::with_capacity(fields.len() + 1);
-        if let Some(dataset) = dataset {
-            axes.push(("dataset", dataset.name().to_string()));
+    axes.extend(fields.iter().map(|(field, value)| (*field, show(value))));
+    let dataset = dataset.unwrap_or(spec.dataset);
+    let recipe = if fields.is_empty() {
+        spec.recipe.clone()
+    } else {
+        let mut table = spec.recipe_table.clone();
+        table.extend(fields.iter().map(|(field, value)| (field.to_string(), (*value).clone())));
+        written(table).map_err(|message| SpecError::field(section, message))?.for_spec()
+    };
+    let training = Training { dataset, recipe, axes };
+    if let Err(e) = training.recipe.validate_for(dataset) {
+        if training.axes.is_empty() {
+            return Err(SpecError::Recipe(e));
         }
-        axes.extend(fields.iter().map(|(field, value)| (*field, show(value))));
-        let dataset = dataset.unwrap_or(self.dataset);
-        let recipe = if fields.is_empty() {
-            self.recipe.clone()
-        } else {
-            let mut table = self.table.clone();
-            table.extend(fields.iter().map(|(field, value)| (field.to_string(), (*value).clone())));
-            written(&table).map_err(|message| SpecError::field(section, message))?.for_spec()
-        };
-        let training = Training { dataset, recipe, axes };
-        if let Err(e) = training.recipe.validate_for(dataset) {
-            if training.axes.is_empty() {
-                return Err(SpecError::Recipe(e));
-            }
-            // Name the axis at fault when the cell sets it (`grid.lr`), else the section.
-            let field = e.field().trim_start_matches("recipe.");
-            let at_fault = training.axes.iter().any(|(axis, _)| *axis == field);
-            let field = if at_fault { format!("{section}.{field}") } else { section.to_string() };
-            return Err(SpecError::field(field, format!("the cell {}: {e}", training.label())));
-        }
-        Ok(training)
+        // Name the axis at fault when the cell sets it (`grid.lr`), else the section.
+        let field = e.field().trim_start_matches("recipe.");
+        let at_fault = training.axes.iter().any(|(axis, _)| *axis == field);
+        let field = if at_fault { format!("{section}.{field}") } else { section.to_string() };
+        return Err(SpecError::field(field, format!("the cell {}: {e}", training.label())));
     }
+    Ok(training)
 }
 
 /// Reads a recipe table the way a spec's `[recipe]` is read.
-fn written(table: &toml::Table) -> Result<WrittenRecipe, String> {
-    WrittenRecipe::deserialize(toml::Value::Table(table.clone())).map_err(|e| e.message().trim().to_string())
+fn written(table: toml::Table) -> Result<WrittenRecipe, String> {
+    WrittenRecipe::deserialize(toml::Value::Table(table)).map_err(|e| e.message().trim().to_string())
 }
 
 /// A value as a spec would write it: `0.05`, `[60, 120]`, `bf16`.
@@ -149,13 +131,8 @@ fn show(value: &toml::Value) -> String {
     }
 }
 
-/// Whether a recipe's `field` holds `value` (as a spec writes it): both
-/// are read through the recipe type, so `lr = 1` matches a stored 1.0 and
-/// a field at its default matches its default written out.
-pub(super) fn recipe_has(recipe: &Recipe, field: &str, value: &toml::Value) -> bool {
-    let Ok(other) = written(&toml::Table::from_iter([(field.to_string(), value.clone())])) else {
-        return false;
-    };
-    let field_of = |recipe: &Recipe| serde_json::to_value(recipe).ok().and_then(|v| v.get(field).cloned());
-    field_of(recipe) == field_of(&other.for_spec())
+/// A recipe's `field` as its serde form holds it (`None` for a field left
+/// out at its default).
+fn field_of(recipe: &Recipe, field: &str) -> Option<serde_json::Value> {
+    serde_json::to_value(recipe).ok().and_then(|v| v.get(field).cloned())
 }

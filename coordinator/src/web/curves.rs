@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::report::aggregate::median;
-use crate::report::axis::{recipe_key, shorten_recipe_keys};
+use crate::report::axis::{recipe_key, recipe_labels};
 use crate::store::{JobEpoch, ResultRow};
 
 /// Cells drawn at most: more lines than this make a plot nobody can read.
@@ -51,22 +51,14 @@ pub(super) fn curves(rows: &[ResultRow], epochs: &[JobEpoch]) -> CurvesView {
     // Cells that differ in their recipe (training axes) are labelled by
     // the fields that differ, as the tables' recipe axis is.
     let recipes: Vec<String> = rows.iter().filter(|r| r.in_spec).map(|r| recipe_key(&r.config.recipe)).collect();
-    let mut distinct: Vec<&String> = Vec::new();
-    let mut recipe_index: HashMap<&String, usize> = HashMap::new();
-    for key in &recipes {
-        recipe_index.entry(key).or_insert_with(|| {
-            distinct.push(key);
-            distinct.len() - 1
-        });
-    }
-    let short = shorten_recipe_keys(&distinct.iter().map(|k| k.to_string()).collect::<Vec<_>>());
+    let labels = recipe_labels(&recipes);
     let mut cells: Vec<(String, usize, BTreeMap<u32, Vec<f64>>)> = Vec::new();
     let mut cell_of: HashMap<String, usize> = HashMap::new();
     for (row, recipe) in rows.iter().filter(|r| r.in_spec).zip(&recipes) {
         let c = &row.config;
         let mut label = format!("{} depth {} k={} dropout {} {}", c.block, c.depth, c.width, c.dropout, c.dataset);
-        if distinct.len() > 1 {
-            label = format!("{label} {}", short[recipe_index[recipe]]);
+        if labels.len() > 1 {
+            label = format!("{label} {}", labels[recipe]);
         }
         // The seed is the only field a cell's jobs may differ in.
         let key = format!("{label} {recipe}");

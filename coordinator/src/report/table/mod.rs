@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::ReportError;
 use super::aggregate::{Agg, median};
-use super::axis::{Axis, AxisValue, RECIPE_FIELD_AXES, shorten_recipe_keys};
+use super::axis::{Axis, AxisValue, NETWORK_AXES, RECIPE_FIELD_AXES, join, recipe_labels};
 use super::metric::{Metric, epoch_seconds};
 use crate::stats::{self, Comparison, Interval};
 use crate::store::{JobStatus, ResultRow};
@@ -146,8 +146,7 @@ impl Table {
 
 /// The axes the hyperparameters of a cell are compared on; a cell may
 /// hold jobs that differ in the seed only.
-const IDENTITY_AXES: [Axis; 8] =
-    [Axis::Block, Axis::L, Axis::Depth, Axis::BlocksPerGroup, Axis::Width, Axis::Dropout, Axis::Dataset, Axis::Recipe];
+const IDENTITY_AXES: [Axis; 8] = join(&[&NETWORK_AXES, &[Axis::Dataset, Axis::Recipe]]);
 
 /// Builds the table of `rows` (every job of one or more sweeps).
 pub fn build(rows: &[ResultRow], options: &TableOptions) -> Result<Table, ReportError> {
@@ -304,8 +303,7 @@ impl AxisValues {
             order.insert(axis, seen);
         }
         let keys: Vec<String> = order[&Axis::Recipe].iter().map(|v| v.to_string()).collect();
-        let recipe_labels = keys.iter().cloned().zip(shorten_recipe_keys(&keys)).collect();
-        Self { order, recipe_labels }
+        Self { order, recipe_labels: recipe_labels(&keys) }
     }
 
     fn get(&self, axis: Axis, job: &ResultRow) -> AxisValue {
