@@ -2,7 +2,7 @@
 //! it: the network, the dataset, the seed and the recipe. One definition
 //! for both sides; its one wire conversion is in widesweep-proto.
 
-use crate::{BlockPattern, ConfigError, Dataset, Recipe, WrnConfig, widen};
+use crate::{BlockPattern, CANDLE, ConfigError, Dataset, Params, Recipe, WrnConfig, widen};
 
 /// What a worker needs to train a job.
 #[derive(Clone, Debug, PartialEq)]
@@ -18,6 +18,10 @@ pub struct JobConfig {
     pub dataset: Dataset,
     pub seed: u64,
     pub recipe: Recipe,
+    /// [`CANDLE`], or the name of a command engine the sweep defines.
+    pub engine: String,
+    /// The free-form parameters of a command engine's cell.
+    pub params: Params,
 }
 
 impl JobConfig {
@@ -33,9 +37,22 @@ impl JobConfig {
         )
     }
 
-    /// `WRN-16-4 B(3,3) seed 1`, with the dropout when there is some.
+    /// Whether the worker trains the job itself (else a command does).
+    pub fn is_candle(&self) -> bool {
+        self.engine == CANDLE
+    }
+
+    /// `WRN-16-4 B(3,3) seed 1`, with the dropout when there is some, and
+    /// the engine and its parameters when a command trains it.
     pub fn label(&self) -> String {
         let dropout = if self.dropout > 0.0 { format!(" dropout {}", self.dropout) } else { String::new() };
-        format!("WRN-{}-{} {}{dropout} seed {}", self.depth, self.width, self.block, self.seed)
+        let mut label = format!("WRN-{}-{} {}{dropout} seed {}", self.depth, self.width, self.block, self.seed);
+        if !self.is_candle() {
+            label.push_str(&format!(" [{}]", self.engine));
+        }
+        for (name, value) in &self.params {
+            label.push_str(&format!(" {name}={value}"));
+        }
+        label
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! - [`BlockPattern`]: the kernel sizes of the convolutions in one block, B(3,3), B(1,3,1), ...
 //! - [`Dataset`]: the datasets widesweep trains on, with their input channels and classes.
-//! - [`JobConfig`]: one job's network, dataset, seed and recipe, as stored and as trained.
+//! - [`JobConfig`]: one job's network, dataset, seed, recipe and engine, as stored and as trained.
+//! - [`CommandEngine`], [`Params`]: a lab's own training command and the free-form axes it takes.
 //! - [`EpochMetrics`]: one epoch's numbers, from the trainer to the reports.
 //! - [`Precision`]: the arithmetic a network trains in (f32, or bf16 mixed precision).
 //! - [`Recipe`]: how a network is trained (epochs, batch, schedule, SGD), with
@@ -45,6 +46,7 @@ mod block;
 mod config;
 mod cost;
 mod dataset;
+mod engine;
 mod job;
 mod metrics;
 mod plan;
@@ -55,6 +57,7 @@ pub use block::{BlockPattern, MAX_CONVS_PER_BLOCK, ParseBlockError};
 pub use config::{ConfigError, MAX_BLOCKS_PER_GROUP, MAX_WIDTH, WrnConfig};
 pub use cost::{JobWork, MEMORY_FLOPS_PER_ELEMENT};
 pub use dataset::{Dataset, ParseDatasetError};
+pub use engine::{CANDLE, CommandEngine, DEFAULT_GRACE_SECONDS, DEFAULT_HEARTBEAT_SECONDS, ParamValue, Params};
 pub use job::JobConfig;
 pub use metrics::{EpochMetrics, MetricsError};
 pub use plan::{BlockPlan, ConvSpec, GroupPlan, HeadSpec, NetworkPlan};

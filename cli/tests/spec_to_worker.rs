@@ -46,6 +46,7 @@ impl Queue {
             name: sweep,
             dataset: spec.dataset,
             spec_toml: text,
+            engines: &spec.engines.defined,
             priority: 0,
             max_attempts: 3,
             jobs,

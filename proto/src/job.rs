@@ -3,7 +3,7 @@
 //! block and the dataset travel as text and are parsed here, once, with
 //! the field named when they do not parse.
 
-use widesweep_arch::{JobConfig, Recipe};
+use widesweep_arch::{CANDLE, CommandEngine, JobConfig, Params, Recipe};
 
 use crate::v1 as pb;
 
@@ -28,6 +28,36 @@ impl From<&JobConfig> for pb::CellConfig {
             dataset: c.dataset.name().to_string(),
             seed: c.seed,
             recipe: Some(pb::Recipe::from(&c.recipe)),
+            engine: c.engine.clone(),
+            params_json: if c.params.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(&c.params).expect("scalars serialise")
+            },
+        }
+    }
+}
+
+impl From<&CommandEngine> for pb::CommandEngine {
+    fn from(c: &CommandEngine) -> Self {
+        pb::CommandEngine {
+            command: c.command.clone(),
+            cwd: c.cwd.clone(),
+            env: c.env.clone().into_iter().collect(),
+            grace_seconds: c.grace_seconds,
+            heartbeat_seconds: c.heartbeat_seconds,
+        }
+    }
+}
+
+impl From<&pb::CommandEngine> for CommandEngine {
+    fn from(c: &pb::CommandEngine) -> Self {
+        CommandEngine {
+            command: c.command.clone(),
+            cwd: c.cwd.clone(),
+            env: c.env.clone().into_iter().collect(),
+            grace_seconds: c.grace_seconds,
+            heartbeat_seconds: c.heartbeat_seconds,
         }
     }
 }
@@ -53,6 +83,14 @@ impl TryFrom<&pb::CellConfig> for JobConfig {
             seed: c.seed,
             recipe: Recipe::try_from(recipe)
                 .map_err(|e| invalid("recipe.precision", &recipe.precision, e.to_string()))?,
+            engine: if c.engine.is_empty() { CANDLE.to_string() } else { c.engine.clone() },
+            params: if c.params_json.is_empty() {
+                Params::new()
+            } else {
+                serde_json::from_str(&c.params_json).map_err(|e| {
+                    invalid("params_json", &c.params_json, format!("{e}: give a JSON object of scalars"))
+                })?
+            },
         })
     }
 }
@@ -75,11 +113,18 @@ mod tests {
             dataset: Dataset::Cifar100,
             seed: 7,
             recipe: Recipe::default(),
+            engine: "pytorch".into(),
+            params: Params::from([("mixup".to_string(), widesweep_arch::ParamValue::Float(0.2))]),
         };
         let wire = pb::CellConfig::from(&config);
         assert_eq!(JobConfig::try_from(&wire), Ok(config));
         let error = JobConfig::try_from(&pb::CellConfig { dataset: "imagenet".into(), ..wire.clone() }).unwrap_err();
         assert_eq!((error.field, error.value.as_str()), ("dataset", "imagenet"));
+        let error = JobConfig::try_from(&pb::CellConfig { params_json: "[1]".into(), ..wire.clone() }).unwrap_err();
+        assert_eq!(error.field, "params_json");
+        let older =
+            JobConfig::try_from(&pb::CellConfig { engine: String::new(), params_json: String::new(), ..wire.clone() });
+        assert!(older.unwrap().is_candle(), "an older peer's empty engine is candle");
         let error = JobConfig::try_from(&pb::CellConfig { recipe: None, ..wire }).unwrap_err();
         assert_eq!(error.field, "recipe");
     }

@@ -326,3 +326,24 @@ pub fn assert_epochs_complete(job: &JobState, epochs: i64) {
     let numbers: Vec<i64> = job.epochs.iter().map(|(e, _)| *e).collect();
     assert_eq!(numbers, (1..=epochs).collect::<Vec<_>>(), "job {} epochs", job.id);
 }
+
+/// A new, empty PostgreSQL database on the local server (`WIDESWEEP_TEST_PG`
+/// names the admin connection); its URL. PostgreSQL is required: the test
+/// fails, not skips, without it.
+pub fn fresh_postgres() -> String {
+    use sqlx::Connection;
+    let admin = std::env::var("WIDESWEEP_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let name = format!("widesweep_cli_{}_{nanos}", std::process::id());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL is required ({admin}): {e}; start it or set WIDESWEEP_TEST_PG"));
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    });
+    let base = admin.rsplit_once('/').map(|(base, _)| base.to_string()).unwrap();
+    format!("{base}/{name}")
+}

@@ -43,6 +43,10 @@ pub enum Axis {
     Recipe,
     /// The sweep a job belongs to, when a table spans several.
     Sweep,
+    /// What trained the job: candle, or a command engine of the spec.
+    Engine,
+    /// A command engine's free-form parameters, "mixup=0.2 smoothing=0.1".
+    Params,
 }
 
 /// The network's own axes.
@@ -65,7 +69,8 @@ pub const RECIPE_FIELD_AXES: [Axis; 10] = [
 
 /// The hyperparameters that make a cell (everything but the seed and the
 /// sweep), the whole recipe last: what a cell's curves are labelled by.
-pub const CELL_AXES: [Axis; 18] = join(&[&NETWORK_AXES, &[Axis::Dataset], &RECIPE_FIELD_AXES, &[Axis::Recipe]]);
+pub const CELL_AXES: [Axis; 20] =
+    join(&[&NETWORK_AXES, &[Axis::Dataset, Axis::Params], &RECIPE_FIELD_AXES, &[Axis::Recipe, Axis::Engine]]);
 
 /// `parts` one after the other, as one array of `N` axes.
 pub(crate) const fn join<const N: usize>(parts: &[&[Axis]]) -> [Axis; N] {
@@ -87,8 +92,12 @@ pub(crate) const fn join<const N: usize>(parts: &[&[Axis]]) -> [Axis; N] {
 impl Axis {
     /// Every axis; the newer recipe-field axes after the older ones, whose
     /// order error messages quote.
-    pub const ALL: [Axis; 20] =
-        join(&[&NETWORK_AXES, &[Axis::Dataset, Axis::Seed, Axis::Recipe, Axis::Sweep], &RECIPE_FIELD_AXES]);
+    pub const ALL: [Axis; 22] = join(&[
+        &NETWORK_AXES,
+        &[Axis::Dataset, Axis::Seed, Axis::Recipe, Axis::Sweep],
+        &RECIPE_FIELD_AXES,
+        &[Axis::Engine, Axis::Params],
+    ]);
 
     /// The name used on the command line, in CSV/JSON and in the database.
     pub fn name(self) -> &'static str {
@@ -113,6 +122,8 @@ impl Axis {
             Axis::Seed => "seed",
             Axis::Recipe => "recipe",
             Axis::Sweep => "sweep",
+            Axis::Engine => "engine",
+            Axis::Params => "params",
         }
     }
 
@@ -128,7 +139,7 @@ impl Axis {
     /// Whether a header names the value alone ("B(3,3)", "cifar10") rather
     /// than as "k=4".
     fn self_describing(self) -> bool {
-        matches!(self, Axis::Block | Axis::Dataset | Axis::Recipe | Axis::Sweep)
+        matches!(self, Axis::Block | Axis::Dataset | Axis::Recipe | Axis::Sweep | Axis::Engine | Axis::Params)
     }
 
     /// A header for one value of this axis: "k=4", "B(3,3)".
@@ -178,6 +189,8 @@ impl Axis {
             Axis::Seed => AxisValue::Int(c.seed as i64),
             Axis::Recipe => AxisValue::Text(recipe_key(&c.recipe)),
             Axis::Sweep => AxisValue::Text(row.sweep.clone()),
+            Axis::Engine => AxisValue::Text(c.engine.clone()),
+            Axis::Params => AxisValue::Text(params_text(&c.params)),
         }
     }
 
@@ -356,6 +369,14 @@ impl fmt::Display for AxisValue {
     }
 }
 
+/// Params as a header shows them: "mixup=0.2 smoothing=0", or "no params".
+fn params_text(params: &widesweep_arch::Params) -> String {
+    if params.is_empty() {
+        return "no params".into();
+    }
+    params.iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join(" ")
+}
+
 /// Milestones as a header shows them: "60/120/160", or "none".
 fn milestones_text(milestones: &[u32]) -> String {
     let text = milestones.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("/");
@@ -427,7 +448,7 @@ mod tests {
         assert_eq!(
             error,
             "unknown axis depht: valid axes are block, l, depth, blocks_per_group, width, dropout, dataset, seed, recipe, sweep, \
-             epochs, batch_size, lr, lr_milestones, lr_gamma, momentum, nesterov, weight_decay, augment, precision"
+             epochs, batch_size, lr, lr_milestones, lr_gamma, momentum, nesterov, weight_decay, augment, precision, engine, params"
         );
         assert_eq!("k".parse::<Axis>().unwrap(), Axis::Width);
         assert_eq!(Axis::parse_list("block, width").unwrap(), [Axis::Block, Axis::Width]);

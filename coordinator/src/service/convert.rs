@@ -135,6 +135,7 @@ pub(crate) fn leased_job(job: &LeasedJob, token: &LeaseToken) -> pb::Job {
         lease_expires_at_ms: job.lease_expires_at_ms,
         checkpoint: job.checkpoint.as_ref().map(checkpoint_ref),
         lease_token: token.as_str().to_string(),
+        command: job.command.as_ref().map(pb::CommandEngine::from),
     }
 }
 

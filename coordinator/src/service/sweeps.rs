@@ -83,6 +83,7 @@ impl SweepService for Sweeps {
                     name: &spec.name,
                     dataset: spec.dataset,
                     spec_toml: &request.spec_toml,
+                    engines: &spec.engines.defined,
                     priority: request.priority,
                     max_attempts,
                     jobs: &expansion.jobs,

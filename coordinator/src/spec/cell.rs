@@ -1,6 +1,6 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use widesweep_arch::{BlockPattern, ConfigError, Dataset, JobWork, WrnConfig, widen};
+use widesweep_arch::{BlockPattern, CANDLE, ConfigError, Dataset, JobWork, Params, WrnConfig, widen};
 
 use super::{DepthConvention, Recipe, Training};
 
@@ -66,7 +66,9 @@ pub struct JobSpec {
 
 /// The hashed form. Keys are serialised in sorted order (serde_json's map
 /// is a BTreeMap), so the hash does not depend on the order of fields in
-/// the spec. `format` versions the canonical form itself.
+/// the spec. `format` versions the canonical form itself. The engine and
+/// the params are left out for candle's cells, which have none: a sweep
+/// submitted before engines existed keeps its hashes.
 #[derive(Serialize)]
 struct Canonical<'a> {
     format: u32,
@@ -77,6 +79,10 @@ struct Canonical<'a> {
     dataset: &'a str,
     seed: u64,
     recipe: &'a Recipe,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    engine: Option<&'a str>,
+    #[serde(skip_serializing_if = "Params::is_empty")]
+    params: &'a Params,
 }
 
 impl JobSpec {
@@ -119,6 +125,8 @@ impl JobSpec {
             dataset: self.dataset().name(),
             seed: self.seed,
             recipe: self.recipe(),
+            engine: Some(self.cell.training.engine.as_str()).filter(|engine| *engine != CANDLE),
+            params: &self.cell.training.params,
         };
         let value = serde_json::to_value(&canonical).expect("canonical config serialises");
         serde_json::to_string(&value).expect("JSON value serialises")

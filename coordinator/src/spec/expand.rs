@@ -3,7 +3,8 @@ use std::collections::HashSet;
 use widesweep_arch::{BlockPattern, Dataset, MAX_BLOCKS_PER_GROUP, WrnConfig, widen};
 
 use super::cell::conv_layers;
-use super::training::{RecipeAxis, cell_training};
+use super::engine::ParamAxis;
+use super::training::{Choice, RecipeAxis, cell_training};
 use super::{CellConfig, JobSpec, Spec, SpecError};
 
 /// How `depth` in a spec maps to blocks per group N.
@@ -25,10 +26,6 @@ impl DepthConvention {
     }
 }
 
-/// A cell's choice on the training axes: a dataset (`None`: the spec's)
-/// and one value of each recipe axis.
-type TrainingChoice<'a> = (Option<Dataset>, Vec<(&'static str, &'a toml::Value)>);
-
 /// Depths and blocks per group, range-checked by the parser (see `raw`).
 #[derive(Clone, Debug)]
 pub(super) enum DepthAxis {
@@ -46,6 +43,10 @@ pub(super) struct Grid {
     pub datasets: Option<Vec<Dataset>>,
     /// The recipe's fields as axes, in the order a grid lists them.
     pub recipe: Vec<RecipeAxis>,
+    /// `candle` and command engines' names.
+    pub engines: Option<Vec<String>>,
+    /// Free-form axes of a command engine, by name.
+    pub params: Vec<ParamAxis>,
 }
 
 #[derive(Clone, Debug)]
@@ -82,25 +83,47 @@ impl Grid {
         for axis in &self.recipe {
             product = product.checked_mul(axis.values.len() as u64)?;
         }
-        Some(product)
+        for axis in &self.params {
+            product = product.checked_mul(axis.values.len() as u64)?;
+        }
+        product.checked_mul(self.engines.as_ref().map_or(1, Vec::len) as u64)
     }
 
-    /// Every combination of the training axes: a dataset (or the spec's)
-    /// and one value of each recipe axis.
-    fn trainings(&self) -> Vec<TrainingChoice<'_>> {
+    /// Every combination of the training axes: an engine and a dataset
+    /// (or the spec's), one value of each recipe axis and of each param.
+    fn trainings(&self) -> Vec<Choice<'_>> {
+        let engines: Vec<Option<&str>> = match &self.engines {
+            Some(engines) => engines.iter().map(|e| Some(e.as_str())).collect(),
+            None => vec![None],
+        };
         let datasets: Vec<Option<Dataset>> = match &self.datasets {
             Some(datasets) => datasets.iter().copied().map(Some).collect(),
             None => vec![None],
         };
-        let mut combinations: Vec<TrainingChoice> = datasets.into_iter().map(|d| (d, Vec::new())).collect();
+        let mut combinations: Vec<Choice> = engines
+            .iter()
+            .flat_map(|&engine| datasets.iter().map(move |&dataset| Choice { engine, dataset, ..Choice::default() }))
+            .collect();
         for axis in &self.recipe {
             combinations = combinations
                 .into_iter()
-                .flat_map(|(dataset, fields)| {
+                .flat_map(|choice| {
                     axis.values.iter().map(move |value| {
-                        let mut fields = fields.clone();
-                        fields.push((axis.field, value));
-                        (dataset, fields)
+                        let mut choice = choice.clone();
+                        choice.fields.push((axis.field, value));
+                        choice
+                    })
+                })
+                .collect();
+        }
+        for axis in &self.params {
+            combinations = combinations
+                .into_iter()
+                .flat_map(|choice| {
+                    axis.values.iter().map(move |value| {
+                        let mut choice = choice.clone();
+                        choice.params.push((axis.name.as_str(), value));
+                        choice
                     })
                 })
                 .collect();
@@ -113,7 +136,7 @@ impl Grid {
         let trainings = self
             .trainings()
             .into_iter()
-            .map(|(dataset, fields)| cell_training(spec, section, dataset, &fields))
+            .map(|choice| cell_training(spec, section, &choice))
             .collect::<Result<Vec<_>, _>>()?;
         let default_blocks = vec![BlockPattern::basic()];
         let blocks = self.blocks.as_ref().unwrap_or(&default_blocks);
@@ -173,6 +196,11 @@ impl Grid {
             && self.dropouts.as_ref().is_none_or(|d| d.contains(&cell.dropout))
             && self.datasets.as_ref().is_none_or(|d| d.contains(&cell.training.dataset))
             && self.recipe.iter().all(|axis| axis.matches(&cell.training.recipe))
+            && self.engines.as_ref().is_none_or(|e| e.contains(&cell.training.engine))
+            && self
+                .params
+                .iter()
+                .all(|axis| cell.training.params.get(&axis.name).is_some_and(|value| axis.values.contains(value)))
     }
 }
 

@@ -8,12 +8,14 @@
 //! order of fields in the file.
 
 mod cell;
+mod engine;
 mod error;
 mod expand;
 mod raw;
 mod training;
 
 pub use cell::{CellConfig, JobSpec};
+pub use engine::{Engines, SINGLE_ENGINE};
 pub use error::SpecError;
 pub use expand::{DepthConvention, Expansion};
 pub use training::Training;
@@ -46,6 +48,9 @@ pub struct Spec {
     /// The `[recipe]` table as written, which each cell's recipe axes are
     /// written over.
     recipe_table: toml::Table,
+    /// The command engines the spec defines, and the engine of cells that
+    /// name none.
+    pub engines: Engines,
     grid: Option<expand::Grid>,
     cases: Vec<expand::Case>,
     exclusions: Vec<expand::Exclusion>,

@@ -10,9 +10,12 @@
 
 use std::ops::RangeInclusive;
 
-use serde::Deserialize;
-use widesweep_arch::{BlockPattern, Dataset, MAX_BLOCKS_PER_GROUP, MAX_CONVS_PER_BLOCK, MAX_WIDTH};
+use std::collections::BTreeMap;
 
+use serde::Deserialize;
+use widesweep_arch::{BlockPattern, CommandEngine, Dataset, MAX_BLOCKS_PER_GROUP, MAX_CONVS_PER_BLOCK, MAX_WIDTH};
+
+use super::engine::{Engines, ParamAxis};
 use super::expand::{Case, DepthAxis, DepthConvention, Exclusion, Grid};
 use super::training::{RecipeAxis, spec_recipe};
 use super::{AdaptiveSeeds, Spec, SpecError};
@@ -37,6 +40,12 @@ pub(super) struct RawSpec {
     cases: Vec<RawCellSet>,
     #[serde(default, rename = "exclude")]
     exclusions: Vec<RawCellSet>,
+    /// `[engine]`: a command that trains every cell instead of candle.
+    #[serde(default)]
+    engine: Option<CommandEngine>,
+    /// `[engines.NAME]`: commands an `engine` axis picks among.
+    #[serde(default)]
+    engines: BTreeMap<String, CommandEngine>,
 }
 
 /// The two forms of `seeds`, told apart by hand: serde's untagged enums
@@ -107,6 +116,10 @@ pub(super) struct RawCellSet {
     augment: Option<toml::Value>,
     precision: Option<toml::Value>,
     bn_recalibration_batches: Option<toml::Value>,
+    /// `candle` or the names of the spec's command engines.
+    engine: Option<OneOrMany<String>>,
+    /// Free-form axes for a command engine (`[grid.params]`).
+    params: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -175,18 +188,19 @@ impl RawSpec {
             }
         };
         let recipe = spec_recipe(dataset, &self.recipe)?;
-        let grid = self.grid.map(|g| g.into_grid("grid", true)).transpose()?;
+        let engines = Engines::read(self.engine, self.engines)?;
+        let grid = self.grid.map(|g| g.into_grid("grid", true, &engines)).transpose()?;
         let cases = self
             .cases
             .into_iter()
             .enumerate()
-            .map(|(i, c)| c.into_grid(&format!("case[{i}]"), true).map(Case))
+            .map(|(i, c)| c.into_grid(&format!("case[{i}]"), true, &engines).map(Case))
             .collect::<Result<Vec<_>, _>>()?;
         let exclusions = self
             .exclusions
             .into_iter()
             .enumerate()
-            .map(|(i, c)| c.into_grid(&format!("exclude[{i}]"), false).map(Exclusion))
+            .map(|(i, c)| c.into_grid(&format!("exclude[{i}]"), false, &engines).map(Exclusion))
             .collect::<Result<Vec<_>, _>>()?;
         if grid.is_none() && cases.is_empty() {
             return Err(SpecError::field("grid", "the spec has neither a [grid] nor any [[case]]: add one"));
@@ -202,6 +216,7 @@ impl RawSpec {
             recipe,
             depth_convention,
             recipe_table: self.recipe,
+            engines,
             grid,
             cases,
             exclusions,
@@ -258,7 +273,7 @@ impl RawSeeds {
 impl RawCellSet {
     /// Checks each axis. `complete` sets (grid, cases) need a width and a
     /// depth; exclusions may name any subset of axes.
-    fn into_grid(self, section: &str, complete: bool) -> Result<Grid, SpecError> {
+    fn into_grid(self, section: &str, complete: bool, engines: &Engines) -> Result<Grid, SpecError> {
         let field = |name: &str| format!("{section}.{name}");
         let blocks = match (self.block, self.l) {
             (Some(_), Some(_)) => {
@@ -360,7 +375,21 @@ impl RawCellSet {
         .into_iter()
         .filter_map(|(name, value)| value.map(|value| RecipeAxis::read(section, name, value)))
         .collect::<Result<Vec<_>, _>>()?;
-        Ok(Grid { blocks, depth, widths, dropouts, datasets, recipe })
+        let engine_names = match self.engine {
+            Some(names) => {
+                let names = non_empty(names.into_vec(), &field("engine"))?;
+                engines.check_axis(section, &names)?;
+                Some(names)
+            }
+            None => None,
+        };
+        let params = self
+            .params
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, value)| ParamAxis::read(section, name, value))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Grid { blocks, depth, widths, dropouts, datasets, recipe, engines: engine_names, params })
     }
 }
 

@@ -562,3 +562,97 @@ fn exclusions_match_training_axes_by_value() {
     let text = with_training("lr = [0.05, 0.1]\n[[exclude]]\nlr = 0.05\nmomentum = 0.9");
     assert_eq!(Spec::parse(&text).unwrap().expand(false).unwrap().cells.len(), 1);
 }
+
+const ENGINES: &str = r#"
+name = "engines"
+dataset = "fashion-mnist"
+seeds = [1, 2]
+
+[recipe]
+epochs = 2
+lr_milestones = []
+
+[engines.pytorch]
+command = ["python", "train.py"]
+env = { OMP_NUM_THREADS = "4" }
+grace_seconds = 30
+
+[grid]
+blocks_per_group = [1]
+width = [1, 2]
+engine = ["candle", "pytorch"]
+
+[[case]]
+engine = "pytorch"
+blocks_per_group = 1
+width = 4
+params = { mixup = [0.0, 0.2], label_smoothing = 0.1 }
+"#;
+
+#[test]
+fn an_engine_axis_and_params_expand_and_enter_the_hash_only_off_candle() {
+    let spec = Spec::parse(ENGINES).unwrap();
+    let expansion = spec.expand(false).unwrap();
+    assert_eq!(expansion.cells.len(), 2 * 2 + 2);
+    let engines: Vec<&str> = expansion.cells.iter().map(|c| c.training.engine.as_str()).collect();
+    assert_eq!(engines, ["candle", "pytorch", "candle", "pytorch", "pytorch", "pytorch"]);
+    assert_eq!(spec.engines.defined["pytorch"].grace_seconds, 30);
+    assert_eq!(spec.engines.defined["pytorch"].heartbeat_seconds, widesweep_arch::DEFAULT_HEARTBEAT_SECONDS);
+    let case = &expansion.cells[4].training;
+    assert_eq!(case.params["mixup"], widesweep_arch::ParamValue::Float(0.0));
+    assert_eq!(case.params["label_smoothing"], widesweep_arch::ParamValue::Float(0.1));
+    assert_eq!(case.label(), "engine=pytorch label_smoothing=0.1 mixup=0.0");
+
+    // A candle cell hashes as it did before engines existed; the same
+    // network trained by a command is another cell.
+    let candle = &expansion.jobs[0];
+    assert!(!candle.canonical_json().contains("engine") && !candle.canonical_json().contains("params"));
+    let plain =
+        Spec::parse(ENGINES.replace("engine = [\"candle\", \"pytorch\"]", "").split("[[case]]").next().unwrap())
+            .unwrap()
+            .expand(false)
+            .unwrap();
+    assert_eq!(candle.cell_hash, plain.jobs[0].cell_hash);
+    let pytorch = &expansion.jobs[2];
+    assert!(pytorch.canonical_json().contains(r#""engine":"pytorch""#), "{}", pytorch.canonical_json());
+    assert_ne!(pytorch.cell_hash, candle.cell_hash);
+    assert!(expansion.jobs[8].canonical_json().contains(r#""params":{"label_smoothing":0.1,"mixup":0.0}"#));
+}
+
+#[test]
+fn an_engine_table_is_the_default_engine_of_every_cell() {
+    let text = with_grid("blocks_per_group = [1]\nwidth = [1]\n[grid.params]\nhidden = [32, 64]\n")
+        + "[engine]\ncommand = [\"python3\", \"train.py\"]\n";
+    let expansion = Spec::parse(&text).unwrap().expand(false).unwrap();
+    assert!(expansion.cells.iter().all(|c| c.training.engine == SINGLE_ENGINE));
+    let hidden: Vec<String> = expansion.cells.iter().map(|c| c.training.params["hidden"].to_string()).collect();
+    assert_eq!(hidden, ["32", "64"]);
+}
+
+#[test]
+fn bad_engines_and_params_name_the_field() {
+    let grid = "blocks_per_group = [1]\nwidth = [1]\n";
+    let command = "[engine]\ncommand = [\"python3\", \"t.py\"]\n";
+    for (text, field, says) in [
+        (with_grid(&format!("{grid}engine = [\"torch\"]")), "grid.engine", "not an engine of this spec"),
+        (with_grid(&format!("{grid}[grid.params]\nmixup = [0.1]")), "grid.params", "takes no params"),
+        (with_grid(&format!("{grid}[grid.params]\nMixUp = [0.1]")) + command, "grid.params.MixUp", "is invalid"),
+        (with_grid(&format!("{grid}[grid.params]\nmixup = [0.1, 0.1]")) + command, "grid.params.mixup", "twice"),
+        (
+            with_grid(&format!("{grid}[grid.params]\nmixup = [[1]]")) + command,
+            "grid.params.mixup",
+            "use a string, integer",
+        ),
+        (with_grid(grid) + "[engine]\ncommand = []\n", "engine.command", "is empty"),
+        (
+            with_grid(grid) + command + "env = { WIDESWEEP_SOCKET = \"x\" }\n",
+            "engine.env.WIDESWEEP_SOCKET",
+            "set by the worker",
+        ),
+        (with_grid(grid) + command + "grace_seconds = 0\n", "engine.grace_seconds", "1 to"),
+        (with_grid(grid) + "[engines.candle]\ncommand = [\"x\"]\n", "engines.candle", "built-in"),
+    ] {
+        let error = err(&text);
+        assert!(error.contains(field) && error.contains(says), "expected {field} / {says}, got: {error}\n{text}");
+    }
+}

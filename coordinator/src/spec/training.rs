@@ -6,7 +6,7 @@
 //! varies nothing trains, and hashes, exactly as before.
 
 use serde::Deserialize;
-use widesweep_arch::{Dataset, Recipe, WrittenRecipe};
+use widesweep_arch::{CANDLE, Dataset, ParamValue, Params, Recipe, WrittenRecipe};
 
 use super::{Spec, SpecError};
 
@@ -61,10 +61,25 @@ impl RecipeAxis {
 pub struct Training {
     pub dataset: Dataset,
     pub recipe: Recipe,
-    /// The cell's own values of the training axes, the dataset first, then
-    /// the recipe's fields in the order a grid lists them (`raw::RawCellSet`):
-    /// what tells it from its neighbours.
-    pub axes: Vec<(&'static str, String)>,
+    /// `candle` or one of the spec's command engines.
+    pub engine: String,
+    /// A command engine's free-form parameters (none for candle).
+    pub params: Params,
+    /// The cell's own values of the training axes: the engine and the
+    /// dataset first, then the recipe's fields in the order a grid lists
+    /// them (`raw::RawCellSet`), then the params: what tells it from its
+    /// neighbours.
+    pub axes: Vec<(String, String)>,
+}
+
+/// A cell's choice on the training axes: an engine and a dataset (`None`:
+/// the spec's), one value of each recipe axis and of each param.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Choice<'a> {
+    pub engine: Option<&'a str>,
+    pub dataset: Option<Dataset>,
+    pub fields: Vec<(&'static str, &'a toml::Value)>,
+    pub params: Vec<(&'a str, &'a ParamValue)>,
 }
 
 impl Training {
@@ -85,18 +100,30 @@ pub(super) fn spec_recipe(dataset: Dataset, table: &toml::Table) -> Result<Recip
 /// The training of a cell of `spec` with `dataset` (or the spec's) and the
 /// recipe values `fields` written over the spec's `[recipe]` table; the
 /// error names `section` and the cell's values.
-pub(super) fn cell_training(
-    spec: &Spec,
-    section: &str,
-    dataset: Option<Dataset>,
-    fields: &[(&'static str, &toml::Value)],
-) -> Result<Training, SpecError> {
-    let mut axes: Vec<(&'static str, String)> = Vec::with_capacity(fields.len() + 1);
-    if let Some(dataset) = dataset {
-        axes.push(("dataset", dataset.name().to_string()));
+pub(super) fn cell_training(spec: &Spec, section: &str, choice: &Choice) -> Result<Training, SpecError> {
+    let Choice { engine, dataset, fields, params } = choice;
+    let mut axes: Vec<(String, String)> = Vec::with_capacity(fields.len() + params.len() + 2);
+    if let Some(engine) = engine {
+        axes.push(("engine".to_string(), engine.to_string()));
     }
-    axes.extend(fields.iter().map(|(field, value)| (*field, show(value))));
+    if let Some(dataset) = dataset {
+        axes.push(("dataset".to_string(), dataset.name().to_string()));
+    }
+    axes.extend(fields.iter().map(|(field, value)| (field.to_string(), show(value))));
+    axes.extend(params.iter().map(|(name, value)| (name.to_string(), value.to_string())));
+    let engine = engine.unwrap_or(&spec.engines.default).to_string();
+    if engine == CANDLE && !params.is_empty() {
+        let label = axes.iter().map(|(field, value)| format!("{field}={value}")).collect::<Vec<_>>().join(" ");
+        return Err(SpecError::field(
+            format!("{section}.params"),
+            format!(
+                "the cell {label} trains with candle, which takes no params: give params only to cells of a command engine ([engine], or engine = \"NAME\" in a [[case]])"
+            ),
+        ));
+    }
+    let params: Params = params.iter().map(|(name, value)| (name.to_string(), (*value).clone())).collect();
     let dataset = dataset.unwrap_or(spec.dataset);
+    let fields = fields.as_slice();
     let recipe = if fields.is_empty() {
         spec.recipe.clone()
     } else {
@@ -104,7 +131,7 @@ pub(super) fn cell_training(
         table.extend(fields.iter().map(|(field, value)| (field.to_string(), (*value).clone())));
         written(table).map_err(|message| SpecError::field(section, message))?.for_spec()
     };
-    let training = Training { dataset, recipe, axes };
+    let training = Training { dataset, recipe, engine, params, axes };
     if let Err(e) = training.recipe.validate_for(dataset) {
         if training.axes.is_empty() {
             return Err(SpecError::Recipe(e));

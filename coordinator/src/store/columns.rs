@@ -145,7 +145,12 @@ pub(super) fn job_config(row: &impl Columns) -> Result<JobConfig> {
     let lr_milestones: Vec<u32> = serde_json::from_str(&milestones)
         .map_err(|e| StoreError::Corrupt(format!("lr_milestones {milestones:?}: {e}")))?;
     let precision = row.text("precision")?;
+    let params = row.text("params_json")?;
+    let params =
+        serde_json::from_str(&params).map_err(|e| StoreError::Corrupt(format!("params_json {params:?}: {e}")))?;
     Ok(JobConfig {
+        engine: row.text("engine")?,
+        params,
         block: row.parsed("block")?,
         deepening: row.int("deepening")?,
         blocks_per_group: row.int("blocks_per_group")?,
@@ -188,16 +193,29 @@ pub(super) fn leased_job(row: &impl Columns, lease_digest: LeaseDigest) -> Resul
         }),
         None => None,
     };
+    let config = job_config(row)?;
+    // A command engine the sweep no longer defines leaves `command` empty:
+    // the worker fails the attempt saying so, the queue goes on.
+    let command = if config.is_candle() {
+        None
+    } else {
+        let engines = row.text("sweep_engines_json")?;
+        let mut engines: std::collections::BTreeMap<String, widesweep_arch::CommandEngine> =
+            serde_json::from_str(&engines)
+                .map_err(|e| StoreError::Corrupt(format!("engines_json {engines:?}: {e}")))?;
+        engines.remove(&config.engine)
+    };
     Ok(LeasedJob {
         job_id: row.big("id")?,
         attempt: row.int("attempt")?,
         max_attempts: row.int("max_attempts")?,
         sweep_name: row.text("sweep_name")?,
         cell_hash: row.text("cell_hash")?,
-        config: job_config(row)?,
+        config,
         lease_expires_at_ms: row.big("lease_expires_at_ms")?,
         checkpoint,
         lease_digest,
+        command,
     })
 }
 

@@ -75,6 +75,8 @@ pub struct NewSweep<'a> {
     pub name: &'a str,
     pub dataset: Dataset,
     pub spec_toml: &'a str,
+    /// The spec's command engines by name.
+    pub engines: &'a std::collections::BTreeMap<String, widesweep_arch::CommandEngine>,
     pub priority: i32,
     pub max_attempts: u32,
     pub jobs: &'a [JobSpec],
@@ -291,6 +293,8 @@ pub struct LeasedJob {
     pub checkpoint: Option<CheckpointRef>,
     /// The digest of the lease's token (the token itself went to the worker).
     pub lease_digest: LeaseDigest,
+    /// The command of the job's engine, unless candle trains it.
+    pub command: Option<widesweep_arch::CommandEngine>,
 }
 
 impl LeasedJob {

@@ -58,7 +58,7 @@ pub(super) static REAP_EXPIRED: std::sync::LazyLock<String> = std::sync::LazyLoc
 
 /// What a leased job's row is read with: the job, its sweep's name and its
 /// latest checkpoint. Followed by `FROM <jobs as j>` and [`JOB_JOINS`].
-pub(super) const JOB_COLUMNS: &str = "SELECT j.*, s.name AS sweep_name, c.id AS ckpt_id, c.attempt AS ckpt_attempt, \
+pub(super) const JOB_COLUMNS: &str = "SELECT j.*, s.name AS sweep_name, s.engines_json AS sweep_engines_json, c.id AS ckpt_id, c.attempt AS ckpt_attempt, \
      c.epoch AS ckpt_epoch, c.sha256 AS ckpt_sha256, c.size_bytes AS ckpt_size";
 
 pub(super) const JOB_JOINS: &str = "JOIN sweeps s ON s.id = j.sweep_id \
@@ -123,8 +123,8 @@ pub(super) const JOB_INSERT: &str = "INSERT INTO jobs (sweep_id, cell_hash, bloc
      depth_convention, width, dropout, dataset, seed, epochs, batch_size, lr, lr_milestones, lr_gamma, momentum, \
      nesterov, weight_decay, reset_momentum_on_drop, train_subset, test_subset, augment, checkpoint_every, \
      precision, bn_recalibration_batches, config_json, params, forward_macs, work, priority, max_attempts, \
-     created_at_ms, in_spec, reserve)";
-pub(super) const JOB_INSERT_COLUMNS: usize = 35;
+     created_at_ms, in_spec, reserve, engine, params_json)";
+pub(super) const JOB_INSERT_COLUMNS: usize = 37;
 
 /// One page of a sweep's jobs ($1, its id) after job $2, at most $3 rows
 /// (adaptive seeds still held in reserve are not jobs of the sweep yet),
@@ -139,7 +139,7 @@ pub(super) const SWEEP_RESULTS: &str = "SELECT j.id, j.cell_hash, j.block, j.dee
        j.augment, j.checkpoint_every, j.precision, j.bn_recalibration_batches, j.params, j.forward_macs, j.work, \
        j.in_spec, j.status, j.attempt, j.epochs_done, j.final_train_loss, j.final_train_error, j.final_test_loss, \
        j.final_test_error, j.best_test_error, j.train_seconds, j.created_at_ms, j.started_at_ms, j.finished_at_ms, \
-       j.last_error, s.name AS sweep_name, \
+       j.last_error, j.engine, j.params_json, s.name AS sweep_name, \
        (SELECT CAST(AVG(e.epoch_seconds) AS DOUBLE PRECISION) FROM epochs e WHERE e.job_id = j.id) \
            AS mean_epoch_seconds, \
        (SELECT CAST(SUM(e.epoch_seconds) AS DOUBLE PRECISION) FROM epochs e WHERE e.job_id = j.id) \

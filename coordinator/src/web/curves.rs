@@ -117,6 +117,8 @@ mod tests {
                 dataset: widesweep_arch::Dataset::Mnist,
                 seed,
                 recipe: Recipe { lr, ..Recipe::default() },
+                engine: widesweep_arch::CANDLE.into(),
+                params: Default::default(),
             },
             depth_convention: "conv-layers".into(),
             params: 1,

@@ -97,6 +97,7 @@ async fn submit_with(
                 name: &spec.name,
                 dataset: spec.dataset,
                 spec_toml: text,
+                engines: &spec.engines.defined,
                 priority,
                 max_attempts,
                 jobs: &expansion.jobs,

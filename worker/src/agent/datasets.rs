@@ -20,6 +20,11 @@ impl DatasetCache {
         Self { data_dir, options, loaded: Mutex::default() }
     }
 
+    /// Where datasets are read from (and downloaded to).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
     /// The dataset's splits, read from disk by the first caller while the
     /// others wait. A failed read is not remembered: the next job tries
     /// again (the files may have been repaired meanwhile).

@@ -8,6 +8,7 @@
 //! checkpoint and hands the job back without spending an attempt).
 
 mod checkpoints;
+mod command;
 mod datasets;
 mod job;
 mod leave;
@@ -25,6 +26,7 @@ use tokio::task::JoinSet;
 use widesweep_proto::client::{ClientOptions, ConnectError};
 use widesweep_proto::v1 as pb;
 
+pub use command::{EXIT_DO_NOT_RETRY, PROTOCOL};
 pub use job::{JobPlan, JobPlanError};
 pub use leave::{Deadline, LeavePolicy};
 pub use rpc::CallError;

@@ -101,7 +101,7 @@ pub struct SlotError {
 }
 
 impl Slot {
-    fn emit(&self, event: SlotEvent) {
+    pub(super) fn emit(&self, event: SlotEvent) {
         if let Some(events) = &self.events {
             let _ = events.send(event);
         }
@@ -204,6 +204,11 @@ impl Slot {
 
     async fn attempt(&self, job: &pb::Job, timing: Timing) -> JobOutcome {
         let patience = Patience::Job(self.shutdown.clone());
+        if let Some(config) = job.config.as_ref().and_then(|c| JobConfig::try_from(c).ok())
+            && !config.is_candle()
+        {
+            return self.attempt_command(job, config).await;
+        }
         let plan = match JobPlan::from_job(job) {
             Ok(plan) => plan,
             // A config this worker cannot train: another worker of the same
@@ -324,7 +329,7 @@ impl Slot {
 
     /// Hands the job back without spending an attempt (a shutdown, or
     /// kernels this slot cannot trust).
-    async fn release(&self, job: &pb::Job, epochs_done: usize, patience: &Patience) -> JobOutcome {
+    pub(super) async fn release(&self, job: &pb::Job, epochs_done: usize, patience: &Patience) -> JobOutcome {
         let request =
             pb::ReleaseJobRequest { job_id: job.job_id, attempt: job.attempt, lease_token: job.lease_token.clone() };
         match rpc::call("hand a job back", patience, || {
@@ -376,7 +381,7 @@ impl Slot {
         decided
     }
 
-    async fn complete(&self, job: &pb::Job, history: &[EpochMetrics]) -> JobOutcome {
+    pub(super) async fn complete(&self, job: &pb::Job, history: &[EpochMetrics]) -> JobOutcome {
         let last = history.last().expect("a finished run has at least one epoch");
         let best = history.iter().map(|m| m.test_error).fold(f64::INFINITY, f64::min);
         let request = pb::CompleteJobRequest {
@@ -399,7 +404,7 @@ impl Slot {
         }
     }
 
-    async fn fail(&self, job: &pb::Job, error: String, retryable: bool) -> JobOutcome {
+    pub(super) async fn fail(&self, job: &pb::Job, error: String, retryable: bool) -> JobOutcome {
         let request = pb::FailJobRequest {
             job_id: job.job_id,
             attempt: job.attempt,
@@ -423,7 +428,7 @@ impl Slot {
 /// Heartbeats between epoch reports, so that an epoch longer than the
 /// lease does not lose it. When the coordinator says the lease is gone,
 /// training stops at the next step.
-async fn keep_alive(
+pub(super) async fn keep_alive(
     mut client: WorkerClient,
     request: pb::HeartbeatRequest,
     every: Duration,

@@ -100,6 +100,7 @@ async fn schedule(args: ScheduleBenchArgs) -> anyhow::Result<ExitCode> {
             name: &spec.name,
             dataset: spec.dataset,
             spec_toml: &text,
+            engines: &spec.engines.defined,
             priority: 0,
             max_attempts: 3,
             jobs: &expansion.jobs,

@@ -146,7 +146,7 @@ impl Table {
 
 /// The axes the hyperparameters of a cell are compared on; a cell may
 /// hold jobs that differ in the seed only.
-const IDENTITY_AXES: [Axis; 8] = join(&[&NETWORK_AXES, &[Axis::Dataset, Axis::Recipe]]);
+const IDENTITY_AXES: [Axis; 10] = join(&[&NETWORK_AXES, &[Axis::Dataset, Axis::Params, Axis::Recipe, Axis::Engine]]);
 
 /// Builds the table of `rows` (every job of one or more sweeps).
 pub fn build(rows: &[ResultRow], options: &TableOptions) -> Result<Table, ReportError> {
@@ -404,7 +404,7 @@ fn choose_axes(jobs: &[&ResultRow], values: &AxisValues, options: &TableOptions)
     if stacks {
         preference.reverse();
     }
-    preference.extend([Axis::Depth, Axis::BlocksPerGroup, Axis::Width, Axis::Dropout, Axis::Dataset]);
+    preference.extend([Axis::Depth, Axis::BlocksPerGroup, Axis::Width, Axis::Dropout, Axis::Dataset, Axis::Params]);
     // One varying recipe field reads the same as the recipe axis ("lr=0.05"),
     // which also says whatever else differs; two or more get an axis each,
     // to be laid out against each other, and the recipe axis then labels
@@ -414,6 +414,9 @@ fn choose_axes(jobs: &[&ResultRow], values: &AxisValues, options: &TableOptions)
         preference.extend(fields);
     }
     preference.push(Axis::Recipe);
+    // Last of the cell's axes, so that it makes the columns: one table
+    // compares the engines cell by cell.
+    preference.push(Axis::Engine);
     preference.push(Axis::Sweep);
     let varying: Vec<Axis> = preference.into_iter().filter(|a| values.distinct(*a).len() > 1).collect();
 

@@ -39,14 +39,15 @@ where
     String: Type<D::Db> + for<'q> Encode<'q, D::Db> + for<'r> Decode<'r, D::Db>,
 {
     async fn submit_sweep(&self, sweep: &NewSweep<'_>, now: Millis) -> Result<SubmitOutcome> {
+        let engines_json = serde_json::to_string(sweep.engines).expect("engines serialise");
         let mut tx = self.begin_write().await?;
         // Insert-or-keep, then lock: two submits of the same new sweep meet
         // at the unique name (the second waits for the first to commit,
         // then finds its row), and a cancel, which locks the same row, runs
         // wholly before or wholly after this submit.
         sqlx::query(
-            "INSERT INTO sweeps (name, dataset, priority, max_attempts, spec_toml, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO sweeps (name, dataset, priority, max_attempts, spec_toml, created_at_ms, updated_at_ms, \
+             engines_json) VALUES ($1, $2, $3, $4, $5, $6, $6, $7) ON CONFLICT (name) DO NOTHING",
         )
         .bind(sweep.name)
         .bind(sweep.dataset.name())
@@ -54,12 +55,16 @@ where
         .bind(i64::from(sweep.max_attempts))
         .bind(sweep.spec_toml)
         .bind(now)
+        .bind(engines_json.as_str())
         .execute(&mut *tx)
         .await?;
-        let row = sqlx::query(&format!("SELECT id, state, seeds_target_ci FROM sweeps WHERE name = $1{}", D::LOCK_ROW))
-            .bind(sweep.name)
-            .fetch_one(&mut *tx)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT id, state, seeds_target_ci, engines_json FROM sweeps WHERE name = $1{}",
+            D::LOCK_ROW
+        ))
+        .bind(sweep.name)
+        .fetch_one(&mut *tx)
+        .await?;
         if columns::sweep_state(&row)? == SweepState::Cancelled {
             return Err(StoreError::SweepConflict {
                 sweep: sweep.name.to_string(),
@@ -126,7 +131,9 @@ where
                     .bind(i64::from(sweep.max_attempts))
                     .bind(now)
                     .bind(i64::from(!reserve))
-                    .bind(i64::from(reserve));
+                    .bind(i64::from(reserve))
+                    .bind(job.cell.training.engine.as_str())
+                    .bind(serde_json::to_string(&job.cell.training.params).expect("params serialise"));
             }
             insert.execute(&mut *tx).await?;
         }
@@ -149,14 +156,18 @@ where
                 .await?;
         }
         let retargeted = row.opt_real("seeds_target_ci")? != sweep.seeds_target_ci;
-        if !inserts.is_empty() || moved || retargeted {
+        // The latest submission's commands are what workers run from now on
+        // (a fixed path, a new argument), for its jobs old and new.
+        let engines_changed = row.text("engines_json")? != engines_json;
+        if !inserts.is_empty() || moved || retargeted || engines_changed {
             // sqlx binds an Option only per backend, not generically: NULL
             // is written into the statement instead.
-            let target = if sweep.seeds_target_ci.is_some() { "$4" } else { "NULL" };
+            let target = if sweep.seeds_target_ci.is_some() { "$5" } else { "NULL" };
             let sql = format!(
-                "UPDATE sweeps SET spec_toml = $2, updated_at_ms = $3, seeds_target_ci = {target} WHERE id = $1"
+                "UPDATE sweeps SET spec_toml = $2, updated_at_ms = $3, engines_json = $4, seeds_target_ci = {target} \
+                 WHERE id = $1"
             );
-            let update = sqlx::query(&sql).bind(sweep_id).bind(sweep.spec_toml).bind(now);
+            let update = sqlx::query(&sql).bind(sweep_id).bind(sweep.spec_toml).bind(now).bind(engines_json.as_str());
             match sweep.seeds_target_ci {
                 Some(target) => update.bind(target),
                 None => update,
