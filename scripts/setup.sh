@@ -8,9 +8,9 @@
 #   for the Slurm launcher's test, the Kubernetes manifests' tools
 #   (kubectl, kubernetes-validate, checkov), the dashboard's browser
 #   (Debian's chromium, driven by playwright-core from npm) and Python with
-#   numpy and pytest (/opt/widesweep-python: the command engine's test
-#   trainer and the Python package's tests); those tests fail, not skip,
-#   without them.
+#   numpy, pytest and grpcio (/opt/widesweep-python: the command engine's
+#   test trainer and the Python package's tests); those tests fail, not
+#   skip, without them.
 # Idempotent: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,13 +51,13 @@ if [ "${1:-}" = "--tests" ]; then
         "$tools/bin/pip" install -q kubernetes-validate==1.37.0 checkov==3.3.30
     fi
     python=/opt/widesweep-python
-    if [ ! -x "$python/bin/python" ] || ! "$python/bin/python" -c "import numpy, pytest" 2>/dev/null; then
-        echo "installing numpy and pytest into $python (the command engine's test trainer and the Python package's tests)"
+    if [ ! -x "$python/bin/python" ] || ! "$python/bin/python" -c "import numpy, pytest, grpc, grpc_tools" 2>/dev/null; then
+        echo "installing numpy, pytest and grpcio into $python (the command engine's test trainer, the Python package's tests)"
         python3 -m venv "$python" 2>/dev/null || {
             apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
             python3 -m venv "$python"
         }
-        "$python/bin/pip" install -q numpy==2.4.6 pytest==9.2.0
+        "$python/bin/pip" install -q numpy==2.4.6 pytest==9.2.0 grpcio==1.85.4 protobuf==7.36.2 grpcio-tools==1.85.4
     fi
     if ! command -v chromium >/dev/null 2>&1; then
         echo "installing chromium (Debian) for the dashboard's browser test"

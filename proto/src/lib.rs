@@ -12,6 +12,10 @@ pub mod v1 {
     tonic::include_proto!("widesweep.v1");
 }
 
+/// Hex SHA-256 of `widesweep/v1/sweep.proto` then `widesweep/v1/worker.proto`,
+/// as this build compiled them (`GetVersion` serves it).
+pub const PROTO_SHA256: &str = env!("WIDESWEEP_PROTO_SHA256");
+
 pub mod client;
 pub use job::CellConfigError;
 mod job;

@@ -132,6 +132,8 @@ impl Axis {
         match self {
             Axis::BlocksPerGroup => "N",
             Axis::Width => "k",
+            // Not "params", which tables use for the network's parameter count.
+            Axis::Params => "engine params",
             other => other.name(),
         }
     }

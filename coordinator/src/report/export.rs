@@ -105,6 +105,8 @@ pub fn job_record(row: &ResultRow) -> Record {
     m.insert("width", c.width.into());
     m.insert("dropout", number(Some(c.dropout)));
     m.insert("dataset", c.dataset.name().into());
+    m.insert("engine", c.engine.clone().into());
+    m.insert("params_json", serde_json::to_string(&c.params).expect("params serialise").into());
     m.insert("seed", c.seed.into());
     m.insert("epochs", r.epochs.into());
     m.insert("batch_size", r.batch_size.into());

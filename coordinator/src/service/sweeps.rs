@@ -115,6 +115,15 @@ impl SweepService for Sweeps {
         Ok(Response::new(status))
     }
 
+    async fn get_version(&self, _request: Request<pb::GetVersionRequest>) -> Result<Response<pb::VersionInfo>, Status> {
+        // Any caller the token check admitted: a worker or a client checks
+        // that it speaks this API before anything else.
+        Ok(Response::new(pb::VersionInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            proto_sha256: widesweep_proto::PROTO_SHA256.to_string(),
+        }))
+    }
+
     async fn list_sweeps(
         &self,
         request: Request<pb::ListSweepsRequest>,
