@@ -59,7 +59,7 @@ pub use cost::{JobWork, MEMORY_FLOPS_PER_ELEMENT};
 pub use dataset::{Dataset, ParseDatasetError};
 pub use engine::{CANDLE, CommandEngine, DEFAULT_GRACE_SECONDS, DEFAULT_HEARTBEAT_SECONDS, ParamValue, Params};
 pub use job::JobConfig;
-pub use metrics::{EpochMetrics, MetricsError};
+pub use metrics::{EpochMetrics, MAX_EPOCH_SECONDS, MAX_IMAGES_PER_SECOND, MAX_LR, MetricsError};
 pub use plan::{BlockPlan, ConvSpec, GroupPlan, HeadSpec, NetworkPlan};
 pub use precision::{ParsePrecisionError, Precision};
 pub use recipe::{

@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 /// What one finished epoch measured. Errors are fractions in [0, 1];
-/// losses, the learning rate and timings are finite and non-negative
+/// losses, the learning rate and timings are finite and non-negative, and
+/// the timings and the learning rate within what a real run can produce
 /// ([`EpochMetrics::check`]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
@@ -24,8 +25,9 @@ pub struct EpochMetrics {
     // Checkpoints written before the record was shared named it `seconds`.
     #[serde(alias = "seconds")]
     pub epoch_seconds: f64,
-    /// Training images per second (the training pass only, not evaluation).
-    #[serde(alias = "images_per_sec")]
+    /// Training images per second (the training pass only, not evaluation);
+    /// 0 when not measured (a command engine may leave it out).
+    #[serde(alias = "images_per_sec", default)]
     pub images_per_second: f64,
 }
 
@@ -38,9 +40,23 @@ pub struct MetricsError {
     pub problem: &'static str,
 }
 
+/// The longest epoch a run can report: 30 days. Stored durations feed the
+/// ETAs and every device's measured rate; `epoch_seconds = 1e308` made an
+/// ETA of 5e15 hours.
+pub const MAX_EPOCH_SECONDS: f64 = 30.0 * 86_400.0;
+
+/// The fastest training a device can report, in images per second (a
+/// thousand times an H100 on the smallest WRN).
+pub const MAX_IMAGES_PER_SECOND: f64 = 1e9;
+
+/// The largest learning rate a run can train at.
+pub const MAX_LR: f64 = 1e4;
+
 impl EpochMetrics {
     /// The ranges every stored epoch keeps: epochs count from 1, errors
-    /// are fractions, the rest finite and non-negative.
+    /// are fractions, the rest finite and non-negative, and the timings
+    /// and learning rate below [`MAX_EPOCH_SECONDS`],
+    /// [`MAX_IMAGES_PER_SECOND`] and [`MAX_LR`].
     pub fn check(&self) -> Result<(), MetricsError> {
         if self.epoch == 0 {
             return Err(MetricsError { field: "epoch", value: 0.0, problem: "is 0: epochs count from 1" });
@@ -59,6 +75,25 @@ impl EpochMetrics {
         ] {
             if !value.is_finite() || value < 0.0 {
                 return Err(MetricsError { field, value, problem: "is invalid: use a finite value >= 0" });
+            }
+        }
+        for (field, value, limit, problem) in [
+            (
+                "epoch_seconds",
+                self.epoch_seconds,
+                MAX_EPOCH_SECONDS,
+                "is implausible: an epoch lasts at most 30 days (2592000 s)",
+            ),
+            (
+                "images_per_second",
+                self.images_per_second,
+                MAX_IMAGES_PER_SECOND,
+                "is implausible: at most 1e9 images per second",
+            ),
+            ("lr", self.lr, MAX_LR, "is implausible: a learning rate is at most 1e4"),
+        ] {
+            if value > limit {
+                return Err(MetricsError { field, value, problem });
             }
         }
         Ok(())
@@ -91,6 +126,11 @@ mod tests {
         assert_eq!(bad.check().unwrap_err().field, "lr");
         let bad = EpochMetrics { epoch: 0, ..metrics() };
         assert_eq!(bad.check().unwrap_err().field, "epoch");
+        let bad = EpochMetrics { epoch_seconds: 1e308, ..metrics() };
+        assert!(bad.check().unwrap_err().to_string().contains("30 days"));
+        let bad = EpochMetrics { images_per_second: 1e12, ..metrics() };
+        assert_eq!(bad.check().unwrap_err().field, "images_per_second");
+        assert_eq!(EpochMetrics { epoch_seconds: MAX_EPOCH_SECONDS, ..metrics() }.check(), Ok(()));
     }
 
     #[test]

@@ -70,8 +70,12 @@ fn wait_for_epochs(cluster: &Cluster, sweep: &str, epochs: usize) -> JobState {
 /// numbers of an uninterrupted run; on both backends.
 fn killed_worker_resumes(cluster: Cluster) {
     let _coordinator = cluster.serve("coordinator.log");
-    submit(&cluster, "reference", &spec("reference", 4, "", &["{ hidden = 32 }"]), 3);
-    let mut first = cluster.work("first");
+    submit(&cluster, "reference", &spec("reference", 4, "", &["{ hidden = 32, check_env = true }"]), 3);
+    // The worker's token in its environment must not reach the command
+    // (the trainer's check_env fails the job if it does).
+    let mut with_token = cluster.work_command("first", TOKEN);
+    with_token.env("WIDESWEEP_TOKEN", TOKEN);
+    let mut first = spawn(with_token, cluster.path("first.log"));
     let reference = wait_for("the reference run", LONG, || all_done(&cluster.db, "reference")).remove(0);
     assert_eq!(reference.status, "succeeded", "{reference:?}\n{}", first.log_text());
     assert_epochs_complete(&reference, 4);

@@ -10,7 +10,9 @@ The job's params choose the model and inject faults for the tests:
 - hidden (int, default 32): hidden units;
 - sleep (float, default 0): seconds to pause after each epoch;
 - fault (str): crash | do_not_retry | hang | ignore_stop | garbage | twice |
-  past_last | exit_early (default: none).
+  past_last | exit_early (default: none);
+- check_env (bool): fail unless the only WIDESWEEP_* variables it sees are
+  the job file and the socket (the worker's token must not reach it).
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ def learning_rate(recipe: dict, epoch: int) -> float:
 def main() -> None:
     with widesweep.job() as job:
         fault = job.params.get("fault", "none")
+        if job.params.get("check_env"):
+            leaked = sorted(k for k in os.environ if k.startswith("WIDESWEEP_") and k not in ("WIDESWEEP_JOB_FILE", "WIDESWEEP_SOCKET"))
+            if leaked:
+                raise widesweep.DoNotRetry(f"the worker's environment leaked into the command: {leaked}")
         pause = float(job.params.get("sleep", 0.0))
         recipe = job.recipe
         data_dir = Path(os.environ.get("FASHION_MNIST_DIR", job.data_dir / "fashion-mnist"))

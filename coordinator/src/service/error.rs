@@ -1,5 +1,6 @@
 use tonic::Status;
 
+use super::text::{MAX_ECHO_CHARS, escaped};
 use crate::store::StoreError;
 
 /// Maps store errors to gRPC status codes. Database internals reach the
@@ -10,21 +11,20 @@ impl From<StoreError> for Status {
             tracing::warn!(%error, "database unavailable");
             return Status::unavailable("the coordinator's database is unavailable; retry shortly");
         }
+        // Messages may repeat what the client sent (a sweep's name): bounded
+        // and escaped, like every echo.
+        let message = escaped(&error.to_string(), MAX_ECHO_CHARS);
         match &error {
             StoreError::SweepNotFound(_)
             | StoreError::JobNotFound(_)
             | StoreError::WorkerNotFound(_)
-            | StoreError::CheckpointNotFound { .. } => Status::not_found(error.to_string()),
+            | StoreError::CheckpointNotFound { .. } => Status::not_found(message),
             // A fencing failure: the caller's attempt was replaced.
-            StoreError::StaleAttempt { .. } => Status::aborted(error.to_string()),
-            StoreError::WrongLeaseToken { .. } => Status::permission_denied(error.to_string()),
-            StoreError::EpochOutOfRange { .. } | StoreError::InvalidReport { .. } => {
-                Status::invalid_argument(error.to_string())
-            }
-            StoreError::Cancelled { .. } | StoreError::SweepConflict { .. } => {
-                Status::failed_precondition(error.to_string())
-            }
-            StoreError::BadUrl(_) => Status::invalid_argument(error.to_string()),
+            StoreError::StaleAttempt { .. } => Status::aborted(message),
+            StoreError::WrongLeaseToken { .. } => Status::permission_denied(message),
+            StoreError::EpochOutOfRange { .. } | StoreError::InvalidReport { .. } => Status::invalid_argument(message),
+            StoreError::Cancelled { .. } | StoreError::SweepConflict { .. } => Status::failed_precondition(message),
+            StoreError::BadUrl(_) => Status::invalid_argument(message),
             StoreError::Database(_)
             | StoreError::Migrate(_)
             | StoreError::Corrupt(_)

@@ -13,7 +13,7 @@ use widesweep_proto::v1::sweep_service_server::SweepService;
 use super::auth::{Permission, require};
 use super::clock::DatabaseClock;
 use super::convert::{job_epoch, job_error, result_row, sweep_status};
-use super::text::printable;
+use super::text::{MAX_ECHO_CHARS, escaped, printable};
 use crate::spec::Spec;
 use crate::store::{NewSweep, Store, SweepAction};
 
@@ -59,8 +59,15 @@ impl SweepService for Sweeps {
             }
             n => n,
         };
-        let spec =
-            Spec::parse(&request.spec_toml).map_err(|e| Status::invalid_argument(format!("invalid spec: {e}")))?;
+        // Parsing and validating a spec up to the size limit is CPU work
+        // too: off the async workers, like the expansion below.
+        let text = request.spec_toml.clone();
+        let spec = tokio::task::spawn_blocking(move || Spec::parse(&text))
+            .await
+            .map_err(|e| Status::internal(format!("spec parsing task failed: {e}")))?
+            .map_err(|e| {
+                Status::invalid_argument(format!("invalid spec: {}", escaped(&e.to_string(), MAX_ECHO_CHARS)))
+            })?;
         let (_, jobs) = spec.count().map_err(|e| Status::invalid_argument(format!("invalid spec: {e}")))?;
         if jobs > self.max_sweep_jobs {
             return Err(Status::resource_exhausted(format!(
@@ -75,7 +82,9 @@ impl SweepService for Sweeps {
         let expansion = tokio::task::spawn_blocking(move || spec_for_expansion.expand(allow_large))
             .await
             .map_err(|e| Status::internal(format!("expansion task failed: {e}")))?
-            .map_err(|e| Status::invalid_argument(format!("invalid spec: {e}")))?;
+            .map_err(|e| {
+                Status::invalid_argument(format!("invalid spec: {}", escaped(&e.to_string(), MAX_ECHO_CHARS)))
+            })?;
         let outcome = self
             .store
             .submit_sweep(

@@ -7,6 +7,11 @@
 
 use tonic::Status;
 
+/// The most characters of a client's input an error message repeats: a
+/// 7 MB sweep name must not come back as a 7 MB `grpc-message`, which
+/// clients refuse as oversized metadata instead of showing the error.
+pub(crate) const MAX_ECHO_CHARS: usize = 2000;
+
 /// Refuses `value` when it holds a control character; `field` names it.
 pub(crate) fn printable<'a>(field: &str, value: &'a str) -> Result<&'a str, Status> {
     match value.chars().find(|c| c.is_control()) {
@@ -18,16 +23,20 @@ pub(crate) fn printable<'a>(field: &str, value: &'a str) -> Result<&'a str, Stat
     }
 }
 
-/// The first `max_chars` characters of `value`, with every control
-/// character but newlines and tabs written as an escape (`\u{0}`).
+/// The first `max_chars` characters of `value` (then `...`), with every
+/// control character but newlines and tabs written as an escape (`\u{0}`).
 pub(crate) fn escaped(value: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(value.len().min(max_chars));
-    for c in value.chars().take(max_chars) {
+    let mut chars = value.chars();
+    for c in chars.by_ref().take(max_chars) {
         if c.is_control() && c != '\n' && c != '\t' {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
+    }
+    if chars.next().is_some() {
+        out.push_str("...");
     }
     out
 }
@@ -49,6 +58,7 @@ mod tests {
     fn free_text_keeps_its_lines_and_escapes_the_rest() {
         assert_eq!(escaped("loss is NaN\n\tat epoch 3", 100), "loss is NaN\n\tat epoch 3");
         assert_eq!(escaped("bad\0byte\x1b[2J", 100), "bad\\u{0}byte\\u{1b}[2J");
-        assert_eq!(escaped("abcdef", 3), "abc");
+        assert_eq!(escaped("abcdef", 3), "abc...");
+        assert_eq!(escaped("abc", 3), "abc");
     }
 }

@@ -180,10 +180,10 @@ impl ParamAxis {
                     ));
                 }
             };
-            if values.contains(&value) {
-                return Err(SpecError::field(field, format!("{value} appears twice; axis values must be distinct")));
-            }
             values.push(value);
+        }
+        if let Some(value) = super::raw::repeated(&values) {
+            return Err(SpecError::field(field, format!("{value} appears twice; axis values must be distinct")));
         }
         Ok(Self { name, values })
     }

@@ -36,11 +36,11 @@ impl RecipeAxis {
         if values.is_empty() {
             return Err(SpecError::field(name, "is empty: give at least one value"));
         }
+        if let Some(value) = super::raw::repeated(&values) {
+            return Err(SpecError::field(name, format!("{value} appears twice; axis values must be distinct")));
+        }
         let mut held = Vec::with_capacity(values.len());
-        for (i, value) in values.iter().enumerate() {
-            if values[..i].contains(value) {
-                return Err(SpecError::field(name, format!("{value} appears twice; axis values must be distinct")));
-            }
+        for value in &values {
             let alone = written(toml::Table::from_iter([(field.to_string(), value.clone())]))
                 .map_err(|message| SpecError::field(&name, message))?;
             held.push(field_of(&alone.for_spec(), field));

@@ -21,7 +21,7 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// One message of a command.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "lowercase")]
 pub enum Message {
     /// Optional first message: the protocol the command speaks.
     Hello {
@@ -29,18 +29,9 @@ pub enum Message {
         #[serde(default)]
         client: Option<String>,
     },
-    /// An epoch finished.
-    Epoch {
-        epoch: u32,
-        train_loss: f64,
-        train_error: f64,
-        test_loss: f64,
-        test_error: f64,
-        lr: f64,
-        epoch_seconds: f64,
-        #[serde(default)]
-        images_per_second: f64,
-    },
+    /// An epoch finished: [`EpochMetrics`]'s fields (`images_per_second`
+    /// may be left out).
+    Epoch(EpochMetrics),
     /// A checkpoint of the state after `epoch`, at `path` (relative paths
     /// from the job's directory), to be uploaded.
     Checkpoint { epoch: u32, path: String },
@@ -119,16 +110,8 @@ impl Ledger {
         match message {
             Message::Hello { protocol, .. } if protocol != PROTOCOL => Err(ProtocolError::Version(protocol)),
             Message::Hello { .. } | Message::Heartbeat {} => Ok(Action::Nothing),
-            Message::Epoch {
-                epoch,
-                train_loss,
-                train_error,
-                test_loss,
-                test_error,
-                lr,
-                epoch_seconds,
-                images_per_second,
-            } => {
+            Message::Epoch(metrics) => {
+                let epoch = metrics.epoch;
                 if epoch > self.epochs {
                     return Err(ProtocolError::PastLast { epoch, epochs: self.epochs });
                 }
@@ -142,16 +125,6 @@ impl Ledger {
                     }
                     _ => {}
                 }
-                let metrics = EpochMetrics {
-                    epoch,
-                    train_loss,
-                    train_error,
-                    test_loss,
-                    test_error,
-                    lr,
-                    epoch_seconds,
-                    images_per_second,
-                };
                 metrics.check().map_err(|e| ProtocolError::Metrics(e.to_string()))?;
                 if self.last.is_none() && epoch == 1 {
                     // Started over: an older checkpoint says nothing of this run.

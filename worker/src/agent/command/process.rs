@@ -21,6 +21,13 @@ pub(super) struct Child {
 impl Child {
     pub(super) fn spawn(engine: &CommandEngine, cwd: &Path, env: &[(String, String)]) -> std::io::Result<Self> {
         let mut command = tokio::process::Command::new(&engine.command[0]);
+        // The worker's own settings (its token above all) stay the worker's:
+        // the command inherits the rest of its environment.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("WIDESWEEP_") {
+                command.env_remove(&key);
+            }
+        }
         command
             .args(&engine.command[1..])
             .current_dir(cwd)
