@@ -335,14 +335,14 @@ async fn exports_have_one_row_per_job_or_per_epoch(store: Arc<dyn Store>) {
     assert_eq!(
         lines[0],
         "sweep,job_id,cell_hash,status,in_spec,block,l,blocks_per_group,depth,depth_convention,width,dropout,dataset,\
-         seed,epochs,batch_size,lr,lr_milestones,lr_gamma,momentum,nesterov,weight_decay,reset_momentum_on_drop,\
+         engine,params_json,seed,epochs,batch_size,lr,lr_milestones,lr_gamma,momentum,nesterov,weight_decay,reset_momentum_on_drop,\
          train_subset,test_subset,augment,precision,checkpoint_every,params,forward_macs,attempt,epochs_done,final_train_loss,final_train_error,\
          final_test_loss,final_test_error,best_test_error,train_seconds,epoch_seconds,gpu_hours,created_at_ms,\
          started_at_ms,finished_at_ms,last_error"
     );
     assert!(
         lines[1].starts_with("quickstart,1,")
-            && lines[1].contains(",succeeded,true,\"B(3,3)\",2,1,10,conv-layers,1,0.0,fashion-mnist,1,2,16,0.05,[1],"),
+            && lines[1].contains(",succeeded,true,\"B(3,3)\",2,1,10,conv-layers,1,0.0,fashion-mnist,candle,{},1,2,16,0.05,[1],"),
         "{}",
         lines[1]
     );
