@@ -263,6 +263,21 @@ async fn checkpoints_round_trip_and_respect_the_size_limit(store: Arc<dyn Store>
     assert!(saw_header);
     assert_eq!(received, data);
 
+    // A checkpoint of an epoch not yet reported is refused before its bytes
+    // are taken: no file is left behind.
+    let files = || std::fs::read_dir(running._artifacts.path()).unwrap().count();
+    let before = files();
+    let ahead = b"state after epoch 2".to_vec();
+    let mut early = header(&job, &ahead);
+    if let Some(Chunk::Header(h)) = early.chunk.as_mut() {
+        h.epoch = 2;
+    }
+    let chunks = vec![early, pb::CheckpointChunk { chunk: Some(Chunk::Data(ahead)) }];
+    let refused = c.workers.upload_checkpoint(tokio_stream::iter(chunks)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("not among the epochs"), "{refused:?}");
+    assert_eq!(files(), before, "a refused upload stored a file");
+
     // A corrupted upload (digest mismatch) and an oversized one are refused.
     let mut corrupt = data.clone();
     corrupt[5] ^= 1;

@@ -342,7 +342,9 @@ async fn exports_have_one_row_per_job_or_per_epoch(store: Arc<dyn Store>) {
     );
     assert!(
         lines[1].starts_with("quickstart,1,")
-            && lines[1].contains(",succeeded,true,\"B(3,3)\",2,1,10,conv-layers,1,0.0,fashion-mnist,candle,{},1,2,16,0.05,[1],"),
+            && lines[1].contains(
+                ",succeeded,true,\"B(3,3)\",2,1,10,conv-layers,1,0.0,fashion-mnist,candle,{},1,2,16,0.05,[1],"
+            ),
         "{}",
         lines[1]
     );

@@ -215,8 +215,10 @@ impl WorkerService for Workers {
             _ => return Err(missing("header (the first message of an upload)")),
         };
         let fence = fence(header.job_id, header.attempt, &header.lease_token)?;
-        // Refuse a stale attempt before receiving megabytes from it.
+        // Refuse a stale attempt, or an epoch it has not reported, before
+        // receiving megabytes from it: a refused call stores nothing.
         self.store.heartbeat(fence, self.lease_ms(), self.clock.now()).await?;
+        self.store.check_checkpoint(fence, header.epoch).await?;
         let mut upload = self.artifacts.begin(header.size_bytes, &header.sha256).await.map_err(artifact_status)?;
         while let Some(message) = stream.next().await {
             let chunk = match message {
@@ -232,9 +234,12 @@ impl WorkerService for Workers {
         let (stored, orphans) = match self.store.add_checkpoint(fence, &new, self.clock.now()).await {
             Ok(done) => done,
             Err(error) => {
-                // The attempt lost its lease while uploading; its file is
-                // unreferenced unless another row shares the digest.
+                // The attempt lost its lease while uploading: its file goes,
+                // unless a stored checkpoint shares the digest.
                 tracing::warn!(%error, "checkpoint upload refused after transfer");
+                if !self.store.checkpoint_file_used(&header.sha256).await.unwrap_or(true) {
+                    self.artifacts.remove(&header.sha256).await;
+                }
                 return Err(error.into());
             }
         };

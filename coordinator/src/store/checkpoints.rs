@@ -23,6 +23,13 @@ pub trait Checkpoints: Send + Sync + 'static {
     ) -> Result<(CheckpointRef, Vec<String>)>;
     /// A checkpoint of a job the caller holds.
     async fn checkpoint(&self, fence: Fence, checkpoint_id: i64) -> Result<CheckpointRef>;
+    /// Whether [`Checkpoints::add_checkpoint`] would take a checkpoint of
+    /// `epoch` from this attempt now: asked before an upload's bytes are
+    /// received, so that a refused call stores nothing.
+    async fn check_checkpoint(&self, fence: Fence, epoch: u32) -> Result<()>;
+    /// Whether any stored checkpoint has the file `sha256` (identical
+    /// checkpoints of different jobs share one file).
+    async fn checkpoint_file_used(&self, sha256: &str) -> Result<bool>;
 }
 
 #[async_trait::async_trait]
@@ -54,17 +61,7 @@ where
         // new lease wait for this insert and its pruning: a stale attempt
         // cannot slip in between and prune the new attempt's checkpoint.
         let held = Sql::<D>::lock_fenced(&mut tx, fence).await?;
-        if checkpoint.epoch == 0 || checkpoint.epoch > held.epochs_done {
-            return Err(StoreError::InvalidReport {
-                job_id: fence.job_id,
-                field: "checkpoint epoch",
-                message: format!(
-                    "{} is not among the epochs the job has reported (1..={}): a checkpoint follows its \
-                     epoch's report, so that a resumed attempt never runs ahead of the recorded curve",
-                    checkpoint.epoch, held.epochs_done
-                ),
-            });
-        }
+        epoch_reported(fence, checkpoint.epoch, held.epochs_done)?;
         let checkpoint_id: i64 = sqlx::query_scalar(
             "INSERT INTO checkpoints (job_id, attempt, epoch, sha256, size_bytes, created_at_ms) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -90,6 +87,30 @@ where
         Ok((stored, orphans))
     }
 
+    async fn check_checkpoint(&self, fence: Fence, epoch: u32) -> Result<()> {
+        let done: Option<i64> = sqlx::query_scalar(
+            "SELECT epochs_done FROM jobs \
+             WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $3",
+        )
+        .bind(fence.job_id)
+        .bind(i64::from(fence.attempt))
+        .bind(fence.token.hex())
+        .fetch_optional(self.reader())
+        .await?;
+        match done {
+            None => Err(Sql::<D>::fence_error(self.reader(), fence, None).await),
+            Some(done) => epoch_reported(fence, epoch, u32::try_from(done).unwrap_or(u32::MAX)),
+        }
+    }
+
+    async fn checkpoint_file_used(&self, sha256: &str) -> Result<bool> {
+        let used: Option<i64> = sqlx::query_scalar("SELECT id FROM checkpoints WHERE sha256 = $1 LIMIT 1")
+            .bind(sha256)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(used.is_some())
+    }
+
     async fn checkpoint(&self, fence: Fence, checkpoint_id: i64) -> Result<CheckpointRef> {
         let held: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM jobs WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $3",
@@ -110,4 +131,20 @@ where
             .ok_or(StoreError::CheckpointNotFound { job_id: fence.job_id, checkpoint_id })?;
         columns::checkpoint(&row)
     }
+}
+
+/// A checkpoint follows its epoch's report: of `epoch`, from an attempt
+/// that has recorded `epochs_done`.
+fn epoch_reported(fence: Fence, epoch: u32, epochs_done: u32) -> Result<()> {
+    if epoch == 0 || epoch > epochs_done {
+        return Err(StoreError::InvalidReport {
+            job_id: fence.job_id,
+            field: "checkpoint epoch",
+            message: format!(
+                "{epoch} is not among the epochs the job has reported (1..={epochs_done}): a checkpoint follows its \
+                 epoch's report, so that a resumed attempt never runs ahead of the recorded curve"
+            ),
+        });
+    }
+    Ok(())
 }
