@@ -14,6 +14,9 @@ pub struct PlanReport {
     pub sweep: String,
     pub dataset: Dataset,
     pub depth_convention: String,
+    /// The command engines of the spec, by name, as `program arg ...`
+    /// (none: candle trains every cell).
+    pub engines: std::collections::BTreeMap<String, String>,
     /// The seeds every cell trains from the start.
     pub seeds: Vec<u64>,
     /// Adaptive seeds, when the spec asks for them.
@@ -129,6 +132,7 @@ impl PlanReport {
             sweep: spec.name.clone(),
             dataset: spec.dataset,
             depth_convention: spec.depth_convention.name().to_string(),
+            engines: spec.engines.defined.iter().map(|(name, e)| (name.clone(), e.command.join(" "))).collect(),
             seeds: spec.seeds.clone(),
             adaptive: spec.adaptive.map(|a| PlanAdaptive { max_seeds: a.max, target_ci: a.target_ci }),
             epochs: spec.recipe.epochs,
@@ -227,6 +231,9 @@ impl PlanReport {
             t.train_pflops,
             range(t.work_pflops * 1e15, t.max_work_pflops.map(|w| w * 1e15), si),
         );
+        for (name, command) in &self.engines {
+            text += &format!("engine {name}: the command `{command}`\n");
+        }
         if let (Some(device), Some(hours)) = (&self.device, t.hours) {
             text += &format!(
                 "on {}: {} device-hours in all, at {:.2} TFLOP-eq/s measured over {} reported epochs\n",
@@ -314,6 +321,20 @@ mod tests {
         assert_eq!(report.totals.train_images, 2 * 2 * 390 * 128);
         assert!(report.to_text().contains("36,536,884"));
         assert!(report.totals.hours.is_none());
+        assert!(!report.to_text().contains("engine"), "candle alone goes unsaid");
+    }
+
+    #[test]
+    fn a_plan_names_the_commands_that_train_its_cells() {
+        let spec = Spec::parse(
+            "name = \"t\"\ndataset = \"mnist\"\nseeds = [1]\n[recipe]\nepochs = 2\nlr_milestones = []\n\
+             [engine]\ncommand = [\"python3\", \"train.py\"]\n[grid]\nblocks_per_group = [1]\nwidth = [1]\n\
+             [grid.params]\nhidden = [32, 64]\n",
+        )
+        .unwrap();
+        let text = PlanReport::new(&spec, false, None).unwrap().to_text();
+        assert!(text.contains("engine command: the command `python3 train.py`"), "{text}");
+        assert!(text.contains("hidden=32") && text.contains("hidden=64"), "{text}");
     }
 
     #[test]

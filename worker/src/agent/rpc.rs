@@ -16,6 +16,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long calls about a running job keep retrying once a shutdown is
 /// requested: long enough to hand the job back across a short outage.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How many INTERNAL answers in a row a call takes before giving up. A
+/// coordinator that is down answers UNAVAILABLE, retried for as long as the
+/// caller's patience lasts; INTERNAL is usually a database blip, but a
+/// request the database refuses every time (a NUL byte PostgreSQL cannot
+/// store) answers it forever, and retrying that without end wedged the
+/// slot. About 30 s of backoff.
+const MAX_INTERNAL_FAILURES: u32 = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -83,6 +90,7 @@ where
     let mut delay = FIRST_BACKOFF;
     let mut deadline: Option<Instant> = None;
     let mut failures = 0u32;
+    let mut internal = 0u32;
     loop {
         let status = match call().await {
             Ok(response) => {
@@ -97,6 +105,16 @@ where
             Kind::LeaseGone => return Err(CallError::LeaseGone(status.message().to_string())),
             Kind::Refused => return Err(CallError::Refused(status)),
             Kind::Transient => {}
+        }
+        internal = if status.code() == Code::Internal { internal + 1 } else { 0 };
+        if internal >= MAX_INTERNAL_FAILURES {
+            tracing::error!(
+                what,
+                message = status.message(),
+                internal,
+                "the coordinator keeps failing this call: giving up"
+            );
+            return Err(CallError::GaveUp(status));
         }
         let shutdown = patience.shutdown();
         if shutdown.is_requested() {
@@ -124,5 +142,39 @@ where
             _ => tokio::time::sleep(wait).await,
         }
         delay = (delay * 2).min(MAX_BACKOFF);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_keeps_failing_internally_gives_up_and_an_outage_does_not() {
+        let patience = Patience::Job(Shutdown::never());
+        let tries = AtomicU32::new(0);
+        let always_internal = call("report", &patience, || {
+            tries.fetch_add(1, Ordering::Relaxed);
+            async { Err::<Response<()>, _>(Status::internal("invalid byte sequence for encoding UTF8: 0x00")) }
+        })
+        .await;
+        assert!(matches!(always_internal, Err(CallError::GaveUp(_))));
+        assert_eq!(tries.load(Ordering::Relaxed), MAX_INTERNAL_FAILURES);
+
+        // Unavailable (a coordinator restarting) is ridden out however long.
+        let tries = AtomicU32::new(0);
+        let outage = call("report", &patience, || {
+            let n = tries.fetch_add(1, Ordering::Relaxed);
+            async move {
+                match n {
+                    0..30 => Err(Status::unavailable("coordinator restarting")),
+                    _ => Ok(Response::new(n)),
+                }
+            }
+        })
+        .await;
+        assert_eq!(outage.unwrap(), 30);
     }
 }
