@@ -95,10 +95,18 @@ pub(super) async fn login(State(access): State<Access>, uri: Uri) -> Response {
         let secure = if access.secure { "; Secure" } else { "" };
         let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
         // Only a path here: never a redirect to another site.
-        let next = query_param(&uri, "next").filter(|n| n.starts_with('/') && !n.starts_with("//"));
+        let next = query_param(&uri, "next").filter(|n| local_path(n));
         return ([(header::SET_COOKIE, cookie)], Redirect::to(next.as_deref().unwrap_or("/"))).into_response();
     }
     (StatusCode::UNAUTHORIZED, Html(login_page(Some("That token does not give read access.")))).into_response()
+}
+
+/// Whether `next` can only mean a path of this site. Browsers read `//host`,
+/// `/\\host` and `/<TAB>/host` (they drop tabs and newlines, and treat a
+/// backslash as a slash) as another site: none of those, nor any control
+/// character or backslash, passes.
+fn local_path(next: &str) -> bool {
+    next.starts_with('/') && !next[1..].starts_with('/') && !next.contains(|c: char| c.is_control() || c == '\\')
 }
 
 fn login_page(message: Option<&str>) -> String {
@@ -116,6 +124,23 @@ fn login_page(message: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn login_goes_on_only_to_paths_of_this_site() {
+        for local in ["/", "/sweeps/quickstart", "/sweeps/a?cols=width"] {
+            assert!(local_path(local), "{local}");
+        }
+        for elsewhere in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "https://evil.example",
+            "evil",
+        ] {
+            assert!(!local_path(elsewhere), "{elsewhere:?}");
+        }
+    }
 
     #[test]
     fn readers_are_admitted_and_workers_are_not() {
