@@ -216,3 +216,30 @@ fn a_stale_command_from_an_expired_lease_cannot_write() {
     );
     assert!(frozen.is_running(), "a fenced-off worker keeps serving: {}", frozen.log_text());
 }
+
+/// An allocation's end (`--deadline`) stops a command the way SIGTERM does:
+/// once another epoch could not finish and checkpoint in time, the command
+/// is told (a signal and `stop` in the reply), checkpoints, exits, and the
+/// job goes back with no attempt spent; the worker then leaves.
+#[test]
+fn the_allocation_s_deadline_hands_a_command_job_back() {
+    let _serial = serial();
+    let cluster = Cluster::new(None, 5);
+    let _coordinator = cluster.serve("coordinator.log");
+    submit(&cluster, "deadline", &spec("deadline", 100, "", &["{ sleep = 1.0 }"]), 3);
+    // 40 s: an epoch of about a second fits until 30 s (the checkpoint
+    // margin) plus a quarter of an epoch before the end.
+    let mut command = cluster.work_command("worker", TOKEN);
+    command.args(["--deadline", "40s"]);
+    let mut worker = spawn(command, cluster.path("worker.log"));
+    let status = worker.wait_exit(Duration::from_secs(90));
+    assert!(status.success(), "{}", worker.log_text());
+    let job = jobs(&cluster.db, "deadline").remove(0);
+    assert_eq!((job.status.as_str(), job.attempts_spent), ("pending", 0), "{job:?}\n{}", worker.log_text());
+    assert!(!job.epochs.is_empty() && job.epochs.len() < 100, "{job:?}");
+    assert!(
+        worker.log_text().contains("the allocation ends before the next epoch could finish"),
+        "{}",
+        worker.log_text()
+    );
+}

@@ -263,8 +263,14 @@ impl Run<'_> {
                 line = next_line(&mut reader) => match line {
                     Ok(Some(line)) => {
                         last_heard = Instant::now();
+                        let was_stopping = self.stopping.is_some();
                         match self.handle(&line).await {
                             Ok(()) => {
+                                // The allocation's deadline came with this
+                                // epoch: the command hears it as a signal too.
+                                if !was_stopping && self.stopping.is_some() {
+                                    child.terminate();
+                                }
                                 let reply = serde_json::json!({"ok": true, "stop": self.stopping.is_some()});
                                 send(&mut writer, &reply).await;
                             }
