@@ -38,6 +38,11 @@ pub struct Sweeps {
     pub(super) max_sweep_jobs: u64,
 }
 
+/// A spec's error, as much of it as a message repeats (it may quote the spec).
+fn invalid_spec(error: crate::spec::SpecError) -> Status {
+    Status::invalid_argument(format!("invalid spec: {}", escaped(&error.to_string(), MAX_ECHO_CHARS)))
+}
+
 #[tonic::async_trait]
 impl SweepService for Sweeps {
     #[tracing::instrument(skip_all)]
@@ -65,10 +70,8 @@ impl SweepService for Sweeps {
         let spec = tokio::task::spawn_blocking(move || Spec::parse(&text))
             .await
             .map_err(|e| Status::internal(format!("spec parsing task failed: {e}")))?
-            .map_err(|e| {
-                Status::invalid_argument(format!("invalid spec: {}", escaped(&e.to_string(), MAX_ECHO_CHARS)))
-            })?;
-        let (_, jobs) = spec.count().map_err(|e| Status::invalid_argument(format!("invalid spec: {e}")))?;
+            .map_err(invalid_spec)?;
+        let (_, jobs) = spec.count().map_err(invalid_spec)?;
         if jobs > self.max_sweep_jobs {
             return Err(Status::resource_exhausted(format!(
                 "the spec expands to {jobs} jobs and this coordinator accepts at most {} per sweep \
@@ -82,9 +85,7 @@ impl SweepService for Sweeps {
         let expansion = tokio::task::spawn_blocking(move || spec_for_expansion.expand(allow_large))
             .await
             .map_err(|e| Status::internal(format!("expansion task failed: {e}")))?
-            .map_err(|e| {
-                Status::invalid_argument(format!("invalid spec: {}", escaped(&e.to_string(), MAX_ECHO_CHARS)))
-            })?;
+            .map_err(invalid_spec)?;
         let outcome = self
             .store
             .submit_sweep(

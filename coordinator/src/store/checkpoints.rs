@@ -88,19 +88,8 @@ where
     }
 
     async fn check_checkpoint(&self, fence: Fence, epoch: u32) -> Result<()> {
-        let done: Option<i64> = sqlx::query_scalar(
-            "SELECT epochs_done FROM jobs \
-             WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $3",
-        )
-        .bind(fence.job_id)
-        .bind(i64::from(fence.attempt))
-        .bind(fence.token.hex())
-        .fetch_optional(self.reader())
-        .await?;
-        match done {
-            None => Err(Sql::<D>::fence_error(self.reader(), fence, None).await),
-            Some(done) => epoch_reported(fence, epoch, u32::try_from(done).unwrap_or(u32::MAX)),
-        }
+        let held = Sql::<D>::read_fenced(self, fence).await?;
+        epoch_reported(fence, epoch, held.epochs_done)
     }
 
     async fn checkpoint_file_used(&self, sha256: &str) -> Result<bool> {
@@ -112,17 +101,7 @@ where
     }
 
     async fn checkpoint(&self, fence: Fence, checkpoint_id: i64) -> Result<CheckpointRef> {
-        let held: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $3",
-        )
-        .bind(fence.job_id)
-        .bind(i64::from(fence.attempt))
-        .bind(fence.token.hex())
-        .fetch_optional(self.reader())
-        .await?;
-        if held.is_none() {
-            return Err(Sql::<D>::fence_error(self.reader(), fence, None).await);
-        }
+        Sql::<D>::read_fenced(self, fence).await?;
         let row = sqlx::query("SELECT * FROM checkpoints WHERE id = $1 AND job_id = $2")
             .bind(checkpoint_id)
             .bind(fence.job_id)

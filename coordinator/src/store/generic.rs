@@ -30,6 +30,16 @@ pub(super) struct HeldJob {
     pub(super) epochs_done: u32,
 }
 
+impl HeldJob {
+    fn of(row: &impl Columns) -> Result<Self> {
+        Ok(Self { epochs: row.int("epochs")?, epochs_done: row.int("epochs_done")? })
+    }
+}
+
+/// The job row a fence ($1 job, $2 attempt, $3 token digest) still holds.
+const FENCED_JOB: &str = "SELECT epochs, epochs_done FROM jobs \
+     WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $3";
+
 impl<D> Sql<D>
 where
     D: Dialect,
@@ -135,21 +145,26 @@ where
     /// until it ends (`FOR UPDATE` on PostgreSQL; SQLite's immediate
     /// transaction holds the database's write lock).
     pub(super) async fn lock_fenced(tx: &mut Transaction<'static, D::Db>, fence: Fence) -> Result<HeldJob> {
-        let sql = format!(
-            "SELECT epochs, epochs_done FROM jobs \
-             WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $3{}",
-            D::LOCK_ROW
-        );
-        let row = sqlx::query(&sql)
-            .bind(fence.job_id)
-            .bind(i64::from(fence.attempt))
-            .bind(fence.token.hex())
-            .fetch_optional(&mut **tx)
-            .await?;
+        let sql = format!("{FENCED_JOB}{}", D::LOCK_ROW);
+        let row = Self::bind_fence(sqlx::query(&sql), fence).fetch_optional(&mut **tx).await?;
         match row {
-            Some(row) => Ok(HeldJob { epochs: row.int("epochs")?, epochs_done: row.int("epochs_done")? }),
+            Some(row) => HeldJob::of(&row),
             None => Err(Self::fence_error(&mut **tx, fence, None).await),
         }
+    }
+
+    /// Checks the fence without a transaction or a lock: for reads, and for
+    /// refusing early what a later write would refuse too.
+    pub(super) async fn read_fenced(store: &D, fence: Fence) -> Result<HeldJob> {
+        let row = Self::bind_fence(sqlx::query(FENCED_JOB), fence).fetch_optional(store.reader()).await?;
+        match row {
+            Some(row) => HeldJob::of(&row),
+            None => Err(Self::fence_error(store.reader(), fence, None).await),
+        }
+    }
+
+    fn bind_fence<'q>(query: Query<'q, D::Db>, fence: Fence) -> Query<'q, D::Db> {
+        query.bind(fence.job_id).bind(i64::from(fence.attempt)).bind(fence.token.hex())
     }
 
     /// A sweep's id, by id (all digits) or by name: one indexed row, where

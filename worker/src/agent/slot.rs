@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -252,28 +252,9 @@ impl Slot {
         };
         let data_ready = Instant::now();
         let checkpoint_path = self.scratch.join(format!("job-{}.ckpt", job.job_id));
-        let resume_from = match &job.checkpoint {
-            None => None,
-            Some(checkpoint) => {
-                match checkpoints::download(
-                    &self.client,
-                    job.job_id,
-                    job.attempt,
-                    &job.lease_token,
-                    checkpoint,
-                    &checkpoint_path,
-                    &patience,
-                )
-                .await
-                {
-                    Ok(()) => Some(checkpoint.epoch as usize),
-                    Err(TransferError::Call(CallError::LeaseGone(reason))) => return JobOutcome::Dropped { reason },
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot fetch the job's checkpoint; training from the start");
-                        None
-                    }
-                }
-            }
+        let resume_from = match self.fetch_checkpoint(job, &checkpoint_path, &patience).await {
+            Ok(epoch) => epoch.map(widen),
+            Err(dropped) => return dropped,
         };
         let checkpoint_ready = Instant::now();
         self.emit(SlotEvent::Started {
@@ -324,6 +305,29 @@ impl Slot {
             TrainEnd::Stopped { epochs_done } => self.release(job, epochs_done, &patience).await,
             TrainEnd::LeaseLost(reason) => JobOutcome::Dropped { reason },
             TrainEnd::Error(error, retryable) => self.fail(job, error, retryable).await,
+        }
+    }
+
+    /// Downloads the job's latest checkpoint to `path`: its epoch, or `None`
+    /// when there is none or it cannot be fetched (the run starts from
+    /// scratch); `Err` with the outcome when the lease is gone.
+    pub(super) async fn fetch_checkpoint(
+        &self,
+        job: &pb::Job,
+        path: &Path,
+        patience: &Patience,
+    ) -> Result<Option<u32>, JobOutcome> {
+        let Some(checkpoint) = &job.checkpoint else { return Ok(None) };
+        let downloaded =
+            checkpoints::download(&self.client, job.job_id, job.attempt, &job.lease_token, checkpoint, path, patience)
+                .await;
+        match downloaded {
+            Ok(()) => Ok(Some(checkpoint.epoch)),
+            Err(TransferError::Call(CallError::LeaseGone(reason))) => Err(JobOutcome::Dropped { reason }),
+            Err(error) => {
+                tracing::warn!(%error, "cannot fetch the job's checkpoint; training from the start");
+                Ok(None)
+            }
         }
     }
 

@@ -106,7 +106,7 @@ impl Ledger {
     /// Reads and checks one line.
     pub fn read(&mut self, line: &str) -> Result<Action, ProtocolError> {
         let message: Message = serde_json::from_str(line.trim())
-            .map_err(|e| ProtocolError::Garbage { line: shorten(line), reason: e.to_string() })?;
+            .map_err(|e| ProtocolError::Garbage { line: truncated(line.trim_end(), 200), reason: e.to_string() })?;
         match message {
             Message::Hello { protocol, .. } if protocol != PROTOCOL => Err(ProtocolError::Version(protocol)),
             Message::Hello { .. } | Message::Heartbeat {} => Ok(Action::Nothing),
@@ -168,10 +168,9 @@ impl Ledger {
     }
 }
 
-/// At most 200 characters of a line, for an error message.
-fn shorten(line: &str) -> String {
-    let line = line.trim_end();
-    match line.char_indices().nth(200) {
+/// At most `max_chars` characters of `line` (then `...`).
+pub(super) fn truncated(line: &str, max_chars: usize) -> String {
+    match line.char_indices().nth(max_chars) {
         Some((at, _)) => format!("{}...", &line[..at]),
         None => line.to_string(),
     }

@@ -90,29 +90,10 @@ impl Slot {
         if let Err(error) = private_dir(dir).await {
             return self.fail(job, format!("cannot create the job's directory {}: {error}", dir.display()), true).await;
         }
-        let resume = match &job.checkpoint {
-            None => None,
-            Some(checkpoint) => {
-                let path = dir.join("resume.ckpt");
-                match checkpoints::download(
-                    &self.client,
-                    job.job_id,
-                    job.attempt,
-                    &job.lease_token,
-                    checkpoint,
-                    &path,
-                    patience,
-                )
-                .await
-                {
-                    Ok(()) => Some((path, checkpoint.epoch)),
-                    Err(TransferError::Call(CallError::LeaseGone(reason))) => return JobOutcome::Dropped { reason },
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot fetch the job's checkpoint; the command starts from scratch");
-                        None
-                    }
-                }
-            }
+        let path = dir.join("resume.ckpt");
+        let resume = match self.fetch_checkpoint(job, &path, patience).await {
+            Ok(epoch) => epoch.map(|epoch| (path, epoch)),
+            Err(dropped) => return dropped,
         };
         let resume_epoch = resume.as_ref().map_or(0, |(_, epoch)| *epoch);
         let job_file = dir.join("job.json");
@@ -247,9 +228,12 @@ impl Run<'_> {
         let (mut out_tail, mut err_tail) = (VecDeque::new(), VecDeque::new());
         let mut poll = tokio::time::interval(Duration::from_millis(200));
         let shutdown = self.slot.shutdown.clone();
+        // Set once the command outlived its grace and was killed: its exit
+        // is the next event, and the stop stands.
+        let mut killed = false;
         let end = loop {
             let hung_at = tokio::time::Instant::from_std(last_heard + heartbeat);
-            let kill_at = self.stopping.map(|since| tokio::time::Instant::from_std(since + grace));
+            let kill_at = self.stopping.filter(|_| !killed).map(|since| tokio::time::Instant::from_std(since + grace));
             tokio::select! {
                 accepted = listener.accept(), if reader.is_none() => match accepted {
                     Ok((stream, _)) => {
@@ -309,8 +293,7 @@ impl Run<'_> {
                 () = sleep_until(kill_at) => {
                     tracing::warn!(grace_s = self.engine.grace_seconds, "the command ignored the stop request: killing it");
                     child.kill().await;
-                    // Its exit is the next event; the stop stands.
-                    self.stopping = Some(Instant::now() + Duration::from_secs(3600));
+                    killed = true;
                 }
                 () = shutdown.requested(), if self.stopping.is_none() => self.stop(&child, "the worker is shutting down"),
                 _ = poll.tick() => {
@@ -587,9 +570,5 @@ fn keep(tail: &mut VecDeque<String>, line: String) {
     if tail.len() == TAIL_LINES {
         tail.pop_front();
     }
-    let line = match line.char_indices().nth(500) {
-        Some((at, _)) => format!("{}...", &line[..at]),
-        None => line,
-    };
-    tail.push_back(line);
+    tail.push_back(channel::truncated(&line, 500));
 }
