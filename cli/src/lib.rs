@@ -6,6 +6,7 @@ pub mod commands;
 mod connection;
 mod secrets;
 mod signals;
+mod terminal;
 
 use std::process::ExitCode;
 

@@ -256,7 +256,7 @@ fn finish_every_job(url: &str, token: &str) -> usize {
         let mut clients = ClientOptions { url: url.to_string(), token: Some(token.to_string()), ca_pem: None }
             .connect_lazy()
             .unwrap();
-        let worker_id = clients
+        let registered = clients
             .workers
             .register_worker(pb::RegisterWorkerRequest {
                 hostname: "test".into(),
@@ -265,11 +265,15 @@ fn finish_every_job(url: &str, token: &str) -> usize {
             })
             .await
             .unwrap()
-            .into_inner()
-            .worker_id;
+            .into_inner();
         let mut done = 0;
         loop {
-            let lease = pb::LeaseJobRequest { worker_id, device: "cpu".into(), device_kind: String::new() };
+            let lease = pb::LeaseJobRequest {
+                worker_id: registered.worker_id,
+                worker_secret: registered.worker_secret.clone(),
+                device: "cpu".into(),
+                device_kind: String::new(),
+            };
             let Some(job) = clients.workers.lease_job(lease).await.unwrap().into_inner().job else { break };
             let config = job.config.unwrap();
             let error = 0.10 + 0.01 * f64::from(config.width) + 0.01 * (config.seed as f64 - 1.0);

@@ -10,12 +10,16 @@
 //! - [`service`]: the gRPC `SweepService` and `WorkerService`, auth, checkpoint storage, the reaper.
 //! - [`report`]: tables, exports, plots and read-only SQL over a sweep's results.
 //! - [`web`]: the read-only dashboard (HTML, JSON, live updates).
+//! - [`cpu`]: the bounded pool that CPU-heavy handlers run on, off the async runtime.
+//! - [`net`]: connection limits and idle timeouts on both ports.
 //! - [`bench`]: tools that measure the coordinator (simulated workers, makespans).
 //!
 //! The coordinator never links candle: parameter counts come from the
 //! shared architecture plan in `widesweep-arch`.
 
 pub mod bench;
+pub mod cpu;
+pub mod net;
 pub mod plan;
 pub mod report;
 pub mod service;

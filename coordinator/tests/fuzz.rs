@@ -191,8 +191,13 @@ fn worker_calls_with_arbitrary_fields_are_refused_precisely() {
         let request = pb::SubmitSweepRequest { spec_toml: spec, allow_large: false, priority: 0, max_attempts: 0 };
         clients.sweeps.submit_sweep(request).await.unwrap();
         let register = pb::RegisterWorkerRequest { hostname: "f".into(), devices: vec![], version: "t".into() };
-        let worker_id = clients.workers.register_worker(register).await.unwrap().into_inner().worker_id;
-        let lease = pb::LeaseJobRequest { worker_id, device: "cpu".into(), device_kind: String::new() };
+        let registered = clients.workers.register_worker(register).await.unwrap().into_inner();
+        let lease = pb::LeaseJobRequest {
+            worker_id: registered.worker_id,
+            worker_secret: registered.worker_secret,
+            device: "cpu".into(),
+            device_kind: String::new(),
+        };
         clients.workers.lease_job(lease).await.unwrap().into_inner().job.unwrap()
     });
     let config = ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() };
@@ -221,7 +226,7 @@ fn worker_calls_with_arbitrary_fields_are_refused_precisely() {
                     .await
                     .map(|_| ()),
                 4 => w
-                    .lease_job(pb::LeaseJobRequest { worker_id: job_id, device: lease_token, device_kind: String::new() })
+                    .lease_job(pb::LeaseJobRequest { worker_id: job_id, worker_secret: lease_token.clone(), device: lease_token, device_kind: String::new() })
                     .await
                     .map(|_| ()),
                 5 => w

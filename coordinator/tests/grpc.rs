@@ -35,22 +35,34 @@ impl Running {
     }
 
     async fn start_with(store: Arc<dyn Store>, max_checkpoint_bytes: u64, max_sweep_jobs: u64) -> Self {
-        let artifacts = tempfile::tempdir().unwrap();
+        Self::start_in(store, tempfile::tempdir().unwrap(), |config| {
+            config.max_checkpoint_bytes = max_checkpoint_bytes;
+            config.max_sweep_jobs = max_sweep_jobs;
+        })
+        .await
+    }
+
+    /// Serves with its checkpoint files in `artifacts` and the config as
+    /// `adjust` leaves it.
+    async fn start_in(
+        store: Arc<dyn Store>,
+        artifacts: tempfile::TempDir,
+        adjust: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             artifacts_dir: artifacts.path().to_path_buf(),
-            max_checkpoint_bytes,
             credentials: Credentials {
                 shared: Some(TOKEN.to_string()),
                 user: Some(USER.to_string()),
                 worker: Some(WORKER.to_string()),
                 viewer: Some(VIEWER.to_string()),
             },
-            max_sweep_jobs,
             reap_interval: Duration::from_millis(100),
             ..ServerConfig::default()
         };
+        adjust(&mut config);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             serve(store, config, listener, async {
@@ -73,6 +85,14 @@ impl Running {
         let _ = self.stop.take().unwrap().send(());
         self.server.await.unwrap();
     }
+
+    /// Stops the server and hands back its checkpoint directory.
+    async fn stop_keeping_artifacts(mut self) -> tempfile::TempDir {
+        let _ = self.stop.take().unwrap().send(());
+        (&mut self.server).await.unwrap();
+        let placeholder = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self._artifacts, placeholder)
+    }
 }
 
 fn submit_request(text: String) -> pb::SubmitSweepRequest {
@@ -92,8 +112,17 @@ fn epoch(epoch: u32) -> pb::EpochMetrics {
     }
 }
 
+fn lease_request(registered: &pb::RegisterWorkerResponse, device: &str) -> pb::LeaseJobRequest {
+    pb::LeaseJobRequest {
+        worker_id: registered.worker_id,
+        worker_secret: registered.worker_secret.clone(),
+        device: device.into(),
+        device_kind: String::new(),
+    }
+}
+
 async fn lease(clients: &mut Clients) -> pb::Job {
-    let worker_id = clients
+    let registered = clients
         .workers
         .register_worker(pb::RegisterWorkerRequest {
             hostname: "t".into(),
@@ -102,11 +131,10 @@ async fn lease(clients: &mut Clients) -> pb::Job {
         })
         .await
         .unwrap()
-        .into_inner()
-        .worker_id;
+        .into_inner();
     clients
         .workers
-        .lease_job(pb::LeaseJobRequest { worker_id, device: "cpu".into(), device_kind: String::new() })
+        .lease_job(lease_request(&registered, "cpu"))
         .await
         .unwrap()
         .into_inner()
@@ -156,7 +184,7 @@ async fn calls_without_the_token_are_refused(store: Arc<dyn Store>) {
         ClientOptions { url: running.url.clone(), token: Some("nope".into()), ca_pem: None }.connect_lazy().unwrap();
     let refused = wrong
         .workers
-        .lease_job(pb::LeaseJobRequest { worker_id: 1, device: "cpu".into(), device_kind: String::new() })
+        .lease_job(pb::LeaseJobRequest { worker_id: 1, device: "cpu".into(), ..Default::default() })
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
@@ -427,7 +455,7 @@ async fn each_role_may_do_only_its_part(store: Arc<dyn Store>) {
         denied(
             client
                 .workers
-                .lease_job(pb::LeaseJobRequest { worker_id: 1, device: "cpu".into(), device_kind: String::new() })
+                .lease_job(pb::LeaseJobRequest { worker_id: 1, device: "cpu".into(), ..Default::default() })
                 .await,
         );
     }
@@ -593,15 +621,108 @@ async fn control_characters_never_reach_the_database(store: Arc<dyn Store>) {
         version: "t".into(),
     };
     invalid(c.workers.register_worker(register("gpu\0-01")).await, "hostname");
-    let worker_id = c.workers.register_worker(register("gpu-01")).await.unwrap().into_inner().worker_id;
-    let lease_on = |device: &str| pb::LeaseJobRequest { worker_id, device: device.into(), device_kind: String::new() };
+    let registered = c.workers.register_worker(register("gpu-01")).await.unwrap().into_inner();
+    let lease_on = |device: &str| lease_request(&registered, device);
     invalid(c.workers.lease_job(lease_on("cuda:0\0")).await, "device");
     invalid(c.sweeps.get_sweep(pb::GetSweepRequest { sweep: "nul\0".into() }).await, "sweep");
     invalid(c.sweeps.pause_sweep(pb::SweepRef { sweep: "nul\0".into() }).await, "sweep");
     running.stop().await;
 }
 
+async fn a_worker_leases_only_under_its_own_id(store: Arc<dyn Store>) {
+    let mut running = Running::start(Arc::clone(&store), 1 << 20).await;
+    let c = &mut running.clients;
+    c.sweeps.submit_sweep(submit_request(common::spec("ids", &[1], &[1, 2]))).await.unwrap();
+    let register = pb::RegisterWorkerRequest { hostname: "h".into(), devices: vec!["cpu".into()], version: "t".into() };
+    let mine = c.workers.register_worker(register.clone()).await.unwrap().into_inner();
+    let theirs = c.workers.register_worker(register).await.unwrap().into_inner();
+    assert_eq!(mine.worker_secret.len(), 64);
+    assert_ne!(mine.worker_secret, theirs.worker_secret);
+    // Their id with my secret, no secret, a malformed one: all refused.
+    let forged = pb::LeaseJobRequest { worker_secret: mine.worker_secret.clone(), ..lease_request(&theirs, "cpu") };
+    denied(c.workers.lease_job(forged).await);
+    let bare = pb::LeaseJobRequest { worker_secret: String::new(), ..lease_request(&theirs, "cpu") };
+    invalid(c.workers.lease_job(bare).await, "worker_secret is missing");
+    let short = pb::LeaseJobRequest { worker_secret: "abc".into(), ..lease_request(&theirs, "cpu") };
+    invalid(c.workers.lease_job(short).await, "worker_secret is malformed");
+    let nobody = pb::LeaseJobRequest { worker_id: 987_654, ..lease_request(&mine, "cpu") };
+    assert_eq!(c.workers.lease_job(nobody).await.unwrap_err().code(), Code::NotFound);
+    // Each under its own id: both lease (the second from the secret's cache).
+    for registered in [&mine, &theirs, &mine] {
+        c.workers.lease_job(lease_request(registered, "cpu")).await.unwrap();
+    }
+    let jobs = store.sweep_results("ids").await.unwrap();
+    assert!(jobs.iter().all(|job| job.status.as_str() == "running"), "both jobs leased");
+    running.stop().await;
+}
+
+/// Checkpoint files that no row references (an upload refused after its
+/// transfer, a crash between a prune's row and its file) go at start-up,
+/// once they are old enough not to be an upload in flight.
+async fn unreferenced_checkpoint_files_are_swept_at_start(store: Arc<dyn Store>) {
+    let mut running = Running::start(Arc::clone(&store), 1 << 20).await;
+    let c = &mut running.clients;
+    c.sweeps.submit_sweep(submit_request(common::spec("orphans", &[1], &[1]))).await.unwrap();
+    let job = lease(c).await;
+    c.workers.report_epoch(report_request(&job, epoch(1))).await.unwrap();
+    let data = b"a stored checkpoint".to_vec();
+    let chunks = vec![header(&job, &data), pb::CheckpointChunk { chunk: Some(Chunk::Data(data.clone())) }];
+    c.workers.upload_checkpoint(tokio_stream::iter(chunks)).await.unwrap();
+    let artifacts = running.stop_keeping_artifacts().await;
+    let path_of = |sha: &str| artifacts.path().join(&sha[..2]).join(sha);
+    let kept = path_of(&hex::encode(Sha256::digest(&data)));
+    let orphan_sha = hex::encode(Sha256::digest(b"refused after its transfer"));
+    let (orphan, young) = (path_of(&orphan_sha), path_of(&hex::encode(Sha256::digest(b"in flight"))));
+    for path in [&orphan, &young] {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"x").unwrap();
+    }
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(3 * 3600);
+    for path in [&kept, &orphan] {
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(long_ago).unwrap();
+    }
+    let running = Running::start_in(Arc::clone(&store), artifacts, |_| {}).await;
+    // The sweep runs before the server takes calls: one call waits for it.
+    running.client(VIEWER).sweeps.list_sweeps(pb::ListSweepsRequest {}).await.unwrap();
+    assert!(kept.exists(), "a referenced checkpoint stays");
+    assert!(!orphan.exists(), "an old unreferenced file goes");
+    assert!(young.exists(), "a young file may be an upload between its commit and its row");
+    running.stop().await;
+}
+
+/// A connection that sends half a request and falls silent, or none at
+/// all, is closed after the idle timeout; a client that keeps talking is not.
+async fn silent_and_half_sent_connections_are_closed(store: Arc<dyn Store>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let idle = Duration::from_millis(800);
+    let running = Running::start_in(store, tempfile::tempdir().unwrap(), |config| {
+        config.connections.idle_timeout = idle;
+    })
+    .await;
+    let address = running.url.trim_start_matches("http://").to_string();
+    let mut half = tokio::net::TcpStream::connect(&address).await.unwrap();
+    half.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    let silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    for mut stream in [half, silent] {
+        let mut rest = Vec::new();
+        // Closed (EOF or reset) well before this generous bound.
+        let closed = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "the connection was still open after 20 s");
+    }
+    // A real client's calls spaced wider than the timeout still succeed:
+    // it reconnects, or its connection's pings kept it open.
+    let mut viewer = running.client(VIEWER);
+    for _ in 0..2 {
+        viewer.sweeps.list_sweeps(pb::ListSweepsRequest {}).await.unwrap();
+        tokio::time::sleep(idle * 2).await;
+    }
+    running.stop().await;
+}
+
 contract_tests!(
+    a_worker_leases_only_under_its_own_id,
+    unreferenced_checkpoint_files_are_swept_at_start,
+    silent_and_half_sent_connections_are_closed,
     control_characters_never_reach_the_database,
     adaptive_seeds_are_reported_by_submit_and_status,
     a_connection_holds_a_bounded_number_of_streams,

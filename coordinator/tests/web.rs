@@ -35,7 +35,7 @@ fn config() -> WebConfig {
         },
         refresh: Duration::from_millis(50),
         stale_after: Duration::from_secs(60),
-        tls: None,
+        ..WebConfig::default()
     }
 }
 
@@ -366,8 +366,13 @@ async fn the_pages_work_in_a_real_browser() {
         devices: vec!["cuda:0".into()],
         version: "t".into(),
     };
-    let worker_id = worker.register_worker(registration).await.unwrap().into_inner().worker_id;
-    let lease = pb::LeaseJobRequest { worker_id, device: "cuda:0".into(), device_kind: "NVIDIA H100".into() };
+    let registered = worker.register_worker(registration).await.unwrap().into_inner();
+    let lease = pb::LeaseJobRequest {
+        worker_id: registered.worker_id,
+        worker_secret: registered.worker_secret,
+        device: "cuda:0".into(),
+        device_kind: "NVIDIA H100".into(),
+    };
     let job = worker.lease_job(lease).await.unwrap().into_inner().job.expect("a pending job");
     let report = |epoch: u32, test_error: f64| pb::ReportEpochRequest {
         job_id: job.job_id,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use widesweep_coordinator::net::ConnectionLimits;
 use widesweep_coordinator::service::{Credentials, DEFAULT_MAX_SWEEP_JOBS, ServerConfig, serve};
 use widesweep_coordinator::spec::MAX_SWEEP_JOBS;
 use widesweep_coordinator::store::{self, DEFAULT_DB_URL};
@@ -52,6 +53,11 @@ pub struct ServeArgs {
     /// Seconds a lease lasts without a report or heartbeat.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub lease_seconds: u64,
+    /// Seconds a connection (gRPC or dashboard) may move no byte before it
+    /// is closed: a half-sent request, an idle keep-alive, a vanished peer.
+    /// Live clients answer the coordinator's pings every 20 s.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout_seconds: u64,
     /// Largest checkpoint upload accepted, in MiB.
     #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     pub max_checkpoint_mb: u64,
@@ -133,6 +139,10 @@ impl ServeArgs {
             credentials,
             max_sweep_jobs: self.max_sweep_jobs,
             tls,
+            connections: ConnectionLimits {
+                idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+                ..ConnectionLimits::default()
+            },
         })
     }
 }
@@ -169,6 +179,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 credentials: config.credentials.clone(),
                 stale_after: config.lease,
                 tls: config.tls.clone(),
+                connections: config.connections,
                 ..WebConfig::default()
             };
             if let Some((cert, key)) = &web.tls {

@@ -10,6 +10,7 @@ use widesweep_proto::v1 as pb;
 
 use super::common::{eta, read_spec};
 use crate::connection::{CoordinatorArgs, explain};
+use crate::terminal::{one_line, shown};
 
 #[derive(Args, Debug)]
 pub struct SubmitArgs {
@@ -86,7 +87,7 @@ fn describe(s: &pb::SweepStatus) -> String {
     let eta = eta(s).map(|eta| format!(", ETA {eta}")).unwrap_or_default();
     format!(
         "sweep {} (id {}, {}, {}): {} jobs: {} pending, {} running, {} succeeded, {} failed, {} cancelled; epochs {}/{}{}",
-        s.name,
+        one_line(&s.name),
         s.sweep_id,
         s.state,
         s.dataset,
@@ -149,7 +150,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             let eta = eta(s).unwrap_or_else(|| "-".to_string());
             table.add_row(vec![
                 s.sweep_id.to_string(),
-                s.name.clone(),
+                one_line(&s.name).into_owned(),
                 s.state.clone(),
                 s.dataset.clone(),
                 s.total.to_string(),
@@ -182,7 +183,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             if !args.no_table && shown != Some(states) {
                 shown = Some(states);
                 match super::table::live_table(&args.coordinator, &update.name).await {
-                    Ok(table) => print!("{table}"),
+                    Ok(table) => print!("{}", shown(&table)),
                     Err(error) => println!("(no table: {error:#})"),
                 }
             }
@@ -194,7 +195,12 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     for e in &s.errors {
         println!(
             "  job {} (seed {}, {}, attempt {} of {}): {}",
-            e.job_id, e.seed, e.status, e.attempts_spent, e.max_attempts, e.error
+            e.job_id,
+            e.seed,
+            e.status,
+            e.attempts_spent,
+            e.max_attempts,
+            shown(&e.error).replace('\n', "\n    ")
         );
     }
     Ok(ExitCode::SUCCESS)

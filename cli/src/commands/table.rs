@@ -8,6 +8,7 @@ use widesweep_coordinator::report::{Agg, Format, Metric, TableOptions, build, re
 
 use super::results::{AxisList, SourceArgs, fetch, parse_axes};
 use crate::connection::CoordinatorArgs;
+use crate::terminal::shown;
 
 #[derive(Args, Debug)]
 pub struct TableArgs {
@@ -66,7 +67,7 @@ pub async fn run(args: TableArgs) -> anyhow::Result<ExitCode> {
     let options = args.options()?;
     let (rows, _) = fetch(&args.source, &args.sweeps, false).await?;
     let table = build(&rows, &options)?;
-    print!("{}", render(&table, args.format));
+    print!("{}", shown(&render(&table, args.format)));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -138,21 +138,22 @@ async fn simulated_worker(
     pace: Duration,
     deadline: Instant,
 ) -> Result<WorkerTally, Status> {
-    let worker_id = client
+    let registered = client
         .register_worker(pb::RegisterWorkerRequest {
             hostname: format!("loadgen-{slot}"),
             devices: vec!["sim".to_string()],
             version: env!("CARGO_PKG_VERSION").to_string(),
         })
         .await?
-        .into_inner()
-        .worker_id;
+        .into_inner();
+    let worker_id = registered.worker_id;
     let mut tally = WorkerTally::default();
     while Instant::now() < deadline {
         let asked = Instant::now();
         let leased = client
             .lease_job(pb::LeaseJobRequest {
                 worker_id,
+                worker_secret: registered.worker_secret.clone(),
                 device: "sim".to_string(),
                 device_kind: "simulated".to_string(),
             })

@@ -55,7 +55,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
 }
 
 fn valid_digest(sha: &str) -> bool {
-    sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    sha.len() == 64 && valid_hex(sha)
+}
+
+fn valid_hex(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl ArtifactStore {
@@ -150,6 +154,36 @@ impl ArtifactStore {
             }
         }
         Ok(removed)
+    }
+
+    /// The digests of stored checkpoint files untouched for
+    /// [`ABANDONED_AFTER`]: those a sweep for unreferenced files may judge
+    /// (a younger one may be an upload between its commit and its row).
+    pub async fn settled_files(&self) -> Result<Vec<String>, ArtifactError> {
+        let mut digests = Vec::new();
+        let mut shards = match fs::read_dir(&self.dir).await {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(digests),
+            Err(source) => return Err(ArtifactError::Io { path: self.dir.clone(), source }),
+        };
+        while let Some(shard) = shards.next_entry().await.map_err(io(&self.dir))? {
+            let name = shard.file_name();
+            let Some(prefix) = name.to_str().filter(|n| n.len() == 2 && valid_hex(n)) else { continue };
+            let shard_dir = shard.path();
+            let mut files = fs::read_dir(&shard_dir).await.map_err(io(&shard_dir))?;
+            while let Some(file) = files.next_entry().await.map_err(io(&shard_dir))? {
+                let Some(sha) = file.file_name().to_str().map(str::to_string) else { continue };
+                if !valid_digest(&sha) || !sha.starts_with(prefix) {
+                    continue;
+                }
+                let Ok(meta) = file.metadata().await else { continue };
+                let idle = meta.modified().ok().and_then(|m| m.elapsed().ok()).unwrap_or_default();
+                if meta.is_file() && idle >= ABANDONED_AFTER {
+                    digests.push(sha);
+                }
+            }
+        }
+        Ok(digests)
     }
 
     pub async fn remove(&self, sha: &str) {
@@ -267,5 +301,24 @@ mod tests {
         std::fs::File::options().write(true).open(&old).unwrap().set_modified(two_hours_ago).unwrap();
         assert_eq!(store.sweep_abandoned().await.unwrap(), 1);
         assert!(!old.exists() && live.exists());
+    }
+
+    #[tokio::test]
+    async fn only_settled_checkpoint_files_are_offered_for_the_orphan_sweep() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::new(dir.path(), 1 << 20);
+        assert!(store.settled_files().await.unwrap().is_empty(), "no directory yet");
+        let (old, young) = (SHA.to_string(), format!("5e{}", &SHA[2..].replace('7', "8")));
+        for sha in [&old, &young] {
+            std::fs::create_dir_all(dir.path().join(&sha[..2])).unwrap();
+            std::fs::write(store.path_of(sha).unwrap(), b"x").unwrap();
+        }
+        // Neither a temporary file nor a stray name is a checkpoint.
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        std::fs::write(dir.path().join("5e").join("notes.txt"), b"x").unwrap();
+        let two_hours_ago = SystemTime::now() - ABANDONED_AFTER - Duration::from_secs(3600);
+        let path = store.path_of(&old).unwrap();
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(two_hours_ago).unwrap();
+        assert_eq!(store.settled_files().await.unwrap(), vec![old]);
     }
 }

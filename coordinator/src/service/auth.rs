@@ -157,8 +157,9 @@ impl Interceptor for Authenticate {
     }
 }
 
-/// Refuses the call unless its credential carries `permission`.
-pub fn require<T>(request: &Request<T>, permission: Permission) -> Result<(), Status> {
+/// Refuses the call unless its credential carries `permission`; otherwise
+/// says which role the credential has.
+pub fn require<T>(request: &Request<T>, permission: Permission) -> Result<Role, Status> {
     let role = match request.extensions().get::<Grant>() {
         Some(Grant(role)) => *role,
         // Only reachable when a service is served without the interceptor,
@@ -166,7 +167,7 @@ pub fn require<T>(request: &Request<T>, permission: Permission) -> Result<(), St
         None => return Err(Status::unauthenticated("the request carries no checked credential")),
     };
     if role.allows(permission) {
-        return Ok(());
+        return Ok(role);
     }
     let needed = match permission {
         Permission::Read => "a viewer, user or shared",
@@ -181,7 +182,7 @@ pub fn require<T>(request: &Request<T>, permission: Permission) -> Result<(), St
 
 /// Compares without an early exit, so response time does not reveal how
 /// much of a guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

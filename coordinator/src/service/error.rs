@@ -28,6 +28,7 @@ impl From<StoreError> for Status {
             StoreError::Database(_)
             | StoreError::Migrate(_)
             | StoreError::Corrupt(_)
+            | StoreError::Interrupted(_)
             | StoreError::SchemaVersion { .. }
             | StoreError::NotWidesweep { .. }
             | StoreError::NoDatabaseFile { .. } => {

@@ -13,6 +13,7 @@ mod convert;
 mod error;
 mod sweeps;
 mod text;
+mod watch;
 mod workers;
 
 use std::future::Future;
@@ -23,7 +24,6 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use widesweep_proto::client::MAX_MESSAGE_BYTES;
 use widesweep_proto::v1::sweep_service_server::SweepServiceServer;
@@ -35,7 +35,9 @@ pub use auth::{Authenticate, Credentials, Permission, Role};
 pub use clock::DatabaseClock;
 pub use convert::{job_epoch_from_proto, result_row_from_proto};
 pub use sweeps::DEFAULT_MAX_ATTEMPTS;
+pub use watch::MAX_STREAMS_PER_CREDENTIAL;
 
+use crate::net::{ConnectionLimits, Gate, HTTP2_KEEPALIVE};
 use crate::store::Store;
 
 /// Jobs a spec may expand to unless the coordinator is told otherwise.
@@ -64,6 +66,8 @@ pub struct ServerConfig {
     pub max_sweep_jobs: u64,
     /// PEM certificate chain and key: serve TLS (rustls) when set.
     pub tls: Option<(Vec<u8>, Vec<u8>)>,
+    /// Idle timeout and bounds on open connections.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +80,7 @@ impl Default for ServerConfig {
             credentials: Credentials::default(),
             max_sweep_jobs: DEFAULT_MAX_SWEEP_JOBS,
             tls: None,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -106,13 +111,12 @@ pub async fn serve(
         tracing::warn!(%error, "could not read the database's clock; using this machine's until it can");
     }
     let artifacts = ArtifactStore::new(&config.artifacts_dir, config.max_checkpoint_bytes);
-    match artifacts.sweep_abandoned().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(files = n, "removed temporary files of abandoned checkpoint uploads"),
-        Err(error) => tracing::warn!(%error, "could not clean the artifacts' temporary directory"),
-    }
+    sweep_artifacts(store.as_ref(), &artifacts).await;
+    let janitor = tokio::spawn(sweep_artifacts_forever(Arc::clone(&store), artifacts.clone()));
     let sweeps = SweepServiceServer::new(sweeps::Sweeps {
         store: Arc::clone(&store),
+        watchers: watch::Watchers::new(Arc::clone(&store)),
+        streams: watch::StreamBudget::default(),
         clock: clock.clone(),
         max_sweep_jobs: config.max_sweep_jobs,
     })
@@ -120,6 +124,7 @@ pub async fn serve(
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let workers = WorkerServiceServer::new(workers::Workers {
         store: Arc::clone(&store),
+        secrets: Default::default(),
         clock: clock.clone(),
         artifacts,
         lease: config.lease,
@@ -131,7 +136,12 @@ pub async fn serve(
     // concurrency limit alone would count a stream only until its headers.
     let mut builder = Server::builder()
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-        .concurrency_limit_per_connection(MAX_STREAMS_PER_CONNECTION as usize);
+        .concurrency_limit_per_connection(MAX_STREAMS_PER_CONNECTION as usize)
+        // Pings keep a live client's quiet connection (a watch with no
+        // change, a worker between reports) moving, so that only dead and
+        // stalled ones reach the idle timeout; an unanswered ping closes it.
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE));
     if let Some((cert, key)) = &config.tls {
         builder = builder
             .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
@@ -142,13 +152,56 @@ pub async fn serve(
     let result = builder
         .add_service(InterceptedService::new(sweeps, auth.clone()))
         .add_service(InterceptedService::new(workers, auth))
-        // Without TCP_NODELAY a response written in two segments waits for
-        // the client's delayed ACK: about 40 ms per lease on loopback.
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
+        .serve_with_incoming_shutdown(Gate::new(config.connections).incoming(listener), shutdown)
         .await
         .map_err(ServeError::Transport);
     reaper.abort();
+    janitor.abort();
     result
+}
+
+/// How often stored checkpoint files are checked against the database.
+const ARTIFACT_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Removes what no row needs: temporary files of uploads a crash cut
+/// short, and checkpoint files that no checkpoint row references (an
+/// upload refused after its transfer, a prune that crashed between the
+/// row and the file, a database restored from an older backup).
+async fn sweep_artifacts(store: &dyn Store, artifacts: &ArtifactStore) {
+    match artifacts.sweep_abandoned().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(files = n, "removed temporary files of abandoned checkpoint uploads"),
+        Err(error) => tracing::warn!(%error, "could not clean the artifacts' temporary directory"),
+    }
+    let settled = match artifacts.settled_files().await {
+        Ok(settled) => settled,
+        Err(error) => return tracing::warn!(%error, "could not list the stored checkpoint files"),
+    };
+    let mut removed = 0;
+    for sha in settled {
+        match store.checkpoint_file_used(&sha).await {
+            Ok(false) => {
+                artifacts.remove(&sha).await;
+                removed += 1;
+            }
+            Ok(true) => {}
+            // Keep the file: the next sweep asks again.
+            Err(error) => return tracing::warn!(%error, "could not check the stored checkpoint files"),
+        }
+    }
+    if removed > 0 {
+        tracing::info!(files = removed, "removed checkpoint files that no checkpoint references");
+    }
+}
+
+async fn sweep_artifacts_forever(store: Arc<dyn Store>, artifacts: ArtifactStore) {
+    let start = tokio::time::Instant::now() + ARTIFACT_SWEEP_INTERVAL;
+    let mut ticker = tokio::time::interval_at(start, ARTIFACT_SWEEP_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        sweep_artifacts(store.as_ref(), &artifacts).await;
+    }
 }
 
 /// Returns expired leases to pending at a fixed interval. Errors are

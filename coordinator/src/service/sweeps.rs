@@ -14,6 +14,8 @@ use super::auth::{Permission, require};
 use super::clock::DatabaseClock;
 use super::convert::{job_epoch, job_error, result_row, sweep_status};
 use super::text::{MAX_ECHO_CHARS, escaped, printable};
+use super::watch::{POLL_INTERVAL, StreamBudget, Watchers};
+use crate::cpu;
 use crate::spec::Spec;
 use crate::store::{NewSweep, Store, SweepAction};
 
@@ -32,6 +34,8 @@ const MAX_ERRORS_SHOWN: u32 = 20;
 
 pub struct Sweeps {
     pub(super) store: Arc<dyn Store>,
+    pub(super) watchers: Watchers,
+    pub(super) streams: StreamBudget,
     pub(super) clock: DatabaseClock,
     /// The server's limit on one spec's jobs (`serve --max-sweep-jobs`):
     /// a client's `allow_large` confirms a large sweep, it cannot lift this.
@@ -67,11 +71,14 @@ impl SweepService for Sweeps {
         // Parsing and validating a spec up to the size limit is CPU work
         // too: off the async workers, like the expansion below.
         let text = request.spec_toml.clone();
-        let spec = tokio::task::spawn_blocking(move || Spec::parse(&text))
-            .await
-            .map_err(|e| Status::internal(format!("spec parsing task failed: {e}")))?
-            .map_err(invalid_spec)?;
-        let (_, jobs) = spec.count().map_err(invalid_spec)?;
+        let (spec, jobs) = cpu::run(move || {
+            let spec = Spec::parse(&text)?;
+            let (_, jobs) = spec.count()?;
+            Ok((spec, jobs))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(invalid_spec)?;
         if jobs > self.max_sweep_jobs {
             return Err(Status::resource_exhausted(format!(
                 "the spec expands to {jobs} jobs and this coordinator accepts at most {} per sweep \
@@ -82,9 +89,9 @@ impl SweepService for Sweeps {
         // Expansion hashes every job: CPU work kept off the async workers.
         let allow_large = request.allow_large;
         let spec_for_expansion = spec.clone();
-        let expansion = tokio::task::spawn_blocking(move || spec_for_expansion.expand(allow_large))
+        let expansion = cpu::run(move || spec_for_expansion.expand(allow_large))
             .await
-            .map_err(|e| Status::internal(format!("expansion task failed: {e}")))?
+            .map_err(|e| Status::internal(e.to_string()))?
             .map_err(invalid_spec)?;
         let outcome = self
             .store
@@ -103,7 +110,7 @@ impl SweepService for Sweeps {
                 self.clock.now(),
             )
             .await?;
-        tracing::info!(sweep = %spec.name, new = outcome.new, existing = outcome.existing, dropped = outcome.dropped, reserve = outcome.reserve, "sweep submitted");
+        tracing::info!(sweep = ?spec.name, new = outcome.new, existing = outcome.existing, dropped = outcome.dropped, reserve = outcome.reserve, "sweep submitted");
         Ok(Response::new(pb::SubmitSweepResponse {
             sweep_id: outcome.sweep_id,
             name: spec.name,
@@ -164,42 +171,47 @@ impl SweepService for Sweeps {
         &self,
         request: Request<pb::WatchSweepRequest>,
     ) -> Result<Response<Self::WatchSweepStream>, Status> {
-        require(&request, Permission::Read)?;
+        let role = require(&request, Permission::Read)?;
         let request = request.into_inner();
-        let interval = Duration::from_millis(match request.interval_ms {
-            0 => 1000,
-            ms => u64::from(ms.clamp(100, 60_000)),
-        });
-        let first = self.store.sweep(printable("sweep", &request.sweep)?).await?;
-        let store = Arc::clone(&self.store);
-        // A small buffer: a slow client makes the poller wait, not pile up.
+        let interval = match request.interval_ms {
+            0 => Duration::from_secs(1),
+            ms => Duration::from_millis(u64::from(ms)).clamp(POLL_INTERVAL, Duration::from_secs(60)),
+        };
+        let ticket = self.streams.open(role)?;
+        let first = sweep_status(&self.store.sweep(printable("sweep", &request.sweep)?).await?);
+        let finished = |s: &pb::SweepStatus| s.pending == 0 && s.running == 0 && s.total > 0;
+        // Every watcher of this sweep reads the same poll (see `watch`).
+        let mut polls = self.watchers.subscribe(first.sweep_id, &first);
+        // A small buffer: a slow client makes its sender wait, not pile up.
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
-            let mut last = sweep_status(&first);
+            let _ticket = ticket;
+            let mut last = first;
             if tx.send(Ok(last.clone())).await.is_err() {
                 return;
             }
-            let sweep = first.id.to_string();
-            loop {
-                if last.pending == 0 && last.running == 0 && last.total > 0 {
-                    return;
-                }
+            while !finished(&last) {
                 tokio::select! {
                     _ = tx.closed() => return,
                     _ = tokio::time::sleep(interval) => {}
                 }
-                let next = match store.sweep(&sweep).await {
-                    Ok(summary) => sweep_status(&summary),
-                    Err(error) => {
-                        let _ = tx.send(Err(error.into())).await;
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    changed = polls.changed() => if changed.is_err() { return },
+                }
+                let next = polls.borrow_and_update().clone();
+                match next {
+                    Ok(next) if next == last => {}
+                    Ok(next) => {
+                        if tx.send(Ok(next.clone())).await.is_err() {
+                            return;
+                        }
+                        last = next;
+                    }
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
                         return;
                     }
-                };
-                if next != last {
-                    if tx.send(Ok(next.clone())).await.is_err() {
-                        return;
-                    }
-                    last = next;
                 }
             }
         });
@@ -213,8 +225,9 @@ impl SweepService for Sweeps {
         &self,
         request: Request<pb::ListResultsRequest>,
     ) -> Result<Response<Self::ListResultsStream>, Status> {
-        require(&request, Permission::Read)?;
+        let role = require(&request, Permission::Read)?;
         let request = request.into_inner();
+        let ticket = self.streams.open(role)?;
         let sweep_id = self.store.sweep(printable("sweep", &request.sweep)?).await?.id;
         let store = Arc::clone(&self.store);
         // Pages are read from the database one at a time as the client
@@ -222,6 +235,7 @@ impl SweepService for Sweeps {
         // stays flat however large the sweep.
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         tokio::spawn(async move {
+            let _ticket = ticket;
             let result = stream_results(store.as_ref(), sweep_id, request.include_epochs, &tx).await;
             if let Err(status) = result {
                 let _ = tx.send(Err(status)).await;
@@ -283,7 +297,7 @@ impl Sweeps {
     ) -> Result<Response<pb::SweepStatus>, Status> {
         let sweep = request.into_inner().sweep;
         let summary = self.store.steer_sweep(printable("sweep", &sweep)?, action, self.clock.now()).await?;
-        tracing::info!(sweep = %summary.name, ?action, "sweep steered");
+        tracing::info!(sweep = ?summary.name, ?action, "sweep steered");
         Ok(Response::new(sweep_status(&summary)))
     }
 }

@@ -1,8 +1,9 @@
 //! `WorkerService`: leases, progress reports, results and checkpoints.
 //! Every call about a job is fenced by its attempt in the store.
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -14,7 +15,7 @@ use widesweep_proto::v1::checkpoint_chunk::Chunk;
 use widesweep_proto::v1::worker_service_server::WorkerService;
 
 use super::artifacts::{ArtifactError, ArtifactStore};
-use super::auth::{Permission, require};
+use super::auth::{Permission, constant_time_eq, require};
 use super::clock::DatabaseClock;
 use super::convert::{checkpoint_ref, epoch_metrics, leased_job};
 use super::error::missing;
@@ -32,6 +33,9 @@ const MAX_ERROR_CHARS: usize = 4000;
 
 pub struct Workers {
     pub(super) store: Arc<dyn Store>,
+    /// Workers' secret digests (hex) by id, as checked once against the
+    /// store: a secret never changes, so later leases cost no read.
+    pub(super) secrets: Mutex<HashMap<i64, String>>,
     /// Lease times are stamped on the database's clock.
     pub(super) clock: DatabaseClock,
     pub(super) artifacts: ArtifactStore,
@@ -41,6 +45,44 @@ pub struct Workers {
 impl Workers {
     fn lease_ms(&self) -> i64 {
         self.lease.as_millis() as i64
+    }
+
+    /// Refuses a lease under `worker_id` unless `secret` is the one
+    /// RegisterWorker gave that worker.
+    async fn check_worker_secret(&self, worker_id: i64, secret: &str) -> Result<(), Status> {
+        if secret.len() != 64 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Status::invalid_argument(if secret.is_empty() {
+                "worker_secret is missing: send the secret RegisterWorker returned with worker_id \
+                 (a worker older than this coordinator must be upgraded)"
+            } else {
+                "worker_secret is malformed: expected the 64 hex digits RegisterWorker returned"
+            }));
+        }
+        let given = LeaseToken::from_wire(secret).digest().hex();
+        let known = self.secrets.lock().unwrap_or_else(|p| p.into_inner()).get(&worker_id).cloned();
+        let expected = match known {
+            Some(expected) => expected,
+            None => match self.store.worker_secret(worker_id).await? {
+                Some(expected) => {
+                    let mut secrets = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
+                    secrets.insert(worker_id, expected.clone());
+                    expected
+                }
+                None => {
+                    return Err(Status::permission_denied(format!(
+                        "worker {worker_id} was registered without a secret (by an older coordinator): \
+                         restart the worker so that it registers again"
+                    )));
+                }
+            },
+        };
+        if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            return Err(Status::permission_denied(format!(
+                "worker_secret is not worker {worker_id}'s: a worker leases only under the id and secret \
+                 RegisterWorker gave it"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -96,8 +138,16 @@ impl WorkerService for Workers {
         }
         let worker_id =
             self.store.register_worker(&request.hostname, &request.devices, &request.version, self.clock.now()).await?;
+        // A worker whose secret could not be stored is never answered, and
+        // without the secret its row can lease nothing.
+        let secret = LeaseToken::generate();
+        self.store.set_worker_secret(worker_id, secret.digest()).await?;
         tracing::info!(worker_id, hostname = %request.hostname, devices = ?request.devices, "worker registered");
-        Ok(Response::new(pb::RegisterWorkerResponse { worker_id, lease_seconds: self.lease.as_secs() as u32 }))
+        Ok(Response::new(pb::RegisterWorkerResponse {
+            worker_id,
+            lease_seconds: self.lease.as_secs() as u32,
+            worker_secret: secret.as_str().to_string(),
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(worker_id = request.get_ref().worker_id))]
@@ -119,6 +169,7 @@ impl WorkerService for Workers {
         }
         printable("device", &request.device)?;
         printable("device_kind", &request.device_kind)?;
+        self.check_worker_secret(request.worker_id, &request.worker_secret).await?;
         let device = DeviceRate::label(&request.device, &request.device_kind);
         let token = LeaseToken::generate();
         let job =
@@ -187,7 +238,8 @@ impl WorkerService for Workers {
         let fence = fence(request.job_id, request.attempt, &request.lease_token)?;
         let error = escaped(&request.error, MAX_ERROR_CHARS);
         let requeued = self.store.fail_job(fence, &error, request.retryable, self.clock.now()).await?;
-        tracing::warn!(%error, requeued, "job attempt failed");
+        // Debug-formatted: the worker's text cannot start a forged log line.
+        tracing::warn!(?error, requeued, "job attempt failed");
         Ok(Response::new(pb::FailJobResponse { requeued }))
     }
 

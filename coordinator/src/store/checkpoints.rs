@@ -95,7 +95,7 @@ where
     async fn checkpoint_file_used(&self, sha256: &str) -> Result<bool> {
         let used: Option<i64> = sqlx::query_scalar("SELECT id FROM checkpoints WHERE sha256 = $1 LIMIT 1")
             .bind(sha256)
-            .fetch_optional(self.reader())
+            .fetch_optional(self.worker_reader())
             .await?;
         Ok(used.is_some())
     }
@@ -105,7 +105,7 @@ where
         let row = sqlx::query("SELECT * FROM checkpoints WHERE id = $1 AND job_id = $2")
             .bind(checkpoint_id)
             .bind(fence.job_id)
-            .fetch_optional(self.reader())
+            .fetch_optional(self.worker_reader())
             .await?
             .ok_or(StoreError::CheckpointNotFound { job_id: fence.job_id, checkpoint_id })?;
         columns::checkpoint(&row)

@@ -29,6 +29,11 @@ pub(super) trait Dialect: Send + Sync + 'static {
     /// Connections for statements that only read.
     fn reader(&self) -> &Pool<Self::Db>;
 
+    /// Connections for the reads of a worker's calls (its fence, its
+    /// checkpoints), apart from [`Self::reader`]'s: a flood of table and
+    /// watcher reads cannot hold a worker's call past its lease.
+    fn worker_reader(&self) -> &Pool<Self::Db>;
+
     /// Connections for statements that write.
     fn writer(&self) -> &Pool<Self::Db>;
 

@@ -156,10 +156,10 @@ where
     /// Checks the fence without a transaction or a lock: for reads, and for
     /// refusing early what a later write would refuse too.
     pub(super) async fn read_fenced(store: &D, fence: Fence) -> Result<HeldJob> {
-        let row = Self::bind_fence(sqlx::query(FENCED_JOB), fence).fetch_optional(store.reader()).await?;
+        let row = Self::bind_fence(sqlx::query(FENCED_JOB), fence).fetch_optional(store.worker_reader()).await?;
         match row {
             Some(row) => HeldJob::of(&row),
-            None => Err(Self::fence_error(store.reader(), fence, None).await),
+            None => Err(Self::fence_error(store.worker_reader(), fence, None).await),
         }
     }
 

@@ -19,6 +19,11 @@ pub trait Leases: Send + Sync + 'static {
     /// SQLite, whose coordinators share one machine).
     async fn clock_ms(&self) -> Result<Millis>;
     async fn register_worker(&self, hostname: &str, devices: &[String], version: &str, now: Millis) -> Result<i64>;
+    /// Stores the digest of the worker's own secret (see `RegisterWorker`).
+    async fn set_worker_secret(&self, worker_id: i64, secret: LeaseDigest) -> Result<()>;
+    /// The digest of the worker's secret (hex), `None` for a worker
+    /// registered without one; WorkerNotFound for an unknown id.
+    async fn worker_secret(&self, worker_id: i64) -> Result<Option<String>>;
     /// Claims the next pending job of the highest-priority active sweep
     /// atomically; `None` when there is none.
     /// The lease is authorised by `token`, the digest of the secret the
@@ -80,6 +85,27 @@ where
         .fetch_one(self.writer())
         .await?;
         Ok(id)
+    }
+
+    async fn set_worker_secret(&self, worker_id: i64, secret: LeaseDigest) -> Result<()> {
+        let updated = sqlx::query("UPDATE workers SET secret_sha256 = $2 WHERE id = $1")
+            .bind(worker_id)
+            .bind(secret.hex())
+            .execute(self.writer())
+            .await?;
+        if D::rows_affected(&updated) == 0 {
+            return Err(StoreError::WorkerNotFound(worker_id));
+        }
+        Ok(())
+    }
+
+    async fn worker_secret(&self, worker_id: i64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT secret_sha256 FROM workers WHERE id = $1")
+            .bind(worker_id)
+            .fetch_optional(self.worker_reader())
+            .await?
+            .ok_or(StoreError::WorkerNotFound(worker_id))?;
+        row.opt_text("secret_sha256")
     }
 
     async fn lease_job(

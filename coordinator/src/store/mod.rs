@@ -84,6 +84,8 @@ pub enum StoreError {
     NotWidesweep { url: String },
     #[error("no database file at {path} (from {url}): check the path, or the coordinator's --db")]
     NoDatabaseFile { url: String, path: String },
+    #[error("the work on what was read did not finish: {0}")]
+    Interrupted(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

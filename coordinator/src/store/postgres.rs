@@ -15,12 +15,17 @@ use super::generic::Sql;
 use super::statements::{CLAIM_SET, EPOCH_UPDATE, JOB_COLUMNS, JOB_JOINS, NEXT_PENDING_JOB};
 use super::{EpochMetrics, Fence, LeaseDigest, LeasedJob, Millis};
 
-/// Connections per coordinator: enough for hundreds of workers' short
-/// statements without exhausting the server's max_connections.
+/// Connections per coordinator for writes: enough for hundreds of workers'
+/// short statements without exhausting the server's max_connections.
 const POOL_SIZE: u32 = 16;
+/// Connections for reads (tables, watchers, the dashboard), apart from the
+/// writers': however many readers queue, a worker's report still finds a
+/// connection, so a flood of reads cannot push leases past their expiry.
+const READ_POOL_SIZE: u32 = 6;
 
 pub struct PostgresStore {
     pool: PgPool,
+    readers: PgPool,
 }
 
 impl PostgresStore {
@@ -31,7 +36,14 @@ impl PostgresStore {
             .connect(url)
             .await?;
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        // Readers wait longer for a connection than writers: a queue of
+        // reads is expected under load, a queue of writes is not.
+        let readers = PgPoolOptions::new()
+            .max_connections(READ_POOL_SIZE)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect(url)
+            .await?;
+        Ok(Self { pool, readers })
     }
 
     /// Connects read-only (see [`super::open_read_only`]): every session
@@ -48,7 +60,7 @@ impl PostgresStore {
             .await?;
         let found = sqlx::query_scalar(super::SCHEMA_VERSION_SQL).fetch_one(&pool).await;
         super::check_schema(url, found, sqlx::migrate!("../migrations/postgres"))?;
-        Ok(Self { pool })
+        Ok(Self { readers: pool.clone(), pool })
     }
 }
 
@@ -67,6 +79,10 @@ impl Dialect for PostgresStore {
     }
 
     fn reader(&self) -> &PgPool {
+        &self.readers
+    }
+
+    fn worker_reader(&self) -> &PgPool {
         &self.pool
     }
 

@@ -27,6 +27,9 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Reads run concurrently on their own connections (WAL snapshots).
     readers: SqlitePool,
+    /// The reads of workers' calls, on connections of their own (see
+    /// [`Dialect::worker_reader`]).
+    worker_readers: SqlitePool,
 }
 
 impl SqliteStore {
@@ -40,8 +43,9 @@ impl SqliteStore {
             .foreign_keys(true);
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         sqlx::migrate!("../migrations/sqlite").run(&writer).await?;
-        let readers = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
-        Ok(Self { writer, readers })
+        let readers = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone().read_only(true)).await?;
+        let worker_readers = SqlitePoolOptions::new().max_connections(2).connect_with(options.read_only(true)).await?;
+        Ok(Self { writer, readers, worker_readers })
     }
 
     /// Opens an existing database file read-only (see [`super::open_read_only`]):
@@ -59,7 +63,7 @@ impl SqliteStore {
         let readers = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         let found = sqlx::query_scalar(super::SCHEMA_VERSION_SQL).fetch_one(&readers).await;
         super::check_schema(url, found, sqlx::migrate!("../migrations/sqlite"))?;
-        Ok(Self { writer: readers.clone(), readers })
+        Ok(Self { writer: readers.clone(), worker_readers: readers.clone(), readers })
     }
 }
 
@@ -80,6 +84,10 @@ impl Dialect for SqliteStore {
 
     fn writer(&self) -> &SqlitePool {
         &self.writer
+    }
+
+    fn worker_reader(&self) -> &SqlitePool {
+        &self.worker_readers
     }
 
     async fn begin_write(&self) -> super::Result<Transaction<'static, Sqlite>> {
@@ -111,7 +119,7 @@ impl Dialect for SqliteStore {
         let Some(job_id) = id else { return Ok(None) };
         static SQL: LazyLock<String> =
             LazyLock::new(|| format!("{JOB_COLUMNS} FROM jobs j {JOB_JOINS} WHERE j.id = $1"));
-        let row = sqlx::query(&SQL).bind(job_id).fetch_one(self.reader()).await?;
+        let row = sqlx::query(&SQL).bind(job_id).fetch_one(self.worker_reader()).await?;
         columns::leased_job(&row, token).map(Some)
     }
 

@@ -133,8 +133,14 @@ impl Cache {
         let rows = store.sweep_results(sweep).await?;
         let epochs = store.sweep_epochs(sweep).await?;
         let errors = store.job_errors(sweep, ERRORS_SHOWN).await?;
-        let curves = curves(&rows, &epochs);
-        tracing::debug!(sweep, jobs = rows.len(), epochs = epochs.len(), took = ?started.elapsed(), "dashboard read a sweep");
+        // Summing a large sweep's curves is CPU work: off the runtime.
+        let (rows, curves) = crate::cpu::run(move || {
+            let curves = curves(&rows, &epochs);
+            (rows, curves)
+        })
+        .await
+        .map_err(|e| StoreError::Interrupted(e.to_string()))?;
+        tracing::debug!(sweep, jobs = rows.len(), took = ?started.elapsed(), "dashboard read a sweep");
         let data = Arc::new(SweepData { rows, curves, errors, read_at: started, rendered: Mutex::default() });
         *slot =
             Slot { version, data: Some(Arc::clone(&data)), read_took: started.elapsed(), last_used: slot.last_used };

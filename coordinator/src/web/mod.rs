@@ -27,6 +27,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 pub use self::tls::{TlsError, acceptor as tls_acceptor};
+use crate::net::{ConnectionLimits, Gate, GuardedListener};
 use crate::service::Credentials;
 use crate::store::{Store, StoreError};
 
@@ -42,6 +43,8 @@ pub struct WebConfig {
     pub stale_after: Duration,
     /// PEM certificate chain and key: serve HTTPS (the coordinator's own).
     pub tls: Option<(Vec<u8>, Vec<u8>)>,
+    /// Idle timeout and bounds on open connections.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for WebConfig {
@@ -51,6 +54,7 @@ impl Default for WebConfig {
             refresh: Duration::from_secs(2),
             stale_after: Duration::from_secs(60),
             tls: None,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -117,15 +121,17 @@ pub async fn serve_web(
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     let app = router(store, &config);
+    let gate = Gate::new(config.connections);
     match &config.tls {
         Some((cert, key)) => {
             let acceptor = tls::acceptor(cert, key).map_err(std::io::Error::other)?;
             tracing::info!(%local, "dashboard serving HTTPS");
-            axum::serve(tls::TlsListener::new(listener, acceptor)?, app).with_graceful_shutdown(shutdown).await
+            let listener = GuardedListener::new(tls::TlsListener::new(listener, acceptor)?, gate);
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
         }
         None => {
             tracing::info!(%local, "dashboard serving");
-            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+            axum::serve(GuardedListener::new(listener, gate), app).with_graceful_shutdown(shutdown).await
         }
     }
 }

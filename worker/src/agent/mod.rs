@@ -154,6 +154,7 @@ pub async fn run(
             device,
             budget,
             worker_id: registered.worker_id,
+            worker_secret: registered.worker_secret.clone(),
             client: client.clone(),
             datasets: Arc::clone(&datasets),
             scratch: config.scratch_dir.join(format!("slot-{index}")),

@@ -69,6 +69,8 @@ pub(super) struct Slot {
     /// The device's memory, shared with its other slots (`--slots-per-gpu auto`).
     pub budget: Option<Arc<DeviceBudget>>,
     pub worker_id: i64,
+    /// The secret RegisterWorker gave this worker, sent with every lease.
+    pub worker_secret: String,
     pub client: WorkerClient,
     pub datasets: Arc<DatasetCache>,
     pub scratch: PathBuf,
@@ -111,6 +113,7 @@ impl Slot {
     pub async fn run(self) -> Result<(), SlotError> {
         let request = pb::LeaseJobRequest {
             worker_id: self.worker_id,
+            worker_secret: self.worker_secret.clone(),
             device: self.device_spec.to_string(),
             device_kind: self.device_spec.kind(),
         };
