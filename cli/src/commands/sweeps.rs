@@ -175,13 +175,13 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             .into_inner();
         // The table is printed again when a job starts, ends or fails, not
         // at every epoch report.
-        let mut shown = None;
+        let mut shown_states = None;
         while let Some(update) = stream.next().await {
             let update = update.map_err(|s| explain(s, url))?;
             println!("{}", describe(&update));
             let states = (update.running, update.succeeded, update.failed, update.cancelled);
-            if !args.no_table && shown != Some(states) {
-                shown = Some(states);
+            if !args.no_table && shown_states != Some(states) {
+                shown_states = Some(states);
                 match super::table::live_table(&args.coordinator, &update.name).await {
                     Ok(table) => print!("{}", shown(&table)),
                     Err(error) => println!("(no table: {error:#})"),
