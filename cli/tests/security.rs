@@ -34,3 +34,19 @@ fn a_sweep_runs_over_tls_and_clients_without_the_ca_are_refused() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("cannot reach the coordinator"), "{stderr}");
 }
+
+/// `sql` refuses a PostgreSQL role that can do more than read, saying what
+/// it can do and how to go on; `--privileged` runs the statement anyway.
+#[test]
+fn sql_refuses_a_privileged_role_unless_told() {
+    let url = fresh_postgres();
+    let refused = widesweep().args(["sql", "SELECT 1 AS one", "--db", &url]).output().unwrap();
+    let stderr = text(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("is a superuser") && stderr.contains("--privileged"), "{stderr}");
+    assert!(!stderr.contains(&url), "the URL may hold a password: {stderr}");
+    let allowed =
+        widesweep().args(["sql", "SELECT 1 AS one", "--db", &url, "--privileged", "--format", "csv"]).output().unwrap();
+    assert!(allowed.status.success(), "{}", text(&allowed.stderr));
+    assert_eq!(text(&allowed.stdout), "one\n1\n");
+}

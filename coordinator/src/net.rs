@@ -4,8 +4,9 @@
 //! headers, an idle keep-alive connection, a client that went away without
 //! a FIN), and the number open at once is bounded, in all and per peer
 //! address, so that nobody can hold the port by opening connections.
-//! Live clients are not idle: gRPC sends HTTP/2 pings that clients answer
-//! ([`HTTP2_KEEPALIVE`]), the dashboard's event stream a comment every 15 s.
+//! Live clients are not idle: gRPC sends HTTP/2 pings that clients answer,
+//! the dashboard's event stream a comment, each three times per idle
+//! timeout ([`ConnectionLimits::keepalive`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,8 +24,7 @@ use tokio::time::{Instant, Sleep};
 
 /// A connection moving no byte for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often an HTTP/2 connection is pinged (and how long an answer may take).
-pub const HTTP2_KEEPALIVE: Duration = Duration::from_secs(20);
+
 /// Connections open at once on one port.
 pub const MAX_CONNECTIONS: usize = 4096;
 /// Connections open at once from one address on one port.
@@ -36,6 +36,15 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub max_per_peer: usize,
+}
+
+impl ConnectionLimits {
+    /// How often a live connection with nothing to say is made to move
+    /// bytes (an HTTP/2 ping, an event-stream comment), and how long a
+    /// ping's answer may take: a third of the idle timeout.
+    pub fn keepalive(&self) -> Duration {
+        self.idle_timeout / 3
+    }
 }
 
 impl Default for ConnectionLimits {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{TestDb, token};
 use widesweep_coordinator::report::export::{ExportFormat, export};
 use widesweep_coordinator::report::plot::{PlotKind, PlotOptions, plot_data, write_plot};
-use widesweep_coordinator::report::sql::{SqlError, SqlValue, query, query_into};
+use widesweep_coordinator::report::sql::{SqlError, SqlValue, query, query_into, role_risks};
 use widesweep_coordinator::report::table::parse_assignment;
 use widesweep_coordinator::report::{Axis, Format, ReportError, TableOptions, build, default_table, render};
 use widesweep_coordinator::store::{self, EpochMetrics, JobResult, LeasedJob, Store, StoreError};
@@ -857,6 +857,48 @@ contract_tests!(
     plots_of_both_kinds_render_as_png_and_svg,
     list_results_streams_what_the_store_holds,
 );
+
+/// `widesweep sql` names what its role may do beyond reading: the test
+/// server's superuser, a role that may write a table, and none for a reader.
+#[tokio::test]
+async fn roles_that_can_do_more_than_read_are_named() {
+    use sqlx::Connection;
+    let db = TestDb::postgres().await;
+    let risks = role_risks(&db.url).await.unwrap();
+    assert!(risks.iter().any(|r| r == "is a superuser"), "{risks:?}");
+    let role = format!("widesweep_reader_{}", std::process::id());
+    let name = db.url.rsplit('/').next().unwrap().to_string();
+    let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    for statement in [
+        format!("DROP ROLE IF EXISTS {role}"),
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT CONNECT ON DATABASE {name} TO {role}"),
+        format!("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}"),
+    ] {
+        sqlx::query(&statement).execute(&mut admin).await.unwrap();
+    }
+    let (scheme_user, host) = db.url.split_once('@').unwrap();
+    let scheme = &scheme_user[..scheme_user.find("://").unwrap() + 3];
+    let reader_url = format!("{scheme}{role}@{host}");
+    assert_eq!(role_risks(&reader_url).await.unwrap(), Vec::<String>::new());
+    sqlx::query(&format!("GRANT UPDATE ON jobs TO {role}")).execute(&mut admin).await.unwrap();
+    assert_eq!(role_risks(&reader_url).await.unwrap(), vec!["may write the table jobs".to_string()]);
+    sqlx::query(&format!("ALTER ROLE {role} REPLICATION")).execute(&mut admin).await.unwrap();
+    let risks = role_risks(&reader_url).await.unwrap();
+    assert!(risks.iter().any(|r| r.starts_with("may start replication")), "{risks:?}");
+    for statement in [
+        format!("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}"),
+        format!("REVOKE CONNECT ON DATABASE {name} FROM {role}"),
+    ] {
+        sqlx::query(&statement).execute(&mut admin).await.unwrap();
+    }
+    admin.close().await.unwrap();
+    db.finish().await;
+    let mut admin = sqlx::PgConnection::connect(&common::admin_url()).await.unwrap();
+    sqlx::query(&format!("DROP ROLE IF EXISTS {role}")).execute(&mut admin).await.unwrap();
+    // SQLite's file is opened read-only: nothing to name.
+    assert!(role_risks("sqlite:///nonexistent.db").await.unwrap().is_empty());
+}
 
 url_tests!(
     read_only_stores_read_and_refuse_writes,

@@ -55,7 +55,7 @@ pub struct ServeArgs {
     pub lease_seconds: u64,
     /// Seconds a connection (gRPC or dashboard) may move no byte before it
     /// is closed: a half-sent request, an idle keep-alive, a vanished peer.
-    /// Live clients answer the coordinator's pings every 20 s.
+    /// Live clients are pinged three times per timeout, and answer.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub idle_timeout_seconds: u64,
     /// Largest checkpoint upload accepted, in MiB.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use widesweep_coordinator::report::Format;
 use widesweep_coordinator::report::render::{QueryWriter, render_query};
-use widesweep_coordinator::report::sql::{DEFAULT_MAX_ROWS, SqlError, cut_note, query, query_into};
+use widesweep_coordinator::report::sql::{DEFAULT_MAX_ROWS, SqlError, cut_note, query, query_into, role_risks};
 use widesweep_coordinator::store::DEFAULT_DB_URL;
 
 #[derive(Args, Debug)]
@@ -26,9 +26,25 @@ pub struct SqlArgs {
     /// Rows printed at most; the output says when the result had more.
     #[arg(long, default_value_t = DEFAULT_MAX_ROWS as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_rows: u64,
+    /// Run even when the PostgreSQL role can do more than read (a
+    /// superuser, replication, write privileges on widesweep's tables):
+    /// refused by default, since a read-only transaction does not stop
+    /// all of what such a role can do.
+    #[arg(long)]
+    pub privileged: bool,
 }
 
 pub async fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
+    if !args.privileged {
+        let risks = role_risks(&args.db).await?;
+        anyhow::ensure!(
+            risks.is_empty(),
+            "the database role of --db {}; a read-only transaction does not stop all of that. \
+             Connect as a role that can only read (docs/results.md, \"A read-only role\"), \
+             or pass --privileged to run the statement anyway",
+            risks.join(", ")
+        );
+    }
     let timeout = Duration::from_secs(args.timeout);
     let max_rows = usize::try_from(args.max_rows).unwrap_or(usize::MAX);
     let stdout = std::io::stdout();

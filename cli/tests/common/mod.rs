@@ -152,6 +152,11 @@ impl Cluster {
     }
 
     pub fn serve(&self, log: &str) -> Proc {
+        self.serve_with(log, &[])
+    }
+
+    /// [`Self::serve`] with more arguments for `widesweep serve`.
+    pub fn serve_with(&self, log: &str, extra: &[&str]) -> Proc {
         let mut command = widesweep();
         command.args(["serve", "--db", &self.db, "--listen"]).arg(format!("127.0.0.1:{}", self.port));
         command.arg("--artifacts").arg(self.path("artifacts"));
@@ -160,6 +165,7 @@ impl Cluster {
             command.arg("--tls-cert").arg(self.path("coordinator.crt"));
             command.arg("--tls-key").arg(self.path("coordinator.key"));
         }
+        command.args(extra);
         let proc = spawn(command, self.path(log));
         let port = self.port;
         wait_for("the coordinator to listen", Duration::from_secs(30), || {

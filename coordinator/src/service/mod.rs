@@ -37,7 +37,7 @@ pub use convert::{job_epoch_from_proto, result_row_from_proto};
 pub use sweeps::DEFAULT_MAX_ATTEMPTS;
 pub use watch::MAX_STREAMS_PER_CREDENTIAL;
 
-use crate::net::{ConnectionLimits, Gate, HTTP2_KEEPALIVE};
+use crate::net::{ConnectionLimits, Gate};
 use crate::store::Store;
 
 /// Jobs a spec may expand to unless the coordinator is told otherwise.
@@ -140,8 +140,8 @@ pub async fn serve(
         // Pings keep a live client's quiet connection (a watch with no
         // change, a worker between reports) moving, so that only dead and
         // stalled ones reach the idle timeout; an unanswered ping closes it.
-        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE))
-        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE));
+        .http2_keepalive_interval(Some(config.connections.keepalive()))
+        .http2_keepalive_timeout(Some(config.connections.keepalive()));
     if let Some((cert, key)) = &config.tls {
         builder = builder
             .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))

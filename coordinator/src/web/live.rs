@@ -79,6 +79,7 @@ impl Live {
 /// `/api/events`: an `event: sweeps` with every sweep's summary (the
 /// `/api/sweeps` JSON) now and whenever it changes.
 pub(super) async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let keepalive = state.keepalive;
     let stream = futures::stream::unfold((state.live.snapshot.clone(), true), |(mut snapshot, first)| async move {
         if !first {
             snapshot.changed().await.ok()?;
@@ -86,5 +87,5 @@ pub(super) async fn events(State(state): State<AppState>) -> Sse<impl Stream<Ite
         let data = Arc::clone(&snapshot.borrow_and_update().json);
         Some((Ok(Event::default().event("sweeps").data(&*data)), (snapshot, false)))
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream).keep_alive(KeepAlive::default().interval(keepalive))
 }

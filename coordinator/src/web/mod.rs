@@ -67,6 +67,8 @@ struct AppState {
     cache: cache::Cache,
     refresh: Duration,
     stale_after: Duration,
+    /// How often an idle event stream sends a comment (see [`crate::net`]).
+    keepalive: Duration,
 }
 
 impl AppState {
@@ -85,6 +87,7 @@ pub fn router(store: Arc<dyn Store>, config: &WebConfig) -> Router {
         cache: cache::Cache::default(),
         refresh: config.refresh,
         stale_after: config.stale_after,
+        keepalive: config.connections.keepalive(),
     };
     let access = auth::Access::new(&config.credentials, config.tls.is_some());
     let guarded = Router::new()

@@ -187,6 +187,16 @@ pub fn backend_of(url: &str) -> Result<Backend, SqlError> {
     }
 }
 
+/// What the database role of `url` may do beyond reading (see
+/// `widesweep sql --privileged`); always empty on SQLite, whose file is
+/// opened read-only.
+pub async fn role_risks(url: &str) -> Result<Vec<String>, SqlError> {
+    match backend_of(url)? {
+        Backend::Sqlite => Ok(Vec::new()),
+        Backend::Postgres => postgres::role_risks(url).await,
+    }
+}
+
 /// Runs one read-only statement against the database at `url` and keeps
 /// its first `max_rows` rows.
 pub async fn query(url: &str, sql: &str, timeout: Duration, max_rows: usize) -> Result<QueryResult, SqlError> {

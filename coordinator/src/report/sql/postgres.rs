@@ -19,6 +19,59 @@ use super::{RowSink, SqlError, SqlValue, Streamed, stream_rows};
 /// does not answer at all.
 const CLIENT_GRACE: Duration = Duration::from_secs(5);
 
+/// The widesweep tables a reading role must not be able to write.
+const TABLES: [&str; 5] = ["sweeps", "jobs", "epochs", "checkpoints", "workers"];
+
+/// What the role `url` connects as may do beyond reading: being a
+/// superuser, starting replication (a replication slot outlives any
+/// transaction and holds the server's WAL), creating roles or databases,
+/// bypassing row security, reading or writing server files, signalling
+/// other sessions, or writing a widesweep table. Empty for a reader.
+pub(super) async fn role_risks(url: &str) -> Result<Vec<String>, SqlError> {
+    let options = PgConnectOptions::from_str(url).map_err(|_| SqlError::BadUrl(url.to_string()))?;
+    let mut conn = PgConnection::connect_with(&options).await?;
+    let row = sqlx::query(
+        "SELECT current_user::text AS role, rolsuper, rolreplication, rolcreaterole, rolcreatedb, rolbypassrls, \
+                pg_has_role(current_user, 'pg_read_server_files', 'MEMBER') AS read_files, \
+                pg_has_role(current_user, 'pg_write_server_files', 'MEMBER') AS write_files, \
+                pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER') AS run_programs, \
+                pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') AS signal \
+         FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    let mut risks = Vec::new();
+    for (column, risk) in [
+        ("rolsuper", "is a superuser"),
+        ("rolreplication", "may start replication (a replication slot survives the rollback and holds WAL)"),
+        ("rolcreaterole", "may create roles"),
+        ("rolcreatedb", "may create databases"),
+        ("rolbypassrls", "bypasses row-level security"),
+        ("read_files", "may read the server's files"),
+        ("write_files", "may write the server's files"),
+        ("run_programs", "may run programs on the server"),
+        ("signal", "may end other sessions (the coordinator's)"),
+    ] {
+        if row.try_get::<bool, _>(column)? {
+            risks.push(risk.to_string());
+        }
+    }
+    for table in TABLES {
+        let writable: Option<bool> = sqlx::query_scalar(
+            "SELECT CASE WHEN to_regclass($1) IS NULL THEN NULL ELSE \
+             has_table_privilege(current_user, $1, 'INSERT, UPDATE, DELETE, TRUNCATE') END",
+        )
+        .bind(table)
+        .fetch_one(&mut conn)
+        .await?;
+        if writable == Some(true) {
+            risks.push(format!("may write the table {table}"));
+        }
+    }
+    let _ = conn.close().await;
+    Ok(risks)
+}
+
 pub(super) async fn query(
     url: &str,
     sql: &str,

@@ -2,4 +2,4 @@
 
 #: Hex SHA-256 of sweep.proto then worker.proto, as these stubs were made
 #: from them; the coordinator serves its own (GetVersion).
-PROTO_SHA256 = "e93ebf29bf5caecd7ac415e83f91f0e447a04145b5a51ac356b0b6e55556134e"
+PROTO_SHA256 = "87d7b4c76af53c74ccafaf8bc80837fe316c20cf0a94af9e829f2372d58b84a9"

@@ -17,22 +17,26 @@ class RegisterWorkerRequest(_message.Message):
     def __init__(self, hostname: _Optional[str] = ..., devices: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ...) -> None: ...
 
 class RegisterWorkerResponse(_message.Message):
-    __slots__ = ("worker_id", "lease_seconds")
+    __slots__ = ("worker_id", "lease_seconds", "worker_secret")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WORKER_SECRET_FIELD_NUMBER: _ClassVar[int]
     worker_id: int
     lease_seconds: int
-    def __init__(self, worker_id: _Optional[int] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
+    worker_secret: str
+    def __init__(self, worker_id: _Optional[int] = ..., lease_seconds: _Optional[int] = ..., worker_secret: _Optional[str] = ...) -> None: ...
 
 class LeaseJobRequest(_message.Message):
-    __slots__ = ("worker_id", "device", "device_kind")
+    __slots__ = ("worker_id", "worker_secret", "device", "device_kind")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_SECRET_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     DEVICE_KIND_FIELD_NUMBER: _ClassVar[int]
     worker_id: int
+    worker_secret: str
     device: str
     device_kind: str
-    def __init__(self, worker_id: _Optional[int] = ..., device: _Optional[str] = ..., device_kind: _Optional[str] = ...) -> None: ...
+    def __init__(self, worker_id: _Optional[int] = ..., worker_secret: _Optional[str] = ..., device: _Optional[str] = ..., device_kind: _Optional[str] = ...) -> None: ...
 
 class LeaseJobResponse(_message.Message):
     __slots__ = ("job", "retry_after_ms")
