@@ -1,17 +1,20 @@
 //! CPU-heavy work (parsing and expanding specs, rendering tables, summing
 //! curves) runs here, off the async workers: a handler that computes for
 //! seconds on the runtime stalls every other client's call. At most one
-//! such task per core runs at once and the rest wait their turn, so two
-//! oversized specs use two cores, not the whole blocking pool's 512 threads.
+//! such task per core but one runs at once (one on a single core) and the
+//! rest wait their turn: a core is left to the threads that serve calls,
+//! and two oversized specs never take the whole machine.
 
 use std::sync::{Arc, LazyLock};
 
 use tokio::sync::Semaphore;
 
-static PERMITS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    Arc::new(Semaphore::new(cores))
-});
+static PERMITS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(permits())));
+
+/// Tasks that may run at once: the cores but one, at least one.
+fn permits() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+}
 
 /// The task panicked or the runtime is shutting down.
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +40,8 @@ mod tests {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn no_more_tasks_run_at_once_than_there_are_cores() {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    async fn no_more_tasks_run_at_once_than_there_are_permits() {
+        let cores = permits();
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = (0..cores * 3)

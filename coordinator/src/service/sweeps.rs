@@ -178,40 +178,38 @@ impl SweepService for Sweeps {
             ms => Duration::from_millis(u64::from(ms)).clamp(POLL_INTERVAL, Duration::from_secs(60)),
         };
         let ticket = self.streams.open(role)?;
-        let first = sweep_status(&self.store.sweep(printable("sweep", &request.sweep)?).await?);
         let finished = |s: &pb::SweepStatus| s.pending == 0 && s.running == 0 && s.total > 0;
         // Every watcher of this sweep reads the same poll (see `watch`).
-        let mut polls = self.watchers.subscribe(first.sweep_id, &first);
+        let mut polls = self.watchers.subscribe(printable("sweep", &request.sweep)?);
         // A small buffer: a slow client makes its sender wait, not pile up.
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             let _ticket = ticket;
-            let mut last = first;
-            if tx.send(Ok(last.clone())).await.is_err() {
-                return;
-            }
-            while !finished(&last) {
-                tokio::select! {
-                    _ = tx.closed() => return,
-                    _ = tokio::time::sleep(interval) => {}
-                }
+            let mut last: Option<pb::SweepStatus> = None;
+            loop {
                 tokio::select! {
                     _ = tx.closed() => return,
                     changed = polls.changed() => if changed.is_err() { return },
                 }
-                let next = polls.borrow_and_update().clone();
-                match next {
-                    Ok(next) if next == last => {}
-                    Ok(next) => {
-                        if tx.send(Ok(next.clone())).await.is_err() {
+                let polled = polls.borrow_and_update().clone();
+                match polled {
+                    None => continue,
+                    Some(Ok(next)) if last.as_ref() == Some(&next) => {}
+                    Some(Ok(next)) => {
+                        let done = finished(&next);
+                        if tx.send(Ok(next.clone())).await.is_err() || done {
                             return;
                         }
-                        last = next;
+                        last = Some(next);
                     }
-                    Err(status) => {
+                    Some(Err(status)) => {
                         let _ = tx.send(Err(status)).await;
                         return;
                     }
+                }
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep(interval) => {}
                 }
             }
         });

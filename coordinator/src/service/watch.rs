@@ -25,13 +25,17 @@ pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Open streams (`WatchSweep`, `ListResults`) one credential may hold at once.
 pub const MAX_STREAMS_PER_CREDENTIAL: usize = 256;
 
-/// The latest poll of a sweep: its status, or why it could not be read.
-pub(crate) type Polled = Result<pb::SweepStatus, Status>;
+/// The latest poll of a sweep: its status, or why it could not be read;
+/// `None` until the first poll ends.
+pub(crate) type Polled = Option<Result<pb::SweepStatus, Status>>;
+
+/// The pollers running, by the sweep as watchers name it (its name or id).
+type Polls = Arc<Mutex<HashMap<String, watch::Sender<Polled>>>>;
 
 #[derive(Clone)]
 pub(crate) struct Watchers {
     store: Arc<dyn Store>,
-    polls: Arc<Mutex<HashMap<i64, watch::Sender<Polled>>>>,
+    polls: Polls,
 }
 
 impl Watchers {
@@ -39,69 +43,68 @@ impl Watchers {
         Self { store, polls: Arc::default() }
     }
 
-    /// A receiver of the sweep's polls, starting the poller if none runs;
-    /// `first` is the status just read, which a new poller starts from.
-    pub(crate) fn subscribe(&self, sweep_id: i64, first: &pb::SweepStatus) -> watch::Receiver<Polled> {
-        let mut polls = self.lock();
-        if let Some(sender) = polls.get(&sweep_id) {
-            // The poll may be newer than `first`: the watcher looks at it
-            // at once rather than at the next change, which may not come.
+    /// A receiver of the polls of `sweep` (a name or an id), starting a
+    /// poller if none runs. A new watcher costs no read of its own: it
+    /// sees the current poll at once, or the first one when it ends.
+    pub(crate) fn subscribe(&self, sweep: &str) -> watch::Receiver<Polled> {
+        let mut polls = lock(&self.polls);
+        if let Some(sender) = polls.get(sweep) {
             let mut receiver = sender.subscribe();
             receiver.mark_changed();
             return receiver;
         }
-        let (sender, receiver) = watch::channel(Ok(first.clone()));
-        polls.insert(sweep_id, sender.clone());
-        tokio::spawn(poll(Arc::clone(&self.store), Arc::clone(&self.polls), sweep_id, sender));
+        let (sender, receiver) = watch::channel(None);
+        polls.insert(sweep.to_string(), sender.clone());
+        tokio::spawn(poll(Arc::clone(&self.store), Arc::clone(&self.polls), sweep.to_string(), sender));
         receiver
     }
 
     /// Sweeps with a poller running (for tests).
     #[cfg(test)]
     pub(crate) fn polled(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, watch::Sender<Polled>>> {
-        self.polls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.polls).len()
     }
 }
 
-async fn poll(
-    store: Arc<dyn Store>,
-    polls: Arc<Mutex<HashMap<i64, watch::Sender<Polled>>>>,
-    sweep_id: i64,
-    sender: watch::Sender<Polled>,
-) {
-    let id = sweep_id.to_string();
-    let mut took = Duration::ZERO;
+fn lock(polls: &Polls) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<Polled>>> {
+    polls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn poll(store: Arc<dyn Store>, polls: Polls, sweep: String, sender: watch::Sender<Polled>) {
+    let mut wait = Duration::ZERO;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(POLL_INTERVAL.max(took * 4)) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = sender.closed() => {}
         }
         {
             // Removed under the map's lock, so a watcher arriving now
             // starts a new poller instead of joining one that is ending.
-            let mut map = polls.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut map = lock(&polls);
             if sender.receiver_count() == 0 {
-                map.remove(&sweep_id);
+                map.remove(&sweep);
                 return;
             }
         }
         let started = Instant::now();
-        let polled = store.sweep(&id).await.map(|summary| sweep_status(&summary)).map_err(Status::from);
-        took = started.elapsed();
+        let polled = store.sweep(&sweep).await.map(|summary| sweep_status(&summary)).map_err(Status::from);
+        wait = POLL_INTERVAL.max(started.elapsed() * 4);
+        let failed = polled.is_err();
         sender.send_if_modified(|current| {
             let changed = match (&*current, &polled) {
-                (Ok(a), Ok(b)) => a != b,
+                (Some(Ok(a)), Ok(b)) => a != b,
                 _ => true,
             };
             if changed {
-                *current = polled;
+                *current = Some(polled);
             }
             changed
         });
+        if failed {
+            // Every watcher is told and ends; the next one polls afresh.
+            lock(&polls).remove(&sweep);
+            return;
+        }
     }
 }
 
@@ -153,18 +156,39 @@ mod tests {
     async fn watchers_of_a_sweep_share_one_poller_that_ends_with_them() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::open(&format!("sqlite://{}", dir.path().join("w.db").display())).await.unwrap();
+        let text = "name = \"w\"\ndataset = \"mnist\"\nseeds = [1]\n[recipe]\nepochs = 2\nlr_milestones = [1]\n\
+                    [grid]\ndepth = [10]\nwidth = [1]\n";
+        let spec = crate::spec::Spec::parse(text).unwrap();
+        let expansion = spec.expand(false).unwrap();
+        let sweep = crate::store::NewSweep {
+            name: &spec.name,
+            dataset: spec.dataset,
+            spec_toml: text,
+            engines: &spec.engines.defined,
+            priority: 0,
+            max_attempts: 3,
+            jobs: &expansion.jobs,
+            reserve: &expansion.reserve,
+            seeds_target_ci: None,
+        };
+        store.submit_sweep(&sweep, 1_000).await.unwrap();
         let watchers = Watchers::new(store);
-        let status = pb::SweepStatus { sweep_id: 7, ..Default::default() };
-        let a = watchers.subscribe(7, &status);
-        let b = watchers.subscribe(7, &status);
-        let c = watchers.subscribe(8, &status);
-        assert_eq!(watchers.polled(), 2, "two sweeps, two pollers");
-        drop((a, b, c));
+        let mut a = watchers.subscribe("w");
+        let mut b = watchers.subscribe("w");
+        assert_eq!(watchers.polled(), 1, "one poller for both");
+        for receiver in [&mut a, &mut b] {
+            receiver.wait_for(Option::is_some).await.unwrap();
+            assert_eq!(receiver.borrow().clone().unwrap().unwrap().total, 1);
+        }
+        drop((a, b));
         tokio::time::sleep(POLL_INTERVAL * 3).await;
-        assert_eq!(watchers.polled(), 0, "pollers end with their last watcher");
-        // A new watcher starts a new poller.
-        let _d = watchers.subscribe(7, &status);
-        assert_eq!(watchers.polled(), 1);
+        assert_eq!(watchers.polled(), 0, "a poller ends with its last watcher");
+        // An unknown sweep: its watchers are told, and its poller ends.
+        let mut c = watchers.subscribe("nope");
+        c.wait_for(Option::is_some).await.unwrap();
+        let told = c.borrow().clone().unwrap().unwrap_err();
+        assert_eq!(told.code(), tonic::Code::NotFound);
+        assert_eq!(watchers.polled(), 0);
     }
 
     #[test]
