@@ -128,8 +128,12 @@ fn a_failing_job_is_retried_then_failed_and_the_rest_goes_on() {
 
     let failed = wait_for("the broken job to fail", LONG, || all_done(&cluster.db, "broken")).remove(0);
     assert_eq!(failed.status, "failed");
-    assert_eq!(failed.attempts_spent, 2, "retried up to max_attempts");
+    // Unreadable data is the machine's error: it spends none of the job's
+    // attempts; alone, the worker retries it, up to three times the job's
+    // attempts (its machine errors are bounded on their own).
+    assert_eq!(failed.attempts_spent, 0, "machine errors spend no attempt");
     let error = failed.last_error.clone().unwrap();
+    assert!(error.starts_with("a machine error on 1 host(s) (6 attempts)"), "{error}");
     assert!(error.contains("fashion-mnist/train-images-idx3-ubyte.gz"), "the error names the file: {error}");
     let status = cluster.status("broken");
     assert!(text(&status.stdout).contains(&error), "status should show the error: {}", text(&status.stdout));
@@ -161,4 +165,61 @@ fn sigterm_hands_the_job_back_with_a_checkpoint_and_exits_0() {
     // Every epoch the first worker finished was kept: the second resumed after them.
     let first_attempt: Vec<i64> = job.epochs.iter().filter(|(_, a)| *a == 1).map(|(e, _)| *e).collect();
     assert_eq!(first_attempt, (1..=handed_back.epochs.len() as i64).collect::<Vec<_>>(), "{job:?}");
+}
+
+/// The black-hole machine: a worker whose copy of the dataset is corrupt
+/// fails every job it touches, at once. Its errors are the machine's, so
+/// they spend none of the jobs' attempts, and a job it failed goes to the
+/// healthy worker instead of back to it: every job succeeds, and `status`
+/// groups the failures under one cause naming the broken worker.
+fn a_broken_machine_cannot_eat_the_sweep(db: Option<String>) {
+    let _serial = serial();
+    let cluster = Cluster::new(db, 5);
+    let broken = cluster.path("broken-data/mnist");
+    std::fs::create_dir_all(&broken).unwrap();
+    for name in [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ] {
+        std::fs::write(broken.join(name), b"not gzip at all").unwrap();
+    }
+    let _coordinator = cluster.serve("coordinator.log");
+    cluster.submit("chaos", &[1, 2], &[1, 2], 2, 2);
+    // The healthy worker registers first (worker 1): the broken one
+    // (worker 2) then never works alone.
+    let _healthy = cluster.work("healthy");
+    wait_for("the healthy worker to lease", LONG, || {
+        jobs(&cluster.db, "chaos").iter().any(|j| j.status != "pending").then_some(())
+    });
+    let mut command = widesweep();
+    command.args(["work", "--devices", "cpu"]);
+    cluster.client_args(&mut command, TOKEN);
+    command.arg("--data-dir").arg(cluster.path("broken-data")).arg("--unofficial-dataset-sizes");
+    command.arg("--scratch-dir").arg(cluster.path("scratch-broken"));
+    let _broken = spawn(command, cluster.path("broken.log"));
+
+    let done = wait_for("the sweep to finish", LONG, || all_done(&cluster.db, "chaos"));
+    for job in &done {
+        assert_eq!(job.status, "succeeded", "no job fails for good: {job:?}");
+        assert_eq!(job.attempts_spent, 1, "only the successful attempt is spent: {job:?}");
+    }
+    let status = text(&cluster.status("chaos").stdout);
+    let cause = status.lines().find(|line| line.contains("machine error, on")).unwrap_or_else(|| panic!("{status}"));
+    assert!(cause.contains("(worker 2)") && !cause.contains("(worker 1)"), "the broken worker is named: {cause}");
+    assert!(cause.contains("mnist/train-images-idx3-ubyte.gz"), "the cause names the file: {cause}");
+    let groups = status.lines().filter(|line| line.contains(" error, on ")).count();
+    assert_eq!(groups, 1, "one cause: {status}");
+    eprintln!("{cause}");
+}
+
+#[test]
+fn a_broken_machine_cannot_eat_the_sweep_on_sqlite() {
+    a_broken_machine_cannot_eat_the_sweep(None);
+}
+
+#[test]
+fn a_broken_machine_cannot_eat_the_sweep_on_postgres() {
+    a_broken_machine_cannot_eat_the_sweep(Some(fresh_postgres()));
 }

@@ -375,6 +375,7 @@ async fn only_the_lease_holder_can_write_a_job(store: Arc<dyn Store>) {
                 error: "sabotage".into(),
                 retryable: false,
                 lease_token: forged.lease_token.clone(),
+                ..Default::default()
             })
             .await
             .unwrap_err(),
@@ -611,6 +612,7 @@ async fn control_characters_never_reach_the_database(store: Arc<dyn Store>) {
         error: "loss is NaN\0 at epoch 2\n\x1b[2J".into(),
         retryable: true,
         lease_token: job.lease_token.clone(),
+        ..Default::default()
     };
     assert!(c.workers.fail_job(failed).await.unwrap().into_inner().requeued);
     let row = store.job(job.job_id).await.unwrap();

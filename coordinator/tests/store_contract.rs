@@ -392,7 +392,71 @@ async fn pages_hold_one_sweep_in_order(store: Arc<dyn Store>) {
     assert_eq!(jobs, expected);
 }
 
+/// A machine's error does not spend the job's attempts and sends the job
+/// to another host; the same machine error on three hosts ends it, saying
+/// so. Every attempt is kept with its worker, host and class.
+async fn machine_errors_go_elsewhere_and_end_after_three_hosts(store: Arc<dyn Store>) {
+    use widesweep_coordinator::store::{ErrorClass, Failure, group_errors};
+    submit(&*store, &spec("machines", &[1], &[1]), 0, 2).await;
+    let mut workers = Vec::new();
+    for host in ["gpu-a", "gpu-b", "gpu-c"] {
+        workers.push(store.register_worker(host, &[], "t", 0).await.unwrap());
+    }
+    let corrupt =
+        Failure { error: "data: t10k-images-idx3-ubyte is corrupt", retryable: true, class: ErrorClass::Machine };
+    for (i, worker) in workers.iter().enumerate() {
+        let now = 10 + 10 * i as i64;
+        for earlier in &workers[..i] {
+            assert!(
+                store.lease_job(*earlier, "cpu", token(), LEASE, now).await.unwrap().is_none(),
+                "not back to a host that failed it"
+            );
+        }
+        let job = store.lease_job(*worker, "cpu", token(), LEASE, now).await.unwrap().expect("another host takes it");
+        let requeued = store.fail_attempt(job.fence(), &corrupt, now + 1).await.unwrap();
+        let row = store.job(job.job_id).await.unwrap();
+        assert_eq!(row.attempts_spent, 0, "a machine's error spends none of the job's attempts");
+        assert_eq!(requeued, i < 2, "requeued until the third host");
+        if i == 2 {
+            assert_eq!(row.status.as_str(), "failed");
+            let error = row.last_error.unwrap();
+            assert!(error.starts_with("a machine error on 3 host(s) (3 attempts), the last: data:"), "{error}");
+        }
+    }
+    let failed = store.failed_attempts("machines", 100).await.unwrap();
+    let hosts: Vec<&str> = failed.iter().map(|a| a.hostname.as_str()).collect();
+    assert_eq!(hosts, ["gpu-a", "gpu-b", "gpu-c"]);
+    assert!(failed.iter().all(|a| a.error_class == "machine" && a.error == corrupt.error));
+    let groups = group_errors(&failed);
+    assert_eq!(groups.len(), 1, "one cause");
+    assert_eq!((groups[0].attempts, groups[0].jobs, groups[0].workers.len()), (3, 1, 3));
+}
+
+/// A worker is not given back a job it failed while a worker on another
+/// host is alive; alone, it retries the job itself. The job's own errors
+/// spend its attempts as before.
+async fn a_failed_job_goes_to_another_worker_unless_one_is_alone(store: Arc<dyn Store>) {
+    use widesweep_coordinator::store::{ErrorClass, Failure};
+    submit(&*store, &spec("elsewhere", &[1], &[1]), 0, 3).await;
+    let alone = store.register_worker("solo", &[], "t", 0).await.unwrap();
+    let crash = Failure { error: "segfault", retryable: true, class: ErrorClass::Unknown };
+    let first = store.lease_job(alone, "cpu", token(), LEASE, 1).await.unwrap().unwrap();
+    assert!(store.fail_attempt(first.fence(), &crash, 2).await.unwrap());
+    let again = store.lease_job(alone, "cpu", token(), LEASE, 3).await.unwrap().expect("alone, it retries");
+    assert_eq!(again.job_id, first.job_id);
+    let other = store.register_worker("other", &[], "t", 4).await.unwrap();
+    assert!(store.fail_attempt(again.fence(), &crash, 5).await.unwrap());
+    assert!(store.lease_job(alone, "cpu", token(), LEASE, 6).await.unwrap().is_none(), "another worker is alive");
+    let third = store.lease_job(other, "cpu", token(), LEASE, 7).await.unwrap().expect("the other worker takes it");
+    let diverged = Failure { error: "the loss diverged", retryable: true, class: ErrorClass::Job };
+    assert!(!store.fail_attempt(third.fence(), &diverged, 8).await.unwrap(), "the third of three attempts");
+    let row = store.job(first.job_id).await.unwrap();
+    assert_eq!((row.status.as_str(), row.attempts_spent), ("failed", 3));
+}
+
 contract_tests!(
+    machine_errors_go_elsewhere_and_end_after_three_hosts,
+    a_failed_job_goes_to_another_worker_unless_one_is_alone,
     pages_hold_one_sweep_in_order,
     submit_is_idempotent_and_adds_only_new_cells,
     a_job_runs_from_lease_to_success,

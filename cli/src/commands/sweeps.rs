@@ -192,9 +192,28 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     let s = clients.sweeps.get_sweep(pb::GetSweepRequest { sweep }).await.map_err(|s| explain(s, url))?.into_inner();
     println!("{}", describe(&s));
+    if !s.error_groups.is_empty() {
+        println!("failed attempts by cause:");
+        for g in &s.error_groups {
+            println!(
+                "  {} attempts of {} jobs, {} error, on {}: {}",
+                g.attempts,
+                g.jobs,
+                g.error_class,
+                one_line(&g.workers.join(", ")),
+                shown(&g.error).replace('\n', "\n    ")
+            );
+        }
+    }
     for e in &s.errors {
+        let place = match (e.hostname.is_empty(), e.worker_id) {
+            (true, _) => String::new(),
+            (false, 0) => format!(", on {}", one_line(&e.hostname)),
+            (false, id) => format!(", on {} (worker {id})", one_line(&e.hostname)),
+        };
+        let class = if e.error_class.is_empty() { String::new() } else { format!(", {} error", e.error_class) };
         println!(
-            "  job {} (seed {}, {}, attempt {} of {}): {}",
+            "  job {} (seed {}, {}, attempt {} of {}{class}{place}): {}",
             e.job_id,
             e.seed,
             e.status,

@@ -6,7 +6,8 @@ use widesweep_proto::v1 as pb;
 
 use super::error::missing;
 use crate::store::{
-    CheckpointRef, EpochMetrics, JobConfig, JobEpoch, JobRow, JobStatus, LeaseToken, LeasedJob, ResultRow, SweepSummary,
+    CheckpointRef, EpochMetrics, ErrorGroup, JobConfig, JobEpoch, JobRow, JobStatus, LeaseToken, LeasedJob, ResultRow,
+    SweepSummary,
 };
 
 pub(crate) fn sweep_status(s: &SweepSummary) -> pb::SweepStatus {
@@ -30,6 +31,7 @@ pub(crate) fn sweep_status(s: &SweepSummary) -> pb::SweepStatus {
         errors: Vec::new(),
         reserve: s.reserve,
         seeds_target_ci: s.seeds_target_ci,
+        error_groups: Vec::new(),
     }
 }
 
@@ -41,6 +43,17 @@ pub(crate) fn job_error(job: &JobRow) -> pb::JobError {
         attempts_spent: job.attempts_spent,
         max_attempts: job.max_attempts,
         error: job.last_error.clone().unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn error_group(group: &ErrorGroup) -> pb::ErrorGroup {
+    pb::ErrorGroup {
+        error_class: group.error_class.clone(),
+        error: group.error.clone(),
+        attempts: group.attempts,
+        jobs: group.jobs,
+        workers: group.workers.clone(),
     }
 }
 

@@ -12,12 +12,12 @@ use widesweep_proto::v1::sweep_service_server::SweepService;
 
 use super::auth::{Permission, require};
 use super::clock::DatabaseClock;
-use super::convert::{job_epoch, job_error, result_row, sweep_status};
+use super::convert::{error_group, job_epoch, job_error, result_row, sweep_status};
 use super::text::{MAX_ECHO_CHARS, escaped, printable};
 use super::watch::{POLL_INTERVAL, StreamBudget, Watchers};
 use crate::cpu;
 use crate::spec::Spec;
-use crate::store::{NewSweep, Store, SweepAction};
+use crate::store::{NewSweep, Store, SweepAction, group_errors};
 
 /// Attempts per job when the submitter does not say.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
@@ -31,6 +31,10 @@ const RESULT_EPOCHS_PER_PAGE: u32 = 5_000;
 const MAX_SPEC_BYTES: usize = 1024 * 1024;
 /// Failed jobs listed by GetSweep.
 const MAX_ERRORS_SHOWN: u32 = 20;
+/// Failed attempts GetSweep groups by cause (the first ones of the sweep).
+const MAX_FAILED_ATTEMPTS_READ: u32 = 10_000;
+/// Error groups GetSweep returns.
+const MAX_ERROR_GROUPS: usize = 10;
 
 pub struct Sweeps {
     pub(super) store: Arc<dyn Store>,
@@ -128,7 +132,24 @@ impl SweepService for Sweeps {
         let sweep = request.into_inner().sweep;
         let summary = self.store.sweep(printable("sweep", &sweep)?).await?;
         let mut status = sweep_status(&summary);
-        status.errors = self.store.job_errors(&sweep, MAX_ERRORS_SHOWN).await?.iter().map(job_error).collect();
+        let failed = self.store.failed_attempts(&sweep, MAX_FAILED_ATTEMPTS_READ).await?;
+        status.errors = self
+            .store
+            .job_errors(&sweep, MAX_ERRORS_SHOWN)
+            .await?
+            .iter()
+            .map(|job| {
+                let mut shown = job_error(job);
+                // The host and class of the job's latest failed attempt.
+                if let Some(last) = failed.iter().rev().find(|a| a.job_id == job.job_id) {
+                    shown.hostname = last.hostname.clone();
+                    shown.worker_id = last.worker_id.unwrap_or(0);
+                    shown.error_class = last.error_class.clone();
+                }
+                shown
+            })
+            .collect();
+        status.error_groups = group_errors(&failed).iter().take(MAX_ERROR_GROUPS).map(error_group).collect();
         Ok(Response::new(status))
     }
 

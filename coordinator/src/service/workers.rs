@@ -20,7 +20,7 @@ use super::clock::DatabaseClock;
 use super::convert::{checkpoint_ref, epoch_metrics, leased_job};
 use super::error::missing;
 use super::text::{escaped, printable};
-use crate::store::{DeviceRate, Fence, JobResult, LeaseToken, NewCheckpoint, Store};
+use crate::store::{DeviceRate, ErrorClass, Failure, Fence, JobResult, LeaseToken, NewCheckpoint, Store};
 
 /// Size of the pieces a checkpoint is streamed in.
 const CHUNK_BYTES: usize = 1024 * 1024;
@@ -237,9 +237,16 @@ impl WorkerService for Workers {
         let request = request.into_inner();
         let fence = fence(request.job_id, request.attempt, &request.lease_token)?;
         let error = escaped(&request.error, MAX_ERROR_CHARS);
-        let requeued = self.store.fail_job(fence, &error, request.retryable, self.clock.now()).await?;
+        let class = match pb::ErrorClass::try_from(request.error_class) {
+            Ok(pb::ErrorClass::Job) => ErrorClass::Job,
+            Ok(pb::ErrorClass::Machine) => ErrorClass::Machine,
+            // An unknown number from a newer worker is no claim either way.
+            Ok(pb::ErrorClass::Unknown) | Err(_) => ErrorClass::Unknown,
+        };
+        let failure = Failure { error: &error, retryable: request.retryable, class };
+        let requeued = self.store.fail_attempt(fence, &failure, self.clock.now()).await?;
         // Debug-formatted: the worker's text cannot start a forged log line.
-        tracing::warn!(?error, requeued, "job attempt failed");
+        tracing::warn!(?error, class = class.as_str(), requeued, "job attempt failed");
         Ok(Response::new(pb::FailJobResponse { requeued }))
     }
 

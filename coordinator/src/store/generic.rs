@@ -311,6 +311,27 @@ where
         }
     }
 
+    /// Records how the attempt of `fence` ended (`outcome`; for a failure
+    /// its class and error), in the transaction that ends it.
+    pub(super) async fn end_attempt(
+        tx: &mut Transaction<'static, D::Db>,
+        fence: Fence,
+        now: Millis,
+        outcome: &str,
+        failure: Option<(ErrorClass, &str)>,
+    ) -> Result<()> {
+        sqlx::query(ATTEMPT_ENDED)
+            .bind(fence.job_id)
+            .bind(i64::from(fence.attempt))
+            .bind(now)
+            .bind(outcome)
+            .bind(failure.map_or("", |(class, _)| class.as_str()))
+            .bind(failure.map_or("", |(_, error)| error))
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     /// Deletes the job's checkpoints older than `keep_id` and returns the
     /// digests no row references any more.
     pub(super) async fn prune_checkpoints(

@@ -48,8 +48,15 @@ pub trait Leases: Send + Sync + 'static {
     /// report when this attempt made one); the best test error stored is the
     /// recorded curve's minimum.
     async fn complete_job(&self, fence: Fence, result: &JobResult, now: Millis) -> Result<Vec<String>>;
-    /// Returns whether the job went back to pending.
-    async fn fail_job(&self, fence: Fence, error: &str, retryable: bool, now: Millis) -> Result<bool>;
+    /// Returns whether the job went back to pending. The attempt is kept
+    /// in `attempts` with its error and class. A machine's error does not
+    /// spend the job's attempts; the job fails for good after machine errors
+    /// on [`MACHINE_ERROR_HOSTS`] hosts, or three times its attempts of them.
+    async fn fail_attempt(&self, fence: Fence, failure: &Failure<'_>, now: Millis) -> Result<bool>;
+    /// [`Self::fail_attempt`] with an error of unknown class.
+    async fn fail_job(&self, fence: Fence, error: &str, retryable: bool, now: Millis) -> Result<bool> {
+        self.fail_attempt(fence, &Failure { error, retryable, class: ErrorClass::Unknown }, now).await
+    }
     /// Hands the job back to pending without spending an attempt.
     async fn release_job(&self, fence: Fence, now: Millis) -> Result<()>;
     /// Returns expired leases to pending (or failed past max_attempts).
@@ -238,38 +245,61 @@ where
         if let Some((sweep_id, target)) = adaptive {
             Sql::<D>::add_seeds_in(&mut tx, sweep_id, target, Some(fence.job_id)).await?;
         }
+        Sql::<D>::end_attempt(&mut tx, fence, now, "succeeded", None).await?;
         tx.commit().await?;
         Ok(orphans)
     }
 
-    async fn fail_job(&self, fence: Fence, error: &str, retryable: bool, now: Millis) -> Result<bool> {
-        let status: Option<String> = sqlx::query_scalar(
-            "UPDATE jobs SET \
-               status = CASE WHEN $3 = 1 AND attempts_spent < max_attempts THEN 'pending' ELSE 'failed' END, \
-               finished_at_ms = CASE WHEN $3 = 1 AND attempts_spent < max_attempts THEN NULL ELSE $4 END, \
-               last_error = $5, worker_id = NULL, lease_expires_at_ms = NULL, lease_token_sha256 = NULL \
-             WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $6 \
-             RETURNING status",
-        )
-        .bind(fence.job_id)
-        .bind(i64::from(fence.attempt))
-        .bind(i64::from(retryable))
-        .bind(now)
-        .bind(error)
-        .bind(fence.token.hex())
-        .fetch_optional(self.writer())
-        .await?;
-        match status {
-            Some(status) if status == JobStatus::Pending.as_str() => Ok(true),
-            Some(_) => {
-                Sql::add_seeds_after(self, fence.job_id).await;
-                Ok(false)
-            }
-            None => Err(Sql::<D>::fence_error(self.writer(), fence, None).await),
+    async fn fail_attempt(&self, fence: Fence, failure: &Failure<'_>, now: Millis) -> Result<bool> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            // Hosts with a machine's error on this job, this attempt's included.
+            let hosts = "(SELECT COUNT(DISTINCT a.hostname) FROM attempts a WHERE a.job_id = jobs.id \
+                 AND (a.error_class = 'machine' OR a.attempt = jobs.attempt))";
+            let again = format!(
+                "$3 = 1 AND CASE WHEN $7 = 'machine' \
+                   THEN machine_failures + 1 < {MACHINE_ERROR_HOSTS} * max_attempts AND {hosts} < {MACHINE_ERROR_HOSTS} \
+                   ELSE attempts_spent < max_attempts END"
+            );
+            format!(
+                "UPDATE jobs SET \
+                   status = CASE WHEN {again} THEN 'pending' ELSE 'failed' END, \
+                   finished_at_ms = CASE WHEN {again} THEN NULL ELSE $4 END, \
+                   attempts_spent = attempts_spent - (CASE WHEN $7 = 'machine' THEN 1 ELSE 0 END), \
+                   machine_failures = machine_failures + (CASE WHEN $7 = 'machine' THEN 1 ELSE 0 END), \
+                   last_error = CASE WHEN $7 = 'machine' AND NOT ({again}) AND $3 = 1 \
+                     THEN 'a machine error on ' || {hosts} || ' host(s) (' || (machine_failures + 1) || \
+                          ' attempts), the last: ' || $5 ELSE $5 END, \
+                   worker_id = NULL, lease_expires_at_ms = NULL, lease_token_sha256 = NULL \
+                 WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_token_sha256 = $6 \
+                 RETURNING status"
+            )
+        });
+        let mut tx = self.begin_write().await?;
+        let status: Option<String> = sqlx::query_scalar(&SQL)
+            .bind(fence.job_id)
+            .bind(i64::from(fence.attempt))
+            .bind(i64::from(failure.retryable))
+            .bind(now)
+            .bind(failure.error)
+            .bind(fence.token.hex())
+            .bind(failure.class.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(status) = status else {
+            drop(tx);
+            return Err(Sql::<D>::fence_error(self.writer(), fence, None).await);
+        };
+        Sql::<D>::end_attempt(&mut tx, fence, now, "failed", Some((failure.class, failure.error))).await?;
+        tx.commit().await?;
+        if status == JobStatus::Pending.as_str() {
+            return Ok(true);
         }
+        Sql::add_seeds_after(self, fence.job_id).await;
+        Ok(false)
     }
 
-    async fn release_job(&self, fence: Fence, _now: Millis) -> Result<()> {
+    async fn release_job(&self, fence: Fence, now: Millis) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         let updated = sqlx::query(
             "UPDATE jobs SET status = 'pending', attempts_spent = attempts_spent - 1, worker_id = NULL, \
              lease_expires_at_ms = NULL, lease_token_sha256 = NULL \
@@ -278,16 +308,25 @@ where
         .bind(fence.job_id)
         .bind(i64::from(fence.attempt))
         .bind(fence.token.hex())
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await?;
         if D::rows_affected(&updated) == 0 {
+            drop(tx);
             return Err(Sql::<D>::fence_error(self.writer(), fence, None).await);
         }
+        Sql::<D>::end_attempt(&mut tx, fence, now, "released", None).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     async fn reap_expired(&self, now: Millis) -> Result<u64> {
-        let reaped = sqlx::query(&REAP_EXPIRED).bind(now).fetch_all(self.writer()).await?;
+        let mut tx = self.begin_write().await?;
+        let reaped = sqlx::query(&REAP_EXPIRED).bind(now).fetch_all(&mut *tx).await?;
+        for row in &reaped {
+            let fence = Fence { job_id: row.big("id")?, attempt: row.int("attempt")?, token: LeaseDigest::NONE };
+            Sql::<D>::end_attempt(&mut tx, fence, now, "lost", None).await?;
+        }
+        tx.commit().await?;
         for row in &reaped {
             if columns::job_status(row)? == JobStatus::Failed {
                 Sql::add_seeds_after(self, row.big("id")?).await;

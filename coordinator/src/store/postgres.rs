@@ -107,9 +107,13 @@ impl Dialect for PostgresStore {
     ) -> super::Result<Option<LeasedJob>> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "WITH next AS ({NEXT_PENDING_JOB} FOR UPDATE OF j SKIP LOCKED), \
-                 claimed AS (UPDATE jobs SET {CLAIM_SET} FROM next WHERE jobs.id = next.id RETURNING jobs.*) \
-                 {JOB_COLUMNS} FROM claimed j {JOB_JOINS}"
+                "WITH next AS ({next} FOR UPDATE OF j SKIP LOCKED), \
+                 claimed AS (UPDATE jobs SET {CLAIM_SET} FROM next WHERE jobs.id = next.id RETURNING jobs.*), \
+                 logged AS (INSERT INTO attempts (job_id, attempt, worker_id, hostname, device, leased_at_ms) \
+                   SELECT c.id, c.attempt, $1, COALESCE((SELECT w.hostname FROM workers w WHERE w.id = $1), ''), \
+                   $2, $4 FROM claimed c) \
+                 {JOB_COLUMNS} FROM claimed j {JOB_JOINS}",
+                next = *NEXT_PENDING_JOB
             )
         });
         let row = sqlx::query(&SQL)

@@ -24,6 +24,8 @@ pub trait Reads: Send + Sync + 'static {
     /// succeeded since, by job id, at most `limit`.
     async fn job_errors(&self, sweep: &str, limit: u32) -> Result<Vec<JobRow>>;
     async fn job_epochs(&self, job_id: i64) -> Result<Vec<EpochMetrics>>;
+    /// The sweep's first `limit` failed attempts, by job then attempt.
+    async fn failed_attempts(&self, sweep: &str, limit: u32) -> Result<Vec<FailedAttempt>>;
     /// A job's configuration, queue state, epochs and checkpoints.
     async fn job_detail(&self, job_id: i64) -> Result<JobDetail>;
     /// Workers heard from since `seen_since`, and every worker holding a
@@ -110,6 +112,32 @@ where
         .iter()
         .map(columns::job_row)
         .collect()
+    }
+
+    async fn failed_attempts(&self, sweep: &str, limit: u32) -> Result<Vec<FailedAttempt>> {
+        let sweep_id = Sql::sweep_id(self, sweep).await?;
+        let rows = sqlx::query(
+            "SELECT a.job_id, a.attempt, a.worker_id, a.hostname, \
+               COALESCE(a.error_class, 'unknown') AS error_class, COALESCE(a.error, '') AS error \
+             FROM attempts a JOIN jobs j ON j.id = a.job_id \
+             WHERE j.sweep_id = $1 AND a.outcome = 'failed' ORDER BY a.job_id, a.attempt LIMIT $2",
+        )
+        .bind(sweep_id)
+        .bind(i64::from(limit))
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(FailedAttempt {
+                    job_id: row.big("job_id")?,
+                    attempt: row.int("attempt")?,
+                    worker_id: row.opt_big("worker_id")?,
+                    hostname: row.text("hostname")?,
+                    error_class: row.text("error_class")?,
+                    error: row.text("error")?,
+                })
+            })
+            .collect()
     }
 
     async fn job_epochs(&self, job_id: i64) -> Result<Vec<EpochMetrics>> {

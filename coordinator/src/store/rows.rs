@@ -60,6 +60,9 @@ impl std::fmt::Debug for LeaseToken {
 pub struct LeaseDigest([u8; 32]);
 
 impl LeaseDigest {
+    /// No secret: for fences the store builds itself (the reaper's).
+    pub const NONE: LeaseDigest = LeaseDigest([0; 32]);
+
     pub fn hex(&self) -> String {
         hex::encode(self.0)
     }
@@ -303,6 +306,108 @@ impl LeasedJob {
         Fence { job_id: self.job_id, attempt: self.attempt, token: self.lease_digest }
     }
 }
+
+/// Where a failed attempt's error comes from (the `attempts.error_class`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The job's own: it fails the same way anywhere.
+    Job,
+    /// The machine's: another machine may succeed.
+    Machine,
+    Unknown,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Job => "job",
+            ErrorClass::Machine => "machine",
+            ErrorClass::Unknown => "unknown",
+        }
+    }
+}
+
+/// A failed attempt as its worker reports it.
+#[derive(Clone, Copy, Debug)]
+pub struct Failure<'a> {
+    pub error: &'a str,
+    /// False: no attempt can succeed (a bad config); the job fails at once.
+    pub retryable: bool,
+    pub class: ErrorClass,
+}
+
+/// A sweep's failed attempts with one class and one error.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ErrorGroup {
+    pub error_class: String,
+    pub error: String,
+    pub attempts: u32,
+    pub jobs: u32,
+    /// "hostname (worker N)", each once, in order of first failure.
+    pub workers: Vec<String>,
+}
+
+/// One failed attempt, as `attempts` keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedAttempt {
+    pub job_id: i64,
+    pub attempt: u32,
+    pub worker_id: Option<i64>,
+    pub hostname: String,
+    pub error_class: String,
+    pub error: String,
+}
+
+impl FailedAttempt {
+    /// "hostname (worker N)".
+    pub fn worker(&self) -> String {
+        match self.worker_id {
+            Some(id) => format!("{} (worker {id})", self.hostname),
+            None => self.hostname.clone(),
+        }
+    }
+}
+
+/// Failed attempts grouped by class and error, the largest group first
+/// (then the earliest), each listing its jobs' count and its workers.
+pub fn group_errors(failed: &[FailedAttempt]) -> Vec<ErrorGroup> {
+    let mut groups: Vec<(ErrorGroup, std::collections::HashSet<i64>)> = Vec::new();
+    let mut index: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
+    for attempt in failed {
+        let at = *index.entry((&attempt.error_class, &attempt.error)).or_insert_with(|| {
+            let group = ErrorGroup {
+                error_class: attempt.error_class.clone(),
+                error: attempt.error.clone(),
+                attempts: 0,
+                jobs: 0,
+                workers: Vec::new(),
+            };
+            groups.push((group, std::collections::HashSet::new()));
+            groups.len() - 1
+        });
+        let (group, jobs) = &mut groups[at];
+        group.attempts += 1;
+        if jobs.insert(attempt.job_id) {
+            group.jobs += 1;
+        }
+        let worker = attempt.worker();
+        if !group.workers.contains(&worker) {
+            group.workers.push(worker);
+        }
+    }
+    let mut groups: Vec<ErrorGroup> = groups.into_iter().map(|(group, _)| group).collect();
+    // Stable: equal counts keep the order of their first failure.
+    groups.sort_by_key(|g| std::cmp::Reverse(g.attempts));
+    groups
+}
+
+/// Machine errors on this many different hosts fail a job for good: the
+/// fault is then more likely the job's than every machine's.
+pub const MACHINE_ERROR_HOSTS: i64 = 3;
+
+/// A worker is kept from a job it failed while another worker has been
+/// heard from within this long; alone, it retries the job itself.
+pub const OTHER_WORKER_SEEN_MS: i64 = 5 * 60 * 1000;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobResult {

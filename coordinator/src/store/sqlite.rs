@@ -14,7 +14,7 @@ use sqlx::{Sqlite, Transaction};
 use super::columns;
 use super::dialect::Dialect;
 use super::generic::Sql;
-use super::statements::{CLAIM_SET, JOB_COLUMNS, JOB_JOINS, NEXT_PENDING_JOB};
+use super::statements::{ATTEMPT_STARTED, CLAIM_SET, JOB_COLUMNS, JOB_JOINS, NEXT_PENDING_JOB};
 use super::{EpochMetrics, Fence, LeaseDigest, LeasedJob, Millis};
 
 /// How long a statement waits for another process's write lock.
@@ -105,8 +105,9 @@ impl Dialect for SqliteStore {
         now: Millis,
     ) -> super::Result<Option<LeasedJob>> {
         let mut tx = self.begin_write().await?;
-        static CLAIM: LazyLock<String> =
-            LazyLock::new(|| format!("UPDATE jobs SET {CLAIM_SET} WHERE id = ({NEXT_PENDING_JOB}) RETURNING id"));
+        static CLAIM: LazyLock<String> = LazyLock::new(|| {
+            format!("UPDATE jobs SET {CLAIM_SET} WHERE id = ({next}) RETURNING id", next = *NEXT_PENDING_JOB)
+        });
         let id: Option<i64> = sqlx::query_scalar(&CLAIM)
             .bind(worker_id)
             .bind(device)
@@ -115,6 +116,9 @@ impl Dialect for SqliteStore {
             .bind(token.hex())
             .fetch_optional(&mut *tx)
             .await?;
+        if let Some(job_id) = id {
+            sqlx::query(ATTEMPT_STARTED).bind(job_id).bind(worker_id).bind(now).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         let Some(job_id) = id else { return Ok(None) };
         static SQL: LazyLock<String> =

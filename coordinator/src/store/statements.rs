@@ -4,15 +4,44 @@
 //! storing an epoch, beginning a write, locking a row) is the
 //! [`Dialect`](super::dialect::Dialect)'s.
 
+use super::rows::OTHER_WORKER_SEEN_MS;
+
 /// The next job to lease: pending, in the spec, of an active sweep; highest
 /// priority first, then the oldest sweep (equal priorities are served first
 /// come, first served), then the sweep's longest predicted job (longest
 /// processing time first: the short jobs fill the gaps at the end, so the
 /// sweep's last hours are not one long job on one device). Served by the
 /// partial index `jobs_pending`.
-pub(super) const NEXT_PENDING_JOB: &str = "SELECT j.id FROM jobs j JOIN sweeps s ON s.id = j.sweep_id \
-     WHERE j.status = 'pending' AND j.in_spec = 1 AND s.state = 'active' \
-     ORDER BY j.priority DESC, j.sweep_id, j.work DESC, j.id LIMIT 1";
+///
+/// Retries go elsewhere: a job is not offered to a worker ($1) that failed
+/// it while another worker has been heard from recently ($4: now), nor,
+/// after a machine's error, to any worker on that host while a worker on
+/// another host has; alone, a worker retries the job itself.
+pub(super) static NEXT_PENDING_JOB: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let me = "(SELECT me.hostname FROM workers me WHERE me.id = $1)";
+    let alive = format!("o.last_seen_at_ms > $4 - {OTHER_WORKER_SEEN_MS}");
+    format!(
+        "SELECT j.id FROM jobs j JOIN sweeps s ON s.id = j.sweep_id \
+         WHERE j.status = 'pending' AND j.in_spec = 1 AND s.state = 'active' \
+           AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = j.id AND a.outcome = 'failed' AND ( \
+             (a.worker_id = $1 AND EXISTS (SELECT 1 FROM workers o WHERE o.id <> $1 AND {alive})) \
+             OR (a.error_class = 'machine' AND a.hostname = {me} \
+                 AND EXISTS (SELECT 1 FROM workers o WHERE o.hostname <> {me} AND {alive})))) \
+         ORDER BY j.priority DESC, j.sweep_id, j.work DESC, j.id LIMIT 1"
+    )
+});
+
+/// Records a new attempt ($1: job, $2: worker, $3: now) as running, with
+/// its worker's host and the device the claim stored.
+pub(super) const ATTEMPT_STARTED: &str = "INSERT INTO attempts \
+     (job_id, attempt, worker_id, hostname, device, leased_at_ms) \
+     SELECT j.id, j.attempt, $2, COALESCE((SELECT w.hostname FROM workers w WHERE w.id = $2), ''), \
+     COALESCE(j.device, ''), $3 FROM jobs j WHERE j.id = $1";
+
+/// Ends attempt $2 of job $1 at $3 with outcome $4 (and, for a failure,
+/// the class $5 and error $6; empty otherwise).
+pub(super) const ATTEMPT_ENDED: &str = "UPDATE attempts SET ended_at_ms = $3, outcome = $4, \
+     error_class = NULLIF($5, ''), error = NULLIF($6, '') WHERE job_id = $1 AND attempt = $2";
 
 /// What a claim sets, from binds $1 (worker_id) .. $4 (now) and $5 (the
 /// lease token's digest). The attempt grows at every claim: it orders
@@ -52,7 +81,7 @@ pub(super) static REAP_EXPIRED: std::sync::LazyLock<String> = std::sync::LazyLoc
                  ' lost workers in all)' END, \
            worker_id = NULL, lease_expires_at_ms = NULL, lease_token_sha256 = NULL \
          WHERE status = 'running' AND lease_expires_at_ms < $1 \
-         RETURNING id, status"
+         RETURNING id, status, attempt"
     )
 });
 

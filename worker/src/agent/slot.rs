@@ -216,7 +216,7 @@ impl Slot {
             Ok(plan) => plan,
             // A config this worker cannot train: another worker of the same
             // version could not either.
-            Err(error) => return self.fail(job, error.to_string(), false).await,
+            Err(error) => return self.fail(job, error.to_string(), false, pb::ErrorClass::Job).await,
         };
         let layout = match self.kernels(plan.spec.recipe.precision).await {
             Ok(layout) => layout,
@@ -251,7 +251,8 @@ impl Slot {
         };
         let splits = match self.datasets.get(plan.spec.dataset).await {
             Ok(splits) => splits,
-            Err(error) => return self.fail(job, error_chain(&error), true).await,
+            // Missing or corrupt data is this machine's: another may have it.
+            Err(error) => return self.fail(job, error_chain(&error), true, pb::ErrorClass::Machine).await,
         };
         let data_ready = Instant::now();
         let checkpoint_path = self.scratch.join(format!("job-{}.ckpt", job.job_id));
@@ -297,7 +298,9 @@ impl Slot {
         let span = tracing::Span::current();
         let end = tokio::task::spawn_blocking(move || span.in_scope(|| run.train(splits, device, resume, abort)))
             .await
-            .unwrap_or_else(|panic| TrainEnd::Error(format!("training panicked: {panic}"), true));
+            .unwrap_or_else(|panic| {
+                TrainEnd::Error(format!("training panicked: {panic}"), true, pb::ErrorClass::Unknown)
+            });
         keep_alive.abort();
         let _ = tokio::fs::remove_file(&checkpoint_path).await;
         if lease_lost.load(Ordering::Relaxed) {
@@ -307,7 +310,7 @@ impl Slot {
             TrainEnd::Finished(history) => self.complete(job, &history).await,
             TrainEnd::Stopped { epochs_done } => self.release(job, epochs_done, &patience).await,
             TrainEnd::LeaseLost(reason) => JobOutcome::Dropped { reason },
-            TrainEnd::Error(error, retryable) => self.fail(job, error, retryable).await,
+            TrainEnd::Error(error, retryable, class) => self.fail(job, error, retryable, class).await,
         }
     }
 
@@ -411,13 +414,23 @@ impl Slot {
         }
     }
 
-    pub(super) async fn fail(&self, job: &pb::Job, error: String, retryable: bool) -> JobOutcome {
+    /// Reports the attempt failed: `retryable` false when no attempt can
+    /// succeed; `class` says whose fault it is (the coordinator retries a
+    /// machine's error elsewhere without spending the job's attempts).
+    pub(super) async fn fail(
+        &self,
+        job: &pb::Job,
+        error: String,
+        retryable: bool,
+        class: pb::ErrorClass,
+    ) -> JobOutcome {
         let request = pb::FailJobRequest {
             job_id: job.job_id,
             attempt: job.attempt,
             error: error.clone(),
             retryable,
             lease_token: job.lease_token.clone(),
+            error_class: class.into(),
         };
         let patience = Patience::Job(self.shutdown.clone());
         match rpc::call("report a failed job", &patience, || {
@@ -500,8 +513,9 @@ enum TrainEnd {
         epochs_done: usize,
     },
     LeaseLost(String),
-    /// The error text and whether another attempt could succeed.
-    Error(String, bool),
+    /// The error text, whether another attempt could succeed, and whose
+    /// fault it is.
+    Error(String, bool, pb::ErrorClass),
 }
 
 /// The part of an attempt that runs on the training thread: the trainer
@@ -546,7 +560,7 @@ impl AttemptRun {
         };
         let mut trainer = match built {
             Ok(trainer) => trainer,
-            Err(error) => return TrainEnd::Error(error_chain(&error), retryable(&error)),
+            Err(error) => return TrainEnd::Error(error_chain(&error), retryable(&error), class_of(&error)),
         };
         trainer.set_abort_flag(abort);
         self.timing.log(Instant::now());
@@ -556,7 +570,7 @@ impl AttemptRun {
             Ok(()) if self.lease_lost.load(Ordering::Relaxed) => TrainEnd::LeaseLost("the lease is gone".into()),
             Ok(()) => TrainEnd::Stopped { epochs_done: trainer.epochs_done() },
             Err(TrainError::Aborted { .. }) => TrainEnd::LeaseLost("the lease is gone".into()),
-            Err(error) => TrainEnd::Error(error_chain(&error), retryable(&error)),
+            Err(error) => TrainEnd::Error(error_chain(&error), retryable(&error), class_of(&error)),
         }
     }
 
@@ -665,6 +679,20 @@ fn retryable(error: &TrainError) -> bool {
             | TrainError::TooFewImages { .. }
             | TrainError::Channels { .. }
     )
+}
+
+/// Whose fault a training error is. The job's own fails the same way on
+/// any machine; data that cannot be read, a checkpoint that cannot be
+/// written and tensor errors (CUDA, out of memory) are the machine's.
+fn class_of(error: &TrainError) -> pb::ErrorClass {
+    match error {
+        TrainError::Diverged { .. }
+        | TrainError::Recipe(_)
+        | TrainError::TooFewImages { .. }
+        | TrainError::Channels { .. } => pb::ErrorClass::Job,
+        TrainError::Data(_) | TrainError::Checkpoint(_) | TrainError::Candle(_) => pb::ErrorClass::Machine,
+        TrainError::Aborted { .. } => pb::ErrorClass::Unknown,
+    }
 }
 
 /// The error and all its causes on one line, for the database and `status`.

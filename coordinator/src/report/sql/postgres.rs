@@ -20,7 +20,7 @@ use super::{RowSink, SqlError, SqlValue, Streamed, stream_rows};
 const CLIENT_GRACE: Duration = Duration::from_secs(5);
 
 /// The widesweep tables a reading role must not be able to write.
-const TABLES: [&str; 5] = ["sweeps", "jobs", "epochs", "checkpoints", "workers"];
+const TABLES: [&str; 6] = ["sweeps", "jobs", "epochs", "checkpoints", "workers", "attempts"];
 
 /// What the role `url` connects as may do beyond reading: being a
 /// superuser, starting replication (a replication slot outlives any

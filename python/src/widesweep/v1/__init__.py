@@ -2,4 +2,4 @@
 
 #: Hex SHA-256 of sweep.proto then worker.proto, as these stubs were made
 #: from them; the coordinator serves its own (GetVersion).
-PROTO_SHA256 = "87d7b4c76af53c74ccafaf8bc80837fe316c20cf0a94af9e829f2372d58b84a9"
+PROTO_SHA256 = "bf02f4bc876ad0a12c2036bd4870030043551bda16a1fd06a2066f8f729ccb5d"

@@ -82,7 +82,7 @@ class WatchSweepRequest(_message.Message):
     def __init__(self, sweep: _Optional[str] = ..., interval_ms: _Optional[int] = ...) -> None: ...
 
 class SweepStatus(_message.Message):
-    __slots__ = ("sweep_id", "name", "state", "priority", "dataset", "pending", "running", "succeeded", "failed", "cancelled", "total", "epochs_done", "epochs_total", "mean_epoch_seconds", "eta_seconds", "created_at_ms", "errors", "reserve", "seeds_target_ci")
+    __slots__ = ("sweep_id", "name", "state", "priority", "dataset", "pending", "running", "succeeded", "failed", "cancelled", "total", "epochs_done", "epochs_total", "mean_epoch_seconds", "eta_seconds", "created_at_ms", "errors", "reserve", "seeds_target_ci", "error_groups")
     SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +102,7 @@ class SweepStatus(_message.Message):
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     RESERVE_FIELD_NUMBER: _ClassVar[int]
     SEEDS_TARGET_CI_FIELD_NUMBER: _ClassVar[int]
+    ERROR_GROUPS_FIELD_NUMBER: _ClassVar[int]
     sweep_id: int
     name: str
     state: str
@@ -121,23 +122,44 @@ class SweepStatus(_message.Message):
     errors: _containers.RepeatedCompositeFieldContainer[JobError]
     reserve: int
     seeds_target_ci: float
-    def __init__(self, sweep_id: _Optional[int] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., priority: _Optional[int] = ..., dataset: _Optional[str] = ..., pending: _Optional[int] = ..., running: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ..., total: _Optional[int] = ..., epochs_done: _Optional[int] = ..., epochs_total: _Optional[int] = ..., mean_epoch_seconds: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., created_at_ms: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[JobError, _Mapping]]] = ..., reserve: _Optional[int] = ..., seeds_target_ci: _Optional[float] = ...) -> None: ...
+    error_groups: _containers.RepeatedCompositeFieldContainer[ErrorGroup]
+    def __init__(self, sweep_id: _Optional[int] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., priority: _Optional[int] = ..., dataset: _Optional[str] = ..., pending: _Optional[int] = ..., running: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ..., total: _Optional[int] = ..., epochs_done: _Optional[int] = ..., epochs_total: _Optional[int] = ..., mean_epoch_seconds: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., created_at_ms: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[JobError, _Mapping]]] = ..., reserve: _Optional[int] = ..., seeds_target_ci: _Optional[float] = ..., error_groups: _Optional[_Iterable[_Union[ErrorGroup, _Mapping]]] = ...) -> None: ...
 
 class JobError(_message.Message):
-    __slots__ = ("job_id", "seed", "status", "attempts_spent", "max_attempts", "error")
+    __slots__ = ("job_id", "seed", "status", "attempts_spent", "max_attempts", "error", "hostname", "worker_id", "error_class")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_SPENT_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CLASS_FIELD_NUMBER: _ClassVar[int]
     job_id: int
     seed: int
     status: str
     attempts_spent: int
     max_attempts: int
     error: str
-    def __init__(self, job_id: _Optional[int] = ..., seed: _Optional[int] = ..., status: _Optional[str] = ..., attempts_spent: _Optional[int] = ..., max_attempts: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    hostname: str
+    worker_id: int
+    error_class: str
+    def __init__(self, job_id: _Optional[int] = ..., seed: _Optional[int] = ..., status: _Optional[str] = ..., attempts_spent: _Optional[int] = ..., max_attempts: _Optional[int] = ..., error: _Optional[str] = ..., hostname: _Optional[str] = ..., worker_id: _Optional[int] = ..., error_class: _Optional[str] = ...) -> None: ...
+
+class ErrorGroup(_message.Message):
+    __slots__ = ("error_class", "error", "attempts", "jobs", "workers")
+    ERROR_CLASS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    error_class: str
+    error: str
+    attempts: int
+    jobs: int
+    workers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, error_class: _Optional[str] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., jobs: _Optional[int] = ..., workers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListResultsRequest(_message.Message):
     __slots__ = ("sweep", "include_epochs")

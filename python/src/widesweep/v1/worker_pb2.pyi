@@ -1,10 +1,20 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ErrorClass(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ERROR_CLASS_UNKNOWN: _ClassVar[ErrorClass]
+    ERROR_CLASS_JOB: _ClassVar[ErrorClass]
+    ERROR_CLASS_MACHINE: _ClassVar[ErrorClass]
+ERROR_CLASS_UNKNOWN: ErrorClass
+ERROR_CLASS_JOB: ErrorClass
+ERROR_CLASS_MACHINE: ErrorClass
 
 class RegisterWorkerRequest(_message.Message):
     __slots__ = ("hostname", "devices", "version")
@@ -220,18 +230,20 @@ class CompleteJobResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class FailJobRequest(_message.Message):
-    __slots__ = ("job_id", "attempt", "error", "retryable", "lease_token")
+    __slots__ = ("job_id", "attempt", "error", "retryable", "lease_token", "error_class")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RETRYABLE_FIELD_NUMBER: _ClassVar[int]
     LEASE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CLASS_FIELD_NUMBER: _ClassVar[int]
     job_id: int
     attempt: int
     error: str
     retryable: bool
     lease_token: str
-    def __init__(self, job_id: _Optional[int] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ..., lease_token: _Optional[str] = ...) -> None: ...
+    error_class: ErrorClass
+    def __init__(self, job_id: _Optional[int] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ..., lease_token: _Optional[str] = ..., error_class: _Optional[_Union[ErrorClass, str]] = ...) -> None: ...
 
 class FailJobResponse(_message.Message):
     __slots__ = ("requeued",)

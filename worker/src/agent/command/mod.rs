@@ -69,7 +69,7 @@ impl Slot {
                 "the job's engine {:?} is not defined by its sweep: resubmit the spec with its [engines.{}] table",
                 config.engine, config.engine
             );
-            return self.fail(job, error, false).await;
+            return self.fail(job, error, false, pb::ErrorClass::Job).await;
         };
         let dir = self.scratch.join(format!("job-{}-{}", job.job_id, job.attempt));
         let outcome = self.run_command(job, &config, &engine, &dir, &patience).await;
@@ -88,7 +88,8 @@ impl Slot {
         patience: &Patience,
     ) -> JobOutcome {
         if let Err(error) = private_dir(dir).await {
-            return self.fail(job, format!("cannot create the job's directory {}: {error}", dir.display()), true).await;
+            let error = format!("cannot create the job's directory {}: {error}", dir.display());
+            return self.fail(job, error, true, pb::ErrorClass::Machine).await;
         }
         let path = dir.join("resume.ckpt");
         let resume = match self.fetch_checkpoint(job, &path, patience).await {
@@ -100,7 +101,8 @@ impl Slot {
         let socket = dir.join("channel.sock");
         let description = describe(job, config, dir, resume.as_ref(), &socket, self);
         if let Err(error) = tokio::fs::write(&job_file, description.to_string()).await {
-            return self.fail(job, format!("cannot write {}: {error}", job_file.display()), true).await;
+            let error = format!("cannot write {}: {error}", job_file.display());
+            return self.fail(job, error, true, pb::ErrorClass::Machine).await;
         }
         let listener = match UnixListener::bind(&socket) {
             Ok(listener) => listener,
@@ -109,7 +111,7 @@ impl Slot {
                     "cannot open the command's channel {} ({error}); a Unix socket's path must be under 108 bytes: use a shorter --scratch-dir",
                     socket.display()
                 );
-                return self.fail(job, error, true).await;
+                return self.fail(job, error, true, pb::ErrorClass::Machine).await;
             }
         };
         let env = [
@@ -123,7 +125,8 @@ impl Slot {
             Err(error) => {
                 let program = &engine.command[0];
                 let error = format!("cannot start the command {program:?} in {}: {error}", cwd.display());
-                return self.fail(job, error, true).await;
+                // The program or its directory is missing on this machine.
+                return self.fail(job, error, true, pb::ErrorClass::Machine).await;
             }
         };
         let epochs = config.recipe.epochs;
@@ -169,13 +172,13 @@ impl Slot {
         };
         match end {
             End::LeaseLost(reason) => JobOutcome::Dropped { reason },
-            End::Setup(error, retryable) => self.fail(job, error, retryable).await,
-            End::Protocol(error) => self.fail(job, format!("the command {error}"), false).await,
+            End::Setup(error, retryable) => self.fail(job, error, retryable, pb::ErrorClass::Machine).await,
+            End::Protocol(error) => self.fail(job, format!("the command {error}"), false, pb::ErrorClass::Job).await,
             End::Hung(seconds) => {
                 let error = format!(
                     "the command sent nothing on its channel for {seconds} s (heartbeat_seconds) {after}: killed as hung"
                 );
-                self.fail(job, error_of(error), true).await
+                self.fail(job, error_of(error), true, pb::ErrorClass::Unknown).await
             }
             End::Exited(_) if stopping => self.release(job, last as usize, patience).await,
             End::Exited(status) if status.success() && run.ledger.finished() => self.complete(job, &run.history).await,
@@ -183,7 +186,7 @@ impl Slot {
                 let error = format!(
                     "the command exited with status 0 after epoch {last} of {epochs} without being asked to stop"
                 );
-                self.fail(job, error_of(error), false).await
+                self.fail(job, error_of(error), false, pb::ErrorClass::Job).await
             }
             End::Exited(status) => {
                 let code = status.code();
@@ -195,7 +198,13 @@ impl Slot {
                     (None, Some(signal)) => format!("the command was killed by signal {signal} {after}"),
                     (None, None) => format!("the command ended abnormally {after}"),
                 };
-                self.fail(job, error_of(error), code != Some(EXIT_DO_NOT_RETRY)).await
+                // Exit 3 is the trainer saying the job cannot succeed; any
+                // other crash may be the job's or the machine's.
+                let (retryable, class) = match code {
+                    Some(EXIT_DO_NOT_RETRY) => (false, pb::ErrorClass::Job),
+                    _ => (true, pb::ErrorClass::Unknown),
+                };
+                self.fail(job, error_of(error), retryable, class).await
             }
         }
     }

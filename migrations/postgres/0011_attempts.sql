@@ -1,0 +1,25 @@
+-- Every attempt of a job, kept: which worker, host and device ran it, when,
+-- how it ended, and for a failure the error and its class: the job's own
+-- ('job': divergence, a cell the trainer refuses), the machine's
+-- ('machine': data missing or corrupt, out of memory, CUDA, disk), or
+-- 'unknown'. jobs.last_error keeps only the latest.
+CREATE TABLE attempts (
+    job_id        BIGINT  NOT NULL REFERENCES jobs (id),
+    attempt       BIGINT  NOT NULL,
+    worker_id     BIGINT,
+    hostname      TEXT    NOT NULL,
+    device        TEXT    NOT NULL,
+    leased_at_ms  BIGINT  NOT NULL,
+    ended_at_ms   BIGINT,
+    -- running, succeeded, failed, lost (the lease expired) or released
+    outcome       TEXT    NOT NULL DEFAULT 'running',
+    error_class   TEXT,
+    error         TEXT,
+    PRIMARY KEY (job_id, attempt)
+);
+CREATE INDEX attempts_by_worker ON attempts (worker_id, outcome);
+
+-- Attempts that failed with a machine's error: they do not spend the job's
+-- own attempts (a broken machine must not fail a healthy job), and are
+-- bounded on their own.
+ALTER TABLE jobs ADD COLUMN machine_failures BIGINT NOT NULL DEFAULT 0;
