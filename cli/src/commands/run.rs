@@ -361,7 +361,7 @@ impl Progress {
                     JobOutcome::Succeeded { test_error, epochs } => {
                         format!("{label}: test error {:.2}% after {epochs} epochs", test_error * 100.0)
                     }
-                    JobOutcome::Failed { error, requeued } => {
+                    JobOutcome::Failed { error, requeued, .. } => {
                         format!("{label}: failed{}: {error}", if *requeued { " (will retry)" } else { "" })
                     }
                     JobOutcome::Released { epochs_done } => {

@@ -7,7 +7,9 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
-use widesweep_worker::agent::{self, AgentConfig, Deadline, LeavePolicy, SlotsPerDevice};
+use widesweep_worker::agent::{
+    self, AgentConfig, AgentError, Deadline, EXIT_QUARANTINED, LeavePolicy, Quarantine, SlotsPerDevice,
+};
 use widesweep_worker::data::LoadOptions;
 use widesweep_worker::device::{self, DeviceError, DeviceSpec};
 use widesweep_worker::selfcheck::SelfCheckMode;
@@ -63,6 +65,16 @@ pub struct SlotArgs {
     /// generic operators (checked the same way). `off` trusts the kernels.
     #[arg(long, value_enum, default_value = "on")]
     pub self_check: SelfCheck,
+    /// Quarantine a slot after this machine's errors (data missing or
+    /// corrupt, out of memory, CUDA, a full disk) on this many different
+    /// jobs in a row: it stops leasing and waits before trying again, or,
+    /// with --exit-when-idle or under Slurm, the worker exits with status 75
+    /// so the allocation moves. 0: never.
+    #[arg(long, value_name = "JOBS", default_value_t = 3)]
+    pub quarantine_after: u32,
+    /// A quarantined slot's first wait; each next one doubles, up to 15 min.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub quarantine_seconds: u64,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -95,6 +107,11 @@ impl SlotArgs {
                 SelfCheck::On => SelfCheckMode::On,
                 SelfCheck::Off => SelfCheckMode::Off,
                 SelfCheck::FailFastest => SelfCheckMode::FailFastest,
+            },
+            quarantine: Quarantine {
+                after: self.quarantine_after,
+                first: Duration::from_secs(self.quarantine_seconds),
+                longest: Duration::from_secs(15 * 60).max(Duration::from_secs(self.quarantine_seconds)),
             },
         }
     }
@@ -138,6 +155,14 @@ pub async fn run(args: WorkArgs) -> anyhow::Result<ExitCode> {
     if args.slots.scratch_dir.is_none() {
         let _ = std::fs::remove_dir_all(&scratch);
     }
-    result?;
-    Ok(ExitCode::SUCCESS)
+    match result {
+        Err(error @ AgentError::Quarantined) => {
+            eprintln!("widesweep work: {error}");
+            Ok(ExitCode::from(EXIT_QUARANTINED))
+        }
+        other => {
+            other?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

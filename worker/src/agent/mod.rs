@@ -13,6 +13,7 @@ mod datasets;
 mod job;
 mod leave;
 pub mod memory;
+mod quarantine;
 mod rpc;
 mod shutdown;
 mod slot;
@@ -29,6 +30,7 @@ use widesweep_proto::v1 as pb;
 pub use command::{EXIT_DO_NOT_RETRY, PROTOCOL};
 pub use job::{JobPlan, JobPlanError};
 pub use leave::{Deadline, LeavePolicy};
+pub use quarantine::{EXIT_QUARANTINED, Quarantine};
 pub use rpc::CallError;
 pub use shutdown::{Shutdown, ShutdownSignal, channel as shutdown_channel};
 pub use slot::{JobOutcome, SlotError, SlotEvent};
@@ -82,6 +84,8 @@ pub struct AgentConfig {
     /// Whether each slot checks its kernels against the CPU reference
     /// before they train (see [`crate::selfcheck`]).
     pub self_check: SelfCheckMode,
+    /// When a slot failing with its machine's errors stops leasing.
+    pub quarantine: Quarantine,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +100,11 @@ pub enum AgentError {
     Scratch { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Slot(#[from] SlotError),
+    #[error(
+        "a slot kept failing with this machine's errors and was quarantined; the worker leaves so that the \
+         allocation can move (see its log for the errors)"
+    )]
+    Quarantined,
 }
 
 /// Runs the worker until `shutdown` is requested and every slot has
@@ -147,6 +156,7 @@ pub async fn run(
 
     let datasets = Arc::new(datasets::DatasetCache::new(config.data_dir.clone(), config.load));
     let mut slots = JoinSet::new();
+    let quarantined = Arc::new(std::sync::atomic::AtomicBool::new(false));
     for (index, (device_spec, device, budget)) in devices.into_iter().enumerate() {
         let slot = slot::Slot {
             index,
@@ -167,6 +177,8 @@ pub async fn run(
             kernels: Default::default(),
             stop_leasing: Default::default(),
             refused: Default::default(),
+            quarantine: config.quarantine,
+            quarantined: Arc::clone(&quarantined),
         };
         std::fs::create_dir_all(&slot.scratch)
             .map_err(|source| AgentError::Scratch { path: slot.scratch.clone(), source })?;
@@ -177,6 +189,9 @@ pub async fn run(
             slots.abort_all();
             return Err(error.into());
         }
+    }
+    if quarantined.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(AgentError::Quarantined);
     }
     Ok(())
 }

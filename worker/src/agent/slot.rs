@@ -23,6 +23,7 @@ use super::datasets::DatasetCache;
 use super::job::JobPlan;
 use super::leave::{Deadline, LeavePolicy};
 use super::memory::{self, DeviceBudget, Refused};
+use super::quarantine::{Quarantine, Streak, Verdict};
 use super::rpc::{self, CallError, Patience};
 use super::shutdown::Shutdown;
 use crate::device::DeviceSpec;
@@ -38,10 +39,12 @@ pub enum JobOutcome {
         test_error: f64,
         epochs: usize,
     },
-    /// Training failed; `requeued` when the coordinator will retry it.
+    /// Training failed; `requeued` when the coordinator will retry it;
+    /// `machine` when the error was this machine's.
     Failed {
         error: String,
         requeued: bool,
+        machine: bool,
     },
     /// Handed back at shutdown after `epochs_done` epochs, without
     /// spending an attempt.
@@ -91,6 +94,10 @@ pub(super) struct Slot {
     /// Set when a leased job did not fit beside the device's running jobs:
     /// the slot leases again once one of them ends.
     pub refused: std::sync::Mutex<Option<Refused>>,
+    /// When this slot stops leasing after its machine's errors.
+    pub quarantine: Quarantine,
+    /// Set (for the whole worker) when a slot left in quarantine.
+    pub quarantined: Arc<AtomicBool>,
 }
 
 /// Why the lease loop of a slot ended with an error.
@@ -130,6 +137,7 @@ impl Slot {
         let kernels = ModelOptions { layout, precision: Precision::F32 }.kernels(&self.device);
         tracing::info!(slot = self.index, device = %self.device_spec, %kernels, "slot started");
         let mut idle_since: Option<Instant> = None;
+        let mut streak = Streak::default();
         while !self.shutdown.is_requested() && !self.stop_leasing.load(Ordering::Relaxed) {
             if let Some(deadline) = self.leave.deadline
                 && !deadline.allows(last_epoch(&self.last_epoch_ms), SystemTime::now())
@@ -154,8 +162,30 @@ impl Slot {
                 Some(job) => {
                     idle_since = None;
                     let timing = Timing { idle_since: last_end, leased: Instant::now() };
-                    self.run_job(job, timing).await;
+                    let job_id = job.job_id;
+                    let machine_error = self.run_job(job, timing).await;
                     last_end = Some(Instant::now());
+                    if let Verdict::Quarantine { jobs, error, wait } =
+                        streak.note(&self.quarantine, job_id, machine_error.as_deref())
+                    {
+                        if self.leave.when_idle.is_some() || self.leave.deadline.is_some() {
+                            tracing::error!(
+                                slot = self.index, device = %self.device_spec, jobs, %error,
+                                "quarantined: this machine's errors on {jobs} different jobs in a row; leaving so that the allocation moves"
+                            );
+                            self.quarantined.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                        tracing::error!(
+                            slot = self.index, device = %self.device_spec, jobs, %error, wait_s = wait.as_secs_f64(),
+                            "quarantined: this machine's errors on {jobs} different jobs in a row; leasing again after the wait"
+                        );
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = self.shutdown.requested() => {}
+                        }
+                        continue;
+                    }
                     let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner()).take();
                     if let (Some(refused), Some(budget)) = (refused, &self.budget) {
                         tokio::select! {
@@ -184,7 +214,9 @@ impl Slot {
         Ok(())
     }
 
-    async fn run_job(&self, job: pb::Job, timing: Timing) {
+    /// Runs one leased job; returns its error when it failed with this
+    /// machine's error.
+    async fn run_job(&self, job: pb::Job, timing: Timing) -> Option<String> {
         let label =
             job.config.as_ref().and_then(|c| JobConfig::try_from(c).ok()).map(|c| c.label()).unwrap_or_default();
         // Instrumented, not entered: a guard held across an await would
@@ -194,7 +226,7 @@ impl Slot {
             let outcome = self.attempt(&job, timing).await;
             match &outcome {
                 JobOutcome::Succeeded { test_error, .. } => tracing::info!(%label, test_error, "job succeeded"),
-                JobOutcome::Failed { error, requeued } => tracing::warn!(%label, %error, requeued, "job failed"),
+                JobOutcome::Failed { error, requeued, .. } => tracing::warn!(%label, %error, requeued, "job failed"),
                 JobOutcome::Released { epochs_done } => tracing::info!(%label, epochs_done, "job handed back"),
                 JobOutcome::Dropped { reason } => tracing::warn!(%label, %reason, "job dropped: the lease is gone"),
             }
@@ -202,7 +234,12 @@ impl Slot {
         }
         .instrument(span)
         .await;
+        let machine_error = match &outcome {
+            JobOutcome::Failed { error, machine: true, .. } => Some(error.clone()),
+            _ => None,
+        };
         self.emit(SlotEvent::Finished { slot: self.index, job_id: job.job_id, label, outcome });
+        machine_error
     }
 
     async fn attempt(&self, job: &pb::Job, timing: Timing) -> JobOutcome {
@@ -439,7 +476,9 @@ impl Slot {
         })
         .await
         {
-            Ok(response) => JobOutcome::Failed { error, requeued: response.requeued },
+            Ok(response) => {
+                JobOutcome::Failed { error, requeued: response.requeued, machine: class == pb::ErrorClass::Machine }
+            }
             Err(call) => JobOutcome::Dropped { reason: format!("{call} (while reporting: {error})") },
         }
     }
