@@ -52,6 +52,7 @@ impl Queue {
             jobs,
             reserve: &[],
             seeds_target_ci: None,
+            max_failed_fraction: None,
         };
         self.runtime.block_on(self.store.submit_sweep(&new, store::now_ms())).unwrap();
         let rows = self.runtime.block_on(self.store.sweep_results(sweep)).unwrap();

@@ -454,7 +454,38 @@ async fn a_failed_job_goes_to_another_worker_unless_one_is_alone(store: Arc<dyn 
     assert_eq!((row.status.as_str(), row.attempts_spent), ("failed", 3));
 }
 
+/// A sweep whose failures pass its budget is paused, saying why, instead of
+/// burning through its queue; a resume counts the budget again from there.
+async fn a_spent_failure_budget_pauses_the_sweep(store: Arc<dyn Store>) {
+    let text = format!("max_failed_fraction = 0.25\n{}", spec("budget", &[1, 2], &[1, 2]));
+    submit(&*store, &text, 0, 1).await;
+    let worker = store.register_worker("h", &[], "t", 0).await.unwrap();
+    let fail_next = |now: i64| {
+        let store = Arc::clone(&store);
+        async move {
+            let job = store.lease_job(worker, "cpu", token(), LEASE, now).await.unwrap().expect("a job to lease");
+            assert!(!store.fail_job(job.fence(), "bad config", false, now + 1).await.unwrap());
+        }
+    };
+    fail_next(10).await;
+    let summary = store.sweep("budget").await.unwrap();
+    assert_eq!((summary.state, summary.pause_reason), (SweepState::Active, None), "1 of 4 is within 0.25");
+    fail_next(20).await;
+    let summary = store.sweep("budget").await.unwrap();
+    assert_eq!(summary.state, SweepState::Paused, "2 of 4 failed");
+    let reason = summary.pause_reason.unwrap();
+    assert!(reason.starts_with("the failure budget is spent: 2 of 4 jobs failed"), "{reason}");
+    assert!(store.lease_job(worker, "cpu", token(), LEASE, 30).await.unwrap().is_none(), "paused: nothing leased");
+    let resumed = store.steer_sweep("budget", SweepAction::Resume, 40).await.unwrap();
+    assert_eq!((resumed.state, resumed.pause_reason), (SweepState::Active, None));
+    fail_next(50).await;
+    assert_eq!(store.sweep("budget").await.unwrap().state, SweepState::Active, "1 failure since the resume");
+    fail_next(60).await;
+    assert_eq!(store.sweep("budget").await.unwrap().state, SweepState::Paused, "2 since the resume");
+}
+
 contract_tests!(
+    a_spent_failure_budget_pauses_the_sweep,
     machine_errors_go_elsewhere_and_end_after_three_hosts,
     a_failed_job_goes_to_another_worker_unless_one_is_alone,
     pages_hold_one_sweep_in_order,

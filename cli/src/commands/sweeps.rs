@@ -192,6 +192,9 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     let s = clients.sweeps.get_sweep(pb::GetSweepRequest { sweep }).await.map_err(|s| explain(s, url))?.into_inner();
     println!("{}", describe(&s));
+    if !s.pause_reason.is_empty() {
+        println!("paused by the coordinator: {}", one_line(&s.pause_reason));
+    }
     if !s.error_groups.is_empty() {
         println!("failed attempts by cause:");
         for g in &s.error_groups {

@@ -32,6 +32,7 @@ pub(crate) fn sweep_status(s: &SweepSummary) -> pb::SweepStatus {
         reserve: s.reserve,
         seeds_target_ci: s.seeds_target_ci,
         error_groups: Vec::new(),
+        pause_reason: s.pause_reason.clone().unwrap_or_default(),
     }
 }
 

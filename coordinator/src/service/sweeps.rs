@@ -110,6 +110,7 @@ impl SweepService for Sweeps {
                     jobs: &expansion.jobs,
                     reserve: &expansion.reserve,
                     seeds_target_ci: spec.adaptive.map(|a| a.target_ci),
+                    max_failed_fraction: spec.max_failed_fraction,
                 },
                 self.clock.now(),
             )

@@ -170,6 +170,7 @@ mod tests {
             jobs: &expansion.jobs,
             reserve: &expansion.reserve,
             seeds_target_ci: None,
+            max_failed_fraction: None,
         };
         store.submit_sweep(&sweep, 1_000).await.unwrap();
         let watchers = Watchers::new(store);

@@ -51,6 +51,9 @@ pub struct Spec {
     /// The command engines the spec defines, and the engine of cells that
     /// name none.
     pub engines: Engines,
+    /// The failure budget: the sweep pauses once more than this fraction of
+    /// its jobs has failed for good, instead of burning through the queue.
+    pub max_failed_fraction: Option<f64>,
     grid: Option<expand::Grid>,
     cases: Vec<expand::Case>,
     exclusions: Vec<expand::Exclusion>,

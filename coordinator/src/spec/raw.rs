@@ -46,6 +46,9 @@ pub(super) struct RawSpec {
     /// `[engines.NAME]`: commands an `engine` axis picks among.
     #[serde(default)]
     engines: BTreeMap<String, CommandEngine>,
+    /// The sweep pauses once more than this fraction of its jobs failed.
+    #[serde(default)]
+    max_failed_fraction: Option<f64>,
 }
 
 /// The two forms of `seeds`, told apart by hand: serde's untagged enums
@@ -208,7 +211,16 @@ impl RawSpec {
         if grid.is_none() && !exclusions.is_empty() {
             return Err(SpecError::field("exclude", "exclusions apply to the [grid], and the spec has none"));
         }
+        if let Some(fraction) = self.max_failed_fraction
+            && !(fraction > 0.0 && fraction <= 1.0)
+        {
+            return Err(SpecError::field(
+                "max_failed_fraction",
+                format!("{fraction} is invalid: give a fraction of the jobs above 0 and at most 1 (e.g. 0.1)"),
+            ));
+        }
         Ok(Spec {
+            max_failed_fraction: self.max_failed_fraction,
             name,
             dataset,
             seeds,

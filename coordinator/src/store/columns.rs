@@ -115,6 +115,7 @@ pub(super) fn sweep_summary(row: &impl Columns, timed: &impl Columns) -> Result<
         work_rate,
         reserve: row.int("reserve")?,
         seeds_target_ci: row.opt_real("seeds_target_ci")?,
+        pause_reason: row.opt_text("pause_reason")?,
         created_at_ms: row.big("created_at_ms")?,
     })
 }

@@ -290,6 +290,9 @@ where
             return Err(Sql::<D>::fence_error(self.writer(), fence, None).await);
         };
         Sql::<D>::end_attempt(&mut tx, fence, now, "failed", Some((failure.class, failure.error))).await?;
+        if status != JobStatus::Pending.as_str() {
+            sqlx::query(&SPEND_FAILURE_BUDGET).bind(fence.job_id).bind(now).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         if status == JobStatus::Pending.as_str() {
             return Ok(true);
@@ -325,6 +328,9 @@ where
         for row in &reaped {
             let fence = Fence { job_id: row.big("id")?, attempt: row.int("attempt")?, token: LeaseDigest::NONE };
             Sql::<D>::end_attempt(&mut tx, fence, now, "lost", None).await?;
+            if columns::job_status(row)? == JobStatus::Failed {
+                sqlx::query(&SPEND_FAILURE_BUDGET).bind(fence.job_id).bind(now).execute(&mut *tx).await?;
+            }
         }
         tx.commit().await?;
         for row in &reaped {

@@ -89,6 +89,8 @@ pub struct NewSweep<'a> {
     /// The half-width (percentage points) each cell's 95 % interval should
     /// reach before its reserve stops being used; `None` without adaptive seeds.
     pub seeds_target_ci: Option<f64>,
+    /// The failure budget (see `Spec::max_failed_fraction`).
+    pub max_failed_fraction: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -231,6 +233,8 @@ pub struct SweepSummary {
     pub reserve: u64,
     /// The adaptive seeds' target half-width, in percentage points.
     pub seeds_target_ci: Option<f64>,
+    /// Why the coordinator paused the sweep (its failure budget), if it did.
+    pub pause_reason: Option<String>,
     pub created_at_ms: Millis,
 }
 

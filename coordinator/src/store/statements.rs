@@ -94,7 +94,7 @@ pub(super) const JOB_JOINS: &str = "JOIN sweeps s ON s.id = j.sweep_id \
      LEFT JOIN checkpoints c ON c.id = (SELECT MAX(id) FROM checkpoints WHERE job_id = j.id)";
 
 pub(super) const SWEEP_SUMMARY: &str = "
-SELECT s.id, s.name, s.state, s.priority, s.dataset, s.created_at_ms, s.seeds_target_ci,
+SELECT s.id, s.name, s.state, s.priority, s.dataset, s.created_at_ms, s.seeds_target_ci, s.pause_reason,
        CAST((SELECT COUNT(*) FROM jobs r WHERE r.sweep_id = s.id AND r.reserve = 1 AND r.in_spec = 0
                   AND r.status = 'pending') AS BIGINT)
            AS reserve,
@@ -122,7 +122,23 @@ FROM epochs e JOIN jobs j ON j.id = e.job_id
 WHERE j.sweep_id = $1";
 
 pub(super) const SWEEP_GROUP_BY: &str =
-    "GROUP BY s.id, s.name, s.state, s.priority, s.dataset, s.created_at_ms, s.seeds_target_ci";
+    "GROUP BY s.id, s.name, s.state, s.priority, s.dataset, s.created_at_ms, s.seeds_target_ci, s.pause_reason";
+
+/// Pauses the sweep of job $1 at $2 when its failure budget is spent: more
+/// than `max_failed_fraction` of its jobs in the spec failed for good
+/// since its last resume (`failed_base`). Run after a job fails for good.
+pub(super) static SPEND_FAILURE_BUDGET: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let failed = "(SELECT COUNT(*) FROM jobs f WHERE f.sweep_id = sweeps.id AND f.in_spec = 1 AND f.status = 'failed')";
+    let total = "(SELECT COUNT(*) FROM jobs t WHERE t.sweep_id = sweeps.id AND t.in_spec = 1)";
+    format!(
+        "UPDATE sweeps SET state = 'paused', updated_at_ms = $2, \
+           pause_reason = 'the failure budget is spent: ' || ({failed} - failed_base) || ' of ' || {total} || \
+             ' jobs failed, more than max_failed_fraction = ' || max_failed_fraction || \
+             ' of them; see the errors, then resume (the budget counts again from there) or fix and resubmit' \
+         WHERE id = (SELECT sweep_id FROM jobs WHERE id = $1) AND state = 'active' \
+           AND max_failed_fraction IS NOT NULL AND {failed} - failed_base > max_failed_fraction * {total}"
+    )
+});
 
 /// Each device's rate, learnt from every reported epoch in the database:
 /// the cost model's work per epoch over the epoch's seconds, by the device

@@ -103,6 +103,7 @@ async fn submit_with(
                 jobs: &expansion.jobs,
                 reserve: &expansion.reserve,
                 seeds_target_ci: spec.adaptive.map(|a| a.target_ci),
+                max_failed_fraction: spec.max_failed_fraction,
             },
             1_000,
         )

@@ -106,6 +106,7 @@ async fn schedule(args: ScheduleBenchArgs) -> anyhow::Result<ExitCode> {
             jobs: &expansion.jobs,
             reserve: &[],
             seeds_target_ci: None,
+            max_failed_fraction: None,
         };
         store.submit_sweep(&sweep, 0).await?;
         names.push(spec.name);

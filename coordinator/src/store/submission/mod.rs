@@ -155,6 +155,16 @@ where
                 .execute(&mut *tx)
                 .await?;
         }
+        // The latest submission's failure budget holds (NULL: none).
+        let budget = if sweep.max_failed_fraction.is_some() { "$2" } else { "NULL" };
+        let budget_sql = format!("UPDATE sweeps SET max_failed_fraction = {budget} WHERE id = $1");
+        let update = sqlx::query(&budget_sql).bind(sweep_id);
+        match sweep.max_failed_fraction {
+            Some(fraction) => update.bind(fraction),
+            None => update,
+        }
+        .execute(&mut *tx)
+        .await?;
         let retargeted = row.opt_real("seeds_target_ci")? != sweep.seeds_target_ci;
         // The latest submission's commands are what workers run from now on
         // (a fixed path, a new argument), for its jobs old and new.
@@ -220,12 +230,19 @@ where
             (_, SweepAction::Cancel) => Some(SweepState::Cancelled),
         };
         if let Some(target) = target {
-            sqlx::query("UPDATE sweeps SET state = $2, updated_at_ms = $3 WHERE id = $1")
-                .bind(sweep_id)
-                .bind(target.name())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            // A resume restarts the failure budget's count from the failures
+            // there are now; any steer clears the coordinator's reason.
+            sqlx::query(
+                "UPDATE sweeps SET state = $2, updated_at_ms = $3, pause_reason = NULL, \
+                 failed_base = CASE WHEN $2 = 'active' THEN (SELECT COUNT(*) FROM jobs f \
+                   WHERE f.sweep_id = $1 AND f.in_spec = 1 AND f.status = 'failed') ELSE failed_base END \
+                 WHERE id = $1",
+            )
+            .bind(sweep_id)
+            .bind(target.name())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             if target == SweepState::Cancelled {
                 sqlx::query(
                     "UPDATE jobs SET status = 'cancelled', worker_id = NULL, lease_expires_at_ms = NULL, \

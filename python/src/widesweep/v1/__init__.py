@@ -2,4 +2,4 @@
 
 #: Hex SHA-256 of sweep.proto then worker.proto, as these stubs were made
 #: from them; the coordinator serves its own (GetVersion).
-PROTO_SHA256 = "bf02f4bc876ad0a12c2036bd4870030043551bda16a1fd06a2066f8f729ccb5d"
+PROTO_SHA256 = "e7fe0f81ac12022cd1e88e599c6260b7399cd962af82f3173d6413823a8d0b78"

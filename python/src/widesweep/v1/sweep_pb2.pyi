@@ -82,7 +82,7 @@ class WatchSweepRequest(_message.Message):
     def __init__(self, sweep: _Optional[str] = ..., interval_ms: _Optional[int] = ...) -> None: ...
 
 class SweepStatus(_message.Message):
-    __slots__ = ("sweep_id", "name", "state", "priority", "dataset", "pending", "running", "succeeded", "failed", "cancelled", "total", "epochs_done", "epochs_total", "mean_epoch_seconds", "eta_seconds", "created_at_ms", "errors", "reserve", "seeds_target_ci", "error_groups")
+    __slots__ = ("sweep_id", "name", "state", "priority", "dataset", "pending", "running", "succeeded", "failed", "cancelled", "total", "epochs_done", "epochs_total", "mean_epoch_seconds", "eta_seconds", "created_at_ms", "errors", "reserve", "seeds_target_ci", "error_groups", "pause_reason")
     SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +103,7 @@ class SweepStatus(_message.Message):
     RESERVE_FIELD_NUMBER: _ClassVar[int]
     SEEDS_TARGET_CI_FIELD_NUMBER: _ClassVar[int]
     ERROR_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    PAUSE_REASON_FIELD_NUMBER: _ClassVar[int]
     sweep_id: int
     name: str
     state: str
@@ -123,7 +124,8 @@ class SweepStatus(_message.Message):
     reserve: int
     seeds_target_ci: float
     error_groups: _containers.RepeatedCompositeFieldContainer[ErrorGroup]
-    def __init__(self, sweep_id: _Optional[int] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., priority: _Optional[int] = ..., dataset: _Optional[str] = ..., pending: _Optional[int] = ..., running: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ..., total: _Optional[int] = ..., epochs_done: _Optional[int] = ..., epochs_total: _Optional[int] = ..., mean_epoch_seconds: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., created_at_ms: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[JobError, _Mapping]]] = ..., reserve: _Optional[int] = ..., seeds_target_ci: _Optional[float] = ..., error_groups: _Optional[_Iterable[_Union[ErrorGroup, _Mapping]]] = ...) -> None: ...
+    pause_reason: str
+    def __init__(self, sweep_id: _Optional[int] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., priority: _Optional[int] = ..., dataset: _Optional[str] = ..., pending: _Optional[int] = ..., running: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ..., total: _Optional[int] = ..., epochs_done: _Optional[int] = ..., epochs_total: _Optional[int] = ..., mean_epoch_seconds: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., created_at_ms: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[JobError, _Mapping]]] = ..., reserve: _Optional[int] = ..., seeds_target_ci: _Optional[float] = ..., error_groups: _Optional[_Iterable[_Union[ErrorGroup, _Mapping]]] = ..., pause_reason: _Optional[str] = ...) -> None: ...
 
 class JobError(_message.Message):
     __slots__ = ("job_id", "seed", "status", "attempts_spent", "max_attempts", "error", "hostname", "worker_id", "error_class")
