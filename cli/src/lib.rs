@@ -42,6 +42,11 @@ pub enum Command {
     Pause(commands::sweeps::SteerArgs),
     /// Resume a paused sweep.
     Resume(commands::sweeps::SteerArgs),
+    /// The workers a coordinator knows: host, devices, jobs, quarantine.
+    Workers(commands::workers::WorkersArgs),
+    /// Act on one worker (release it from quarantine).
+    #[command(subcommand)]
+    Worker(commands::workers::WorkerCommand),
     /// A paper-style table of sweeps: median over seeds ± std, parameters, seconds per epoch.
     Table(commands::table::TableArgs),
     /// Run one read-only SQL statement against the database.
@@ -96,6 +101,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Cancel(args) => commands::sweeps::steer(args, commands::sweeps::Steer::Cancel).await,
             Command::Pause(args) => commands::sweeps::steer(args, commands::sweeps::Steer::Pause).await,
             Command::Resume(args) => commands::sweeps::steer(args, commands::sweeps::Steer::Resume).await,
+            Command::Workers(args) => commands::workers::list(args).await,
+            Command::Worker(command) => commands::workers::run(command).await,
             Command::Table(args) => commands::table::run(args).await,
             Command::Sql(args) => commands::sql::run(args).await,
             Command::Export(args) => commands::export::run(args).await,

@@ -721,7 +721,28 @@ async fn silent_and_half_sent_connections_are_closed(store: Arc<dyn Store>) {
     running.stop().await;
 }
 
+/// ListWorkers for any reader; ReleaseWorker for users only, NOT_FOUND for
+/// an unknown worker.
+async fn workers_are_listed_and_released_by_their_roles(store: Arc<dyn Store>) {
+    let running = Running::start(store, 1 << 20).await;
+    let (mut viewer, mut user, mut worker) = (running.client(VIEWER), running.client(USER), running.client(WORKER));
+    let register =
+        pb::RegisterWorkerRequest { hostname: "node-9".into(), devices: vec!["cuda:0".into()], version: "t".into() };
+    let id = worker.workers.register_worker(register).await.unwrap().into_inner().worker_id;
+    let listed = viewer.sweeps.list_workers(pb::ListWorkersRequest {}).await.unwrap().into_inner().workers;
+    let shown = listed.iter().find(|w| w.worker_id == id).expect("the new worker is listed");
+    assert_eq!((shown.hostname.as_str(), shown.devices.clone()), ("node-9", vec!["cuda:0".to_string()]));
+    assert_eq!(shown.quarantine_reason, "");
+    denied(viewer.sweeps.release_worker(pb::WorkerRef { worker_id: id }).await);
+    let released = user.sweeps.release_worker(pb::WorkerRef { worker_id: id }).await.unwrap().into_inner();
+    assert_eq!(released.worker_id, id);
+    let unknown = user.sweeps.release_worker(pb::WorkerRef { worker_id: 987_654 }).await.unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    running.stop().await;
+}
+
 contract_tests!(
+    workers_are_listed_and_released_by_their_roles,
     a_worker_leases_only_under_its_own_id,
     unreferenced_checkpoint_files_are_swept_at_start,
     silent_and_half_sent_connections_are_closed,

@@ -484,7 +484,35 @@ async fn a_spent_failure_budget_pauses_the_sweep(store: Arc<dyn Store>) {
     assert_eq!(store.sweep("budget").await.unwrap().state, SweepState::Paused, "2 since the resume");
 }
 
+/// A worker whose last three attempts failed with machine errors on three
+/// different jobs is quarantined by the coordinator: it leases nothing,
+/// even with jobs pending, until released.
+async fn the_coordinator_quarantines_a_worker_failing_with_machine_errors(store: Arc<dyn Store>) {
+    use widesweep_coordinator::store::{ErrorClass, Failure};
+    submit(&*store, &spec("black-hole", &[1, 2], &[1, 2]), 0, 3).await;
+    let hole = store.register_worker("gpu-bad", &[], "t", 0).await.unwrap();
+    let _healthy = store.register_worker("gpu-good", &[], "t", 0).await.unwrap();
+    let disk = Failure { error: "No space left on device", retryable: true, class: ErrorClass::Machine };
+    let mut failed = HashSet::new();
+    for now in [10, 20, 30] {
+        let job = store.lease_job(hole, "cpu", token(), LEASE, now).await.unwrap().expect("a job it has not failed");
+        assert!(failed.insert(job.job_id), "a different job each time");
+        store.fail_attempt(job.fence(), &disk, now + 1).await.unwrap();
+    }
+    let listed = store.workers(0).await.unwrap();
+    let bad = listed.iter().find(|w| w.worker_id == hole).unwrap();
+    let reason = bad.quarantine_reason.clone().expect("quarantined");
+    assert!(reason.starts_with("machine errors on 3 different jobs in a row, the last: No space left"), "{reason}");
+    assert!(bad.quarantined_until_ms.unwrap() > 31);
+    assert!(store.lease_job(hole, "cpu", token(), LEASE, 40).await.unwrap().is_none(), "quarantined: nothing");
+    store.release_worker(hole).await.unwrap();
+    let job = store.lease_job(hole, "cpu", token(), LEASE, 50).await.unwrap().expect("released, it leases again");
+    assert!(!failed.contains(&job.job_id), "the job it had not failed");
+    assert!(matches!(store.release_worker(987_654).await, Err(StoreError::WorkerNotFound(_))));
+}
+
 contract_tests!(
+    the_coordinator_quarantines_a_worker_failing_with_machine_errors,
     a_spent_failure_budget_pauses_the_sweep,
     machine_errors_go_elsewhere_and_end_after_three_hosts,
     a_failed_job_goes_to_another_worker_unless_one_is_alone,

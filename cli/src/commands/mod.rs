@@ -17,3 +17,4 @@ pub mod sweeps;
 pub mod table;
 pub mod train;
 pub mod work;
+pub mod workers;

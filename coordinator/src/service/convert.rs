@@ -6,8 +6,8 @@ use widesweep_proto::v1 as pb;
 
 use super::error::missing;
 use crate::store::{
-    CheckpointRef, EpochMetrics, ErrorGroup, JobConfig, JobEpoch, JobRow, JobStatus, LeaseToken, LeasedJob, ResultRow,
-    SweepSummary,
+    CheckpointRef, EpochMetrics, ErrorGroup, JobConfig, JobEpoch, JobRow, JobStatus, LeaseToken, LeasedJob, Millis,
+    ResultRow, SweepSummary, WorkerActivity,
 };
 
 pub(crate) fn sweep_status(s: &SweepSummary) -> pb::SweepStatus {
@@ -45,6 +45,21 @@ pub(crate) fn job_error(job: &JobRow) -> pb::JobError {
         max_attempts: job.max_attempts,
         error: job.last_error.clone().unwrap_or_default(),
         ..Default::default()
+    }
+}
+
+pub(crate) fn worker_info(w: &WorkerActivity, now: Millis) -> pb::WorkerInfo {
+    let quarantined = w.quarantined_until_ms.filter(|until| *until > now);
+    pb::WorkerInfo {
+        worker_id: w.worker_id,
+        hostname: w.hostname.clone(),
+        devices: w.devices.clone(),
+        version: w.version.clone(),
+        last_seen_at_ms: w.last_seen_at_ms,
+        running_jobs: w.slots.len() as u32,
+        quarantine_reason: quarantined.and(w.quarantine_reason.clone()).unwrap_or_default(),
+        quarantined_until_ms: quarantined.unwrap_or(0),
+        now_ms: now,
     }
 }
 

@@ -12,7 +12,7 @@ use widesweep_proto::v1::sweep_service_server::SweepService;
 
 use super::auth::{Permission, require};
 use super::clock::DatabaseClock;
-use super::convert::{error_group, job_epoch, job_error, result_row, sweep_status};
+use super::convert::{error_group, job_epoch, job_error, result_row, sweep_status, worker_info};
 use super::text::{MAX_ECHO_CHARS, escaped, printable};
 use super::watch::{POLL_INTERVAL, StreamBudget, Watchers};
 use crate::cpu;
@@ -185,6 +185,31 @@ impl SweepService for Sweeps {
     async fn resume_sweep(&self, request: Request<pb::SweepRef>) -> Result<Response<pb::SweepStatus>, Status> {
         require(&request, Permission::Steer)?;
         self.steer(request, SweepAction::Resume).await
+    }
+
+    async fn list_workers(
+        &self,
+        request: Request<pb::ListWorkersRequest>,
+    ) -> Result<Response<pb::ListWorkersResponse>, Status> {
+        require(&request, Permission::Read)?;
+        const HOUR_MS: i64 = 3600 * 1000;
+        let now = self.clock.now();
+        let workers = self.store.workers(now - HOUR_MS).await?;
+        Ok(Response::new(pb::ListWorkersResponse { workers: workers.iter().map(|w| worker_info(w, now)).collect() }))
+    }
+
+    async fn release_worker(&self, request: Request<pb::WorkerRef>) -> Result<Response<pb::WorkerInfo>, Status> {
+        require(&request, Permission::Steer)?;
+        let worker_id = request.into_inner().worker_id;
+        self.store.release_worker(worker_id).await?;
+        tracing::info!(worker_id, "worker released from quarantine");
+        let now = self.clock.now();
+        let workers = self.store.workers(i64::MIN).await?;
+        let worker = workers
+            .iter()
+            .find(|w| w.worker_id == worker_id)
+            .ok_or_else(|| Status::not_found(format!("worker {worker_id} was released but is no longer listed")))?;
+        Ok(Response::new(worker_info(worker, now)))
     }
 
     type WatchSweepStream = Pin<Box<dyn Stream<Item = Result<pb::SweepStatus, Status>> + Send>>;

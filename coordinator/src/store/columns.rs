@@ -286,6 +286,8 @@ pub(super) fn worker_activity(row: &impl Columns) -> Result<WorkerActivity> {
         version: row.text("version")?,
         registered_at_ms: row.big("registered_at_ms")?,
         last_seen_at_ms: row.big("last_seen_at_ms")?,
+        quarantine_reason: row.opt_text("quarantine_reason")?,
+        quarantined_until_ms: row.opt_big("quarantined_until_ms")?,
         slots: Vec::new(),
     })
 }

@@ -59,6 +59,8 @@ pub trait Leases: Send + Sync + 'static {
     }
     /// Hands the job back to pending without spending an attempt.
     async fn release_job(&self, fence: Fence, now: Millis) -> Result<()>;
+    /// Lifts a worker's quarantine (`widesweep worker release ID`).
+    async fn release_worker(&self, worker_id: i64) -> Result<()>;
     /// Returns expired leases to pending (or failed past max_attempts).
     async fn reap_expired(&self, now: Millis) -> Result<u64>;
 }
@@ -293,6 +295,20 @@ where
         if status != JobStatus::Pending.as_str() {
             sqlx::query(&SPEND_FAILURE_BUDGET).bind(fence.job_id).bind(now).execute(&mut *tx).await?;
         }
+        if failure.class == ErrorClass::Machine {
+            let quarantined = sqlx::query(&QUARANTINE_WORKER)
+                .bind(fence.job_id)
+                .bind(i64::from(fence.attempt))
+                .bind(now + QUARANTINE_MS)
+                .execute(&mut *tx)
+                .await?;
+            if D::rows_affected(&quarantined) > 0 {
+                tracing::warn!(
+                    job_id = fence.job_id,
+                    "a worker failed {QUARANTINE_AFTER_JOBS} jobs in a row with machine errors: quarantined"
+                );
+            }
+        }
         tx.commit().await?;
         if status == JobStatus::Pending.as_str() {
             return Ok(true);
@@ -319,6 +335,18 @@ where
         }
         Sql::<D>::end_attempt(&mut tx, fence, now, "released", None).await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_worker(&self, worker_id: i64) -> Result<()> {
+        let released =
+            sqlx::query("UPDATE workers SET quarantine_reason = NULL, quarantined_until_ms = NULL WHERE id = $1")
+                .bind(worker_id)
+                .execute(self.writer())
+                .await?;
+        if D::rows_affected(&released) == 0 {
+            return Err(StoreError::WorkerNotFound(worker_id));
+        }
         Ok(())
     }
 

@@ -409,6 +409,12 @@ pub fn group_errors(failed: &[FailedAttempt]) -> Vec<ErrorGroup> {
 /// fault is then more likely the job's than every machine's.
 pub const MACHINE_ERROR_HOSTS: i64 = 3;
 
+/// The coordinator quarantines a worker whose last this many ended attempts
+/// failed with machine errors on as many different jobs ...
+pub const QUARANTINE_AFTER_JOBS: i64 = 3;
+/// ... for this long, unless released sooner.
+pub const QUARANTINE_MS: i64 = 10 * 60 * 1000;
+
 /// A worker is kept from a job it failed while another worker has been
 /// heard from within this long; alone, it retries the job itself.
 pub const OTHER_WORKER_SEEN_MS: i64 = 5 * 60 * 1000;
@@ -509,6 +515,9 @@ pub struct WorkerActivity {
     pub version: String,
     pub registered_at_ms: Millis,
     pub last_seen_at_ms: Millis,
+    /// Why the coordinator quarantined it, while it is (until when).
+    pub quarantine_reason: Option<String>,
+    pub quarantined_until_ms: Option<Millis>,
     /// The jobs it holds leases on, by job id.
     pub slots: Vec<SlotActivity>,
 }

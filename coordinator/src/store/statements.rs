@@ -4,7 +4,7 @@
 //! storing an epoch, beginning a write, locking a row) is the
 //! [`Dialect`](super::dialect::Dialect)'s.
 
-use super::rows::OTHER_WORKER_SEEN_MS;
+use super::rows::{OTHER_WORKER_SEEN_MS, QUARANTINE_AFTER_JOBS};
 
 /// The next job to lease: pending, in the spec, of an active sweep; highest
 /// priority first, then the oldest sweep (equal priorities are served first
@@ -23,6 +23,7 @@ pub(super) static NEXT_PENDING_JOB: std::sync::LazyLock<String> = std::sync::Laz
     format!(
         "SELECT j.id FROM jobs j JOIN sweeps s ON s.id = j.sweep_id \
          WHERE j.status = 'pending' AND j.in_spec = 1 AND s.state = 'active' \
+           AND NOT EXISTS (SELECT 1 FROM workers q WHERE q.id = $1 AND q.quarantined_until_ms > $4) \
            AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = j.id AND a.outcome = 'failed' AND ( \
              (a.worker_id = $1 AND EXISTS (SELECT 1 FROM workers o WHERE o.id <> $1 AND {alive})) \
              OR (a.error_class = 'machine' AND a.hostname = {me} \
@@ -37,6 +38,23 @@ pub(super) const ATTEMPT_STARTED: &str = "INSERT INTO attempts \
      (job_id, attempt, worker_id, hostname, device, leased_at_ms) \
      SELECT j.id, j.attempt, $2, COALESCE((SELECT w.hostname FROM workers w WHERE w.id = $2), ''), \
      COALESCE(j.device, ''), $3 FROM jobs j WHERE j.id = $1";
+
+/// Quarantines the worker of attempt $2 of job $1 until $3 when its last
+/// [`QUARANTINE_AFTER_JOBS`] ended attempts all failed with machine errors,
+/// on as many different jobs: it then leases nothing until released.
+pub(super) static QUARANTINE_WORKER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let worker = "(SELECT w.worker_id FROM attempts w WHERE w.job_id = $1 AND w.attempt = $2)";
+    format!(
+        "UPDATE workers SET quarantined_until_ms = $3, \
+           quarantine_reason = 'machine errors on {QUARANTINE_AFTER_JOBS} different jobs in a row, the last: ' || \
+             COALESCE((SELECT e.error FROM attempts e WHERE e.job_id = $1 AND e.attempt = $2), '') \
+         WHERE id = {worker} AND {QUARANTINE_AFTER_JOBS} <= (SELECT COUNT(DISTINCT r.job_id) FROM \
+           (SELECT a.job_id, a.error_class FROM attempts a WHERE a.worker_id = {worker} \
+              AND a.outcome IN ('succeeded', 'failed') ORDER BY a.ended_at_ms DESC, a.job_id DESC \
+              LIMIT {QUARANTINE_AFTER_JOBS}) r \
+           WHERE r.error_class = 'machine')"
+    )
+});
 
 /// Ends attempt $2 of job $1 at $3 with outcome $4 (and, for a failure,
 /// the class $5 and error $6; empty otherwise).
@@ -219,7 +237,7 @@ pub(super) const SEEN_RESOLUTION_MS: i64 = 5_000;
 
 /// Workers seen since $1 or holding a lease, most recently seen first.
 pub(super) const ACTIVE_WORKERS: &str = "SELECT * FROM workers w \
-     WHERE w.last_seen_at_ms >= $1 \
+     WHERE w.last_seen_at_ms >= $1 OR w.quarantined_until_ms >= $1 \
         OR EXISTS (SELECT 1 FROM jobs j WHERE j.status = 'running' AND j.worker_id = w.id) \
      ORDER BY w.last_seen_at_ms DESC, w.id";
 

@@ -209,6 +209,8 @@ struct WorkerView {
     seen_seconds_ago: f64,
     /// Not heard from for longer than a lease: its jobs go back to the queue.
     stale: bool,
+    /// Why the coordinator keeps it from leasing, while it does.
+    quarantine: Option<String>,
     slots: Vec<SlotView>,
 }
 
@@ -236,6 +238,7 @@ pub(super) async fn workers(State(state): State<AppState>) -> Result<Response, A
             id: w.worker_id,
             seen_seconds_ago: (now - w.last_seen_at_ms).max(0) as f64 / 1000.0,
             stale: now - w.last_seen_at_ms > stale_ms,
+            quarantine: w.quarantine_reason.clone().filter(|_| w.quarantined_until_ms.is_some_and(|until| until > now)),
             slots: w
                 .slots
                 .into_iter()

@@ -2,4 +2,4 @@
 
 #: Hex SHA-256 of sweep.proto then worker.proto, as these stubs were made
 #: from them; the coordinator serves its own (GetVersion).
-PROTO_SHA256 = "e7fe0f81ac12022cd1e88e599c6260b7399cd962af82f3173d6413823a8d0b78"
+PROTO_SHA256 = "f968e4048cfa84086deab1bb125b76b165da8eb5b2d405692a71e8872d847310"

@@ -81,6 +81,16 @@ class SweepServiceStub:
                 request_serializer=widesweep_dot_v1_dot_sweep__pb2.GetVersionRequest.SerializeToString,
                 response_deserializer=widesweep_dot_v1_dot_sweep__pb2.VersionInfo.FromString,
                 _registered_method=True)
+        self.ListWorkers = channel.unary_unary(
+                '/widesweep.v1.SweepService/ListWorkers',
+                request_serializer=widesweep_dot_v1_dot_sweep__pb2.ListWorkersRequest.SerializeToString,
+                response_deserializer=widesweep_dot_v1_dot_sweep__pb2.ListWorkersResponse.FromString,
+                _registered_method=True)
+        self.ReleaseWorker = channel.unary_unary(
+                '/widesweep.v1.SweepService/ReleaseWorker',
+                request_serializer=widesweep_dot_v1_dot_sweep__pb2.WorkerRef.SerializeToString,
+                response_deserializer=widesweep_dot_v1_dot_sweep__pb2.WorkerInfo.FromString,
+                _registered_method=True)
 
 
 class SweepServiceServicer:
@@ -163,6 +173,21 @@ class SweepServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWorkers(self, request, context):
+        """Workers heard from in the last hour, and every worker holding a lease
+        or in quarantine, most recently seen first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseWorker(self, request, context):
+        """Lifts a worker's quarantine (user credential). NOT_FOUND for an unknown id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SweepServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -210,6 +235,16 @@ def add_SweepServiceServicer_to_server(servicer, server):
                     servicer.GetVersion,
                     request_deserializer=widesweep_dot_v1_dot_sweep__pb2.GetVersionRequest.FromString,
                     response_serializer=widesweep_dot_v1_dot_sweep__pb2.VersionInfo.SerializeToString,
+            ),
+            'ListWorkers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkers,
+                    request_deserializer=widesweep_dot_v1_dot_sweep__pb2.ListWorkersRequest.FromString,
+                    response_serializer=widesweep_dot_v1_dot_sweep__pb2.ListWorkersResponse.SerializeToString,
+            ),
+            'ReleaseWorker': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseWorker,
+                    request_deserializer=widesweep_dot_v1_dot_sweep__pb2.WorkerRef.FromString,
+                    response_serializer=widesweep_dot_v1_dot_sweep__pb2.WorkerInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -457,6 +492,60 @@ class SweepService:
             '/widesweep.v1.SweepService/GetVersion',
             widesweep_dot_v1_dot_sweep__pb2.GetVersionRequest.SerializeToString,
             widesweep_dot_v1_dot_sweep__pb2.VersionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/widesweep.v1.SweepService/ListWorkers',
+            widesweep_dot_v1_dot_sweep__pb2.ListWorkersRequest.SerializeToString,
+            widesweep_dot_v1_dot_sweep__pb2.ListWorkersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseWorker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/widesweep.v1.SweepService/ReleaseWorker',
+            widesweep_dot_v1_dot_sweep__pb2.WorkerRef.SerializeToString,
+            widesweep_dot_v1_dot_sweep__pb2.WorkerInfo.FromString,
             options,
             channel_credentials,
             insecure,

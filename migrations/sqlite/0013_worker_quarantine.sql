@@ -1,0 +1,6 @@
+-- The coordinator quarantines a worker whose last attempts failed with
+-- machine errors on several different jobs: until quarantined_until_ms (or
+-- `widesweep worker release ID`) it leases nothing, and quarantine_reason
+-- says why.
+ALTER TABLE workers ADD COLUMN quarantine_reason TEXT;
+ALTER TABLE workers ADD COLUMN quarantined_until_ms INTEGER;
