@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 use widesweep_coordinator::report::{Format, TableOptions, build, render};
 use widesweep_coordinator::service::{Credentials, ServerConfig, serve};
-use widesweep_coordinator::store::{JobResult, Store};
+use widesweep_coordinator::store::{ErrorClass, Failure, JobResult, Store};
 use widesweep_coordinator::web::{WebConfig, router};
 use widesweep_proto::client::ClientOptions;
 use widesweep_proto::v1 as pb;
@@ -258,7 +258,25 @@ async fn workers_and_jobs_are_shown(store: Arc<dyn Store>) {
     let job: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(job["status"], "succeeded");
     assert_eq!(job["epochs"].as_array().unwrap().len(), 3, "{body}");
+    let attempts = job["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{body}");
+    assert_eq!((attempts[0]["outcome"].as_str(), attempts[0]["hostname"].as_str()), (Some("succeeded"), Some("h")));
     assert!((job["final_test_error"].as_f64().unwrap() - finished.final_test_error.unwrap()).abs() < 1e-12, "{body}");
+    // The running job fails with a machine's error: its page lists the
+    // attempt, and the sweep's causes group it with its worker.
+    let disk = Failure { error: "No space left on device", retryable: true, class: ErrorClass::Machine };
+    store.fail_attempt(running.fence(), &disk, 21_000).await.unwrap();
+    let (_, _, body) = get(&app, &format!("/api/jobs/{}", running.job_id), auth).await;
+    let job: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let attempt = &job["attempts"][0];
+    assert_eq!((attempt["outcome"].as_str(), attempt["error_class"].as_str()), (Some("failed"), Some("machine")));
+    assert_eq!(attempt["error"], "No space left on device", "{body}");
+    let (status, _, body) = get(&app, "/api/sweeps/web/causes", auth).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let causes: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(causes.as_array().unwrap().len(), 1, "{body}");
+    assert_eq!((causes[0]["error_class"].as_str(), causes[0]["attempts"].as_u64()), (Some("machine"), Some(1)));
+    assert_eq!(causes[0]["workers"][0], "h (worker 1)", "{body}");
     let (status, _, body) = get(&app, "/api/jobs/999999", auth).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let (status, _, body) = get(&app, "/api/jobs/seven", auth).await;

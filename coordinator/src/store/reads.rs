@@ -173,7 +173,26 @@ where
             .iter()
             .map(columns::checkpoint)
             .collect::<Result<_>>()?;
-        Ok(JobDetail { result, row, epochs, checkpoints })
+        let attempts = sqlx::query("SELECT * FROM attempts WHERE job_id = $1 ORDER BY attempt")
+            .bind(job_id)
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|a| {
+                Ok(AttemptRow {
+                    attempt: a.int("attempt")?,
+                    worker_id: a.opt_big("worker_id")?,
+                    hostname: a.text("hostname")?,
+                    device: a.text("device")?,
+                    leased_at_ms: a.big("leased_at_ms")?,
+                    ended_at_ms: a.opt_big("ended_at_ms")?,
+                    outcome: a.text("outcome")?,
+                    error_class: a.opt_text("error_class")?,
+                    error: a.opt_text("error")?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(JobDetail { result, row, epochs, checkpoints, attempts })
     }
 
     async fn workers(&self, seen_since: Millis) -> Result<Vec<WorkerActivity>> {

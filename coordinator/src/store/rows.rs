@@ -548,6 +548,23 @@ pub struct JobDetail {
     pub epochs: Vec<(u32, EpochMetrics)>,
     /// Its stored checkpoints (older ones are pruned as new ones arrive).
     pub checkpoints: Vec<CheckpointRef>,
+    /// Every attempt: where it ran and how it ended.
+    pub attempts: Vec<AttemptRow>,
+}
+
+/// One attempt of a job (a row of `attempts`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct AttemptRow {
+    pub attempt: u32,
+    pub worker_id: Option<i64>,
+    pub hostname: String,
+    pub device: String,
+    pub leased_at_ms: Millis,
+    pub ended_at_ms: Option<Millis>,
+    /// running, succeeded, failed, lost or released.
+    pub outcome: String,
+    pub error_class: Option<String>,
+    pub error: Option<String>,
 }
 
 /// One recorded epoch of a job: a point of its learning curve.

@@ -14,7 +14,7 @@ use crate::cpu;
 use crate::report::axis::Axis;
 use crate::report::table::parse_assignment;
 use crate::report::{Agg, Format, Metric, ReportError, TableOptions, build, render};
-use crate::store::{EpochMetrics, StoreError, SweepSummary};
+use crate::store::{AttemptRow, EpochMetrics, StoreError, SweepSummary};
 
 /// A sweep as the pages show it: the store's summary, with its total and,
 /// while work remains, the time left.
@@ -196,6 +196,12 @@ pub(super) async fn errors(State(state): State<AppState>, Path(sweep): Path<Stri
     Ok(json(&views))
 }
 
+/// The sweep's failed attempts grouped by class and error, most first.
+pub(super) async fn causes(State(state): State<AppState>, Path(sweep): Path<String>) -> Result<Response, ApiError> {
+    let data = state.sweep_data(&sweep).await?;
+    Ok(json(&data.causes))
+}
+
 /// A worker as the workers page shows it.
 #[derive(Serialize)]
 struct WorkerView {
@@ -289,6 +295,7 @@ struct JobView {
     last_error: Option<String>,
     epochs: Vec<EpochView>,
     checkpoints: Vec<CheckpointView>,
+    attempts: Vec<AttemptRow>,
 }
 
 /// An epoch with the attempt that reported it.
@@ -364,6 +371,7 @@ pub(super) async fn job(State(state): State<AppState>, Path(job_id): Path<String
                 sha256: c.sha256,
             })
             .collect(),
+        attempts: detail.attempts,
     };
     Ok(json(&view))
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 
 use super::curves::{CurvesView, curves};
-use crate::store::{JobRow, ResultRow, Store, StoreError};
+use crate::store::{ErrorGroup, JobRow, ResultRow, Store, StoreError, group_errors};
 
 /// Sweeps kept at once; the least recently read goes first.
 const SWEEPS_KEPT: usize = 8;
@@ -26,6 +26,8 @@ const RENDERINGS_KEPT: usize = 32;
 
 /// Jobs with errors a page lists at most.
 const ERRORS_SHOWN: u32 = 50;
+/// Failed attempts a page groups by cause (the sweep's first ones).
+const FAILED_ATTEMPTS_READ: u32 = 10_000;
 
 /// One read of a sweep.
 pub(super) struct SweepData {
@@ -33,6 +35,8 @@ pub(super) struct SweepData {
     pub curves: CurvesView,
     /// The latest errors of jobs that have not succeeded since.
     pub errors: Vec<JobRow>,
+    /// The failed attempts grouped by class and error.
+    pub causes: Vec<ErrorGroup>,
     /// When the store was read: what a page sees is this old.
     pub read_at: Instant,
     /// Tables rendered from `rows`, by their options.
@@ -133,6 +137,7 @@ impl Cache {
         let rows = store.sweep_results(sweep).await?;
         let epochs = store.sweep_epochs(sweep).await?;
         let errors = store.job_errors(sweep, ERRORS_SHOWN).await?;
+        let causes = group_errors(&store.failed_attempts(sweep, FAILED_ATTEMPTS_READ).await?);
         // Summing a large sweep's curves is CPU work: off the runtime.
         let (rows, curves) = crate::cpu::run(move || {
             let curves = curves(&rows, &epochs);
@@ -141,7 +146,7 @@ impl Cache {
         .await
         .map_err(|e| StoreError::Interrupted(e.to_string()))?;
         tracing::debug!(sweep, jobs = rows.len(), took = ?started.elapsed(), "dashboard read a sweep");
-        let data = Arc::new(SweepData { rows, curves, errors, read_at: started, rendered: Mutex::default() });
+        let data = Arc::new(SweepData { rows, curves, errors, causes, read_at: started, rendered: Mutex::default() });
         *slot =
             Slot { version, data: Some(Arc::clone(&data)), read_took: started.elapsed(), last_used: slot.last_used };
         Ok(data)

@@ -100,6 +100,7 @@ pub fn router(store: Arc<dyn Store>, config: &WebConfig) -> Router {
         .route("/api/table-choices", get(api::table_choices))
         .route("/api/sweeps/{sweep}/curves", get(api::curves))
         .route("/api/sweeps/{sweep}/errors", get(api::errors))
+        .route("/api/sweeps/{sweep}/causes", get(api::causes))
         .route("/api/workers", get(api::workers))
         .route("/api/jobs/{job}", get(api::job))
         .route("/api/events", get(live::events))

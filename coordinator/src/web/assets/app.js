@@ -343,6 +343,25 @@ function renderErrors(errors) {
   );
 }
 
+function renderCauses(causes) {
+  const list = $("causes");
+  if (causes.length === 0) {
+    list.replaceChildren(el("li", { text: "None." }));
+    return;
+  }
+  list.replaceChildren(
+    ...causes.map((c) =>
+      el(
+        "li",
+        { "data-class": c.error_class },
+        el("span", { class: c.error_class === "machine" ? "badge bad" : "badge", text: `${c.error_class} error` }),
+        ` ${c.attempts} attempt${c.attempts === 1 ? "" : "s"} of ${c.jobs} job${c.jobs === 1 ? "" : "s"}, on ${c.workers.join(", ")}: `,
+        el("code", { text: c.error }),
+      ),
+    ),
+  );
+}
+
 async function refreshSweep() {
   const name = encodeURIComponent(sweepName());
   try {
@@ -357,6 +376,7 @@ async function refreshSweep() {
     $("table-error").hidden = false;
   }
   renderCurves(await getJSON(`/api/sweeps/${name}/curves`));
+  renderCauses(await getJSON(`/api/sweeps/${name}/causes`));
   renderErrors(await getJSON(`/api/sweeps/${name}/errors`));
 }
 
@@ -440,7 +460,13 @@ function renderWorkers(workers) {
         el("td", {}, `${w.hostname} `, el("span", { class: "muted", text: `#${w.id}` })),
         el("td", { text: w.devices.join(", ") }),
         slots,
-        el("td", {}, `${duration(w.seen_seconds_ago)} ago `, w.stale ? el("span", { class: "badge bad", text: "stale" }) : ""),
+        el(
+          "td",
+          {},
+          `${duration(w.seen_seconds_ago)} ago `,
+          w.stale ? el("span", { class: "badge bad", text: "stale" }) : "",
+          w.quarantine ? el("span", { class: "badge bad", title: w.quarantine, text: "quarantined" }) : "",
+        ),
         el("td", { text: w.version }),
         el("td", { text: when(w.registered_at_ms) }),
       );
@@ -512,6 +538,23 @@ function renderJob(job) {
             el("td", { class: "num", "data-value": String(e.test_error), text: fixed(100 * e.test_error) }),
             el("td", { class: "num", text: String(e.lr) }),
             el("td", { class: "num", text: `${fixed(e.epoch_seconds, 1)} s, ${Math.round(e.images_per_second)} img/s` }),
+          ),
+        )),
+  );
+  $("attempts").replaceChildren(
+    ...(job.attempts.length === 0
+      ? [el("tr", {}, el("td", { colspan: "7", text: "Not leased yet." }))]
+      : job.attempts.map((a) =>
+          el(
+            "tr",
+            { "data-attempt": String(a.attempt) },
+            el("td", { class: "num", text: String(a.attempt) }),
+            el("td", { text: a.worker_id != null ? `${a.hostname} #${a.worker_id}` : a.hostname }),
+            el("td", { text: a.device }),
+            el("td", { text: when(a.leased_at_ms) }),
+            el("td", { text: a.ended_at_ms != null ? when(a.ended_at_ms) : "-" }),
+            el("td", { text: a.error_class ? `${a.outcome} (${a.error_class} error)` : a.outcome }),
+            el("td", {}, a.error ? el("code", { text: a.error }) : "-"),
           ),
         )),
   );
