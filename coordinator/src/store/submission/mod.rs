@@ -3,6 +3,9 @@
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
+/// Jobs inserted at once after which PostgreSQL's statistics are renewed.
+const ANALYZE_AFTER_INSERTS: usize = 1_000;
+
 use super::columns::{self, Columns};
 use super::dialect::Dialect;
 use std::collections::HashMap;
@@ -193,6 +196,16 @@ where
             None => 0,
         };
         tx.commit().await?;
+        // PostgreSQL plans the claim from the table's statistics: until
+        // autovacuum analyses a freshly filled queue (up to a minute), it
+        // believes the queue empty and sorts every pending job at each
+        // lease (measured: 1 s per lease at 100,000 jobs, 16 workers,
+        // instead of 4 ms). Analysing now costs about 0.1 s per 100,000 jobs.
+        if D::BACKEND == super::Backend::Postgres && inserts.len() >= ANALYZE_AFTER_INSERTS {
+            if let Err(error) = sqlx::query("ANALYZE jobs").execute(self.writer()).await {
+                tracing::warn!(%error, "could not analyse the jobs table after a large submission");
+            }
+        }
         Ok(SubmitOutcome {
             sweep_id,
             new: changes.new_jobs.len() as u64,
