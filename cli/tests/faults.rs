@@ -103,16 +103,7 @@ fn a_failing_job_is_retried_then_failed_and_the_rest_goes_on() {
     let _serial = serial();
     let cluster = Cluster::new(None, 5);
     // This worker's copy of Fashion-MNIST is corrupt; its MNIST is fine.
-    let broken = cluster.path("data/fashion-mnist");
-    std::fs::create_dir_all(&broken).unwrap();
-    for name in [
-        "train-images-idx3-ubyte.gz",
-        "train-labels-idx1-ubyte.gz",
-        "t10k-images-idx3-ubyte.gz",
-        "t10k-labels-idx1-ubyte.gz",
-    ] {
-        std::fs::write(broken.join(name), b"not gzip at all").unwrap();
-    }
+    corrupt_dataset(&cluster.path("data/fashion-mnist"));
     let _coordinator = cluster.serve("coordinator.log");
     let spec = cluster.path("broken.toml");
     std::fs::write(&spec, tiny_spec("broken", "fashion-mnist", &[1], &[1], 2)).unwrap();
@@ -175,16 +166,7 @@ fn sigterm_hands_the_job_back_with_a_checkpoint_and_exits_0() {
 fn a_broken_machine_cannot_eat_the_sweep(db: Option<String>) {
     let _serial = serial();
     let cluster = Cluster::new(db, 5);
-    let broken = cluster.path("broken-data/mnist");
-    std::fs::create_dir_all(&broken).unwrap();
-    for name in [
-        "train-images-idx3-ubyte.gz",
-        "train-labels-idx1-ubyte.gz",
-        "t10k-images-idx3-ubyte.gz",
-        "t10k-labels-idx1-ubyte.gz",
-    ] {
-        std::fs::write(broken.join(name), b"not gzip at all").unwrap();
-    }
+    corrupt_dataset(&cluster.path("broken-data/mnist"));
     let _coordinator = cluster.serve("coordinator.log");
     cluster.submit("chaos", &[1, 2], &[1, 2], 2, 2);
     // The healthy worker registers first (worker 1): the broken one
@@ -195,12 +177,8 @@ fn a_broken_machine_cannot_eat_the_sweep(db: Option<String>) {
     });
     // It quarantines itself after machine errors on 2 different jobs and,
     // in an allocation that ends when idle, leaves with status 75.
-    let mut command = widesweep();
-    command.args(["work", "--devices", "cpu", "--quarantine-after", "2", "--exit-when-idle", "600"]);
-    cluster.client_args(&mut command, TOKEN);
-    command.arg("--data-dir").arg(cluster.path("broken-data")).arg("--unofficial-dataset-sizes");
-    command.arg("--scratch-dir").arg(cluster.path("scratch-broken"));
-    let mut broken = spawn(command, cluster.path("broken.log"));
+    let extra = ["--quarantine-after", "2", "--exit-when-idle", "600"];
+    let mut broken = work_with_data(&cluster, "broken", &cluster.path("broken-data"), &extra);
     let left = broken.wait_exit(LONG);
     assert_eq!(left.code(), Some(75), "{}", broken.log_text());
     assert!(broken.log_text().contains("quarantined"), "{}", broken.log_text());
@@ -242,12 +220,7 @@ fn a_transient_machine_error_is_waited_out() {
     std::fs::write(mnist.join("train-images-idx3-ubyte.gz"), b"still copying").unwrap();
     let _coordinator = cluster.serve("coordinator.log");
     cluster.submit("late", &[1], &[1], 2, 2);
-    let mut command = widesweep();
-    command.args(["work", "--devices", "cpu", "--quarantine-after", "1", "--quarantine-seconds", "3"]);
-    cluster.client_args(&mut command, TOKEN);
-    command.arg("--data-dir").arg(&data).arg("--unofficial-dataset-sizes");
-    command.arg("--scratch-dir").arg(cluster.path("scratch-late"));
-    let worker = spawn(command, cluster.path("late.log"));
+    let worker = work_with_data(&cluster, "late", &data, &["--quarantine-after", "1", "--quarantine-seconds", "3"]);
     wait_for("the slot to quarantine itself", LONG, || worker.log_text().contains("quarantined").then_some(()));
     // The copy finishes while the slot waits.
     widesweep_worker::data::synthetic::write_idx_dataset(&mnist, 128, 32).unwrap();
@@ -255,4 +228,27 @@ fn a_transient_machine_error_is_waited_out() {
     assert_eq!(done.status, "succeeded", "{done:?}");
     assert_eq!(done.attempts_spent, 1, "the machine's errors spent no attempt: {done:?}");
     assert!(done.attempt >= 2, "it failed before it succeeded: {done:?}");
+}
+
+/// Writes the four files of an IDX dataset in `dir`, none of them readable.
+fn corrupt_dataset(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for name in [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ] {
+        std::fs::write(dir.join(name), b"not gzip at all").unwrap();
+    }
+}
+
+/// A worker named `name` whose datasets are in `data` (not the cluster's).
+fn work_with_data(cluster: &Cluster, name: &str, data: &std::path::Path, extra: &[&str]) -> Proc {
+    let mut command = widesweep();
+    command.args(["work", "--devices", "cpu"]).args(extra);
+    cluster.client_args(&mut command, TOKEN);
+    command.arg("--data-dir").arg(data).arg("--unofficial-dataset-sizes");
+    command.arg("--scratch-dir").arg(cluster.path(&format!("scratch-{name}")));
+    spawn(command, cluster.path(&format!("{name}.log")))
 }
