@@ -182,6 +182,22 @@ fn a_broken_machine_cannot_eat_the_sweep(db: Option<String>) {
     let left = broken.wait_exit(LONG);
     assert_eq!(left.code(), Some(75), "{}", broken.log_text());
     assert!(broken.log_text().contains("quarantined"), "{}", broken.log_text());
+    // It told the coordinator why: `widesweep workers` shows it, and a
+    // user lifts it.
+    let workers = |args: &[&str]| {
+        let mut command = widesweep();
+        command.args(args);
+        cluster.client_args(&mut command, TOKEN);
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let listed = workers(&["workers"]);
+    let row =
+        listed.lines().find(|line| line.contains("a slot quarantined itself")).unwrap_or_else(|| panic!("{listed}"));
+    assert!(row.contains("│ 2 ") && row.contains("mnist/train-images-idx3-ubyte.gz"), "{row}");
+    assert!(workers(&["worker", "release", "2"]).contains("worker 2"), "released");
+    assert!(!workers(&["workers"]).contains("quarantined itself"), "released: no quarantine shown");
 
     let done = wait_for("the sweep to finish", LONG, || all_done(&cluster.db, "chaos"));
     for job in &done {

@@ -4,3 +4,7 @@
 -- says why.
 ALTER TABLE workers ADD COLUMN quarantine_reason TEXT;
 ALTER TABLE workers ADD COLUMN quarantined_until_ms BIGINT;
+-- A slot's own quarantine, as its worker reported it: shown by
+-- `widesweep workers`, but it does not stop the worker's other slots.
+ALTER TABLE workers ADD COLUMN reported_quarantine TEXT;
+ALTER TABLE workers ADD COLUMN reported_until_ms BIGINT;

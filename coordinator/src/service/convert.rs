@@ -49,7 +49,7 @@ pub(crate) fn job_error(job: &JobRow) -> pb::JobError {
 }
 
 pub(crate) fn worker_info(w: &WorkerActivity, now: Millis) -> pb::WorkerInfo {
-    let quarantined = w.quarantined_until_ms.filter(|until| *until > now);
+    let (reason, until) = w.quarantine(now).unwrap_or_default();
     pb::WorkerInfo {
         worker_id: w.worker_id,
         hostname: w.hostname.clone(),
@@ -57,8 +57,8 @@ pub(crate) fn worker_info(w: &WorkerActivity, now: Millis) -> pb::WorkerInfo {
         version: w.version.clone(),
         last_seen_at_ms: w.last_seen_at_ms,
         running_jobs: w.slots.len() as u32,
-        quarantine_reason: quarantined.and(w.quarantine_reason.clone()).unwrap_or_default(),
-        quarantined_until_ms: quarantined.unwrap_or(0),
+        quarantine_reason: reason,
+        quarantined_until_ms: until,
         now_ms: now,
     }
 }

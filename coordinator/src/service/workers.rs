@@ -30,6 +30,8 @@ const EMPTY_QUEUE_RETRY_MS: u32 = 1000;
 const MAX_DEVICE_CHARS: usize = 64;
 /// Longest error text stored for a failed attempt.
 const MAX_ERROR_CHARS: usize = 4000;
+/// How long a worker that left in quarantine is kept from leasing.
+const LEFT_QUARANTINE_MS: i64 = 15 * 60 * 1000;
 
 pub struct Workers {
     pub(super) store: Arc<dyn Store>,
@@ -307,6 +309,25 @@ impl WorkerService for Workers {
         }
         tracing::info!(job_id = fence.job_id, epoch = header.epoch, bytes = header.size_bytes, "checkpoint stored");
         Ok(Response::new(checkpoint_ref(&stored)))
+    }
+
+    async fn report_quarantine(
+        &self,
+        request: Request<pb::QuarantineReport>,
+    ) -> Result<Response<pb::QuarantineAck>, Status> {
+        require(&request, Permission::Work)?;
+        let request = request.into_inner();
+        self.check_worker_secret(request.worker_id, &request.worker_secret).await?;
+        let reason = format!("a slot quarantined itself: {}", escaped(&request.reason, MAX_ERROR_CHARS));
+        // A worker that leaves is kept out for the longest wait: its next
+        // allocation may land on the same broken machine.
+        let wait_ms = match request.wait_seconds {
+            0 => LEFT_QUARANTINE_MS,
+            seconds => i64::from(seconds.min(24 * 3600)) * 1000,
+        };
+        self.store.report_quarantine(request.worker_id, &reason, self.clock.now() + wait_ms).await?;
+        tracing::warn!(worker_id = request.worker_id, reason = ?reason, wait_ms, "worker quarantined itself");
+        Ok(Response::new(pb::QuarantineAck {}))
     }
 
     type DownloadCheckpointStream = Pin<Box<dyn Stream<Item = Result<pb::CheckpointChunk, Status>> + Send>>;

@@ -288,6 +288,8 @@ pub(super) fn worker_activity(row: &impl Columns) -> Result<WorkerActivity> {
         last_seen_at_ms: row.big("last_seen_at_ms")?,
         quarantine_reason: row.opt_text("quarantine_reason")?,
         quarantined_until_ms: row.opt_big("quarantined_until_ms")?,
+        reported_quarantine: row.opt_text("reported_quarantine")?,
+        reported_until_ms: row.opt_big("reported_until_ms")?,
         slots: Vec::new(),
     })
 }

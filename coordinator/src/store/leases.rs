@@ -59,6 +59,9 @@ pub trait Leases: Send + Sync + 'static {
     }
     /// Hands the job back to pending without spending an attempt.
     async fn release_job(&self, fence: Fence, now: Millis) -> Result<()>;
+    /// Records a slot's own quarantine until `until` for `reason` (shown,
+    /// not enforced: the worker's other slots may lease).
+    async fn report_quarantine(&self, worker_id: i64, reason: &str, until: Millis) -> Result<()>;
     /// Lifts a worker's quarantine (`widesweep worker release ID`).
     async fn release_worker(&self, worker_id: i64) -> Result<()>;
     /// Returns expired leases to pending (or failed past max_attempts).
@@ -338,12 +341,28 @@ where
         Ok(())
     }
 
-    async fn release_worker(&self, worker_id: i64) -> Result<()> {
-        let released =
-            sqlx::query("UPDATE workers SET quarantine_reason = NULL, quarantined_until_ms = NULL WHERE id = $1")
+    async fn report_quarantine(&self, worker_id: i64, reason: &str, until: Millis) -> Result<()> {
+        let quarantined =
+            sqlx::query("UPDATE workers SET reported_quarantine = $2, reported_until_ms = $3 WHERE id = $1")
                 .bind(worker_id)
+                .bind(reason)
+                .bind(until)
                 .execute(self.writer())
                 .await?;
+        if D::rows_affected(&quarantined) == 0 {
+            return Err(StoreError::WorkerNotFound(worker_id));
+        }
+        Ok(())
+    }
+
+    async fn release_worker(&self, worker_id: i64) -> Result<()> {
+        let released = sqlx::query(
+            "UPDATE workers SET quarantine_reason = NULL, quarantined_until_ms = NULL, \
+                 reported_quarantine = NULL, reported_until_ms = NULL WHERE id = $1",
+        )
+        .bind(worker_id)
+        .execute(self.writer())
+        .await?;
         if D::rows_affected(&released) == 0 {
             return Err(StoreError::WorkerNotFound(worker_id));
         }

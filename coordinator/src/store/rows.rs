@@ -518,8 +518,23 @@ pub struct WorkerActivity {
     /// Why the coordinator quarantined it, while it is (until when).
     pub quarantine_reason: Option<String>,
     pub quarantined_until_ms: Option<Millis>,
+    /// A slot's own quarantine as the worker reported it (until when).
+    pub reported_quarantine: Option<String>,
+    pub reported_until_ms: Option<Millis>,
     /// The jobs it holds leases on, by job id.
     pub slots: Vec<SlotActivity>,
+}
+
+impl WorkerActivity {
+    /// The quarantine in force at `now` and until when: the coordinator's
+    /// (which stops the worker's leases), else a slot's own report.
+    pub fn quarantine(&self, now: Millis) -> Option<(String, Millis)> {
+        let active = |reason: &Option<String>, until: Option<Millis>| {
+            until.filter(|until| *until > now).and_then(|until| reason.clone().map(|reason| (reason, until)))
+        };
+        active(&self.quarantine_reason, self.quarantined_until_ms)
+            .or_else(|| active(&self.reported_quarantine, self.reported_until_ms))
+    }
 }
 
 /// A job a worker's slot trains.

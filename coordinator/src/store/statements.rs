@@ -237,7 +237,7 @@ pub(super) const SEEN_RESOLUTION_MS: i64 = 5_000;
 
 /// Workers seen since $1 or holding a lease, most recently seen first.
 pub(super) const ACTIVE_WORKERS: &str = "SELECT * FROM workers w \
-     WHERE w.last_seen_at_ms >= $1 OR w.quarantined_until_ms >= $1 \
+     WHERE w.last_seen_at_ms >= $1 OR w.quarantined_until_ms >= $1 OR w.reported_until_ms >= $1 \
         OR EXISTS (SELECT 1 FROM jobs j WHERE j.status = 'running' AND j.worker_id = w.id) \
      ORDER BY w.last_seen_at_ms DESC, w.id";
 

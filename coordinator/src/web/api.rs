@@ -244,7 +244,7 @@ pub(super) async fn workers(State(state): State<AppState>) -> Result<Response, A
             id: w.worker_id,
             seen_seconds_ago: (now - w.last_seen_at_ms).max(0) as f64 / 1000.0,
             stale: now - w.last_seen_at_ms > stale_ms,
-            quarantine: w.quarantine_reason.clone().filter(|_| w.quarantined_until_ms.is_some_and(|until| until > now)),
+            quarantine: w.quarantine(now).map(|(reason, _)| reason),
             slots: w
                 .slots
                 .into_iter()

@@ -168,7 +168,9 @@ impl Slot {
                     if let Verdict::Quarantine { jobs, error, wait } =
                         streak.note(&self.quarantine, job_id, machine_error.as_deref())
                     {
-                        if self.leave.when_idle.is_some() || self.leave.deadline.is_some() {
+                        let leaving = self.leave.when_idle.is_some() || self.leave.deadline.is_some();
+                        self.report_quarantine(&error, if leaving { Duration::ZERO } else { wait }).await;
+                        if leaving {
                             tracing::error!(
                                 slot = self.index, device = %self.device_spec, jobs, %error,
                                 "quarantined: this machine's errors on {jobs} different jobs in a row; leaving so that the allocation moves"
@@ -212,6 +214,20 @@ impl Slot {
         }
         tracing::info!(slot = self.index, device = %self.device_spec, "slot stopped");
         Ok(())
+    }
+
+    /// Tells the coordinator why this slot stops leasing (best effort: the
+    /// slot's own wait holds whatever the answer).
+    async fn report_quarantine(&self, error: &str, wait: Duration) {
+        let request = pb::QuarantineReport {
+            worker_id: self.worker_id,
+            worker_secret: self.worker_secret.clone(),
+            reason: format!("slot {} ({}): {error}", self.index, self.device_spec),
+            wait_seconds: u32::try_from(wait.as_secs()).unwrap_or(u32::MAX),
+        };
+        if let Err(status) = self.client.clone().report_quarantine(request).await {
+            tracing::warn!(%status, "could not tell the coordinator about the quarantine");
+        }
     }
 
     /// Runs one leased job; returns its error when it failed with this

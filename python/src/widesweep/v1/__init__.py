@@ -2,4 +2,4 @@
 
 #: Hex SHA-256 of sweep.proto then worker.proto, as these stubs were made
 #: from them; the coordinator serves its own (GetVersion).
-PROTO_SHA256 = "f968e4048cfa84086deab1bb125b76b165da8eb5b2d405692a71e8872d847310"
+PROTO_SHA256 = "6aeaf0d06ee678ac965648377cd5ee8c9a8015d9c1749dca889ec3312a66046a"

@@ -16,6 +16,22 @@ ERROR_CLASS_UNKNOWN: ErrorClass
 ERROR_CLASS_JOB: ErrorClass
 ERROR_CLASS_MACHINE: ErrorClass
 
+class QuarantineReport(_message.Message):
+    __slots__ = ("worker_id", "worker_secret", "reason", "wait_seconds")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_SECRET_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: int
+    worker_secret: str
+    reason: str
+    wait_seconds: int
+    def __init__(self, worker_id: _Optional[int] = ..., worker_secret: _Optional[str] = ..., reason: _Optional[str] = ..., wait_seconds: _Optional[int] = ...) -> None: ...
+
+class QuarantineAck(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class RegisterWorkerRequest(_message.Message):
     __slots__ = ("hostname", "devices", "version")
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]

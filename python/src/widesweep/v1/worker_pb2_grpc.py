@@ -79,6 +79,11 @@ class WorkerServiceStub:
                 request_serializer=widesweep_dot_v1_dot_worker__pb2.DownloadCheckpointRequest.SerializeToString,
                 response_deserializer=widesweep_dot_v1_dot_worker__pb2.CheckpointChunk.FromString,
                 _registered_method=True)
+        self.ReportQuarantine = channel.unary_unary(
+                '/widesweep.v1.WorkerService/ReportQuarantine',
+                request_serializer=widesweep_dot_v1_dot_worker__pb2.QuarantineReport.SerializeToString,
+                response_deserializer=widesweep_dot_v1_dot_worker__pb2.QuarantineAck.FromString,
+                _registered_method=True)
 
 
 class WorkerServiceServicer:
@@ -152,6 +157,15 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportQuarantine(self, request, context):
+        """A slot quarantined itself after its machine's errors: the coordinator
+        records why and leases the worker nothing until the wait ends or a user
+        releases it (`widesweep workers` shows it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -199,6 +213,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.DownloadCheckpoint,
                     request_deserializer=widesweep_dot_v1_dot_worker__pb2.DownloadCheckpointRequest.FromString,
                     response_serializer=widesweep_dot_v1_dot_worker__pb2.CheckpointChunk.SerializeToString,
+            ),
+            'ReportQuarantine': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportQuarantine,
+                    request_deserializer=widesweep_dot_v1_dot_worker__pb2.QuarantineReport.FromString,
+                    response_serializer=widesweep_dot_v1_dot_worker__pb2.QuarantineAck.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -444,6 +463,33 @@ class WorkerService:
             '/widesweep.v1.WorkerService/DownloadCheckpoint',
             widesweep_dot_v1_dot_worker__pb2.DownloadCheckpointRequest.SerializeToString,
             widesweep_dot_v1_dot_worker__pb2.CheckpointChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportQuarantine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/widesweep.v1.WorkerService/ReportQuarantine',
+            widesweep_dot_v1_dot_worker__pb2.QuarantineReport.SerializeToString,
+            widesweep_dot_v1_dot_worker__pb2.QuarantineAck.FromString,
             options,
             channel_credentials,
             insecure,
