@@ -226,10 +226,9 @@ fn a_broken_machine_cannot_eat_the_sweep_on_postgres() {
 /// A machine error that goes away (a dataset still being copied): the one
 /// worker, alone, quarantines its slot, waits, and then the job succeeds,
 /// with none of its attempts spent on the machine's errors.
-#[test]
-fn a_transient_machine_error_is_waited_out() {
+fn a_transient_machine_error_is_waited_out(db: Option<String>) {
     let _serial = serial();
-    let cluster = Cluster::new(None, 5);
+    let cluster = Cluster::new(db, 5);
     let data = cluster.path("late-data");
     let mnist = data.join("mnist");
     std::fs::create_dir_all(&mnist).unwrap();
@@ -244,6 +243,16 @@ fn a_transient_machine_error_is_waited_out() {
     assert_eq!(done.status, "succeeded", "{done:?}");
     assert_eq!(done.attempts_spent, 1, "the machine's errors spent no attempt: {done:?}");
     assert!(done.attempt >= 2, "it failed before it succeeded: {done:?}");
+}
+
+#[test]
+fn a_transient_machine_error_is_waited_out_on_sqlite() {
+    a_transient_machine_error_is_waited_out(None);
+}
+
+#[test]
+fn a_transient_machine_error_is_waited_out_on_postgres() {
+    a_transient_machine_error_is_waited_out(Some(fresh_postgres()));
 }
 
 /// Writes the four files of an IDX dataset in `dir`, none of them readable.
