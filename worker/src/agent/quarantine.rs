@@ -7,7 +7,13 @@
 //! an allocation that ends on its own (`--exit-when-idle`, Slurm), leaves
 //! with [`EXIT_QUARANTINED`] so the allocation moves to another machine.
 
+use std::ops::ControlFlow;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+use widesweep_proto::v1 as pb;
+
+use super::slot::Slot;
 
 /// The worker's exit status when a slot was quarantined and the worker left
 /// (EX_TEMPFAIL: another machine may do better).
@@ -73,6 +79,47 @@ impl Streak {
         self.jobs.clear();
         self.times += 1;
         verdict
+    }
+}
+
+impl Slot {
+    /// Quarantines this slot after machine errors on `jobs` different jobs,
+    /// the last `error`: tells the coordinator, then waits `wait` (Continue)
+    /// or, in an allocation that ends on its own, leaves (Break).
+    pub(super) async fn sit_out(&self, jobs: usize, error: &str, wait: Duration) -> ControlFlow<()> {
+        let leaving = self.leave.when_idle.is_some() || self.leave.deadline.is_some();
+        self.report_quarantine(error, if leaving { Duration::ZERO } else { wait }).await;
+        if leaving {
+            tracing::error!(
+                slot = self.index, device = %self.device_spec, jobs, %error,
+                "quarantined: this machine's errors on {jobs} different jobs in a row; leaving so that the allocation moves"
+            );
+            self.quarantined.store(true, Ordering::Relaxed);
+            return ControlFlow::Break(());
+        }
+        tracing::error!(
+            slot = self.index, device = %self.device_spec, jobs, %error, wait_s = wait.as_secs_f64(),
+            "quarantined: this machine's errors on {jobs} different jobs in a row; leasing again after the wait"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = self.shutdown.requested() => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Tells the coordinator why this slot stops leasing (best effort: the
+    /// slot's own wait holds whatever the answer).
+    async fn report_quarantine(&self, error: &str, wait: Duration) {
+        let request = pb::QuarantineReport {
+            worker_id: self.worker_id,
+            worker_secret: self.worker_secret.clone(),
+            reason: format!("slot {} ({}): {error}", self.index, self.device_spec),
+            wait_seconds: u32::try_from(wait.as_secs()).unwrap_or(u32::MAX),
+        };
+        if let Err(status) = self.client.clone().report_quarantine(request).await {
+            tracing::warn!(%status, "could not tell the coordinator about the quarantine");
+        }
     }
 }
 

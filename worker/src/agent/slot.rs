@@ -165,28 +165,12 @@ impl Slot {
                     let job_id = job.job_id;
                     let machine_error = self.run_job(job, timing).await;
                     last_end = Some(Instant::now());
-                    if let Verdict::Quarantine { jobs, error, wait } =
-                        streak.note(&self.quarantine, job_id, machine_error.as_deref())
-                    {
-                        let leaving = self.leave.when_idle.is_some() || self.leave.deadline.is_some();
-                        self.report_quarantine(&error, if leaving { Duration::ZERO } else { wait }).await;
-                        if leaving {
-                            tracing::error!(
-                                slot = self.index, device = %self.device_spec, jobs, %error,
-                                "quarantined: this machine's errors on {jobs} different jobs in a row; leaving so that the allocation moves"
-                            );
-                            self.quarantined.store(true, Ordering::Relaxed);
-                            break;
+                    let verdict = streak.note(&self.quarantine, job_id, machine_error.as_deref());
+                    if let Verdict::Quarantine { jobs, error, wait } = verdict {
+                        match self.sit_out(jobs, &error, wait).await {
+                            ControlFlow::Break(()) => break,
+                            ControlFlow::Continue(()) => continue,
                         }
-                        tracing::error!(
-                            slot = self.index, device = %self.device_spec, jobs, %error, wait_s = wait.as_secs_f64(),
-                            "quarantined: this machine's errors on {jobs} different jobs in a row; leasing again after the wait"
-                        );
-                        tokio::select! {
-                            _ = tokio::time::sleep(wait) => {}
-                            _ = self.shutdown.requested() => {}
-                        }
-                        continue;
                     }
                     let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner()).take();
                     if let (Some(refused), Some(budget)) = (refused, &self.budget) {
@@ -214,20 +198,6 @@ impl Slot {
         }
         tracing::info!(slot = self.index, device = %self.device_spec, "slot stopped");
         Ok(())
-    }
-
-    /// Tells the coordinator why this slot stops leasing (best effort: the
-    /// slot's own wait holds whatever the answer).
-    async fn report_quarantine(&self, error: &str, wait: Duration) {
-        let request = pb::QuarantineReport {
-            worker_id: self.worker_id,
-            worker_secret: self.worker_secret.clone(),
-            reason: format!("slot {} ({}): {error}", self.index, self.device_spec),
-            wait_seconds: u32::try_from(wait.as_secs()).unwrap_or(u32::MAX),
-        };
-        if let Err(status) = self.client.clone().report_quarantine(request).await {
-            tracing::warn!(%status, "could not tell the coordinator about the quarantine");
-        }
     }
 
     /// Runs one leased job; returns its error when it failed with this
