@@ -18,6 +18,9 @@ CREATE TABLE attempts (
     PRIMARY KEY (job_id, attempt)
 );
 CREATE INDEX attempts_by_worker ON attempts (worker_id, outcome);
+-- Failures are few: status, the dashboard and the claim find a sweep's or
+-- a job's failed attempts without reading every attempt.
+CREATE INDEX attempts_failed ON attempts (job_id, attempt) WHERE outcome = 'failed';
 
 -- Attempts that failed with a machine's error: they do not spend the job's
 -- own attempts (a broken machine must not fail a healthy job), and are
