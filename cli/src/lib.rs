@@ -42,6 +42,10 @@ pub enum Command {
     Pause(commands::sweeps::SteerArgs),
     /// Resume a paused sweep.
     Resume(commands::sweeps::SteerArgs),
+    /// Train finished jobs again under the current build and data (e.g. the odd ones out of cells a table flags).
+    Rerun(commands::rerun::RerunArgs),
+    /// Re-train sampled finished jobs and report whether each reproduced its recorded result.
+    Verify(commands::verify::VerifyArgs),
     /// The workers a coordinator knows: host, devices, jobs, quarantine.
     Workers(commands::workers::WorkersArgs),
     /// Act on one worker (release it from quarantine).
@@ -102,6 +106,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Pause(args) => commands::sweeps::steer(args, commands::sweeps::Steer::Pause).await,
             Command::Resume(args) => commands::sweeps::steer(args, commands::sweeps::Steer::Resume).await,
             Command::Workers(args) => commands::workers::list(args).await,
+            Command::Rerun(args) => commands::rerun::run(args).await,
+            Command::Verify(args) => commands::verify::run(args).await,
             Command::Worker(command) => commands::workers::run(command).await,
             Command::Table(args) => commands::table::run(args).await,
             Command::Sql(args) => commands::sql::run(args).await,

@@ -301,6 +301,7 @@ fn finish_every_job(url: &str, token: &str) -> usize {
                 best_test_error: error,
                 train_seconds: 4.0 * f64::from(config.width),
                 lease_token: job.lease_token.clone(),
+                provenance: None,
             };
             clients.workers.complete_job(complete).await.unwrap();
             done += 1;

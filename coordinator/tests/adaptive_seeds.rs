@@ -40,6 +40,7 @@ async fn finish(store: &dyn Store, job: &LeasedJob, error_pct: f64) {
         final_metrics: metrics(3, error_pct / 100.0),
         best_test_error: error_pct / 100.0,
         train_seconds: 30.0,
+        provenance: None,
     };
     store.complete_job(job.fence(), &result, 2_000).await.unwrap();
 }

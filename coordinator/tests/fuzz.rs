@@ -218,6 +218,7 @@ fn worker_calls_with_arbitrary_fields_are_refused_precisely() {
                         best_test_error: 0.5,
                         train_seconds: 1.0,
                         lease_token,
+                        provenance: None,
                     })
                     .await
                     .map(|_| ()),

@@ -172,6 +172,7 @@ fn complete_request(job: &pb::Job, last: pb::EpochMetrics) -> pb::CompleteJobReq
         final_metrics: Some(last),
         train_seconds: 6.0,
         lease_token: job.lease_token.clone(),
+        provenance: None,
     }
 }
 

@@ -67,6 +67,7 @@ async fn finish(store: &dyn Store, job: &LeasedJob) {
         final_metrics: last,
         best_test_error: error,
         train_seconds: f64::from(epochs) * known_epoch_seconds(job),
+        provenance: None,
     };
     store.complete_job(job.fence(), &result, 3_000).await.unwrap();
 }
@@ -160,7 +161,7 @@ B(1,3,1) & 13 & 14.20 $\pm$0.28 (n=2) & 60.6k & 1.8 & 11.60 $\pm$0.14 (n=2) & 23
 async fn a_finished_sweep_prints_a_paper_table_in_every_format(store: Arc<dyn Store>) {
     quickstart(&*store, 0).await;
     // What `widesweep run` prints at the end of a sweep.
-    assert_eq!(default_table(&*store, "quickstart").await.unwrap(), QUICKSTART_TEXT);
+    assert_eq!(default_table(&*store, "quickstart", &TableOptions::default()).await.unwrap(), QUICKSTART_TEXT);
     let rows = store.sweep_results("quickstart").await.unwrap();
     let options = TableOptions::default();
     assert_eq!(table(&rows, &options, Format::Text), QUICKSTART_TEXT);
@@ -482,7 +483,7 @@ async fn read_only_stores_read_and_refuse_writes(db: &TestDb) {
     quickstart(&*db.store, 0).await;
     let reader = store::open_read_only(&db.url).await.unwrap();
     assert_eq!(reader.sweep_results("quickstart").await.unwrap().len(), 8);
-    let text = default_table(&*reader, "quickstart").await.unwrap();
+    let text = default_table(&*reader, "quickstart", &TableOptions::default()).await.unwrap();
     assert_eq!(text, QUICKSTART_TEXT);
     let refused = common::try_submit(&*reader, &common::spec("more", &[1], &[1])).await;
     assert!(matches!(refused, Err(StoreError::Database(_))), "{refused:?}");

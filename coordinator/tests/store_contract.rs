@@ -28,7 +28,12 @@ fn metrics(epoch: u32, test_error: f64) -> EpochMetrics {
 }
 
 fn result(epoch: u32, test_error: f64) -> JobResult {
-    JobResult { final_metrics: metrics(epoch, test_error), best_test_error: test_error, train_seconds: 30.0 }
+    JobResult {
+        final_metrics: metrics(epoch, test_error),
+        best_test_error: test_error,
+        train_seconds: 30.0,
+        provenance: None,
+    }
 }
 
 async fn submit_is_idempotent_and_adds_only_new_cells(store: Arc<dyn Store>) {

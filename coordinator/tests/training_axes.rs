@@ -61,7 +61,12 @@ async fn finish(store: &dyn Store, job: &LeasedJob) {
     for epoch in 1..=epochs {
         store.report_epoch(job.fence(), &metrics(epoch), LEASE, 2_000).await.unwrap();
     }
-    let result = JobResult { final_metrics: metrics(epochs), best_test_error: error, train_seconds: f64::from(epochs) };
+    let result = JobResult {
+        final_metrics: metrics(epochs),
+        best_test_error: error,
+        train_seconds: f64::from(epochs),
+        provenance: None,
+    };
     store.complete_job(job.fence(), &result, 3_000).await.unwrap();
 }
 

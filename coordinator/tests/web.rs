@@ -63,7 +63,12 @@ async fn finished_three(store: &dyn Store) -> i64 {
         for epoch in 1..=2 {
             store.report_epoch(job.fence(), &metrics(epoch, error + 0.1), LEASE, 1_500).await.unwrap();
         }
-        let result = JobResult { final_metrics: metrics(3, error), best_test_error: error, train_seconds: 6.0 };
+        let result = JobResult {
+            final_metrics: metrics(3, error),
+            best_test_error: error,
+            train_seconds: 6.0,
+            provenance: None,
+        };
         store.complete_job(job.fence(), &result, 2_000).await.unwrap();
     }
     worker

@@ -11,6 +11,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
+/// The scheme every random number of a run follows, recorded with each
+/// result: results under different schemes are not comparable seed for
+/// seed. Change the version whenever a draw changes (a new stream purpose,
+/// another mask function, another initialisation).
+pub const SCHEME: &str = "widesweep-rng 2 (ChaCha8 streams keyed by seed, epoch, step and purpose; \
+                          counter-hash dropout masks)";
+
 /// What a stream is used for; part of the key so that streams never overlap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {

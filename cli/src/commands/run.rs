@@ -24,8 +24,10 @@ use widesweep_proto::v1 as pb;
 use widesweep_worker::agent::{self, JobOutcome, SlotEvent};
 
 use super::common::read_spec;
+use super::table::ComparisonArgs;
 use super::work::SlotArgs;
 use crate::signals;
+use widesweep_coordinator::report::TableOptions;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -64,6 +66,9 @@ pub struct RunArgs {
     /// Accept a spec that expands to more than 100,000 jobs.
     #[arg(long)]
     pub allow_large: bool,
+    /// The final table's comparisons.
+    #[command(flatten)]
+    pub comparison: ComparisonArgs,
 }
 
 /// `--http`: an address, or `off`.
@@ -86,6 +91,8 @@ const POLL: Duration = Duration::from_millis(500);
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (text, spec) = read_spec(&args.spec)?;
+    // Bad table flags fail now, not after hours of training.
+    let table_options = args.comparison.options()?;
     let expansion = spec.expand(args.allow_large).with_context(|| format!("invalid spec {}", args.spec.display()))?;
     let token = crate::secrets::token_from(args.token.as_deref(), args.token_file.as_deref(), "--token-file")?;
     super::common::require_token_off_loopback(args.listen, token.is_some(), "keep --listen on 127.0.0.1")?;
@@ -217,7 +224,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         () => {}
     }
-    print_results(store.as_ref(), &submitted.name).await?;
+    print_results(store.as_ref(), &submitted.name, &table_options).await?;
     if summary.counts.failed > 0 {
         eprintln!(
             "{} jobs failed; their errors are in the jobs table (last_error) and in `widesweep status`",
@@ -389,9 +396,9 @@ impl Progress {
     }
 }
 
-async fn print_results(store: &dyn Store, sweep: &str) -> anyhow::Result<()> {
+async fn print_results(store: &dyn Store, sweep: &str, options: &TableOptions) -> anyhow::Result<()> {
     let summary = store.sweep(sweep).await?;
-    println!("{}", widesweep_coordinator::report::default_table(store, sweep).await?);
+    println!("{}", widesweep_coordinator::report::default_table(store, sweep, options).await?);
     println!(
         "sweep {}: {} succeeded, {} failed, {} cancelled of {} jobs",
         summary.name,

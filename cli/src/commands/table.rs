@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 use widesweep_coordinator::report::table::{parse_assignment, parse_filter};
 use widesweep_coordinator::report::{Agg, Format, Metric, TableOptions, build, render};
+use widesweep_coordinator::stats::Correction;
 
 use super::results::{AxisList, SourceArgs, fetch, parse_axes};
 use crate::connection::CoordinatorArgs;
@@ -31,9 +32,8 @@ pub struct TableArgs {
     /// text, markdown, csv, json or latex (CSV and JSON: one record per cell).
     #[arg(long, default_value = "text")]
     pub format: Format,
-    /// Add each cell's difference to the cell with this value, e.g. block=B(3,3).
-    #[arg(long, value_name = "AXIS=VALUE")]
-    pub baseline: Option<String>,
+    #[command(flatten)]
+    pub comparison: ComparisonArgs,
     /// Keep only jobs with one of these values, e.g. --where dropout=0 (repeatable).
     #[arg(long = "where", value_name = "AXIS=VALUES")]
     pub filters: Vec<String>,
@@ -55,10 +55,39 @@ impl TableArgs {
             cols: self.cols.clone().map(|a| a.0),
             metric: self.metric,
             agg: self.agg,
-            baseline: self.baseline.as_deref().map(|b| parse_assignment(b, "--baseline")).transpose()?,
             filters: self.filters.iter().map(|f| parse_filter(f)).collect::<Result<_, _>>()?,
             include_out_of_spec: self.include_dropped,
             extras: !self.bare,
+            ..self.comparison.options()?
+        })
+    }
+}
+
+/// How a table compares its cells with a baseline; `table` and `run` share them.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ComparisonArgs {
+    /// Add each cell's difference to the cell with this value, e.g. block=B(3,3), with a test of it
+    /// (seed by seed where the cells share seeds).
+    #[arg(long, value_name = "AXIS=VALUE")]
+    pub baseline: Option<String>,
+    /// How the p-values of many comparisons with the baseline are adjusted: holm, bh (Benjamini-Hochberg)
+    /// or none.
+    #[arg(long, default_value = "holm")]
+    pub correction: Correction,
+    /// Refuse the table when a cell pools seeds trained under different provenance that changes results
+    /// (RNG scheme, dataset files, engine or its version, kernel class), instead of flagging it with ‡.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+impl ComparisonArgs {
+    /// Default table options with these choices.
+    pub fn options(&self) -> anyhow::Result<TableOptions> {
+        Ok(TableOptions {
+            baseline: self.baseline.as_deref().map(|b| parse_assignment(b, "--baseline")).transpose()?,
+            correction: self.correction,
+            strict: self.strict,
+            ..TableOptions::default()
         })
     }
 }

@@ -206,6 +206,7 @@ async fn simulated_worker(
                 best_test_error: 0.2 + spread + 0.3 / epochs as f64,
                 train_seconds: 0.001 * epochs as f64,
                 lease_token: job.lease_token.clone(),
+                provenance: None,
             })
             .await?;
         tally.round_trips += 1;

@@ -75,6 +75,15 @@ impl Metric {
         }
     }
 
+    /// The values the metric can take: errors are percentages, the rest
+    /// are counts, losses and durations (never negative).
+    pub fn range(self) -> (f64, f64) {
+        match self {
+            Metric::TestError | Metric::BestTestError => (0.0, 100.0),
+            Metric::TrainLoss | Metric::Params | Metric::EpochSeconds | Metric::GpuHours => (0.0, f64::INFINITY),
+        }
+    }
+
     /// Formats a value of this metric for a human-readable table.
     pub fn format(self, value: f64) -> String {
         match self {

@@ -20,6 +20,7 @@ pub mod export;
 pub mod metric;
 pub mod plot;
 pub mod render;
+pub mod rerun;
 pub mod sql;
 pub mod table;
 
@@ -68,6 +69,12 @@ pub enum ReportError {
          name {axis} in --rows or --cols, or keep one value with --where {axis}=VALUE"
     )]
     MixedCell { cell: String, axis: &'static str, values: String },
+    #[error(
+        "cell {cell} pools seeds trained under different {fields} ({cells} such cell(s) in all), so its seeds are \
+         not samples of one distribution: re-train the odd ones out with `widesweep rerun SWEEP --incomparable`, \
+         or leave out --strict to see the table with those cells flagged"
+    )]
+    Incomparable { cell: String, fields: String, cells: usize },
     #[error("nothing to tabulate: {reason}")]
     NoJobs { reason: String },
     #[error("{what} {axis} has no numeric values to plot along: {reason}")]
@@ -84,12 +91,12 @@ pub enum ReportError {
     Io(#[from] std::io::Error),
 }
 
-/// The table `widesweep run` prints when its sweep finishes: default
-/// options (rows and columns from the axes that vary, median test error
+/// The table `widesweep run` prints when its sweep finishes: `options`
+/// (by default rows and columns from the axes that vary, median test error
 /// ± std over seeds, parameters and seconds per epoch), as text.
-pub async fn default_table(store: &dyn Store, sweep: &str) -> Result<String, ReportError> {
+pub async fn default_table(store: &dyn Store, sweep: &str, options: &TableOptions) -> Result<String, ReportError> {
     let rows = store.sweep_results(sweep).await?;
-    let table = build(&rows, &TableOptions::default())?;
+    let table = build(&rows, options)?;
     Ok(render(&table, Format::Text))
 }
 

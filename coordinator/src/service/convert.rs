@@ -7,7 +7,7 @@ use widesweep_proto::v1 as pb;
 use super::error::missing;
 use crate::store::{
     CheckpointRef, EpochMetrics, ErrorGroup, JobConfig, JobEpoch, JobRow, JobStatus, LeaseToken, LeasedJob, Millis,
-    ResultRow, SweepSummary, WorkerActivity,
+    Provenance, ResultRow, SweepSummary, WorkerActivity,
 };
 
 pub(crate) fn sweep_status(s: &SweepSummary) -> pb::SweepStatus {
@@ -124,7 +124,50 @@ pub(crate) fn result_row(row: &ResultRow) -> pb::JobResultRow {
     result_row_with!(pb::JobResultRow, row, {
         config: Some(pb::CellConfig::from(&row.config)),
         status: row.status.to_string(),
+        provenance: row.provenance.as_ref().map(provenance_to_proto),
     })
+}
+
+/// The most characters of one provenance field: a commit, a hash or a
+/// device name is far shorter; a worker sending more is refused.
+const MAX_PROVENANCE_CHARS: usize = 512;
+
+/// The same fields, copied between the proto and the store's type.
+macro_rules! copy_provenance {
+    ($from:expr, $to:path) => {{
+        let f = $from;
+        $to {
+            widesweep_version: f.widesweep_version.clone(),
+            git_commit: f.git_commit.clone(),
+            engine: f.engine.clone(),
+            engine_version: f.engine_version.clone(),
+            kernels: f.kernels.clone(),
+            device: f.device.clone(),
+            driver_version: f.driver_version.clone(),
+            cuda_version: f.cuda_version.clone(),
+            cudnn_version: f.cudnn_version.clone(),
+            rng: f.rng.clone(),
+            dataset_sha256: f.dataset_sha256.clone(),
+            hostname: f.hostname.clone(),
+        }
+    }};
+}
+
+/// A worker's provenance, each field printable and bounded.
+pub(crate) fn provenance_from_proto(p: &pb::Provenance) -> Result<Provenance, Status> {
+    let provenance = copy_provenance!(p, Provenance);
+    for (field, value) in provenance.fields() {
+        let field = format!("provenance.{field}");
+        if value.chars().count() > MAX_PROVENANCE_CHARS {
+            return Err(Status::invalid_argument(format!("{field} is longer than {MAX_PROVENANCE_CHARS} characters")));
+        }
+        super::text::printable(&field, value)?;
+    }
+    Ok(provenance)
+}
+
+pub(crate) fn provenance_to_proto(p: &Provenance) -> pb::Provenance {
+    copy_provenance!(p, pb::Provenance)
 }
 
 pub(crate) fn job_epoch(e: &JobEpoch) -> pb::JobEpoch {
@@ -142,7 +185,8 @@ pub fn result_row_from_proto(row: pb::JobResultRow) -> Result<ResultRow, Status>
             row.status
         ))
     })?;
-    Ok(result_row_with!(ResultRow, &row, { config, status }))
+    let provenance = row.provenance.as_ref().map(provenance_from_proto).transpose()?;
+    Ok(result_row_with!(ResultRow, &row, { config, status, provenance }))
 }
 
 /// An epoch of a `ListResults` page (the client side of [`job_epoch`]).

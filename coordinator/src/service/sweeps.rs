@@ -198,6 +198,33 @@ impl SweepService for Sweeps {
         Ok(Response::new(pb::ListWorkersResponse { workers: workers.iter().map(|w| worker_info(w, now)).collect() }))
     }
 
+    async fn rerun_jobs(&self, request: Request<pb::JobsRef>) -> Result<Response<pb::RerunJobsResponse>, Status> {
+        require(&request, Permission::Steer)?;
+        let request = request.into_inner();
+        check_job_list(&request.job_ids)?;
+        // Checkpoint files no job refers to any more are removed by the
+        // coordinator's hourly orphan sweep.
+        let (job_ids, _orphans) =
+            self.store.rerun_jobs(printable("sweep", &request.sweep)?, &request.job_ids, self.clock.now()).await?;
+        Ok(Response::new(pb::RerunJobsResponse { job_ids }))
+    }
+
+    async fn copy_jobs(&self, request: Request<pb::JobsRef>) -> Result<Response<pb::SweepStatus>, Status> {
+        require(&request, Permission::Steer)?;
+        let request = request.into_inner();
+        check_job_list(&request.job_ids)?;
+        if !crate::spec::valid_name(&request.new_sweep) {
+            return Err(Status::invalid_argument(format!(
+                "new_sweep {:?} is not a sweep name: use 1 to 100 letters, digits, '-', '_' or '.', not only digits",
+                super::text::escaped(&request.new_sweep, 200)
+            )));
+        }
+        let sweep = printable("sweep", &request.sweep)?;
+        let summary = self.store.copy_jobs(sweep, &request.job_ids, &request.new_sweep, self.clock.now()).await?;
+        tracing::info!(from = sweep, sweep = %summary.name, jobs = summary.counts.total(), "jobs copied into a new sweep");
+        Ok(Response::new(sweep_status(&summary)))
+    }
+
     async fn release_worker(&self, request: Request<pb::WorkerRef>) -> Result<Response<pb::WorkerInfo>, Status> {
         require(&request, Permission::Steer)?;
         let worker_id = request.into_inner().worker_id;
@@ -345,4 +372,21 @@ impl Sweeps {
         tracing::info!(sweep = ?summary.name, ?action, "sweep steered");
         Ok(Response::new(sweep_status(&summary)))
     }
+}
+
+/// The most jobs one RerunJobs or CopyJobs names: a whole 100,000-job
+/// sweep, in one transaction.
+const MAX_JOBS_PER_CALL: usize = 100_000;
+
+fn check_job_list(job_ids: &[i64]) -> Result<(), Status> {
+    if job_ids.is_empty() {
+        return Err(Status::invalid_argument("job_ids is empty: name at least one finished job"));
+    }
+    if job_ids.len() > MAX_JOBS_PER_CALL {
+        return Err(Status::invalid_argument(format!(
+            "job_ids names {} jobs; at most {MAX_JOBS_PER_CALL} per call",
+            job_ids.len()
+        )));
+    }
+    Ok(())
 }

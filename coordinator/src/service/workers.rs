@@ -223,8 +223,13 @@ impl WorkerService for Workers {
         if !request.train_seconds.is_finite() || request.train_seconds < 0.0 {
             return Err(Status::invalid_argument("train_seconds must be a finite value >= 0"));
         }
-        let result =
-            JobResult { final_metrics, best_test_error: request.best_test_error, train_seconds: request.train_seconds };
+        let provenance = request.provenance.as_ref().map(super::convert::provenance_from_proto).transpose()?;
+        let result = JobResult {
+            final_metrics,
+            best_test_error: request.best_test_error,
+            train_seconds: request.train_seconds,
+            provenance,
+        };
         let orphans = self.store.complete_job(fence, &result, self.clock.now()).await?;
         for sha in orphans {
             self.artifacts.remove(&sha).await;

@@ -32,6 +32,15 @@ pub const LARGE_SWEEP_JOBS: u64 = 100_000;
 /// in memory and in transaction size.
 pub const MAX_SWEEP_JOBS: u64 = 5_000_000;
 
+/// Whether `name` can name a sweep: 1 to 100 letters, digits, '-', '_'
+/// or '.', not only digits (an all-digit reference is a sweep's id).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= raw::NAME_MAX
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.chars().all(|c| c.is_ascii_digit())
+}
+
 /// A validated sweep spec.
 #[derive(Clone, Debug)]
 pub struct Spec {

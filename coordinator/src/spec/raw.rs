@@ -141,7 +141,7 @@ impl<T> OneOrMany<T> {
     }
 }
 
-const NAME_MAX: usize = 100;
+pub(super) const NAME_MAX: usize = 100;
 
 // The ranges of the spec's integers, from the architecture's own limits
 // (usize constants of at most 9604: these casts widen).
@@ -160,11 +160,7 @@ const MAX_ADAPTIVE_SEEDS: i64 = 100;
 impl RawSpec {
     pub(super) fn validate(self) -> Result<Spec, SpecError> {
         let name = self.name.trim().to_string();
-        if name.is_empty()
-            || name.len() > NAME_MAX
-            || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            || name.chars().all(|c| c.is_ascii_digit())
-        {
+        if !super::valid_name(&name) {
             return Err(SpecError::field(
                 "name",
                 format!(

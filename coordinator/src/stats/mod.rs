@@ -35,9 +35,13 @@
 //! tested (about 1e-13 for df in the thousands, where differences of ln Γ
 //! lose digits).
 
+mod correction;
 mod distributions;
+mod paired;
 
+pub use correction::{Correction, UnknownCorrection};
 pub use distributions::*;
+pub use paired::paired;
 
 /// A two-sided confidence interval.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -56,6 +60,14 @@ impl Interval {
     /// Whether `x` lies in the closed interval.
     pub fn contains(&self, x: f64) -> bool {
         self.lo <= x && x <= self.hi
+    }
+
+    /// The interval cut to a metric's range `[min, max]` (a test error's
+    /// [0, 100]), and whether it had to be: the Student-t interval of a
+    /// mean of two seeds easily runs below 0 % error, which no run can have.
+    pub fn clipped(&self, min: f64, max: f64) -> (Interval, bool) {
+        let clipped = Interval { lo: self.lo.max(min), hi: self.hi.min(max) };
+        (clipped, clipped != *self)
     }
 }
 
@@ -118,6 +130,30 @@ pub enum Method {
     /// `permutations` is their number, the observed one included), a Monte
     /// Carlo of `permutations` random relabelings otherwise.
     Permutation { exact: bool, permutations: u64 },
+    /// Paired t-test on the per-seed differences ([`paired`]), with n - 1
+    /// degrees of freedom.
+    PairedT { t: f64, pairs: usize },
+    /// Exact sign-flip test on per-seed differences that are all equal,
+    /// where the paired t is undefined ([`paired`]).
+    SignFlip { pairs: usize },
+}
+
+impl Method {
+    /// The test's name in tables, CSV and JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Welch { .. } => "welch",
+            Method::Permutation { exact: true, .. } => "permutation (exact)",
+            Method::Permutation { exact: false, .. } => "permutation (monte carlo)",
+            Method::PairedT { .. } => "paired t",
+            Method::SignFlip { .. } => "sign-flip (exact)",
+        }
+    }
+
+    /// Whether the comparison was made seed by seed.
+    pub fn is_paired(&self) -> bool {
+        matches!(self, Method::PairedT { .. } | Method::SignFlip { .. })
+    }
 }
 
 /// Student-t interval for the mean of `values` at `level` (e.g. 0.95):

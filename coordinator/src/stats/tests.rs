@@ -440,3 +440,172 @@ fn combinations_are_all_enumerated() {
     assert_eq!(count, 35);
     assert_eq!(chosen, vec![4, 5, 6]);
 }
+
+/// Pairs (seed, value) of two cells that share their seeds 1..=n.
+fn seeded(values: &[f64]) -> Vec<(u64, f64)> {
+    values.iter().enumerate().map(|(i, v)| (i as u64 + 1, *v)).collect()
+}
+
+#[test]
+fn paired_t_matches_scipy() {
+    // scipy.stats.ttest_rel(a, b) and its confidence_interval(0.95),
+    // scipy 1.17.1: (a, b, mean difference, t, p, ci lo, ci hi).
+    let cases: [(&[f64], &[f64], f64, f64, f64, f64, f64); 6] = [
+        (
+            &SIG_A,
+            &SIG_B,
+            0.9140000000000003,
+            5.0593850544854,
+            0.00718363373922783,
+            0.41242306943983054,
+            1.41557693056017,
+        ),
+        // The quickstart's B(3,3) k=1 against k=2, seeds 1 and 2.
+        (
+            &[31.9, 41.2],
+            &[30.9, 30.9],
+            5.650000000000002,
+            1.21505376344086,
+            0.43838536323486627,
+            -53.43385202321235,
+            64.73385202321235,
+        ),
+        (
+            &[36.0, 41.0],
+            &[35.0, 38.5],
+            1.75,
+            2.3333333333333335,
+            0.2577621168183132,
+            -7.77965355213102,
+            11.27965355213102,
+        ),
+        // Tied differences (1, 1, 2, 1).
+        (
+            &[3.0, 4.0, 5.0, 6.0],
+            &[2.0, 3.0, 3.0, 5.0],
+            1.25,
+            5.0,
+            0.015392438073302294,
+            0.45438842367907306,
+            2.045611576320927,
+        ),
+        // Two seeds with a zero difference.
+        (
+            &[5.0, 5.0, 6.0, 7.5, 6.2],
+            &[5.0, 4.0, 6.0, 6.0, 6.0],
+            0.54,
+            1.7842102212287425,
+            0.14895174921575538,
+            -0.3003047684449931,
+            1.3803047684449932,
+        ),
+        (
+            &TEN_A,
+            &TEN_B,
+            0.22900000000000018,
+            3.930594461075938,
+            0.003454924397381103,
+            0.09720467097005345,
+            0.36079532902994693,
+        ),
+    ];
+    for (a, b, difference, t, p, lo, hi) in cases {
+        let c = paired(&seeded(a), &seeded(b), LEVEL).unwrap();
+        assert_close(c.difference, difference, 1e-12);
+        let Method::PairedT { t: statistic, pairs } = c.method else { panic!("{:?}", c.method) };
+        assert_eq!(pairs, a.len());
+        assert_close(statistic, t, 1e-9);
+        assert_close(c.p_value, p, 1e-9);
+        assert_interval(c.interval, lo, hi, 1e-9);
+        assert!(c.method.is_paired());
+    }
+}
+
+#[test]
+fn pairing_follows_the_seeds_not_the_order() {
+    let a = [(3, 6.06), (1, 5.73), (5, 6.42), (2, 5.86), (4, 5.78)];
+    let b = [(1, 4.97), (2, 5.12), (3, 5.01), (4, 5.30), (5, 4.88), (9, 1.0)];
+    let c = paired(&a, &b, LEVEL).unwrap();
+    assert_close(c.p_value, 0.00718363373922783, 1e-9);
+    assert!(matches!(c.method, Method::PairedT { pairs: 5, .. }));
+}
+
+#[test]
+fn equal_differences_get_the_exact_sign_flip_test() {
+    // All differences 0: nothing to see, p = 1.
+    let c = paired(&seeded(&[30.9, 41.2]), &seeded(&[30.9, 41.2]), LEVEL).unwrap();
+    assert_eq!((c.difference, c.p_value), (0.0, 1.0));
+    assert_eq!(c.method, Method::SignFlip { pairs: 2 });
+    // Every seed 1.0 better: of the 2^n sign flips only this one and its
+    // mirror are as extreme, p = 2 / 2^n.
+    let c = paired(&seeded(&[2.0, 3.0, 4.0, 5.0, 6.0]), &seeded(&[1.0, 2.0, 3.0, 4.0, 5.0]), LEVEL).unwrap();
+    assert_eq!(c.p_value, 0.0625);
+    assert_eq!(c.interval, Interval { lo: 1.0, hi: 1.0 });
+    assert_eq!(c.method.name(), "sign-flip (exact)");
+}
+
+#[test]
+fn fewer_than_two_shared_seeds_are_no_paired_comparison() {
+    assert_eq!(paired(&seeded(&[5.0]), &seeded(&[4.0]), LEVEL), None);
+    assert_eq!(paired(&[(1, 5.0), (2, 6.0)], &[(2, 4.0), (3, 4.5)], LEVEL), None);
+    assert_eq!(paired(&seeded(&[5.0, f64::NAN]), &seeded(&[4.0, 4.0]), LEVEL), None);
+}
+
+#[test]
+fn corrections_match_statsmodels() {
+    // statsmodels 0.15.0 multipletests(p, method="holm" / "fdr_bh")[1];
+    // the second set as scipy.stats.false_discovery_control(p) too.
+    let p = [0.01, 0.04, 0.03, 0.005, 0.2, 0.04];
+    let holm = [0.05, 0.12, 0.12, 0.03, 0.2, 0.12];
+    let bh = [0.03, 0.048, 0.048, 0.03, 0.2, 0.048];
+    for (got, want) in Correction::Holm.adjust(&p).iter().zip(holm) {
+        assert_close(*got, want, 1e-12);
+    }
+    for (got, want) in Correction::BenjaminiHochberg.adjust(&p).iter().zip(bh) {
+        assert_close(*got, want, 1e-12);
+    }
+    let p = [0.5, 0.0625, 0.9];
+    assert_eq!(Correction::Holm.adjust(&p), vec![1.0, 0.1875, 1.0]);
+    for (got, want) in Correction::BenjaminiHochberg.adjust(&p).iter().zip([0.75, 0.1875, 0.9]) {
+        assert_close(*got, want, 1e-12);
+    }
+    assert_eq!(Correction::None.adjust(&p), p.to_vec());
+    // One comparison is not corrected; NaN stays out of the count.
+    assert_eq!(Correction::Holm.adjust(&[0.03]), vec![0.03]);
+    let with_nan = Correction::Holm.adjust(&[0.03, f64::NAN, 0.02]);
+    assert_eq!((with_nan[0], with_nan[2]), (0.04, 0.04));
+    assert!(with_nan[1].is_nan());
+}
+
+#[test]
+fn correction_names_round_trip_and_unknown_ones_list_the_valid() {
+    for c in Correction::ALL {
+        assert_eq!(c.name().parse::<Correction>().unwrap(), c);
+    }
+    let error = "bonferroni".parse::<Correction>().unwrap_err().to_string();
+    assert!(error.contains("bonferroni") && error.contains("holm, bh"), "{error}");
+}
+
+#[test]
+fn intervals_are_clipped_to_the_metric_range_with_a_mark() {
+    let (clipped, cut) = Interval { lo: -22.53, hi: 95.63 }.clipped(0.0, 100.0);
+    assert_eq!((clipped, cut), (Interval { lo: 0.0, hi: 95.63 }, true));
+    let inside = Interval { lo: 30.9, hi: 30.9 };
+    assert_eq!(inside.clipped(0.0, 100.0), (inside, false));
+    assert_eq!(Interval { lo: -6.0, hi: 104.2 }.clipped(0.0, 100.0).0, Interval { lo: 0.0, hi: 100.0 });
+}
+
+proptest::proptest! {
+    #[test]
+    fn adjusted_p_values_are_between_the_raw_value_and_one(p in proptest::collection::vec(0f64..=1.0, 1..30)) {
+        for correction in Correction::ALL {
+            for (raw, adjusted) in p.iter().zip(correction.adjust(&p)) {
+                proptest::prop_assert!(*raw <= adjusted + 1e-15 && adjusted <= 1.0, "{correction}: {raw} -> {adjusted}");
+            }
+        }
+        // Holm is never less strict than BH.
+        for (holm, bh) in Correction::Holm.adjust(&p).iter().zip(Correction::BenjaminiHochberg.adjust(&p)) {
+            proptest::prop_assert!(*holm >= bh - 1e-15);
+        }
+    }
+}

@@ -259,6 +259,7 @@ pub(super) fn result_row(row: &impl Columns) -> Result<ResultRow> {
         started_at_ms: row.opt_big("started_at_ms")?,
         finished_at_ms: row.opt_big("finished_at_ms")?,
         last_error: row.opt_text("last_error")?,
+        provenance: row.opt_text("provenance_json")?.as_deref().and_then(super::Provenance::from_json),
     })
 }
 

@@ -218,6 +218,7 @@ where
             }
         }
         Sql::<D>::upsert_epoch(&mut tx, fence, m, now).await?;
+        let provenance = result.provenance.as_ref().map(|p| p.to_json()).unwrap_or_default();
         // The best test error is the curve's: computed from the recorded
         // epochs, not taken from the caller.
         let best: Option<f64> =
@@ -229,7 +230,7 @@ where
             "UPDATE jobs SET status = 'succeeded', lease_expires_at_ms = NULL, lease_token_sha256 = NULL, \
              worker_id = NULL, finished_at_ms = $2, epochs_done = $3, final_train_loss = $4, \
              final_train_error = $5, final_test_loss = $6, final_test_error = $7, best_test_error = $8, \
-             train_seconds = $9, last_error = NULL WHERE id = $1",
+             train_seconds = $9, last_error = NULL, provenance_json = NULLIF($10, '') WHERE id = $1",
         )
         .bind(fence.job_id)
         .bind(now)
@@ -240,6 +241,17 @@ where
         .bind(m.test_error)
         .bind(best.unwrap_or(m.test_error))
         .bind(result.train_seconds)
+        .bind(provenance.as_str())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE attempts SET provenance_json = NULLIF($3, ''), final_test_error = $4 \
+             WHERE job_id = $1 AND attempt = $2",
+        )
+        .bind(fence.job_id)
+        .bind(i64::from(fence.attempt))
+        .bind(provenance.as_str())
+        .bind(m.test_error)
         .execute(&mut *tx)
         .await?;
         let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM checkpoints WHERE job_id = $1")

@@ -424,6 +424,8 @@ pub struct JobResult {
     pub final_metrics: EpochMetrics,
     pub best_test_error: f64,
     pub train_seconds: f64,
+    /// What produced it, as the worker recorded it (none from old workers).
+    pub provenance: Option<super::Provenance>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -502,6 +504,9 @@ pub struct ResultRow {
     pub started_at_ms: Option<Millis>,
     pub finished_at_ms: Option<Millis>,
     pub last_error: Option<String>,
+    /// What produced the result; `None` before one, or when it was
+    /// recorded before provenance was.
+    pub provenance: Option<super::Provenance>,
 }
 
 /// A registered worker as the dashboard shows it: who it is, when it was

@@ -202,7 +202,7 @@ pub(super) const SWEEP_RESULTS: &str = "SELECT j.id, j.cell_hash, j.block, j.dee
        j.augment, j.checkpoint_every, j.precision, j.bn_recalibration_batches, j.params, j.forward_macs, j.work, \
        j.in_spec, j.status, j.attempt, j.epochs_done, j.final_train_loss, j.final_train_error, j.final_test_loss, \
        j.final_test_error, j.best_test_error, j.train_seconds, j.created_at_ms, j.started_at_ms, j.finished_at_ms, \
-       j.last_error, j.engine, j.params_json, s.name AS sweep_name, \
+       j.last_error, j.engine, j.params_json, j.provenance_json, s.name AS sweep_name, \
        (SELECT CAST(AVG(e.epoch_seconds) AS DOUBLE PRECISION) FROM epochs e WHERE e.job_id = j.id) \
            AS mean_epoch_seconds, \
        (SELECT CAST(SUM(e.epoch_seconds) AS DOUBLE PRECISION) FROM epochs e WHERE e.job_id = j.id) \

@@ -102,6 +102,12 @@ pub(super) async fn table(
     if let Some(baseline) = query_param(&uri, "baseline").filter(|b| !b.is_empty()) {
         options.baseline = Some(parse_assignment(&baseline, "baseline")?);
     }
+    if let Some(correction) = query_param(&uri, "correction").filter(|c| !c.is_empty()) {
+        options.correction = correction
+            .parse()
+            .map_err(|e: crate::stats::UnknownCorrection| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    }
+    options.strict = query_param(&uri, "strict").is_some_and(|s| s == "1" || s == "true");
     let data = state.sweep_data(&sweep).await?;
     // Every page asking for the same table of the same read shares one rendering.
     let key = format!("{format} {options:?}");

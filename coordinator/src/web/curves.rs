@@ -140,6 +140,7 @@ mod tests {
             started_at_ms: None,
             finished_at_ms: None,
             last_error: None,
+            provenance: None,
         }
     }
 

@@ -13,16 +13,38 @@ pub struct DatasetCache {
     data_dir: PathBuf,
     options: LoadOptions,
     loaded: Mutex<HashMap<Dataset, Arc<OnceCell<Arc<Splits>>>>>,
+    hashes: Mutex<HashMap<Dataset, Arc<OnceCell<String>>>>,
 }
 
 impl DatasetCache {
     pub fn new(data_dir: PathBuf, options: LoadOptions) -> Self {
-        Self { data_dir, options, loaded: Mutex::default() }
+        Self { data_dir, options, loaded: Mutex::default(), hashes: Mutex::default() }
     }
 
     /// Where datasets are read from (and downloaded to).
     pub fn data_dir(&self) -> &std::path::Path {
         &self.data_dir
+    }
+
+    /// SHA-256 of the dataset's files as this machine has them, computed
+    /// once per process (files changed under a running worker are not
+    /// seen); empty when they cannot be read (a command engine's dataset
+    /// the worker does not keep).
+    pub async fn sha256(&self, dataset: Dataset) -> String {
+        let cell = Arc::clone(self.hashes.lock().expect("dataset cache poisoned").entry(dataset).or_default());
+        cell.get_or_init(|| async {
+            let dir = self.data_dir.clone();
+            tokio::task::spawn_blocking(move || {
+                let folder = data::locate(dataset, &dir).ok()?;
+                super::provenance::files_sha256(&folder, data::files(dataset)).ok()
+            })
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+        })
+        .await
+        .clone()
     }
 
     /// The dataset's splits, read from disk by the first caller while the

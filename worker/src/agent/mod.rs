@@ -13,6 +13,7 @@ mod datasets;
 mod job;
 mod leave;
 pub mod memory;
+pub mod provenance;
 mod quarantine;
 mod rpc;
 mod shutdown;
@@ -179,6 +180,7 @@ pub async fn run(
             refused: Default::default(),
             quarantine: config.quarantine,
             quarantined: Arc::clone(&quarantined),
+            machine: Arc::new(provenance::Machine::of(&config.hostname, device_spec)),
         };
         std::fs::create_dir_all(&slot.scratch)
             .map_err(|source| AgentError::Scratch { path: slot.scratch.clone(), source })?;

@@ -98,6 +98,8 @@ pub(super) struct Slot {
     pub quarantine: Quarantine,
     /// Set (for the whole worker) when a slot left in quarantine.
     pub quarantined: Arc<AtomicBool>,
+    /// The host and device each result's provenance names.
+    pub machine: Arc<super::provenance::Machine>,
 }
 
 /// Why the lease loop of a slot ended with an error.
@@ -277,6 +279,12 @@ impl Slot {
             // Missing or corrupt data is this machine's: another may have it.
             Err(error) => return self.fail(job, error_chain(&error), true, pb::ErrorClass::Machine).await,
         };
+        let provenance = self.machine.candle(
+            plan.spec.recipe.precision,
+            layout,
+            self.device.is_cuda(),
+            self.datasets.sha256(plan.spec.dataset).await,
+        );
         let data_ready = Instant::now();
         let checkpoint_path = self.scratch.join(format!("job-{}.ckpt", job.job_id));
         let resume_from = match self.fetch_checkpoint(job, &checkpoint_path, &patience).await {
@@ -330,7 +338,7 @@ impl Slot {
             return JobOutcome::Dropped { reason: "the coordinator gave the lease to another attempt".into() };
         }
         match end {
-            TrainEnd::Finished(history) => self.complete(job, &history).await,
+            TrainEnd::Finished(history) => self.complete(job, &history, provenance).await,
             TrainEnd::Stopped { epochs_done } => self.release(job, epochs_done, &patience).await,
             TrainEnd::LeaseLost(reason) => JobOutcome::Dropped { reason },
             TrainEnd::Error(error, retryable, class) => self.fail(job, error, retryable, class).await,
@@ -414,7 +422,12 @@ impl Slot {
         decided
     }
 
-    pub(super) async fn complete(&self, job: &pb::Job, history: &[EpochMetrics]) -> JobOutcome {
+    pub(super) async fn complete(
+        &self,
+        job: &pb::Job,
+        history: &[EpochMetrics],
+        provenance: pb::Provenance,
+    ) -> JobOutcome {
         let last = history.last().expect("a finished run has at least one epoch");
         let best = history.iter().map(|m| m.test_error).fold(f64::INFINITY, f64::min);
         let request = pb::CompleteJobRequest {
@@ -424,6 +437,7 @@ impl Slot {
             best_test_error: best,
             train_seconds: history.iter().map(|m| m.epoch_seconds).sum(),
             lease_token: job.lease_token.clone(),
+            provenance: Some(provenance),
         };
         let patience = Patience::Job(self.shutdown.clone());
         match rpc::call("complete a job", &patience, || {

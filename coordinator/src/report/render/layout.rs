@@ -99,16 +99,24 @@ impl Layout {
             ));
         }
         if table.metric != Metric::Params && table.rows.iter().flat_map(|r| &r.cells).any(|c| c.interval.is_some()) {
-            notes.push(format!("95 % intervals of each cell's mean (Student t): {}", intervals_text(table)));
+            let clipped = if table.rows.iter().flat_map(|r| &r.cells).any(|c| c.interval_clipped) {
+                let (lo, hi) = table.metric.range();
+                format!(" († cut to the metric's range [{lo}, {hi}], which the Student-t interval ran past)")
+            } else {
+                String::new()
+            };
+            notes.push(format!("95 % intervals of each cell's mean (Student t){clipped}: {}", intervals_text(table)));
         }
         if table.baseline.is_some() {
             notes.push(format!(
                 "Δ is the difference of the cells' {}s; its marks, * p < {:.2}, ** p < 0.01, *** p < 0.001, \
-                 test the difference of the seeds' means (exact permutation test below 10 seeds a side, \
-                 Welch's t-test from 10)",
+                 test the difference to the baseline: seed by seed where both cells share two seeds or more \
+                 (paired t-test on the per-seed differences; the exact sign-flip test when they are all equal), \
+                 else the seeds' means (exact permutation test below 10 seeds a side, Welch's t-test from 10)",
                 table.agg,
                 stats::ALPHA
             ));
+            notes.push(comparisons_text(table));
             notes.push(what_the_table_says(table));
         }
         notes.extend(table.notes.iter().cloned());
@@ -174,6 +182,9 @@ pub fn cell_text(table: &Table, cell: &Cell) -> String {
     } else {
         text.push_str(&format!(" (n={n}/{jobs}, {missing})"));
     }
+    if !cell.provenance_differs.is_empty() {
+        text.push_str(" ‡");
+    }
     text
 }
 
@@ -184,7 +195,7 @@ fn delta_text(table: &Table, cell: &Cell) -> String {
     match cell.delta {
         Some(delta) => {
             let sign = if delta < 0.0 { "-" } else { "+" };
-            let stars = cell.comparison.map_or("", |c| c.stars());
+            let stars = cell.p_adjusted.map_or("", stats::stars);
             format!("{sign}{}{stars}", format_value(table, delta.abs()))
         }
         None => "-".into(),
@@ -206,10 +217,11 @@ fn intervals_text(table: &Table) -> String {
         for (cell, column) in row.cells.iter().zip(&table.columns) {
             if let Some(interval) = cell.interval {
                 parts.push(format!(
-                    "{}: [{}, {}]",
+                    "{}: [{}, {}]{}",
                     place(table, row, column),
                     table.metric.format(interval.lo),
-                    table.metric.format(interval.hi)
+                    table.metric.format(interval.hi),
+                    if cell.interval_clipped { "†" } else { "" }
                 ));
             }
         }
@@ -231,21 +243,46 @@ fn place(table: &Table, row: &Row, column: &[AxisValue]) -> String {
     }
 }
 
+/// How many comparisons the table makes, which tests made them and how
+/// their p-values were adjusted for their number.
+fn comparisons_text(table: &Table) -> String {
+    let m = table.comparisons();
+    let comparisons = table.rows.iter().flat_map(|r| &r.cells).filter_map(|c| c.comparison);
+    let mut tests: Vec<&str> = Vec::new();
+    for c in comparisons {
+        if !tests.contains(&c.method.name()) {
+            tests.push(c.method.name());
+        }
+    }
+    let adjusted = match (m, table.correction) {
+        (_, stats::Correction::None) => "p-values not adjusted (--correction none)".to_string(),
+        (0 | 1, _) => format!("one comparison needs no adjustment (--correction {})", table.correction),
+        (_, correction) => format!("p-values adjusted by {} (--correction {correction})", correction.description()),
+    };
+    format!(
+        "{m} comparison{} to the baseline{}; {adjusted}",
+        if m == 1 { "" } else { "s" },
+        if tests.is_empty() { String::new() } else { format!(" ({})", tests.join(", ")) }
+    )
+}
+
 /// The line a reader wants first: which differences to the baseline the
-/// seeds resolve (p < 0.05), and which they do not yet.
+/// seeds resolve (adjusted p < 0.05), and which they do not yet.
 fn what_the_table_says(table: &Table) -> String {
     let (mut resolved, mut open) = (Vec::new(), Vec::new());
     for row in &table.rows {
         for (cell, column) in row.cells.iter().zip(&table.columns) {
-            if let Some(c) = cell.comparison {
+            if let (Some(c), Some(p)) = (cell.comparison, cell.p_adjusted) {
+                let adjusted = if p == c.p_value { String::new() } else { format!(", adjusted {p:.3}") };
                 let text = format!(
-                    "{} {}{} (p = {:.3})",
+                    "{} {}{} (p = {:.3}{adjusted}, {})",
                     place(table, row, column),
                     if c.difference < 0.0 { "-" } else { "+" },
                     table.metric.format(c.difference.abs()),
-                    c.p_value
+                    c.p_value,
+                    c.method.name()
                 );
-                if c.p_value < stats::ALPHA { resolved.push(text) } else { open.push(text) }
+                if p < stats::ALPHA { resolved.push(text) } else { open.push(text) }
             }
         }
     }
@@ -255,7 +292,7 @@ fn what_the_table_says(table: &Table) -> String {
     let list = |items: &[String]| if items.is_empty() { "none".to_string() } else { items.join("; ") };
     format!(
         "what the table says: {} of {} differences of means to the baseline are resolved at these seeds \
-         (p < {:.2}): {}; not resolved: {}",
+         (adjusted p < {:.2}): {}; not resolved: {}",
         resolved.len(),
         resolved.len() + open.len(),
         stats::ALPHA,

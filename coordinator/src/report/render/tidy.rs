@@ -53,6 +53,7 @@ fn fill(record: &mut Record, table: &Table, cell: &Cell) {
     record.insert("std", number(cell.spread));
     record.insert("ci95_lo", number(cell.interval.map(|i| i.lo)));
     record.insert("ci95_hi", number(cell.interval.map(|i| i.hi)));
+    record.insert("ci95_clipped", cell.interval_clipped.into());
     record.insert("n", cell.n().into());
     record.insert("jobs", cell.jobs().into());
     record.insert("succeeded", c.succeeded.into());
@@ -63,6 +64,7 @@ fn fill(record: &mut Record, table: &Table, cell: &Cell) {
     record.insert("params", cell.params.map_or(Value::Null, Value::from));
     record.insert("epoch_seconds", number(cell.epoch_seconds));
     record.insert("job_ids", cell.job_ids.clone().into());
+    record.insert("provenance_differs", cell.provenance_differs.clone().into());
     if table.baseline.is_some() {
         record.insert("delta", number(cell.delta));
         record.insert("is_baseline", cell.is_baseline.into());
@@ -71,16 +73,19 @@ fn fill(record: &mut Record, table: &Table, cell: &Cell) {
         record.insert("difference_ci95_lo", number(comparison.map(|c| c.interval.lo)));
         record.insert("difference_ci95_hi", number(comparison.map(|c| c.interval.hi)));
         record.insert("p_value", number(comparison.map(|c| c.p_value)));
-        record.insert("test", comparison.map_or(Value::Null, |c| test_name(c).into()));
+        record.insert("p_adjusted", number(cell.p_adjusted));
+        record.insert("correction", table.correction.name().into());
+        record.insert("comparisons", table.comparisons().into());
+        record.insert("test", comparison.map_or(Value::Null, |c| c.method.name().into()));
+        record.insert("paired_seeds", pairs(comparison));
     }
 }
 
-/// Which test gave a comparison's p-value, for the tidy formats.
-fn test_name(comparison: &Comparison) -> &'static str {
-    match comparison.method {
-        Method::Welch { .. } => "welch",
-        Method::Permutation { exact: true, .. } => "permutation (exact)",
-        Method::Permutation { exact: false, .. } => "permutation (monte carlo)",
+/// How many seeds a paired comparison matched; null for unpaired tests.
+fn pairs(comparison: Option<&Comparison>) -> Value {
+    match comparison.map(|c| c.method) {
+        Some(Method::PairedT { pairs, .. } | Method::SignFlip { pairs }) => pairs.into(),
+        _ => Value::Null,
     }
 }
 
@@ -97,6 +102,10 @@ pub fn json(table: &Table) -> String {
     document.insert("attributes", axes(&table.attribute_axes).into());
     let baseline = table.baseline.as_ref().map(|(axis, value)| json!({"axis": axis.name(), "value": value.to_json()}));
     document.insert("baseline", baseline.unwrap_or(Value::Null));
+    if table.baseline.is_some() {
+        document.insert("correction", table.correction.name().into());
+        document.insert("comparisons", table.comparisons().into());
+    }
     document.insert("cells", serde_json::to_value(records(table)).expect("records serialise"));
     document.insert("notes", table.notes.clone().into());
     let mut text = serde_json::to_string_pretty(&document).expect("JSON values serialise");

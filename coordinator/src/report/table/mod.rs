@@ -13,8 +13,8 @@ use super::ReportError;
 use super::aggregate::{Agg, median};
 use super::axis::{Axis, AxisValue, NETWORK_AXES, RECIPE_FIELD_AXES, join, recipe_labels};
 use super::metric::{Metric, epoch_seconds};
-use crate::stats::{self, Comparison, Interval};
-use crate::store::{JobStatus, ResultRow};
+use crate::stats::{self, Comparison, Correction, Interval};
+use crate::store::{JobStatus, Provenance, ResultRow};
 
 mod options;
 
@@ -60,6 +60,8 @@ impl StatusCounts {
 pub struct Cell {
     /// The metric of each job that has one (one per seed).
     pub values: Vec<f64>,
+    /// The seed of each of `values`, for comparisons seed by seed.
+    pub seeds: Vec<u64>,
     /// The aggregate of `values`; `None` when undefined (no value yet).
     pub value: Option<f64>,
     /// Sample standard deviation over seeds, beside a median or mean.
@@ -69,16 +71,28 @@ pub struct Cell {
     pub params: Option<u64>,
     /// Median over seeds of the mean seconds per epoch (succeeded jobs).
     pub epoch_seconds: Option<f64>,
-    /// 95 % Student-t interval of the mean over seeds (two seeds or more).
+    /// 95 % Student-t interval of the mean over seeds (two seeds or more),
+    /// cut to the metric's range ([`Metric::range`]).
     pub interval: Option<Interval>,
+    /// Whether `interval` had to be cut to the metric's range.
+    pub interval_clipped: bool,
     /// `value` minus the baseline cell's value.
     pub delta: Option<f64>,
-    /// The seeds' means against the baseline cell's: the difference, its
-    /// 95 % (Welch) interval and a p-value ([`stats::compare`]).
+    /// The cell against the baseline cell: seed by seed over the seeds
+    /// both have ([`stats::paired`]) when they share two or more, else the
+    /// seeds' means ([`stats::compare`]); the difference, its 95 % interval
+    /// and a raw p-value.
     pub comparison: Option<Comparison>,
+    /// `comparison`'s p-value adjusted for the table's number of
+    /// comparisons ([`Table::correction`]); stars and verdicts use it.
+    pub p_adjusted: Option<f64>,
     pub is_baseline: bool,
     /// The cell's jobs, in id order.
     pub job_ids: Vec<i64>,
+    /// The provenance fields that change results ([`Provenance::comparable`])
+    /// in which the cell's results differ: its seeds are then not samples
+    /// of one distribution. Empty when they agree (or say nothing).
+    pub provenance_differs: Vec<&'static str>,
 }
 
 impl Cell {
@@ -122,6 +136,8 @@ pub struct Table {
     pub show_params: bool,
     pub show_time: bool,
     pub baseline: Option<(Axis, AxisValue)>,
+    /// How the p-values against the baseline are adjusted for their number.
+    pub correction: Correction,
     /// Lines printed under the table: what is running, failed or left out.
     pub notes: Vec<String>,
 }
@@ -168,15 +184,7 @@ pub fn build(rows: &[ResultRow], options: &TableOptions) -> Result<Table, Report
         grid[row_index[&key(job, &row_axes)]][col_index[&key(job, &col_axes)]].push(job);
     }
 
-    let describe_cell = |r: usize, c: usize| {
-        let parts: Vec<String> = row_axes
-            .iter()
-            .zip(&row_keys[r])
-            .chain(col_axes.iter().zip(&col_keys[c]))
-            .map(|(axis, value)| format!("{}={}", axis.name(), values.display(*axis, value)))
-            .collect();
-        if parts.is_empty() { "the only cell".to_string() } else { parts.join(", ") }
-    };
+    let describe_cell = |r: usize, c: usize| describe(&values, &row_axes, &row_keys[r], &col_axes, &col_keys[c]);
 
     let mut table_rows = Vec::with_capacity(row_keys.len());
     for (r, row_key) in row_keys.iter().enumerate() {
@@ -211,8 +219,10 @@ pub fn build(rows: &[ResultRow], options: &TableOptions) -> Result<Table, Report
         show_params,
         show_time: options.extras && options.metric != Metric::EpochSeconds,
         baseline: None,
+        correction: options.correction,
         notes: Vec::new(),
     };
+    check_provenance(&table, &values, options.strict, &mut notes)?;
     if let Some((axis, text)) = &options.baseline {
         apply_baseline(&mut table, &values, *axis, text)?;
     }
@@ -255,7 +265,20 @@ fn select<'a>(
             return Err(ReportError::NoJobs { reason: "no job of the sweep is in its current spec".into() });
         }
     }
-    for (axis, texts) in &options.filters {
+    let selected = filter(selected, &options.filters)?;
+    if selected.is_empty() {
+        return Err(ReportError::NoJobs { reason: "no job matches every --where filter at once".into() });
+    }
+    Ok(selected)
+}
+
+/// The jobs with one of the values of each `--where` filter; a value no
+/// job has is an error that lists the values there are.
+pub fn filter<'a>(
+    mut selected: Vec<&'a ResultRow>,
+    filters: &[(Axis, Vec<String>)],
+) -> Result<Vec<&'a ResultRow>, ReportError> {
+    for (axis, texts) in filters {
         let present = AxisValues::new(&selected);
         let mut wanted = Vec::new();
         for text in texts {
@@ -271,9 +294,6 @@ fn select<'a>(
             wanted.push(value);
         }
         selected.retain(|j| wanted.iter().any(|w| present.matches(*axis, j, w)));
-    }
-    if selected.is_empty() {
-        return Err(ReportError::NoJobs { reason: "no job matches every --where filter at once".into() });
     }
     Ok(selected)
 }
@@ -526,21 +546,34 @@ fn make_cell(jobs: &[&ResultRow], metric: Metric, agg: Agg) -> Cell {
     for job in jobs {
         counts.add(job.status);
     }
-    let values: Vec<f64> = jobs.iter().filter_map(|j| metric.value(j)).collect();
+    let (seeds, values): (Vec<u64>, Vec<f64>) =
+        jobs.iter().filter_map(|j| metric.value(j).map(|v| (j.config.seed, v))).unzip();
+    let (interval, interval_clipped) = match stats::mean_interval(&values, stats::LEVEL) {
+        Some(interval) => {
+            let (lo, hi) = metric.range();
+            let (clipped, cut) = interval.clipped(lo, hi);
+            (Some(clipped), cut)
+        }
+        None => (None, false),
+    };
     let seconds: Vec<f64> =
         jobs.iter().filter(|j| j.status == JobStatus::Succeeded).filter_map(|j| epoch_seconds(j)).collect();
     Cell {
         value: agg.apply(&values),
         spread: if agg.has_spread() { super::aggregate::std_dev(&values) } else { None },
-        interval: stats::mean_interval(&values, stats::LEVEL),
+        interval,
+        interval_clipped,
         values,
+        seeds,
         counts,
         params: common(jobs.iter().map(|j| j.params)),
         epoch_seconds: median(&seconds),
         delta: None,
         comparison: None,
+        p_adjusted: None,
         is_baseline: false,
         job_ids: jobs.iter().map(|j| j.job_id).collect(),
+        provenance_differs: provenance_differences(jobs, metric),
     }
 }
 
@@ -594,19 +627,102 @@ fn apply_baseline(table: &mut Table, values: &AxisValues, axis: Axis, text: &str
             let is_baseline = target == Some((&r, &c));
             let base_cell = target.map(|(br, bc)| &table.rows[*br].cells[*bc]);
             let delta = base_cell.and_then(|b| b.value).zip(cell.value).map(|(base_value, value)| value - base_value);
-            let comparison =
-                base_cell.filter(|_| !is_baseline).and_then(|b| stats::compare(&cell.values, &b.values, stats::LEVEL));
+            let comparison = base_cell.filter(|_| !is_baseline).and_then(|b| compare_cells(cell, b));
             deltas.push((r, c, delta, comparison, is_baseline));
         }
     }
+    let raw: Vec<f64> = deltas.iter().filter_map(|d| d.3.map(|c| c.p_value)).collect();
+    let mut adjusted = table.correction.adjust(&raw).into_iter();
     for (r, c, delta, comparison, is_baseline) in deltas {
         let cell = &mut table.rows[r].cells[c];
         cell.delta = delta;
         cell.comparison = comparison;
+        cell.p_adjusted = comparison.and_then(|_| adjusted.next());
         cell.is_baseline = is_baseline;
     }
     table.baseline = Some((axis, base));
     Ok(())
+}
+
+/// A cell as errors and notes name it: "block=B(3,3), width=2".
+fn describe(values: &AxisValues, row_axes: &[Axis], row: &[AxisValue], col_axes: &[Axis], col: &[AxisValue]) -> String {
+    let parts: Vec<String> = row_axes
+        .iter()
+        .zip(row)
+        .chain(col_axes.iter().zip(col))
+        .map(|(axis, value)| format!("{}={}", axis.name(), values.display(*axis, value)))
+        .collect();
+    if parts.is_empty() { "the only cell".to_string() } else { parts.join(", ") }
+}
+
+/// The comparable provenance fields in which the results of a cell's jobs
+/// differ (those with a value of the metric and a recorded provenance).
+fn provenance_differences(jobs: &[&ResultRow], metric: Metric) -> Vec<&'static str> {
+    let recorded: Vec<&Provenance> =
+        jobs.iter().filter(|j| metric.value(j).is_some()).filter_map(|j| j.provenance.as_ref()).collect();
+    let mut fields: Vec<&'static str> = Vec::new();
+    for other in recorded.iter().skip(1) {
+        for field in recorded[0].differences(other) {
+            if !fields.contains(&field) {
+                fields.push(field);
+            }
+        }
+    }
+    fields
+}
+
+/// Notes the cells whose seeds were trained under provenance that changes
+/// results, or with `strict` refuses the table.
+fn check_provenance(
+    table: &Table,
+    values: &AxisValues,
+    strict: bool,
+    notes: &mut Vec<String>,
+) -> Result<(), ReportError> {
+    let describe =
+        |r: usize, c: usize| describe(values, &table.row_axes, &table.rows[r].key, &table.col_axes, &table.columns[c]);
+    let mixed: Vec<(String, &Cell)> = table
+        .rows
+        .iter()
+        .enumerate()
+        .flat_map(|(r, row)| row.cells.iter().enumerate().map(move |(c, cell)| (r, c, cell)))
+        .filter(|(_, _, cell)| !cell.provenance_differs.is_empty())
+        .map(|(r, c, cell)| (describe(r, c), cell))
+        .collect();
+    let Some((first, cell)) = mixed.first() else { return Ok(()) };
+    if strict {
+        return Err(ReportError::Incomparable {
+            cell: first.clone(),
+            fields: cell.provenance_differs.join(", "),
+            cells: mixed.len(),
+        });
+    }
+    let list: Vec<String> =
+        mixed.iter().map(|(place, cell)| format!("{place} ({})", cell.provenance_differs.join(", "))).collect();
+    notes.push(format!(
+        "‡ {} cell(s) pool seeds trained under different provenance, which changes results: {}; \
+         `widesweep provenance SWEEP` shows each job's, `widesweep rerun SWEEP --incomparable` re-trains the \
+         odd ones out, --strict refuses such a table",
+        mixed.len(),
+        list.join("; ")
+    ));
+    Ok(())
+}
+
+/// A cell against its baseline: seed by seed when they share two seeds or
+/// more (common random numbers, see [`stats::paired`]), else by the
+/// seeds' means.
+fn compare_cells(cell: &Cell, base: &Cell) -> Option<Comparison> {
+    let pairs = |c: &Cell| c.seeds.iter().copied().zip(c.values.iter().copied()).collect::<Vec<_>>();
+    stats::paired(&pairs(cell), &pairs(base), stats::LEVEL)
+        .or_else(|| stats::compare(&cell.values, &base.values, stats::LEVEL))
+}
+
+impl Table {
+    /// How many cells were compared with the baseline.
+    pub fn comparisons(&self) -> usize {
+        self.rows.iter().flat_map(|r| &r.cells).filter(|c| c.comparison.is_some()).count()
+    }
 }
 
 fn names(axes: &[Axis]) -> String {

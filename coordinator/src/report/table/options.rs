@@ -5,6 +5,7 @@ use crate::report::ReportError;
 use crate::report::aggregate::Agg;
 use crate::report::axis::Axis;
 use crate::report::metric::Metric;
+use crate::stats::Correction;
 
 /// What the user asked for; `None` axes are chosen from the data.
 #[derive(Clone, Debug)]
@@ -22,6 +23,11 @@ pub struct TableOptions {
     pub include_out_of_spec: bool,
     /// Show parameter counts and seconds per epoch beside the metric.
     pub extras: bool,
+    /// How p-values against the baseline are adjusted for their number.
+    pub correction: Correction,
+    /// Refuse a table with a cell whose seeds differ in provenance that
+    /// changes results, instead of flagging it.
+    pub strict: bool,
 }
 
 impl Default for TableOptions {
@@ -35,6 +41,8 @@ impl Default for TableOptions {
             filters: Vec::new(),
             include_out_of_spec: false,
             extras: true,
+            correction: Correction::Holm,
+            strict: false,
         }
     }
 }

@@ -26,6 +26,14 @@ pub trait Submissions: Send + Sync + 'static {
     /// spec (kept with their results, no longer leased).
     async fn submit_sweep(&self, sweep: &NewSweep<'_>, now: Millis) -> Result<SubmitOutcome>;
     async fn steer_sweep(&self, sweep: &str, action: SweepAction, now: Millis) -> Result<SweepSummary>;
+    /// Hands the named finished jobs of `sweep` back to the queue, to be
+    /// trained from scratch (results, epochs and checkpoints cleared; the
+    /// attempts keep each earlier result and its provenance). Returns the
+    /// jobs requeued and the checkpoint files no longer referenced.
+    async fn rerun_jobs(&self, sweep: &str, job_ids: &[i64], now: Millis) -> Result<(Vec<i64>, Vec<String>)>;
+    /// Creates the sweep `new_name` with a pending copy of each named
+    /// finished job of `sweep` (same cell and seed).
+    async fn copy_jobs(&self, sweep: &str, job_ids: &[i64], new_name: &str, now: Millis) -> Result<SweepSummary>;
 }
 
 #[async_trait::async_trait]
@@ -272,6 +280,109 @@ where
         tx.commit().await?;
         Sql::summary(self, &sweep_id.to_string()).await
     }
+
+    async fn rerun_jobs(&self, sweep: &str, job_ids: &[i64], now: Millis) -> Result<(Vec<i64>, Vec<String>)> {
+        let mut tx = self.begin_write().await?;
+        let (sweep_id, name) = lock_sweep::<D>(&mut tx, sweep).await?;
+        let mut requeued = Vec::new();
+        let mut orphans = Vec::new();
+        for &job_id in job_ids {
+            let done = sqlx::query(
+                "UPDATE jobs SET status = 'pending', worker_id = NULL, lease_expires_at_ms = NULL, \
+                 lease_token_sha256 = NULL, started_at_ms = NULL, finished_at_ms = NULL, epochs_done = 0, \
+                 final_train_loss = NULL, final_train_error = NULL, final_test_loss = NULL, \
+                 final_test_error = NULL, best_test_error = NULL, train_seconds = NULL, last_error = NULL, \
+                 provenance_json = NULL, attempts_spent = 0, machine_failures = 0 \
+                 WHERE id = $1 AND sweep_id = $2 AND status IN ('succeeded', 'failed')",
+            )
+            .bind(job_id)
+            .bind(sweep_id)
+            .execute(&mut *tx)
+            .await?;
+            if D::rows_affected(&done) == 0 {
+                continue;
+            }
+            sqlx::query("DELETE FROM epochs WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
+            for sha in Sql::<D>::prune_checkpoints(&mut tx, job_id, None).await? {
+                if !orphans.contains(&sha) {
+                    orphans.push(sha);
+                }
+            }
+            requeued.push(job_id);
+        }
+        sqlx::query("UPDATE sweeps SET updated_at_ms = $2 WHERE id = $1")
+            .bind(sweep_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(sweep = %name, jobs = requeued.len(), "finished jobs handed back to be trained again");
+        Ok((requeued, orphans))
+    }
+
+    async fn copy_jobs(&self, sweep: &str, job_ids: &[i64], new_name: &str, now: Millis) -> Result<SweepSummary> {
+        let mut tx = self.begin_write().await?;
+        let (sweep_id, _) = lock_sweep::<D>(&mut tx, sweep).await?;
+        let created = sqlx::query(
+            "INSERT INTO sweeps (name, dataset, priority, max_attempts, spec_toml, created_at_ms, updated_at_ms, \
+             engines_json) SELECT $2, dataset, priority, max_attempts, spec_toml, $3, $3, engines_json \
+             FROM sweeps WHERE id = $1 ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(sweep_id)
+        .bind(new_name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if D::rows_affected(&created) == 0 {
+            return Err(StoreError::SweepConflict {
+                sweep: new_name.to_string(),
+                message: "exists already: name another sweep to copy the jobs into".to_string(),
+            });
+        }
+        let new_id: i64 =
+            sqlx::query_scalar("SELECT id FROM sweeps WHERE name = $1").bind(new_name).fetch_one(&mut *tx).await?;
+        // The columns a submission writes, the sweep's id and the creation
+        // time replaced: the copy is the same cell and seed, pending.
+        let columns = JOB_INSERT.split_once('(').and_then(|(_, rest)| rest.strip_suffix(')')).expect("column list");
+        let values = columns.replacen("sweep_id", "$2", 1).replace("created_at_ms", "$3");
+        let copy = format!(
+            "INSERT INTO jobs ({columns}) SELECT {values} FROM jobs \
+             WHERE id = $1 AND sweep_id = $4 AND status IN ('succeeded', 'failed')"
+        );
+        for &job_id in job_ids {
+            sqlx::query(&copy).bind(job_id).bind(new_id).bind(now).bind(sweep_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Sql::summary(self, &new_id.to_string()).await
+    }
+}
+
+/// Locks the named sweep's row for the transaction; its id and name. A
+/// cancelled sweep is refused: its jobs are not to be trained again.
+async fn lock_sweep<D: Dialect>(tx: &mut sqlx::Transaction<'static, D::Db>, sweep: &str) -> Result<(i64, String)>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+    <D::Db as Database>::Row: Columns,
+    for<'q> &'q str: Type<D::Db> + Encode<'q, D::Db>,
+    i64: Type<D::Db> + for<'q> Encode<'q, D::Db>,
+{
+    let (filter, id) = sweep_filter(sweep);
+    let sql = format!("SELECT s.id, s.name, s.state FROM sweeps s{filter}{}", D::LOCK_ROW);
+    let query = sqlx::query(&sql);
+    let query = match id {
+        Some(id) => query.bind(id),
+        None => query.bind(sweep),
+    };
+    let row = query.fetch_optional(&mut **tx).await?.ok_or_else(|| StoreError::SweepNotFound(sweep.to_string()))?;
+    let name = row.text("name")?;
+    if columns::sweep_state(&row)? == SweepState::Cancelled {
+        return Err(StoreError::SweepConflict {
+            sweep: name,
+            message: "is cancelled: its jobs are not trained again (submit its spec as a new sweep)".to_string(),
+        });
+    }
+    Ok((row.big("id")?, name))
 }
 
 /// `($1, .., $columns), ($columns + 1, ..), ..` for `rows` rows, each

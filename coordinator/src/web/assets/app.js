@@ -127,14 +127,14 @@ function tableURL(format, download) {
 // the axes, the number and its uncertainty, the comparison, the costs, the
 // job counts.
 const NUMBERS = ["value", "std", "n", "ci95_lo", "ci95_hi", "delta", "mean_difference", "difference_ci95_lo",
-  "difference_ci95_hi", "p_value", "test", "params", "epoch_seconds", "jobs", "succeeded", "running", "pending",
+  "difference_ci95_hi", "p_value", "p_adjusted", "test", "paired_seeds", "provenance_differs", "params", "epoch_seconds", "jobs", "succeeded", "running", "pending",
   "failed", "cancelled"];
 
 // Measured numbers as a reader wants them (the text table's decimals),
 // counts as they are; the exact value stays in data-value, where tests
 // and scripts read it.
 const DECIMALS = { value: 2, std: 2, ci95_lo: 2, ci95_hi: 2, delta: 2, mean_difference: 2, difference_ci95_lo: 2,
-  difference_ci95_hi: 2, epoch_seconds: 2, p_value: 3 };
+  difference_ci95_hi: 2, epoch_seconds: 2, p_value: 3, p_adjusted: 3 };
 
 function cellOf(key, value) {
   if (value == null) return el("td", { "data-value": "", text: "" });
@@ -162,6 +162,15 @@ function renderTable(doc) {
     ),
   );
   table.replaceChildren(caption, head, body);
+  // The table's notes: the tests, the correction, cut intervals and
+  // cells that pool incomparable seeds (‡), as the CLI prints them.
+  const notes = $("table-notes");
+  const lines = [...(doc.notes || [])];
+  if (doc.correction) {
+    lines.unshift(`${doc.comparisons} comparison(s) to the baseline; p_adjusted by ${doc.correction} ` +
+      "(paired t-test where cells share seeds)");
+  }
+  if (notes) notes.replaceChildren(...lines.map((n) => el("li", { text: n })));
 }
 
 const COLOURS = ["#0b62c4", "#cf222e", "#1a7f37", "#8250df", "#bf8700", "#0a8a8a", "#d1242f", "#6e7781"];

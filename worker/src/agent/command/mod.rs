@@ -181,7 +181,11 @@ impl Slot {
                 self.fail(job, error_of(error), true, pb::ErrorClass::Unknown).await
             }
             End::Exited(_) if stopping => self.release(job, last as usize, patience).await,
-            End::Exited(status) if status.success() && run.ledger.finished() => self.complete(job, &run.history).await,
+            End::Exited(status) if status.success() && run.ledger.finished() => {
+                let provenance =
+                    self.machine.command(&config.engine, engine, self.datasets.sha256(config.dataset).await);
+                self.complete(job, &run.history, provenance).await
+            }
             End::Exited(status) if status.success() => {
                 let error = format!(
                     "the command exited with status 0 after epoch {last} of {epochs} without being asked to stop"

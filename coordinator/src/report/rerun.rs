@@ -1,0 +1,43 @@
+//! Which finished jobs `widesweep rerun` hands back to the queue.
+
+use std::collections::HashMap;
+
+use super::ReportError;
+use super::axis::Axis;
+use super::table::filter;
+use crate::store::{JobStatus, ResultRow};
+
+/// The finished (succeeded or failed) jobs of `rows` that match every
+/// filter; with `incomparable`, only those of cells whose results differ
+/// in provenance that changes results ([`crate::store::Provenance::comparable`])
+/// and that differ from the cell's newest result (the current build and
+/// data, which the re-runs will match).
+pub fn select(
+    rows: &[ResultRow],
+    filters: &[(Axis, Vec<String>)],
+    incomparable: bool,
+) -> Result<Vec<i64>, ReportError> {
+    let finished: Vec<&ResultRow> =
+        rows.iter().filter(|r| r.in_spec && matches!(r.status, JobStatus::Succeeded | JobStatus::Failed)).collect();
+    let chosen = filter(finished, filters)?;
+    if !incomparable {
+        return Ok(chosen.iter().map(|r| r.job_id).collect());
+    }
+    let mut cells: HashMap<&str, Vec<&ResultRow>> = HashMap::new();
+    for row in chosen.iter().filter(|r| r.status == JobStatus::Succeeded && r.provenance.is_some()) {
+        cells.entry(row.cell_hash.as_str()).or_default().push(row);
+    }
+    let mut ids = Vec::new();
+    for jobs in cells.values() {
+        let newest = jobs.iter().max_by_key(|r| (r.finished_at_ms, r.job_id)).expect("a cell has a job");
+        let reference = newest.provenance.as_ref().expect("filtered on provenance");
+        for job in jobs {
+            let provenance = job.provenance.as_ref().expect("filtered on provenance");
+            if !reference.differences(provenance).is_empty() {
+                ids.push(job.job_id);
+            }
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
