@@ -13,7 +13,9 @@ use widesweep_coordinator::report::plot::{PlotKind, PlotOptions, plot_data, writ
 use widesweep_coordinator::report::sql::{SqlError, SqlValue, query, query_into, role_risks};
 use widesweep_coordinator::report::table::parse_assignment;
 use widesweep_coordinator::report::{Axis, Format, ReportError, TableOptions, build, default_table, render};
-use widesweep_coordinator::store::{self, EpochMetrics, JobResult, LeasedJob, Store, StoreError};
+use widesweep_coordinator::store::{
+    self, EpochMetrics, JobResult, JobStatus, LeasedJob, Provenance, Store, StoreError,
+};
 
 const LEASE: i64 = 60_000;
 
@@ -57,6 +59,11 @@ fn epoch(job: &LeasedJob, epoch: u32, test_error: f64) -> EpochMetrics {
 /// Trains (in name only) a leased job to its known result: every epoch
 /// but the last 5 points worse than the last.
 async fn finish(store: &dyn Store, job: &LeasedJob) {
+    finish_as(store, job, None, 3_000).await;
+}
+
+/// [`finish`] with the provenance a worker would send, at time `now`.
+async fn finish_as(store: &dyn Store, job: &LeasedJob, provenance: Option<Provenance>, now: i64) {
     let error = known_error(job);
     let epochs = job.config.recipe.epochs;
     for n in 1..epochs {
@@ -67,9 +74,9 @@ async fn finish(store: &dyn Store, job: &LeasedJob) {
         final_metrics: last,
         best_test_error: error,
         train_seconds: f64::from(epochs) * known_epoch_seconds(job),
-        provenance: None,
+        provenance,
     };
-    store.complete_job(job.fence(), &result, 3_000).await.unwrap();
+    store.complete_job(job.fence(), &result, now).await.unwrap();
 }
 
 /// Submits the quickstart and runs every job but the `leave` last ones.
@@ -132,11 +139,11 @@ quickstart on fashion-mnist: test error (%), median over seeds
 ";
 
 const QUICKSTART_CSV: &str = "\
-block,width,depth,metric,agg,value,std,ci95_lo,ci95_hi,n,jobs,succeeded,running,pending,failed,cancelled,params,epoch_seconds,job_ids
-\"B(3,3)\",1,10,test_error,median,12.3,0.282842712475,9.75875905277,14.8412409472,2,2,2,0,0,0,0,77562,1.5,\"[1,2]\"
-\"B(3,3)\",2,10,test_error,median,10.9,0.565685424949,5.81751810553,15.9824818945,2,2,2,0,0,0,0,303418,2.0,\"[3,4]\"
-\"B(1,3,1)\",1,13,test_error,median,14.2,0.282842712475,11.6587590528,16.7412409472,2,2,2,0,0,0,0,60634,1.8,\"[5,6]\"
-\"B(1,3,1)\",2,13,test_error,median,11.6,0.141421356237,10.3293795264,12.8706204736,2,2,2,0,0,0,0,239354,2.3,\"[7,8]\"
+block,width,depth,metric,agg,value,std,ci95_lo,ci95_hi,ci95_clipped,n,jobs,succeeded,running,pending,failed,cancelled,params,epoch_seconds,job_ids,provenance_differs
+\"B(3,3)\",1,10,test_error,median,12.3,0.282842712475,9.75875905277,14.8412409472,false,2,2,2,0,0,0,0,77562,1.5,\"[1,2]\",[]
+\"B(3,3)\",2,10,test_error,median,10.9,0.565685424949,5.81751810553,15.9824818945,false,2,2,2,0,0,0,0,303418,2.0,\"[3,4]\",[]
+\"B(1,3,1)\",1,13,test_error,median,14.2,0.282842712475,11.6587590528,16.7412409472,false,2,2,2,0,0,0,0,60634,1.8,\"[5,6]\",[]
+\"B(1,3,1)\",2,13,test_error,median,11.6,0.141421356237,10.3293795264,12.8706204736,false,2,2,2,0,0,0,0,239354,2.3,\"[7,8]\",[]
 ";
 
 const QUICKSTART_LATEX: &str = r"% widesweep table; needs \usepackage{booktabs}
@@ -230,11 +237,122 @@ async fn baselines_add_the_difference_to_the_baseline_cell(store: Arc<dyn Store>
     assert_eq!(json["baseline"], serde_json::json!({"axis": "width", "value": 2}));
     assert_eq!(json["cells"][0]["delta"], 1.4);
 
+    // The cells share seeds 1 and 2: compared seed by seed. B(1,3,1) is
+    // worse than B(3,3) by the same 1.90 (k=1) and 0.70 - 0.60 (k=2)...
+    let json: serde_json::Value = serde_json::from_str(&table(&rows, &by_block, Format::Json)).unwrap();
+    let (k1, k2) = (&json["cells"][2], &json["cells"][3]);
+    assert_eq!((k1["test"].as_str(), k1["paired_seeds"].as_u64()), (Some("sign-flip (exact)"), Some(2)));
+    assert_eq!(k1["p_value"], 0.5);
+    assert_eq!(k2["test"], "paired t");
+    assert_eq!((json["correction"].as_str(), json["comparisons"].as_u64()), (Some("holm"), Some(2)));
+    // ...and Holm doubles the smaller p-value of two.
+    let adjusted = k1["p_adjusted"].as_f64().unwrap().min(k2["p_adjusted"].as_f64().unwrap());
+    let smaller = k1["p_value"].as_f64().unwrap().min(k2["p_value"].as_f64().unwrap());
+    assert!((adjusted - (2.0 * smaller).min(1.0)).abs() < 1e-12, "{json}");
+    let text = table(&rows, &by_block, Format::Text);
+    assert!(text.contains("2 comparisons to the baseline (sign-flip (exact), paired t)"), "{text}");
+    assert!(text.contains("adjusted by Holm's step-down method"), "{text}");
+    let none = TableOptions { correction: "none".parse().unwrap(), ..by_block.clone() };
+    assert!(table(&rows, &none, Format::Text).contains("p-values not adjusted (--correction none)"));
+
     let error = |options: TableOptions| build(&rows, &options).unwrap_err().to_string();
     let missing = error(TableOptions { baseline: Some((Axis::Block, "B(3,1)".into())), ..TableOptions::default() });
     assert_eq!(missing, "--baseline block=B(3,1) matches nothing: the values of block are B(3,3), B(1,3,1)");
     let elsewhere = error(TableOptions { baseline: Some((Axis::Dropout, "0".into())), ..TableOptions::default() });
     assert!(elsewhere.contains("neither a row axis (block) nor a column axis (width)"), "{elsewhere}");
+}
+
+/// What a worker on machine `dataset` would record.
+fn provenance(dataset: &str) -> Provenance {
+    Provenance {
+        widesweep_version: "0.1.0".into(),
+        git_commit: "abc".into(),
+        engine: "candle".into(),
+        engine_version: "0.11.1".into(),
+        kernels: "cpu (nhwc, f32)".into(),
+        rng: "widesweep-rng 2".into(),
+        dataset_sha256: dataset.into(),
+        hostname: format!("host-{dataset}"),
+        ..Provenance::default()
+    }
+}
+
+async fn provenance_that_changes_results_is_flagged_refused_and_rerun(store: Arc<dyn Store>) {
+    let outcome = common::submit(&*store, &quickstart_spec(), 0, 3).await;
+    assert_eq!(outcome.new, 8);
+    let worker = store.register_worker("test", &["cpu".into()], "t", 1_000).await.unwrap();
+    // Seed 1 trained on one machine's copy of the data, seed 2 later on
+    // another's that differs.
+    for _ in 0..8 {
+        let job = store.lease_job(worker, "cpu", token(), LEASE, 1_000).await.unwrap().unwrap();
+        let (data, now) = if job.config.seed == 1 { ("aaaa", 3_000) } else { ("bbbb", 4_000) };
+        finish_as(&*store, &job, Some(provenance(data)), now).await;
+    }
+    let rows = store.sweep_results("quickstart").await.unwrap();
+    assert!(rows.iter().all(|r| r.provenance.as_ref().is_some_and(|p| p.hostname.starts_with("host-"))));
+    let options = TableOptions::default();
+    let built = build(&rows, &options).unwrap();
+    assert!(built.rows.iter().flat_map(|r| &r.cells).all(|c| c.provenance_differs == ["dataset_sha256"]));
+    for format in [Format::Text, Format::Markdown] {
+        let text = table(&rows, &options, format);
+        assert_eq!(text.matches('‡').count(), 4 + 1, "{format}: {text}");
+        assert!(text.contains("4 cell(s) pool seeds trained under different provenance"), "{text}");
+        assert!(text.contains("block=B(3,3), width=1 (dataset_sha256)"), "{text}");
+    }
+    let latex = table(&rows, &options, Format::Latex);
+    assert_eq!(latex.matches("\\ddag{}").count(), 4, "{latex}");
+    assert!(latex.contains("% ‡ 4 cell(s) pool seeds"), "{latex}");
+    let csv = table(&rows, &options, Format::Csv);
+    assert!(csv.lines().next().unwrap().contains("provenance_differs"), "{csv}");
+    assert_eq!(csv.matches("dataset_sha256").count(), 4, "{csv}");
+    let json: serde_json::Value = serde_json::from_str(&table(&rows, &options, Format::Json)).unwrap();
+    assert_eq!(json["cells"][0]["provenance_differs"], serde_json::json!(["dataset_sha256"]));
+    let strict = build(&rows, &TableOptions { strict: true, ..options.clone() }).unwrap_err();
+    assert!(matches!(strict, ReportError::Incomparable { cells: 4, .. }), "{strict}");
+    assert!(strict.to_string().contains("different dataset_sha256"), "{strict}");
+    assert!(strict.to_string().contains("widesweep rerun SWEEP --incomparable"), "{strict}");
+
+    // The odd ones out are seed 1's: the newest results (seed 2's) are
+    // what re-runs will match.
+    use widesweep_coordinator::report::rerun::select;
+    let seed = |s: u64| rows.iter().filter(|r| r.config.seed == s).map(|r| r.job_id).collect::<Vec<_>>();
+    assert_eq!(select(&rows, &[], true).unwrap(), seed(1));
+    assert_eq!(select(&rows, &[(Axis::Seed, vec!["2".into()])], false).unwrap(), seed(2));
+    let (requeued, _) = store.rerun_jobs("quickstart", &seed(1), 5_000).await.unwrap();
+    assert_eq!(requeued, seed(1));
+    // Only finished jobs go back: asking again requeues nothing.
+    assert_eq!(store.rerun_jobs("quickstart", &seed(1), 5_000).await.unwrap().0, Vec::<i64>::new());
+    let rows = store.sweep_results("quickstart").await.unwrap();
+    for row in rows.iter().filter(|r| r.config.seed == 1) {
+        assert_eq!((row.status, row.final_test_error, row.provenance.as_ref()), (JobStatus::Pending, None, None));
+    }
+    assert!(build(&rows, &TableOptions { strict: true, ..options.clone() }).is_ok());
+    // The earlier attempts keep their results and provenance.
+    for job_id in seed(1) {
+        let attempts = store.job_detail(job_id).await.unwrap().attempts;
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].provenance.as_ref().map(|p| p.dataset_sha256.as_str()), Some("aaaa"));
+        assert!(attempts[0].final_test_error.is_some());
+    }
+    // The re-run is a new attempt, trained from scratch on the new data.
+    for _ in 0..4 {
+        let job = store.lease_job(worker, "cpu", token(), LEASE, 6_000).await.unwrap().unwrap();
+        assert_eq!((job.attempt, job.checkpoint.is_none()), (2, true));
+        finish_as(&*store, &job, Some(provenance("bbbb")), 7_000).await;
+    }
+    let rows = store.sweep_results("quickstart").await.unwrap();
+    assert!(build(&rows, &TableOptions { strict: true, ..options }).is_ok());
+
+    // verify's copies: the same cells and seeds, pending, in a new sweep.
+    let copied = store.copy_jobs("quickstart", &seed(2)[..2], "quickstart-verify", 8_000).await.unwrap();
+    assert_eq!((copied.name.as_str(), copied.counts.pending), ("quickstart-verify", 2));
+    let copies = store.sweep_results("quickstart-verify").await.unwrap();
+    let originals: Vec<_> = rows.iter().filter(|r| seed(2)[..2].contains(&r.job_id)).collect();
+    for (copy, original) in copies.iter().zip(originals) {
+        assert_eq!((&copy.cell_hash, copy.config.seed), (&original.cell_hash, original.config.seed));
+    }
+    let again = store.copy_jobs("quickstart", &seed(2), "quickstart-verify", 8_000).await.unwrap_err();
+    assert!(matches!(again, StoreError::SweepConflict { .. }), "{again}");
 }
 
 async fn running_failed_and_missing_cells_are_marked_never_dropped(store: Arc<dyn Store>) {
@@ -339,7 +457,8 @@ async fn exports_have_one_row_per_job_or_per_epoch(store: Arc<dyn Store>) {
          engine,params_json,seed,epochs,batch_size,lr,lr_milestones,lr_gamma,momentum,nesterov,weight_decay,reset_momentum_on_drop,\
          train_subset,test_subset,augment,precision,checkpoint_every,params,forward_macs,attempt,epochs_done,final_train_loss,final_train_error,\
          final_test_loss,final_test_error,best_test_error,train_seconds,epoch_seconds,gpu_hours,created_at_ms,\
-         started_at_ms,finished_at_ms,last_error"
+         started_at_ms,finished_at_ms,last_error,widesweep_version,git_commit,engine_version,kernels,device,\
+         driver_version,cuda_version,cudnn_version,rng,dataset_sha256,hostname"
     );
     assert!(
         lines[1].starts_with("quickstart,1,")
@@ -852,6 +971,7 @@ fn check_latex(latex: &str) {
 contract_tests!(
     a_finished_sweep_prints_a_paper_table_in_every_format,
     baselines_add_the_difference_to_the_baseline_cell,
+    provenance_that_changes_results_is_flagged_refused_and_rerun,
     running_failed_and_missing_cells_are_marked_never_dropped,
     cells_never_pool_datasets_or_other_hyperparameters,
     exports_have_one_row_per_job_or_per_epoch,

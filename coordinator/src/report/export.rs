@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::ReportError;
 use super::metric::epoch_seconds;
-use crate::store::{EpochMetrics, JobEpoch, ResultRow};
+use crate::store::{EpochMetrics, JobEpoch, Provenance, ResultRow};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExportFormat {
@@ -138,6 +138,15 @@ pub fn job_record(row: &ResultRow) -> Record {
     m.insert("started_at_ms", row.started_at_ms.map_or(Value::Null, Value::from));
     m.insert("finished_at_ms", row.finished_at_ms.map_or(Value::Null, Value::from));
     m.insert("last_error", row.last_error.clone().map_or(Value::Null, Value::from));
+    // Where the result came from; null before a result (or one recorded
+    // before provenance was). The engine's name is the `engine` column.
+    let none = Provenance::default();
+    let recorded = row.provenance.as_ref().map(Provenance::fields);
+    for (i, (field, _)) in none.fields().into_iter().enumerate() {
+        if field != "engine" {
+            m.insert(field, recorded.as_ref().map_or(Value::Null, |fields| Value::from(fields[i].1)));
+        }
+    }
     m
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use super::ReportError;
 use super::axis::Axis;
 use super::table::filter;
-use crate::store::{JobStatus, ResultRow};
+use crate::store::{JobConfig, JobStatus, ResultRow};
 
 /// The finished (succeeded or failed) jobs of `rows` that match every
 /// filter; with `incomparable`, only those of cells whose results differ
@@ -23,9 +23,12 @@ pub fn select(
     if !incomparable {
         return Ok(chosen.iter().map(|r| r.job_id).collect());
     }
-    let mut cells: HashMap<&str, Vec<&ResultRow>> = HashMap::new();
+    // A cell is its jobs' configuration but for the seed (a job's hash
+    // covers its seed too).
+    let mut cells: HashMap<String, Vec<&ResultRow>> = HashMap::new();
     for row in chosen.iter().filter(|r| r.status == JobStatus::Succeeded && r.provenance.is_some()) {
-        cells.entry(row.cell_hash.as_str()).or_default().push(row);
+        let cell = format!("{:?}", JobConfig { seed: 0, ..row.config.clone() });
+        cells.entry(cell).or_default().push(row);
     }
     let mut ids = Vec::new();
     for jobs in cells.values() {

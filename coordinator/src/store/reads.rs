@@ -189,6 +189,8 @@ where
                     outcome: a.text("outcome")?,
                     error_class: a.opt_text("error_class")?,
                     error: a.opt_text("error")?,
+                    final_test_error: a.opt_real("final_test_error")?,
+                    provenance: a.opt_text("provenance_json")?.as_deref().and_then(super::Provenance::from_json),
                 })
             })
             .collect::<Result<_>>()?;

@@ -585,6 +585,11 @@ pub struct AttemptRow {
     pub outcome: String,
     pub error_class: Option<String>,
     pub error: Option<String>,
+    /// A succeeded attempt's final test error (a fraction), kept when the
+    /// job is trained again (`widesweep rerun`).
+    pub final_test_error: Option<f64>,
+    /// What produced a succeeded attempt's result.
+    pub provenance: Option<super::Provenance>,
 }
 
 /// One recorded epoch of a job: a point of its learning curve.

@@ -271,7 +271,32 @@ def _job_record(row: Any) -> Record:
         "started_at_ms": _optional(row, "started_at_ms"),
         "finished_at_ms": _optional(row, "finished_at_ms"),
         "last_error": _optional(row, "last_error"),
+        **_provenance(row),
     }
+
+
+# The provenance fields of an export record, in the order of the Rust
+# export; the engine's name is the record's `engine`.
+PROVENANCE_FIELDS = (
+    "widesweep_version",
+    "git_commit",
+    "engine_version",
+    "kernels",
+    "device",
+    "driver_version",
+    "cuda_version",
+    "cudnn_version",
+    "rng",
+    "dataset_sha256",
+    "hostname",
+)
+
+
+def _provenance(row: Any) -> Dict[str, Optional[str]]:
+    """Where the job's result came from; None before it has one."""
+    if not row.HasField("provenance"):
+        return {field: None for field in PROVENANCE_FIELDS}
+    return {field: getattr(row.provenance, field) for field in PROVENANCE_FIELDS}
 
 
 def _frame(records: Sequence[Record]) -> Any:

@@ -19,6 +19,8 @@ pub fn escape(text: &str) -> String {
             '^' => out.push_str("\\textasciicircum{}"),
             '±' => out.push_str("$\\pm$"),
             'Δ' => out.push_str("$\\Delta$"),
+            '†' => out.push_str("\\dag{}"),
+            '‡' => out.push_str("\\ddag{}"),
             c => out.push(c),
         }
     }

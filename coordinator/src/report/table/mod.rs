@@ -701,7 +701,7 @@ fn check_provenance(
         mixed.iter().map(|(place, cell)| format!("{place} ({})", cell.provenance_differs.join(", "))).collect();
     notes.push(format!(
         "‡ {} cell(s) pool seeds trained under different provenance, which changes results: {}; \
-         `widesweep provenance SWEEP` shows each job's, `widesweep rerun SWEEP --incomparable` re-trains the \
+         `widesweep export SWEEP` lists each job's, `widesweep rerun SWEEP --incomparable` re-trains the \
          odd ones out, --strict refuses such a table",
         mixed.len(),
         list.join("; ")

@@ -567,6 +567,22 @@ function renderJob(job) {
           ),
         )),
   );
+  // Where each succeeded attempt's result came from, newest first.
+  const recorded = job.attempts.filter((a) => a.provenance).reverse();
+  $("provenance").replaceChildren(
+    ...(recorded.length === 0
+      ? [el("p", { text: "No provenance recorded (no attempt has succeeded, or it predates provenance)." })]
+      : recorded.map((a) =>
+          el(
+            "dl",
+            { "data-attempt": String(a.attempt) },
+            ...definitionList([
+              ["attempt", `${a.attempt}: test error ${a.final_test_error != null ? (100 * a.final_test_error).toFixed(2) + "%" : "-"}`],
+              ...Object.entries(a.provenance).filter(([, v]) => v !== ""),
+            ]),
+          ),
+        )),
+  );
   $("checkpoints").replaceChildren(
     ...(job.checkpoints.length === 0
       ? [el("li", { text: "None stored." })]

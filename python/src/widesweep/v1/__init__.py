@@ -2,4 +2,4 @@
 
 #: Hex SHA-256 of sweep.proto then worker.proto, as these stubs were made
 #: from them; the coordinator serves its own (GetVersion).
-PROTO_SHA256 = "6aeaf0d06ee678ac965648377cd5ee8c9a8015d9c1749dca889ec3312a66046a"
+PROTO_SHA256 = "9fee320d380a2ff56af41d584a21d9318ae0e80ed8eac9505a7ae22ceb3de854"

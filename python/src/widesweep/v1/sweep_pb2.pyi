@@ -7,6 +7,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class JobsRef(_message.Message):
+    __slots__ = ("sweep", "job_ids", "new_sweep")
+    SWEEP_FIELD_NUMBER: _ClassVar[int]
+    JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    NEW_SWEEP_FIELD_NUMBER: _ClassVar[int]
+    sweep: str
+    job_ids: _containers.RepeatedScalarFieldContainer[int]
+    new_sweep: str
+    def __init__(self, sweep: _Optional[str] = ..., job_ids: _Optional[_Iterable[int]] = ..., new_sweep: _Optional[str] = ...) -> None: ...
+
+class RerunJobsResponse(_message.Message):
+    __slots__ = ("job_ids",)
+    JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    job_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, job_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class ListWorkersRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -218,7 +234,7 @@ class ResultsPage(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[JobResultRow, _Mapping]]] = ..., epochs: _Optional[_Iterable[_Union[JobEpoch, _Mapping]]] = ...) -> None: ...
 
 class JobResultRow(_message.Message):
-    __slots__ = ("job_id", "sweep", "cell_hash", "config", "depth_convention", "params", "forward_macs", "in_spec", "status", "attempt", "epochs_done", "final_train_loss", "final_train_error", "final_test_loss", "final_test_error", "best_test_error", "train_seconds", "mean_epoch_seconds", "recorded_seconds", "created_at_ms", "started_at_ms", "finished_at_ms", "last_error", "work")
+    __slots__ = ("job_id", "sweep", "cell_hash", "config", "depth_convention", "params", "forward_macs", "in_spec", "status", "attempt", "epochs_done", "final_train_loss", "final_train_error", "final_test_loss", "final_test_error", "best_test_error", "train_seconds", "mean_epoch_seconds", "recorded_seconds", "created_at_ms", "started_at_ms", "finished_at_ms", "last_error", "work", "provenance")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SWEEP_FIELD_NUMBER: _ClassVar[int]
     CELL_HASH_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +259,7 @@ class JobResultRow(_message.Message):
     FINISHED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     WORK_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_FIELD_NUMBER: _ClassVar[int]
     job_id: int
     sweep: str
     cell_hash: str
@@ -267,7 +284,8 @@ class JobResultRow(_message.Message):
     finished_at_ms: int
     last_error: str
     work: float
-    def __init__(self, job_id: _Optional[int] = ..., sweep: _Optional[str] = ..., cell_hash: _Optional[str] = ..., config: _Optional[_Union[_worker_pb2.CellConfig, _Mapping]] = ..., depth_convention: _Optional[str] = ..., params: _Optional[int] = ..., forward_macs: _Optional[int] = ..., in_spec: _Optional[bool] = ..., status: _Optional[str] = ..., attempt: _Optional[int] = ..., epochs_done: _Optional[int] = ..., final_train_loss: _Optional[float] = ..., final_train_error: _Optional[float] = ..., final_test_loss: _Optional[float] = ..., final_test_error: _Optional[float] = ..., best_test_error: _Optional[float] = ..., train_seconds: _Optional[float] = ..., mean_epoch_seconds: _Optional[float] = ..., recorded_seconds: _Optional[float] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., finished_at_ms: _Optional[int] = ..., last_error: _Optional[str] = ..., work: _Optional[float] = ...) -> None: ...
+    provenance: _worker_pb2.Provenance
+    def __init__(self, job_id: _Optional[int] = ..., sweep: _Optional[str] = ..., cell_hash: _Optional[str] = ..., config: _Optional[_Union[_worker_pb2.CellConfig, _Mapping]] = ..., depth_convention: _Optional[str] = ..., params: _Optional[int] = ..., forward_macs: _Optional[int] = ..., in_spec: _Optional[bool] = ..., status: _Optional[str] = ..., attempt: _Optional[int] = ..., epochs_done: _Optional[int] = ..., final_train_loss: _Optional[float] = ..., final_train_error: _Optional[float] = ..., final_test_loss: _Optional[float] = ..., final_test_error: _Optional[float] = ..., best_test_error: _Optional[float] = ..., train_seconds: _Optional[float] = ..., mean_epoch_seconds: _Optional[float] = ..., recorded_seconds: _Optional[float] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., finished_at_ms: _Optional[int] = ..., last_error: _Optional[str] = ..., work: _Optional[float] = ..., provenance: _Optional[_Union[_worker_pb2.Provenance, _Mapping]] = ...) -> None: ...
 
 class JobEpoch(_message.Message):
     __slots__ = ("job_id", "metrics")

@@ -91,6 +91,16 @@ class SweepServiceStub:
                 request_serializer=widesweep_dot_v1_dot_sweep__pb2.WorkerRef.SerializeToString,
                 response_deserializer=widesweep_dot_v1_dot_sweep__pb2.WorkerInfo.FromString,
                 _registered_method=True)
+        self.RerunJobs = channel.unary_unary(
+                '/widesweep.v1.SweepService/RerunJobs',
+                request_serializer=widesweep_dot_v1_dot_sweep__pb2.JobsRef.SerializeToString,
+                response_deserializer=widesweep_dot_v1_dot_sweep__pb2.RerunJobsResponse.FromString,
+                _registered_method=True)
+        self.CopyJobs = channel.unary_unary(
+                '/widesweep.v1.SweepService/CopyJobs',
+                request_serializer=widesweep_dot_v1_dot_sweep__pb2.JobsRef.SerializeToString,
+                response_deserializer=widesweep_dot_v1_dot_sweep__pb2.SweepStatus.FromString,
+                _registered_method=True)
 
 
 class SweepServiceServicer:
@@ -188,6 +198,26 @@ class SweepServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RerunJobs(self, request, context):
+        """Hands finished jobs of a sweep back to the queue, to be trained again
+        from scratch under whatever build and data the next worker has: a new
+        attempt each, the earlier attempts (with their results and provenance)
+        kept in the history. Jobs not finished are left alone; the response
+        lists those requeued. FAILED_PRECONDITION for a cancelled sweep.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CopyJobs(self, request, context):
+        """A new sweep `new_sweep` holding a copy of each named finished job of
+        `sweep` (same cell, same seed), pending: `widesweep verify` trains them
+        again and compares. FAILED_PRECONDITION when `new_sweep` exists.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SweepServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -245,6 +275,16 @@ def add_SweepServiceServicer_to_server(servicer, server):
                     servicer.ReleaseWorker,
                     request_deserializer=widesweep_dot_v1_dot_sweep__pb2.WorkerRef.FromString,
                     response_serializer=widesweep_dot_v1_dot_sweep__pb2.WorkerInfo.SerializeToString,
+            ),
+            'RerunJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.RerunJobs,
+                    request_deserializer=widesweep_dot_v1_dot_sweep__pb2.JobsRef.FromString,
+                    response_serializer=widesweep_dot_v1_dot_sweep__pb2.RerunJobsResponse.SerializeToString,
+            ),
+            'CopyJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.CopyJobs,
+                    request_deserializer=widesweep_dot_v1_dot_sweep__pb2.JobsRef.FromString,
+                    response_serializer=widesweep_dot_v1_dot_sweep__pb2.SweepStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -546,6 +586,60 @@ class SweepService:
             '/widesweep.v1.SweepService/ReleaseWorker',
             widesweep_dot_v1_dot_sweep__pb2.WorkerRef.SerializeToString,
             widesweep_dot_v1_dot_sweep__pb2.WorkerInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RerunJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/widesweep.v1.SweepService/RerunJobs',
+            widesweep_dot_v1_dot_sweep__pb2.JobsRef.SerializeToString,
+            widesweep_dot_v1_dot_sweep__pb2.RerunJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CopyJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/widesweep.v1.SweepService/CopyJobs',
+            widesweep_dot_v1_dot_sweep__pb2.JobsRef.SerializeToString,
+            widesweep_dot_v1_dot_sweep__pb2.SweepStatus.FromString,
             options,
             channel_credentials,
             insecure,

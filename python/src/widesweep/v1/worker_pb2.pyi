@@ -226,20 +226,50 @@ class LeaseRenewal(_message.Message):
     def __init__(self, lease_expires_at_ms: _Optional[int] = ...) -> None: ...
 
 class CompleteJobRequest(_message.Message):
-    __slots__ = ("job_id", "attempt", "final_metrics", "best_test_error", "train_seconds", "lease_token")
+    __slots__ = ("job_id", "attempt", "final_metrics", "best_test_error", "train_seconds", "lease_token", "provenance")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     FINAL_METRICS_FIELD_NUMBER: _ClassVar[int]
     BEST_TEST_ERROR_FIELD_NUMBER: _ClassVar[int]
     TRAIN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LEASE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_FIELD_NUMBER: _ClassVar[int]
     job_id: int
     attempt: int
     final_metrics: EpochMetrics
     best_test_error: float
     train_seconds: float
     lease_token: str
-    def __init__(self, job_id: _Optional[int] = ..., attempt: _Optional[int] = ..., final_metrics: _Optional[_Union[EpochMetrics, _Mapping]] = ..., best_test_error: _Optional[float] = ..., train_seconds: _Optional[float] = ..., lease_token: _Optional[str] = ...) -> None: ...
+    provenance: Provenance
+    def __init__(self, job_id: _Optional[int] = ..., attempt: _Optional[int] = ..., final_metrics: _Optional[_Union[EpochMetrics, _Mapping]] = ..., best_test_error: _Optional[float] = ..., train_seconds: _Optional[float] = ..., lease_token: _Optional[str] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ...) -> None: ...
+
+class Provenance(_message.Message):
+    __slots__ = ("widesweep_version", "git_commit", "engine", "engine_version", "kernels", "device", "driver_version", "cuda_version", "cudnn_version", "rng", "dataset_sha256", "hostname")
+    WIDESWEEP_VERSION_FIELD_NUMBER: _ClassVar[int]
+    GIT_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    KERNELS_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CUDA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CUDNN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RNG_FIELD_NUMBER: _ClassVar[int]
+    DATASET_SHA256_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    widesweep_version: str
+    git_commit: str
+    engine: str
+    engine_version: str
+    kernels: str
+    device: str
+    driver_version: str
+    cuda_version: str
+    cudnn_version: str
+    rng: str
+    dataset_sha256: str
+    hostname: str
+    def __init__(self, widesweep_version: _Optional[str] = ..., git_commit: _Optional[str] = ..., engine: _Optional[str] = ..., engine_version: _Optional[str] = ..., kernels: _Optional[str] = ..., device: _Optional[str] = ..., driver_version: _Optional[str] = ..., cuda_version: _Optional[str] = ..., cudnn_version: _Optional[str] = ..., rng: _Optional[str] = ..., dataset_sha256: _Optional[str] = ..., hostname: _Optional[str] = ...) -> None: ...
 
 class CompleteJobResponse(_message.Message):
     __slots__ = ()
