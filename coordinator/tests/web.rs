@@ -354,7 +354,11 @@ fn same_cell(shown: &str, expected: &serde_json::Value) -> bool {
         serde_json::Value::Number(number) => shown
             .parse::<f64>()
             .is_ok_and(|value| (value - number.as_f64().unwrap()).abs() <= 1e-9 * value.abs().max(1.0)),
-        // Booleans and arrays are not among the columns a page shows.
+        // A list (the provenance fields a cell's seeds differ in) as "a, b".
+        serde_json::Value::Array(items) => {
+            shown
+                == items.iter().map(|i| i.as_str().map_or(i.to_string(), str::to_string)).collect::<Vec<_>>().join(", ")
+        }
         other => other.as_bool().is_some_and(|b| shown == if b { "true" } else { "false" }),
     }
 }

@@ -138,6 +138,7 @@ const DECIMALS = { value: 2, std: 2, ci95_lo: 2, ci95_hi: 2, delta: 2, mean_diff
 
 function cellOf(key, value) {
   if (value == null) return el("td", { "data-value": "", text: "" });
+  if (Array.isArray(value)) return el("td", { "data-value": value.join(", "), text: value.join(", ") });
   if (typeof value !== "number") return el("td", { "data-value": String(value), text: String(value) });
   const text = key in DECIMALS ? value.toFixed(DECIMALS[key]) : String(value);
   return el("td", { class: "num", "data-value": String(value), text });
