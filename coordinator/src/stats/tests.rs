@@ -450,7 +450,9 @@ fn seeded(values: &[f64]) -> Vec<(u64, f64)> {
 fn paired_t_matches_scipy() {
     // scipy.stats.ttest_rel(a, b) and its confidence_interval(0.95),
     // scipy 1.17.1: (a, b, mean difference, t, p, ci lo, ci hi).
-    let cases: [(&[f64], &[f64], f64, f64, f64, f64, f64); 6] = [
+    // (a, b, mean difference, t, p, ci lo, ci hi)
+    type Case<'a> = (&'a [f64], &'a [f64], f64, f64, f64, f64, f64);
+    let cases: [Case; 6] = [
         (
             &SIG_A,
             &SIG_B,
