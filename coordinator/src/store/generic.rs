@@ -311,22 +311,29 @@ where
         }
     }
 
-    /// Records how the attempt of `fence` ended (`outcome`; for a failure
-    /// its class and error), in the transaction that ends it.
+    /// Records how the attempt of `fence` ended, in the transaction that
+    /// ends it.
     pub(super) async fn end_attempt(
         tx: &mut Transaction<'static, D::Db>,
         fence: Fence,
         now: Millis,
-        outcome: &str,
-        failure: Option<(ErrorClass, &str)>,
+        ending: Ending<'_>,
     ) -> Result<()> {
+        let (outcome, (class, error), (provenance, test_error)) = match ending {
+            Ending::Succeeded { test_error, provenance } => ("succeeded", ("", ""), (provenance, test_error)),
+            Ending::Failed(class, error) => ("failed", (class.as_str(), error), ("", 0.0)),
+            Ending::Released => ("released", ("", ""), ("", 0.0)),
+            Ending::Lost => ("lost", ("", ""), ("", 0.0)),
+        };
         sqlx::query(ATTEMPT_ENDED)
             .bind(fence.job_id)
             .bind(i64::from(fence.attempt))
             .bind(now)
             .bind(outcome)
-            .bind(failure.map_or("", |(class, _)| class.as_str()))
-            .bind(failure.map_or("", |(_, error)| error))
+            .bind(class)
+            .bind(error)
+            .bind(provenance)
+            .bind(test_error)
             .execute(&mut **tx)
             .await?;
         Ok(())
@@ -358,6 +365,20 @@ where
         }
         Ok(orphans)
     }
+}
+
+/// How an attempt ended, with what its `attempts` row keeps of it.
+pub(super) enum Ending<'a> {
+    /// Its final test error and the provenance JSON ("" for none).
+    Succeeded {
+        test_error: f64,
+        provenance: &'a str,
+    },
+    Failed(ErrorClass, &'a str),
+    /// Handed back by a stopping worker.
+    Released,
+    /// Its lease expired.
+    Lost,
 }
 
 /// The `WHERE` of a statement that names a sweep by id (all digits) or by

@@ -6,7 +6,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type}
 
 use super::columns::{self, Columns};
 use super::dialect::Dialect;
-use super::generic::Sql;
+use super::generic::{Ending, Sql};
 use super::statements::*;
 use super::*;
 
@@ -244,16 +244,6 @@ where
         .bind(provenance.as_str())
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE attempts SET provenance_json = NULLIF($3, ''), final_test_error = $4 \
-             WHERE job_id = $1 AND attempt = $2",
-        )
-        .bind(fence.job_id)
-        .bind(i64::from(fence.attempt))
-        .bind(provenance.as_str())
-        .bind(m.test_error)
-        .execute(&mut *tx)
-        .await?;
         let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM checkpoints WHERE job_id = $1")
             .bind(fence.job_id)
             .fetch_one(&mut *tx)
@@ -262,7 +252,8 @@ where
         if let Some((sweep_id, target)) = adaptive {
             Sql::<D>::add_seeds_in(&mut tx, sweep_id, target, Some(fence.job_id)).await?;
         }
-        Sql::<D>::end_attempt(&mut tx, fence, now, "succeeded", None).await?;
+        let ending = Ending::Succeeded { test_error: m.test_error, provenance: &provenance };
+        Sql::<D>::end_attempt(&mut tx, fence, now, ending).await?;
         tx.commit().await?;
         Ok(orphans)
     }
@@ -306,7 +297,7 @@ where
             drop(tx);
             return Err(Sql::<D>::fence_error(self.writer(), fence, None).await);
         };
-        Sql::<D>::end_attempt(&mut tx, fence, now, "failed", Some((failure.class, failure.error))).await?;
+        Sql::<D>::end_attempt(&mut tx, fence, now, Ending::Failed(failure.class, failure.error)).await?;
         if status != JobStatus::Pending.as_str() {
             sqlx::query(&SPEND_FAILURE_BUDGET).bind(fence.job_id).bind(now).execute(&mut *tx).await?;
         }
@@ -348,7 +339,7 @@ where
             drop(tx);
             return Err(Sql::<D>::fence_error(self.writer(), fence, None).await);
         }
-        Sql::<D>::end_attempt(&mut tx, fence, now, "released", None).await?;
+        Sql::<D>::end_attempt(&mut tx, fence, now, Ending::Released).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -386,7 +377,7 @@ where
         let reaped = sqlx::query(&REAP_EXPIRED).bind(now).fetch_all(&mut *tx).await?;
         for row in &reaped {
             let fence = Fence { job_id: row.big("id")?, attempt: row.int("attempt")?, token: LeaseDigest::NONE };
-            Sql::<D>::end_attempt(&mut tx, fence, now, "lost", None).await?;
+            Sql::<D>::end_attempt(&mut tx, fence, now, Ending::Lost).await?;
             if columns::job_status(row)? == JobStatus::Failed {
                 sqlx::query(&SPEND_FAILURE_BUDGET).bind(fence.job_id).bind(now).execute(&mut *tx).await?;
             }

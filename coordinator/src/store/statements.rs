@@ -59,7 +59,8 @@ pub(super) static QUARANTINE_WORKER: std::sync::LazyLock<String> = std::sync::La
 /// Ends attempt $2 of job $1 at $3 with outcome $4 (and, for a failure,
 /// the class $5 and error $6; empty otherwise).
 pub(super) const ATTEMPT_ENDED: &str = "UPDATE attempts SET ended_at_ms = $3, outcome = $4, \
-     error_class = NULLIF($5, ''), error = NULLIF($6, '') WHERE job_id = $1 AND attempt = $2";
+     error_class = NULLIF($5, ''), error = NULLIF($6, ''), provenance_json = NULLIF($7, ''), \
+     final_test_error = CASE WHEN $4 = 'succeeded' THEN $8 END WHERE job_id = $1 AND attempt = $2";
 
 /// What a claim sets, from binds $1 (worker_id) .. $4 (now) and $5 (the
 /// lease token's digest). The attempt grows at every claim: it orders

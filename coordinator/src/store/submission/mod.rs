@@ -229,17 +229,8 @@ where
         let mut tx = self.begin_write().await?;
         // The state is read under the row's lock, in the transaction that
         // changes it: a cancel racing a pause or resume cannot be undone by it.
-        let (filter, id) = sweep_filter(sweep);
-        let sql = format!("SELECT s.id, s.name, s.state FROM sweeps s{filter}{}", D::LOCK_ROW);
-        let query = sqlx::query(&sql);
-        let query = match id {
-            Some(id) => query.bind(id),
-            None => query.bind(sweep),
-        };
-        let row = query.fetch_optional(&mut *tx).await?.ok_or_else(|| StoreError::SweepNotFound(sweep.to_string()))?;
-        let sweep_id = row.big("id")?;
-        let name = row.text("name")?;
-        let target = match (columns::sweep_state(&row)?, action) {
+        let (sweep_id, name, state) = locked_sweep::<D>(&mut tx, sweep).await?;
+        let target = match (state, action) {
             (SweepState::Cancelled, SweepAction::Cancel) => None,
             (SweepState::Cancelled, _) => {
                 return Err(StoreError::SweepConflict {
@@ -357,9 +348,12 @@ where
     }
 }
 
-/// Locks the named sweep's row for the transaction; its id and name. A
-/// cancelled sweep is refused: its jobs are not to be trained again.
-async fn lock_sweep<D: Dialect>(tx: &mut sqlx::Transaction<'static, D::Db>, sweep: &str) -> Result<(i64, String)>
+/// The named (or numbered) sweep's row, locked until `tx` ends: its id,
+/// name and state.
+async fn locked_sweep<D: Dialect>(
+    tx: &mut sqlx::Transaction<'static, D::Db>,
+    sweep: &str,
+) -> Result<(i64, String, SweepState)>
 where
     for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
     for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
@@ -375,14 +369,26 @@ where
         None => query.bind(sweep),
     };
     let row = query.fetch_optional(&mut **tx).await?.ok_or_else(|| StoreError::SweepNotFound(sweep.to_string()))?;
-    let name = row.text("name")?;
-    if columns::sweep_state(&row)? == SweepState::Cancelled {
-        return Err(StoreError::SweepConflict {
+    Ok((row.big("id")?, row.text("name")?, columns::sweep_state(&row)?))
+}
+
+/// [`locked_sweep`] for training its jobs again: its id and name, a
+/// cancelled sweep refused.
+async fn lock_sweep<D: Dialect>(tx: &mut sqlx::Transaction<'static, D::Db>, sweep: &str) -> Result<(i64, String)>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+    <D::Db as Database>::Row: Columns,
+    for<'q> &'q str: Type<D::Db> + Encode<'q, D::Db>,
+    i64: Type<D::Db> + for<'q> Encode<'q, D::Db>,
+{
+    match locked_sweep::<D>(tx, sweep).await? {
+        (_, name, SweepState::Cancelled) => Err(StoreError::SweepConflict {
             sweep: name,
             message: "is cancelled: its jobs are not trained again (submit its spec as a new sweep)".to_string(),
-        });
+        }),
+        (id, name, _) => Ok((id, name)),
     }
-    Ok((row.big("id")?, name))
 }
 
 /// `($1, .., $columns), ($columns + 1, ..), ..` for `rows` rows, each
