@@ -141,10 +141,9 @@ pub fn job_record(row: &ResultRow) -> Record {
     // Where the result came from; null before a result (or one recorded
     // before provenance was). The engine's name is the `engine` column.
     let none = Provenance::default();
-    let recorded = row.provenance.as_ref().map(Provenance::fields);
-    for (i, (field, _)) in none.fields().into_iter().enumerate() {
+    for (field, value) in row.provenance.as_ref().unwrap_or(&none).fields() {
         if field != "engine" {
-            m.insert(field, recorded.as_ref().map_or(Value::Null, |fields| Value::from(fields[i].1)));
+            m.insert(field, if row.provenance.is_some() { Value::from(value) } else { Value::Null });
         }
     }
     m

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use super::ReportError;
 use super::axis::Axis;
 use super::table::filter;
-use crate::store::{JobConfig, JobStatus, ResultRow};
+use crate::store::{JobConfig, JobStatus, Provenance, ResultRow};
 
 /// The finished (succeeded or failed) jobs of `rows` that match every
 /// filter; with `incomparable`, only those of cells whose results differ
@@ -25,21 +25,17 @@ pub fn select(
     }
     // A cell is its jobs' configuration but for the seed (a job's hash
     // covers its seed too).
-    let mut cells: HashMap<String, Vec<&ResultRow>> = HashMap::new();
-    for row in chosen.iter().filter(|r| r.status == JobStatus::Succeeded && r.provenance.is_some()) {
-        let cell = format!("{:?}", JobConfig { seed: 0, ..row.config.clone() });
-        cells.entry(cell).or_default().push(row);
+    let mut cells: HashMap<String, Vec<(&ResultRow, &Provenance)>> = HashMap::new();
+    for row in chosen.iter().filter(|r| r.status == JobStatus::Succeeded) {
+        if let Some(provenance) = &row.provenance {
+            let cell = format!("{:?}", JobConfig { seed: 0, ..row.config.clone() });
+            cells.entry(cell).or_default().push((row, provenance));
+        }
     }
     let mut ids = Vec::new();
     for jobs in cells.values() {
-        let newest = jobs.iter().max_by_key(|r| (r.finished_at_ms, r.job_id)).expect("a cell has a job");
-        let reference = newest.provenance.as_ref().expect("filtered on provenance");
-        for job in jobs {
-            let provenance = job.provenance.as_ref().expect("filtered on provenance");
-            if !reference.differences(provenance).is_empty() {
-                ids.push(job.job_id);
-            }
-        }
+        let (_, reference) = jobs.iter().max_by_key(|(r, _)| (r.finished_at_ms, r.job_id)).expect("a cell has a job");
+        ids.extend(jobs.iter().filter(|(_, p)| !reference.differences(p).is_empty()).map(|(r, _)| r.job_id));
     }
     ids.sort_unstable();
     Ok(ids)
