@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
+use rand::SeedableRng;
 use widesweep_coordinator::store::{JobStatus, Provenance, ResultRow};
 use widesweep_proto::v1 as pb;
 
@@ -130,19 +131,11 @@ fn percent(fraction: Option<f64>) -> String {
 pub fn sample(jobs: &[i64], n: usize, seed: u64) -> Vec<i64> {
     let mut pool = jobs.to_vec();
     pool.sort_unstable();
-    let mut state = seed;
-    for i in (1..pool.len()).rev() {
-        // SplitMix64 steps: a shuffle that depends on the seed alone.
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        pool.swap(i, (z % (i as u64 + 1)) as usize);
-    }
-    pool.truncate(n);
-    pool.sort_unstable();
-    pool
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut picked: Vec<i64> =
+        rand::seq::index::sample(&mut rng, pool.len(), n.min(pool.len())).into_iter().map(|i| pool[i]).collect();
+    picked.sort_unstable();
+    picked
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {

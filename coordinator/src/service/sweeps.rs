@@ -215,8 +215,9 @@ impl SweepService for Sweeps {
         check_job_list(&request.job_ids)?;
         if !crate::spec::valid_name(&request.new_sweep) {
             return Err(Status::invalid_argument(format!(
-                "new_sweep {:?} is not a sweep name: use 1 to 100 letters, digits, '-', '_' or '.', not only digits",
-                super::text::escaped(&request.new_sweep, 200)
+                "new_sweep {:?} is not a sweep name: use {}",
+                super::text::escaped(&request.new_sweep, 200),
+                crate::spec::NAME_RULE
             )));
         }
         let sweep = printable("sweep", &request.sweep)?;

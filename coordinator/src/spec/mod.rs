@@ -32,11 +32,17 @@ pub const LARGE_SWEEP_JOBS: u64 = 100_000;
 /// in memory and in transaction size.
 pub const MAX_SWEEP_JOBS: u64 = 5_000_000;
 
-/// Whether `name` can name a sweep: 1 to 100 letters, digits, '-', '_'
-/// or '.', not only digits (an all-digit reference is a sweep's id).
+/// The longest sweep name; [`NAME_RULE`] says the same number.
+const NAME_MAX: usize = 100;
+
+/// What [`valid_name`] accepts, as errors say it.
+pub const NAME_RULE: &str = "1 to 100 letters, digits, '-', '_' or '.', not only digits";
+
+/// Whether `name` can name a sweep ([`NAME_RULE`]; an all-digit
+/// reference is a sweep's id).
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= raw::NAME_MAX
+        && name.len() <= NAME_MAX
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !name.chars().all(|c| c.is_ascii_digit())
 }

@@ -141,8 +141,6 @@ impl<T> OneOrMany<T> {
     }
 }
 
-pub(super) const NAME_MAX: usize = 100;
-
 // The ranges of the spec's integers, from the architecture's own limits
 // (usize constants of at most 9604: these casts widen).
 const L_RANGE: RangeInclusive<i64> = 1..=MAX_CONVS_PER_BLOCK as i64;
@@ -161,13 +159,7 @@ impl RawSpec {
     pub(super) fn validate(self) -> Result<Spec, SpecError> {
         let name = self.name.trim().to_string();
         if !super::valid_name(&name) {
-            return Err(SpecError::field(
-                "name",
-                format!(
-                    "{:?} is invalid: use 1 to {NAME_MAX} letters, digits, '-', '_' or '.', not only digits",
-                    self.name
-                ),
-            ));
+            return Err(SpecError::field("name", format!("{:?} is invalid: use {}", self.name, super::NAME_RULE)));
         }
         let dataset: Dataset = self
             .dataset

@@ -98,7 +98,8 @@ pub(super) struct Slot {
     pub quarantine: Quarantine,
     /// Set (for the whole worker) when a slot left in quarantine.
     pub quarantined: Arc<AtomicBool>,
-    /// The host and device each result's provenance names.
+    /// The host and device (its kind read once, for every lease and each
+    /// result's provenance).
     pub machine: Arc<super::provenance::Machine>,
 }
 
@@ -124,7 +125,7 @@ impl Slot {
             worker_id: self.worker_id,
             worker_secret: self.worker_secret.clone(),
             device: self.device_spec.to_string(),
-            device_kind: self.device_spec.kind(),
+            device_kind: self.machine.device.clone(),
         };
         let idle = Patience::Idle(self.shutdown.clone());
         // When the previous job ended: the device idles from then until
