@@ -21,4 +21,4 @@ echo "== plan: what the spec expands to, without a database"
 echo "== run: coordinator, worker and progress in one process; the table at the end"
 echo "   (a second terminal can add a worker: $bin work --coordinator http://127.0.0.1:7070 --devices cpu)"
 "$bin" run examples/quickstart.toml --db "sqlite://$workdir/widesweep.db" --artifacts "$workdir/artifacts" \
-    --data-dir "$workdir/data" --devices cpu
+    --data-dir "$workdir/data" --devices cpu --baseline 'block=B(3,3)'
