@@ -192,7 +192,8 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         reruns.iter().map(|r| ((r.cell_hash.as_str(), r.config.seed), r)).collect();
     let mut mismatches = 0;
     for recorded in rows.iter().filter(|r| chosen.contains(&r.job_id)) {
-        let label = format!("job {} ({}, seed {})", recorded.job_id, recorded.config.label(), recorded.config.seed);
+        // The label names the cell and its seed.
+        let label = format!("job {} ({})", recorded.job_id, recorded.config.label());
         let Some(rerun) = by_cell.get(&(recorded.cell_hash.as_str(), recorded.config.seed)) else {
             println!("{label}: NOT reproduced: no re-run in {name}");
             mismatches += 1;
